@@ -1,0 +1,28 @@
+"""Webhook intake: the public route 8x8 calls. Trusted only by its signature."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from casebridge import webhooks
+from casebridge.api import build_resolver, json_response, raw_body
+from casebridge.observability import logger, metrics, tracer
+from casebridge.services import get_services
+
+app = build_resolver()
+
+
+@app.post("/webhooks/8x8")
+def receive_webhook() -> Any:
+    event = app.current_event
+    headers = {name.lower(): value for name, value in (event.headers or {}).items()}
+    return json_response(200, webhooks.handle_webhook(get_services(), headers, raw_body(app)))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

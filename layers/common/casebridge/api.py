@@ -1,0 +1,111 @@
+"""The business API's plumbing, shared by the handlers: a resolver whose errors are always JSON
+`{"error": {"code", "message"}}`, and the helpers that read path, query and body."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any, TypeVar
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from pydantic import BaseModel, ValidationError
+
+from casebridge.errors import CasebridgeError, InvalidRequest, PayloadTooLarge
+from casebridge.models import CASE_ID_RE
+from casebridge.observability import logger
+
+MAX_BODY_BYTES = 256 * 1024
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(body, separators=(",", ":")),
+        headers=headers,
+    )
+
+
+def error_response(error: CasebridgeError) -> Response[str]:
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else None
+    return json_response(error.status_code, error.body(), headers)
+
+
+def validation_details(error: ValidationError) -> list[dict[str, str]]:
+    return [
+        {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
+        for e in error.errors(include_url=False, include_input=False)
+    ]
+
+
+def build_resolver() -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver()
+
+    @app.exception_handler(CasebridgeError)  # type: ignore[untyped-decorator]
+    def _domain_error(error: CasebridgeError) -> Response[str]:
+        log = logger.warning if error.status_code < 500 else logger.error
+        log("request failed", extra={"errorCode": error.code, "status": error.status_code})
+        return error_response(error)
+
+    @app.exception_handler(ValidationError)  # type: ignore[untyped-decorator]
+    def _invalid(error: ValidationError) -> Response[str]:
+        return error_response(InvalidRequest("request body is not valid", details=validation_details(error)))
+
+    @app.not_found
+    def _no_route(_: Exception) -> Response[str]:
+        event = app.current_event
+        return json_response(
+            404, {"error": {"code": "RouteNotFound", "message": f"no route {event.http_method} {event.path}"}}
+        )
+
+    @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
+    def _unexpected(error: Exception) -> Response[str]:
+        logger.exception("unexpected error")
+        return json_response(500, {"error": {"code": "InternalError", "message": "internal error; it was logged"}})
+
+    return app
+
+
+def case_id_from_path(value: str) -> str:
+    if not CASE_ID_RE.match(value):
+        raise InvalidRequest("caseId must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+    return value
+
+
+def raw_body(app: APIGatewayRestResolver) -> bytes:
+    """The body's bytes exactly as sent (API Gateway base64-encodes binary media types)."""
+    event = app.current_event
+    body = event.body or ""
+    try:
+        raw = base64.b64decode(body, validate=True) if event.is_base64_encoded else body.encode()
+    except (binascii.Error, ValueError):
+        raise InvalidRequest("request body is not valid base64") from None
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes")
+    return raw
+
+
+def parse_body(app: APIGatewayRestResolver, model: type[Model], *, optional: bool = False) -> Model:
+    raw = raw_body(app)
+    if not raw.strip():
+        if optional:
+            return model()
+        raise InvalidRequest("request body is required (JSON)")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    return model.model_validate(data)
+
+
+def int_query(app: APIGatewayRestResolver, name: str, default: int, low: int, high: int) -> int:
+    value = app.current_event.get_query_string_value(name)
+    if value is None:
+        return default
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise InvalidRequest(f"'{name}' must be an integer from {low} to {high}")
+    return int(value)

@@ -1,0 +1,192 @@
+"""Verify 8x8's `x-8x8-signature`: a JWS (RS256) with detached, unencoded payload (RFC 7515 + RFC 7797).
+
+The signed payload is rebuilt from the headers and a CRC32 of the raw body bytes as received, so nothing
+here ever re-serialises the body. Every check that needs no key runs before any key is fetched.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import threading
+import time
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import RSAKey
+
+from casebridge.contact_center import http
+from casebridge.errors import ContactCenterError, SigningKeyUnavailable, Unauthorized
+from casebridge.observability import logger
+
+SIGNATURE_HEADERS = (
+    "x-8x8-signature",
+    "x-8x8-event-id",
+    "x-8x8-retry",
+    "x-8x8-transmission-time",
+    "x-8x8-tenant-id",
+    "x-8x8-customer-id",
+)
+_COMPACT_DETACHED = re.compile(r"^([A-Za-z0-9_-]{1,1024})\.\.([A-Za-z0-9_-]{1,1400})$")
+_KID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_ALLOWED_HEADER_PARAMS = {"alg", "b64", "crit", "kid", "typ"}
+_REGISTRY = jws.JWSRegistry(algorithms=["RS256"])
+_UNKNOWN_KID_TTL_S = 60.0
+
+
+@dataclass(frozen=True)
+class VerifiedDelivery:
+    tenant_id: str
+    event_id: str
+    customer_id: str
+    retry: int
+    transmission_time: int
+    kid: str
+
+
+def _b64url_json(segment: str) -> Any:
+    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+
+
+def signing_payload(body: bytes, customer_id: str, event_id: str, retry: int, tenant_id: str, tt: int) -> bytes:
+    """The exact bytes 8x8 signs: compact JSON, keys in this order, CRC32 over the raw body."""
+    checksum = zlib.crc32(body) & 0xFFFFFFFF
+    return json.dumps(
+        {"checksum": checksum, "cid": customer_id, "eid": event_id, "retry": retry, "tid": tenant_id, "tt": tt},
+        separators=(",", ":"),
+    ).encode()
+
+
+class JwkCache:
+    """Public keys by kid: fetched once, kept for the container's life (a kid never changes its key)."""
+
+    def __init__(
+        self, fetch: Callable[[str], Mapping[str, Any] | None], clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._fetch = fetch
+        self._clock = clock
+        self._keys: dict[str, RSAKey] = {}
+        self._unknown: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self.fetches = 0
+
+    def get(self, kid: str) -> RSAKey | None:
+        key = self._keys.get(kid)
+        if key is not None:
+            return key
+        with self._lock:
+            if kid in self._keys:
+                return self._keys[kid]
+            if self._clock() < self._unknown.get(kid, 0.0):
+                return None
+            self.fetches += 1
+            jwk = self._fetch(kid)
+            if jwk is None:
+                self._unknown[kid] = self._clock() + _UNKNOWN_KID_TTL_S
+                return None
+            try:
+                key = RSAKey.import_key(dict(jwk))
+            except (JoseError, ValueError, TypeError) as error:
+                raise SigningKeyUnavailable(f"the key for kid {kid} is not an RSA JWK") from error
+            self._keys[kid] = key
+            return key
+
+
+def http_jwk_fetcher(
+    base_url: str, region: str, *, timeout: float = 3.0, session: requests.Session | None = None
+) -> Callable[[str], Mapping[str, Any] | None]:
+    own_session = session or http.new_session()
+
+    def fetch(kid: str) -> Mapping[str, Any] | None:
+        url = f"{base_url.rstrip('/')}/vcc/{region}/chat/v2/jwk/{kid}/public"
+        try:
+            answer = http.request(own_session, "GET", url, "jwk", timeout)
+        except ContactCenterError as error:
+            if error.upstream_status == 404:
+                return None
+            raise SigningKeyUnavailable(f"8x8's key endpoint failed for kid {kid}", retry_after=5) from error
+        body: Any = answer.json()
+        if isinstance(body, str):  # the v2 contract types this answer as a JSON string
+            body = json.loads(body)
+        if not isinstance(body, dict):
+            raise SigningKeyUnavailable(f"8x8's key endpoint sent no JWK for kid {kid}")
+        return body
+
+    return fetch
+
+
+class WebhookVerifier:
+    def __init__(
+        self, tenant_id: str, keys: JwkCache, *, tolerance_s: int = 300, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.tenant_id = tenant_id
+        self.keys = keys
+        self.tolerance_ms = tolerance_s * 1000
+        self.clock = clock
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> VerifiedDelivery:
+        """Headers must already be lower-cased. Raises Unauthorized, or SigningKeyUnavailable (retryable)."""
+        missing = [name for name in SIGNATURE_HEADERS if not headers.get(name)]
+        if missing:
+            raise Unauthorized(f"missing webhook header(s): {', '.join(missing)}")
+        event_id, tenant_id, customer_id = (
+            headers["x-8x8-event-id"],
+            headers["x-8x8-tenant-id"],
+            headers["x-8x8-customer-id"],
+        )
+        for name, value in (
+            ("x-8x8-event-id", event_id),
+            ("x-8x8-tenant-id", tenant_id),
+            ("x-8x8-customer-id", customer_id),
+        ):
+            if not _ID.match(value):
+                raise Unauthorized(f"{name} is not a valid id")
+        try:
+            retry, tt = int(headers["x-8x8-retry"]), int(headers["x-8x8-transmission-time"])
+        except ValueError:
+            raise Unauthorized("x-8x8-retry and x-8x8-transmission-time must be integers") from None
+        if tenant_id != self.tenant_id:
+            raise Unauthorized("webhook is for another tenant")
+        if abs(self.clock() * 1000 - tt) > self.tolerance_ms:
+            raise Unauthorized("x-8x8-transmission-time is outside the accepted window")
+        kid = self._check_protected_header(headers["x-8x8-signature"])
+        key = self.keys.get(kid)
+        if key is None:
+            raise Unauthorized("unknown signing key")
+        payload = signing_payload(body, customer_id, event_id, retry, tenant_id, tt)
+        try:
+            jws.deserialize_compact(headers["x-8x8-signature"], key, payload=payload, registry=_REGISTRY)
+        except (JoseError, ValueError) as error:
+            logger.warning("webhook signature rejected", extra={"eventId": event_id, "reason": type(error).__name__})
+            raise Unauthorized("signature does not verify") from None
+        return VerifiedDelivery(tenant_id, event_id, customer_id, retry, tt, kid)
+
+    @staticmethod
+    def _check_protected_header(signature: str) -> str:
+        match = _COMPACT_DETACHED.match(signature)
+        if not match:
+            raise Unauthorized("x-8x8-signature is not a compact JWS with detached payload")
+        try:
+            header = _b64url_json(match.group(1))
+        except (binascii.Error, ValueError, UnicodeDecodeError):
+            raise Unauthorized("x-8x8-signature has an unreadable protected header") from None
+        if not isinstance(header, dict):
+            raise Unauthorized("x-8x8-signature has an unreadable protected header")
+        if set(header) - _ALLOWED_HEADER_PARAMS:
+            raise Unauthorized("x-8x8-signature has unexpected header parameters")
+        if header.get("alg") != "RS256":
+            raise Unauthorized("x-8x8-signature must use RS256")
+        if header.get("b64") is not False or header.get("crit") != ["b64"]:
+            raise Unauthorized("x-8x8-signature must be an unencoded payload JWS (b64 false, crit [b64])")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not _KID.match(kid):
+            raise Unauthorized("x-8x8-signature has a missing or malformed kid")
+        return kid

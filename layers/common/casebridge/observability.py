@@ -1,0 +1,11 @@
+"""Logger, Tracer and Metrics, set up once per container and shared by every module."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+SERVICE = "casebridge"
+
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE)
+metrics = Metrics(namespace="Casebridge", service=SERVICE)

@@ -1,0 +1,46 @@
+"""Typed settings, parsed once from the function's environment (template.yaml sets every variable)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    cases_table_name: str = Field(alias="CASES_TABLE_NAME", min_length=1)
+    event_bus_name: str = Field(alias="EVENT_BUS_NAME", default="default")
+    outbound_queue_url: str = Field(alias="OUTBOUND_QUEUE_URL", default="")
+    outbound_dead_letter_queue_url: str = Field(alias="OUTBOUND_DLQ_URL", default="")
+    contact_center_base_url: HttpUrl = Field(alias="EIGHTXEIGHT_BASE_URL", default=HttpUrl("https://api.8x8.com"))
+    contact_center_region: Literal["us", "eu", "ca", "ap"] = Field(alias="EIGHTXEIGHT_REGION", default="us")
+    tenant_id: str = Field(alias="EIGHTXEIGHT_TENANT_ID", min_length=1)
+    channel_id: str = Field(alias="EIGHTXEIGHT_CHANNEL_ID", default="")
+    credentials_secret_id: str = Field(alias="EIGHTXEIGHT_SECRET_ARN", default="")
+    http_timeout_seconds: float = Field(alias="HTTP_TIMEOUT_SECONDS", default=5.0, gt=0)
+    webhook_tolerance_seconds: int = Field(alias="WEBHOOK_TOLERANCE_SECONDS", default=300, gt=0)
+    max_send_attempts: int = Field(alias="MAX_SEND_ATTEMPTS", default=8, ge=1)
+    retry_base_seconds: float = Field(alias="RETRY_BASE_SECONDS", default=2.0, gt=0)
+    retry_cap_seconds: float = Field(alias="RETRY_CAP_SECONDS", default=300.0, gt=0)
+    timeline_ttl_days: int = Field(alias="TIMELINE_TTL_DAYS", default=90, ge=1)
+    webhook_receipt_ttl_days: int = Field(alias="WEBHOOK_RECEIPT_TTL_DAYS", default=30, ge=1)
+
+    @property
+    def base_url(self) -> str:
+        return str(self.contact_center_base_url).rstrip("/")
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    return Settings.model_validate({k: v for k, v in env.items() if v != ""})
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this container, parsed on first use (never at import time)."""
+    return load_settings()
