@@ -1,0 +1,1 @@
+"""Developer entry points: the local stack, the demo, benchmarks and operations helpers."""
