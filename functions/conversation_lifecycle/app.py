@@ -6,6 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from casebridge import cases
 from casebridge.api import build_resolver, case_id_from_path, int_query, json_response, parse_body
 from casebridge.models import OpenConversationRequest

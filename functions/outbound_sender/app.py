@@ -8,6 +8,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from casebridge import messages
 from casebridge.api import build_resolver, case_id_from_path, json_response, parse_body
 from casebridge.models import PostMessageRequest

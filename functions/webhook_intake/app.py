@@ -6,6 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from casebridge import webhooks
 from casebridge.api import build_resolver, json_response, raw_body
 from casebridge.observability import logger, metrics, tracer

@@ -1,0 +1,65 @@
+"""Move outbound messages from the dead-letter queue back onto the outbound queue, in order, per case.
+
+    python -m scripts.redrive --dlq-url <OutboundDeadLetterQueueUrl> --queue-url <outbound queue url> [--dry-run]
+
+Each message keeps its case's message group; the sender delivers it again (a message already recorded as
+sent is not sent twice). Use it once the cause (8x8 outage, bad credentials) is fixed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import TYPE_CHECKING
+
+import boto3
+
+from casebridge.outbound_queue import OutboundMessage
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+
+def redrive(sqs: SQSClient, dlq_url: str, queue_url: str, *, dry_run: bool = False, limit: int = 10_000) -> int:
+    moved = 0
+    while moved < limit:
+        batch = sqs.receive_message(
+            QueueUrl=dlq_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=1,
+            MessageAttributeNames=["All"],
+            VisibilityTimeout=60,
+        ).get("Messages", [])
+        if not batch:
+            break
+        for item in batch:
+            message = OutboundMessage.from_json(item["Body"])
+            attributes = item.get("MessageAttributes") or {}
+            reason = attributes["reason"].get("StringValue", "") if "reason" in attributes else ""
+            print(f"case {message.caseId} message {message.messageId}: {reason}")
+            if not dry_run:
+                sqs.send_message(
+                    QueueUrl=queue_url,
+                    MessageBody=item["Body"],
+                    MessageGroupId=message.caseId,
+                    MessageDeduplicationId=f"redrive-{message.messageId}-{int(time.time())}",
+                )
+                sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=item["ReceiptHandle"])
+            moved += 1
+        if dry_run:
+            break
+    return moved
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dlq-url", required=True)
+    parser.add_argument("--queue-url", required=True)
+    parser.add_argument("--dry-run", action="store_true", help="list what would move, move nothing")
+    args = parser.parse_args()
+    moved = redrive(boto3.client("sqs"), args.dlq_url, args.queue_url, dry_run=args.dry_run)
+    print(f"{'would move' if args.dry_run else 'moved'} {moved} message(s)")
+
+
+if __name__ == "__main__":
+    main()
