@@ -1,0 +1,115 @@
+"""CLI: python -m cc_emulator [--config FILE] [--port N] [--fault KIND[:OP[:COUNT[:STATUS]]]] ..."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from .config import EmulatorConfig, FaultSpec, load_config
+from .server import EmulatorServer
+
+
+def parse_fault(text: str) -> FaultSpec:
+    """KIND[:OP[:COUNT[:STATUS_OR_SECONDS]]], e.g. status:post_message:3:503, latency:*::0.5, hang:token."""
+    parts = text.split(":")
+    kind = parts[0]
+    op = parts[1] if len(parts) > 1 and parts[1] else "*"
+    count = int(parts[2]) if len(parts) > 2 and parts[2] else None
+    spec = FaultSpec(kind=kind, op=op, count=count)
+    if len(parts) > 3 and parts[3]:
+        if kind in ("latency", "hang"):
+            spec.seconds = float(parts[3])
+        else:
+            spec.status = int(parts[3])
+    elif kind == "hang":
+        spec.seconds = 30.0
+    return spec
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cc_emulator", description="Offline 8x8 Contact Center Chat API v2 emulator")
+    p.add_argument("--config", help="YAML or JSON config file")
+    p.add_argument("--host", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 8088, 0 = any free port)")
+    p.add_argument("--tenant", help="tenant id")
+    p.add_argument("--customer-id", help="customer id (x-8x8-customer-id)")
+    p.add_argument("--region", choices=["us", "eu", "ca", "ap"])
+    p.add_argument("--api-key")
+    p.add_argument("--api-secret")
+    p.add_argument("--token-ttl", type=int, help="access token lifetime in seconds")
+    p.add_argument("--accept-delay", type=float, help="seconds before a scripted agent accepts")
+    p.add_argument("--reply-delay", type=float, help="seconds before a scripted agent answers")
+    p.add_argument("--retry-base-delay", type=float, help="first webhook retry delay in seconds")
+    p.add_argument("--max-attempts", type=int, help="webhook delivery attempts per event")
+    p.add_argument(
+        "--fault", action="append", default=[], metavar="SPEC", help="KIND[:OP[:COUNT[:STATUS|SECONDS]]], repeatable"
+    )
+    p.add_argument("--provision", metavar="WEBHOOK_URI", help="create a webhook + channel for this URI at start")
+    p.add_argument("--provision-queue", help="queue id for --provision (default: first queue)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
+    cfg = load_config(args.config)
+    overrides = {
+        "host": args.host,
+        "port": args.port,
+        "tenant_id": args.tenant,
+        "customer_id": args.customer_id,
+        "region": args.region,
+        "api_key": args.api_key,
+        "api_secret": args.api_secret,
+        "token_ttl": args.token_ttl,
+    }
+    for name, value in overrides.items():
+        if value is not None:
+            setattr(cfg, name, value)
+    timing_overrides = {
+        "accept_delay": args.accept_delay,
+        "reply_delay": args.reply_delay,
+        "retry_base_delay": args.retry_base_delay,
+        "max_attempts": args.max_attempts,
+    }
+    for name, value in timing_overrides.items():
+        if value is not None:
+            setattr(cfg.timings, name, value)
+    cfg.faults.extend(parse_fault(f) for f in args.fault)
+    return cfg
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cfg = config_from_args(args)
+    server = EmulatorServer(cfg, verbose=args.verbose)
+    base = server.start()
+    print(f"8x8 CC emulator listening on {base}", flush=True)
+    print(f"  Chat API v2: {server.v2_base}", flush=True)
+    print(f"  token:       {server.token_url}", flush=True)
+    print(f"  control:     {server.control_url}/state", flush=True)
+    if args.provision:
+        webhook_id, channel_id = server.provision(args.provision, args.provision_queue)
+        print(f"  provisioned webHookId={webhook_id} channelId={channel_id}", flush=True)
+    done = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not done.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        print("stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Emulator configuration: dataclasses plus loading from YAML/JSON and overrides."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+AgentMode = Literal["script", "manual"]
+ScriptKind = Literal["auto_reply", "echo", "silent"]
+
+
+@dataclass
+class ScriptConfig:
+    """What a scripted agent does on each customer message."""
+
+    kind: ScriptKind = "auto_reply"
+    reply_text: str = "Thanks, an agent is looking into it."
+    echo_prefix: str = "echo: "
+    greeting: str | None = None
+    # Act after the N-th customer message seen in the interaction (history excluded).
+    transfer_to: str | None = None
+    transfer_after: int | None = None
+    leave_after: int | None = None
+    farewell: str | None = None
+
+
+@dataclass
+class AgentConfig:
+    id: str
+    name: str
+    queues: list[str]
+    mode: AgentMode = "script"
+    script: ScriptConfig = field(default_factory=ScriptConfig)
+
+
+@dataclass
+class QueueConfig:
+    id: str
+    name: str
+
+
+@dataclass
+class TimingConfig:
+    accept_delay: float = 1.0
+    reply_delay: float = 0.5
+    delivery_timeout: float = 5.0
+    retry_base_delay: float = 1.0
+    retry_max_delay: float = 30.0
+    max_attempts: int = 6
+    # A held out-of-order event is released after this long even if no other event follows.
+    out_of_order_max_hold: float = 2.0
+
+
+@dataclass
+class FaultSpec:
+    """A fault rule; see faults.FaultRule for the meaning of the fields."""
+
+    kind: str
+    op: str = "*"
+    count: int | None = None
+    status: int = 500
+    retry_after: int | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class EmulatorConfig:
+    host: str = "127.0.0.1"
+    port: int = 8088
+    tenant_id: str = "t1"
+    customer_id: str = "c1"
+    region: str = "us"
+    api_key: str = "K"
+    api_secret: str = "S"  # noqa: S105 - well-known local demo credential
+    token_ttl: int = 3600
+    queues: list[QueueConfig] = field(default_factory=list)
+    agents: list[AgentConfig] = field(default_factory=list)
+    timings: TimingConfig = field(default_factory=TimingConfig)
+    faults: list[FaultSpec] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_topology() -> tuple[list[QueueConfig], list[AgentConfig]]:
+    """Two queues with one scripted agent each: enough for reopen and transfer demos."""
+    queues = [QueueConfig("101", "Support"), QueueConfig("102", "Billing")]
+    agents = [
+        AgentConfig("agent-1", "Alice Agent", ["101"]),
+        AgentConfig("agent-2", "Bob Agent", ["102"]),
+    ]
+    return queues, agents
+
+
+def _build(cls: type[Any], data: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+    return cls(**data)
+
+
+def config_from_dict(data: dict[str, Any]) -> EmulatorConfig:
+    data = dict(data)
+    queues = [_build(QueueConfig, {k: str(v) for k, v in q.items()}) for q in data.pop("queues", [])]
+    agents = []
+    for item in data.pop("agents", []):
+        raw = dict(item)
+        script = _build(ScriptConfig, raw.pop("script", {}) or {})
+        raw["queues"] = [str(q) for q in raw.get("queues", [])]
+        agents.append(_build(AgentConfig, {**raw, "script": script}))
+    timings = _build(TimingConfig, data.pop("timings", {}) or {})
+    faults = [_build(FaultSpec, f) for f in data.pop("faults", []) or []]
+    cfg: EmulatorConfig = _build(EmulatorConfig, data)
+    cfg.timings = timings
+    cfg.faults = faults
+    if not queues and not agents:
+        queues, agents = default_topology()
+    cfg.queues = queues
+    cfg.agents = agents
+    return cfg
+
+
+def load_config(path: str | Path | None) -> EmulatorConfig:
+    """Load a YAML or JSON file (JSON is valid YAML, so one parser serves both)."""
+    if path is None:
+        return config_from_dict({})
+    text = Path(path).read_text(encoding="utf-8")
+    data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
+    return config_from_dict(data or {})
+
+
+def fast_timings() -> TimingConfig:
+    """Timings for tests: everything happens within tens of milliseconds."""
+    return TimingConfig(
+        accept_delay=0.02,
+        reply_delay=0.02,
+        delivery_timeout=1.0,
+        retry_base_delay=0.02,
+        retry_max_delay=0.1,
+        max_attempts=4,
+        out_of_order_max_hold=0.5,
+    )

@@ -1,0 +1,219 @@
+"""Typed HTTP clients for other processes: the control API, and a minimal Chat API v2 client."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import requests
+
+
+class EmulatorError(RuntimeError):
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(f"HTTP {status}: {body}")
+        self.status = status
+        self.body = body
+
+
+class ControlClient:
+    """Client for /_emulator/ (no auth)."""
+
+    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+        self.base = base_url.rstrip("/") + "/_emulator"
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        ok: tuple[int, ...] = (200,),
+    ) -> Any:
+        resp = self.session.request(method, self.base + path, json=json, params=params, timeout=timeout or self.timeout)
+        body = resp.json() if resp.content else None
+        if resp.status_code not in ok:
+            raise EmulatorError(resp.status_code, body)
+        return body
+
+    def health(self) -> bool:
+        return bool(self._call("GET", "/health")["ok"])
+
+    def state(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/state")
+        return result
+
+    def reset(self) -> None:
+        self._call("POST", "/reset")
+
+    def provision(self, webhook_uri: str, queue_id: str | None = None, name: str = "casebridge") -> tuple[str, str]:
+        body = self._call("POST", "/provision", {"webhookUri": webhook_uri, "queueId": queue_id, "name": name})
+        return str(body["webHookId"]), str(body["channelId"])
+
+    def deliveries(
+        self, event_type: str | None = None, conversation_id: str | None = None, ok_only: bool = False
+    ) -> list[dict[str, Any]]:
+        params = {"eventType": event_type, "conversationId": conversation_id, "ok": "true" if ok_only else None}
+        result: list[dict[str, Any]] = self._call("GET", "/deliveries", params=params)["deliveries"]
+        return result
+
+    def wait_for_deliveries(
+        self,
+        event_type: str | None = None,
+        conversation_id: str | None = None,
+        count: int = 1,
+        ok_only: bool = True,
+        timeout: float = 5.0,
+    ) -> list[dict[str, Any]]:
+        """Server-side long poll; raises TimeoutError if fewer than `count` attempts match in time."""
+        params = {
+            "eventType": event_type,
+            "conversationId": conversation_id,
+            "count": count,
+            "ok": "true" if ok_only else None,
+            "timeout": timeout,
+        }
+        resp = self.session.get(self.base + "/deliveries/wait", params=params, timeout=timeout + self.timeout)
+        if resp.status_code == 408:
+            raise TimeoutError(f"only {len(resp.json()['deliveries'])} of {count} deliveries within {timeout}s")
+        if resp.status_code != 200:
+            raise EmulatorError(resp.status_code, resp.text)
+        result: list[dict[str, Any]] = resp.json()["deliveries"]
+        return result
+
+    def wait_quiet(self, timeout: float = 5.0) -> None:
+        self._call("POST", "/quiet", params={"timeout": timeout}, timeout=timeout + self.timeout)
+
+    def conversation(self, conversation_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/conversations/{conversation_id}")
+        return result
+
+    def agent_accept(self, agent_id: str, conversation_id: str | None = None) -> str:
+        body = {"conversationId": conversation_id} if conversation_id else {}
+        return str(self._call("POST", f"/agents/{agent_id}/accept", body)["conversationId"])
+
+    def agent_reply(self, agent_id: str, text: str) -> None:
+        self._call("POST", f"/agents/{agent_id}/reply", {"text": text})
+
+    def agent_transfer(self, agent_id: str, queue_id: str) -> None:
+        self._call("POST", f"/agents/{agent_id}/transfer", {"queueId": queue_id})
+
+    def agent_leave(self, agent_id: str) -> None:
+        self._call("POST", f"/agents/{agent_id}/leave")
+
+    def set_agent_available(self, agent_id: str, available: bool) -> None:
+        self._call("POST", f"/agents/{agent_id}/availability", {"available": available})
+
+    def add_agent(
+        self,
+        agent_id: str,
+        queues: list[str],
+        name: str | None = None,
+        mode: str = "script",
+        script: dict[str, Any] | None = None,
+    ) -> None:
+        self._call(
+            "POST",
+            "/agents",
+            {"id": agent_id, "name": name or agent_id, "queues": queues, "mode": mode, "script": script or {}},
+        )
+
+    def add_queue(self, queue_id: str, name: str | None = None) -> None:
+        self._call("POST", "/queues", {"id": queue_id, "name": name or queue_id})
+
+    def add_fault(self, kind: str, op: str = "*", count: int | None = None, **fields: Any) -> dict[str, Any]:
+        """e.g. add_fault("status", "post_message", count=2, status=429, retry_after=3)."""
+        result: dict[str, Any] = self._call("POST", "/faults", {"kind": kind, "op": op, "count": count, **fields})
+        return result["faults"][0]  # type: ignore[no-any-return]
+
+    def faults(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "/faults")["faults"]
+        return result
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/faults")
+
+    def expire_tokens(self) -> int:
+        return int(self._call("POST", "/tokens/expire")["expired"])
+
+    def rotate_keys(self) -> str:
+        return str(self._call("POST", "/keys/rotate")["kid"])
+
+    def requests(self, op: str | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/requests", params={"op": op})
+        return result
+
+    def request_count(self, op: str) -> int:
+        return int(self.requests(op)["counts"].get(op, 0))
+
+
+class ChatV2Client:
+    """Minimal Chat API v2 client with token caching; returns raw `requests.Response` objects."""
+
+    def __init__(
+        self,
+        base_url: str,
+        tenant: str,
+        region: str = "us",
+        api_key: str = "K",
+        api_secret: str = "S",  # noqa: S107 - emulator default
+        timeout: float = 10.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.prefix = f"{self.base_url}/vcc/{region}/chat/v2/tenant/{tenant}"
+        self.region = region
+        self.auth = (api_key, api_secret)
+        self.timeout = timeout
+        self.session = requests.Session()
+        self._token: str | None = None
+        self._expires = 0.0
+
+    def token(self, force: bool = False) -> str:
+        if force or self._token is None or time.monotonic() >= self._expires:
+            resp = self.session.post(
+                f"{self.base_url}/oauth/v2/token",
+                auth=self.auth,
+                data={"grant_type": "client_credentials"},
+                timeout=self.timeout,
+            )
+            resp.raise_for_status()
+            body = resp.json()
+            self._token = str(body["access_token"])
+            self._expires = time.monotonic() + float(body["expires_in"]) - 1
+        return self._token
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.token()}", **kwargs.pop("headers", {})}
+        kwargs.setdefault("timeout", self.timeout)
+        return self.session.request(method, self.prefix + path, headers=headers, **kwargs)
+
+    def jwk(self, kid: str) -> requests.Response:
+        return self.session.get(f"{self.base_url}/vcc/{self.region}/chat/v2/jwk/{kid}/public", timeout=self.timeout)
+
+    def create_webhook(self, uri: str, name: str = "hook") -> requests.Response:
+        return self.request("POST", "/web-hooks", json={"name": name, "uri": uri, "notificationVersion": "v2.0"})
+
+    def create_channel(self, webhook_id: str, queue_id: str, name: str = "channel") -> requests.Response:
+        return self.request(
+            "POST",
+            "/channels",
+            json={"name": name, "webHookId": webhook_id, "routingOptions": {"type": "queue", "id": queue_id}},
+        )
+
+    def create_conversation(
+        self, channel_id: str, customer: dict[str, str] | None = None, history: list[dict[str, str]] | None = None
+    ) -> requests.Response:
+        body: dict[str, Any] = {"channelId": channel_id, "customer": customer or {"name": "Jane Doe"}}
+        if history is not None:
+            body["history"] = {"messages": history}
+        return self.request("POST", "/conversations", json=body)
+
+    def post_message(self, conversation_id: str, text: str, author_type: str = "user") -> requests.Response:
+        return self.request(
+            "POST", f"/conversations/{conversation_id}/messages", json={"text": text, "authorType": author_type}
+        )
+
+    def customer_leaves(self, conversation_id: str) -> requests.Response:
+        return self.request("DELETE", f"/conversations/{conversation_id}/participants/customer")

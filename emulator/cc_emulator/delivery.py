@@ -1,0 +1,294 @@
+"""Webhook delivery: a background worker with at-least-once retries, faults and an attempt log."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import requests
+
+from .config import TimingConfig
+from .faults import FaultManager
+from .signing import KeyStore, b64url, signature_payload
+
+
+def new_event_id() -> str:
+    return b64url(secrets.token_bytes(16))
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Event:
+    event_id: str
+    event_type: str
+    uri: str
+    # Serialised once: every retry resends the same bytes, so the checksum stays stable.
+    body: bytes
+    conversation_id: str | None = None
+    webhook_id: str | None = None
+
+    @staticmethod
+    def build(
+        event_type: str,
+        uri: str,
+        payload: dict[str, Any],
+        conversation_id: str | None = None,
+        webhook_id: str | None = None,
+    ) -> Event:
+        body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+        return Event(new_event_id(), event_type, uri, body, conversation_id, webhook_id)
+
+
+@dataclass
+class DeliveryRecord:
+    """One delivery attempt as seen by the emulator."""
+
+    seq: int
+    event_id: str
+    event_type: str
+    conversation_id: str | None
+    webhook_id: str | None
+    uri: str
+    retry: int
+    transmission_time: int
+    status: int | None
+    error: str | None
+    time: float
+    duration_ms: float
+    duplicate: bool = False
+    bad_signature: bool = False
+    out_of_order: bool = False
+    # "delivered", "retrying" or "gave_up".
+    outcome: str = "delivered"
+    body: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Job:
+    event: Event
+    retry: int = 0
+    duplicate: bool = False
+    bad_signature: bool = False
+    out_of_order: bool = False
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        keys: KeyStore,
+        tenant_id: str,
+        customer_id: str,
+        timings: TimingConfig,
+        faults: FaultManager,
+    ) -> None:
+        self.keys = keys
+        self.tenant_id = tenant_id
+        self.customer_id = customer_id
+        self.timings = timings
+        self.faults = faults
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Job]] = []
+        self._held: list[tuple[float, _Job]] = []
+        self._seq = itertools.count()
+        self._records: list[DeliveryRecord] = []
+        self._record_seq = itertools.count(1)
+        self._in_flight = 0
+        self._stopping = False
+        self._generation = 0
+        self._session = requests.Session()
+        self._thread = threading.Thread(target=self._run, name="cc-emulator-delivery", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join(timeout=self.timings.delivery_timeout + 1)
+        self._session.close()
+
+    def reset(self) -> None:
+        with self._cond:
+            self._heap.clear()
+            self._held.clear()
+            self._records.clear()
+            # Attempts already on the wire belong to the old generation and are not logged.
+            self._generation += 1
+            self._cond.notify_all()
+
+    # -- submission -------------------------------------------------------------------------
+
+    def submit(self, event: Event) -> None:
+        kinds = self.faults.take_delivery(event.event_type)
+        job = _Job(event, bad_signature="bad_signature" in kinds)
+        with self._cond:
+            if "out_of_order" in kinds:
+                job.out_of_order = True
+                self._held.append((time.monotonic() + self.timings.out_of_order_max_hold, job))
+            else:
+                self._push(0.0, job)
+                if "duplicate" in kinds:
+                    self._push(0.0, _Job(event, duplicate=True))
+                # Held events go out right after the one that overtook them.
+                for _, held in self._held:
+                    self._push(0.0, held)
+                self._held.clear()
+            self._cond.notify_all()
+
+    def _push(self, delay: float, job: _Job) -> None:
+        heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), job))
+
+    # -- worker -----------------------------------------------------------------------------
+
+    def _next_job(self) -> tuple[_Job, int] | None:
+        with self._cond:
+            while not self._stopping:
+                now = time.monotonic()
+                due_held = [h for h in self._held if h[0] <= now]
+                if due_held:
+                    self._held = [h for h in self._held if h[0] > now]
+                    for _, job in due_held:
+                        self._push(0.0, job)
+                if self._heap and self._heap[0][0] <= now:
+                    _, _, job = heapq.heappop(self._heap)
+                    self._in_flight += 1
+                    return job, self._generation
+                wakeups = [h[0] for h in self._held]
+                if self._heap:
+                    wakeups.append(self._heap[0][0])
+                self._cond.wait(timeout=(min(wakeups) - now) if wakeups else None)
+            return None
+
+    def _run(self) -> None:
+        while True:
+            item = self._next_job()
+            if item is None:
+                return
+            job, generation = item
+            try:
+                self._attempt(job, generation)
+            finally:
+                with self._cond:
+                    self._in_flight -= 1
+                    self._cond.notify_all()
+
+    def headers_for(self, event: Event, retry: int, bad_signature: bool = False) -> dict[str, str]:
+        tt = now_ms()
+        key = self.keys.active
+        body = event.body
+        if bad_signature:
+            # Well-formed JWS over the wrong checksum: only a real verification catches it.
+            body = event.body + b" "
+        sig = key.sign_detached(signature_payload(body, self.customer_id, event.event_id, retry, self.tenant_id, tt))
+        return {
+            "Content-Type": "application/json",
+            "x-8x8-signature": sig,
+            "x-8x8-event-id": event.event_id,
+            "x-8x8-retry": str(retry),
+            "x-8x8-transmission-time": str(tt),
+            "x-8x8-tenant-id": self.tenant_id,
+            "x-8x8-customer-id": self.customer_id,
+        }
+
+    def send_once(self, job_event: Event, retry: int = 0, bad_signature: bool = False) -> DeliveryRecord:
+        """One POST; returns its record (not yet logged)."""
+        headers = self.headers_for(job_event, retry, bad_signature)
+        started = time.monotonic()
+        status: int | None = None
+        error: str | None = None
+        try:
+            resp = self._session.post(
+                job_event.uri, data=job_event.body, headers=headers, timeout=self.timings.delivery_timeout
+            )
+            status = resp.status_code
+        except requests.Timeout:
+            error = "timeout"
+        except requests.RequestException as exc:
+            error = f"{type(exc).__name__}: {exc}"[:300]
+        return DeliveryRecord(
+            seq=0,
+            event_id=job_event.event_id,
+            event_type=job_event.event_type,
+            conversation_id=job_event.conversation_id,
+            webhook_id=job_event.webhook_id,
+            uri=job_event.uri,
+            retry=retry,
+            transmission_time=int(headers["x-8x8-transmission-time"]),
+            status=status,
+            error=error,
+            time=time.time(),
+            duration_ms=round((time.monotonic() - started) * 1000, 2),
+            bad_signature=bad_signature,
+            body=json.loads(job_event.body),
+        )
+
+    def _attempt(self, job: _Job, generation: int) -> None:
+        record = self.send_once(job.event, job.retry, job.bad_signature)
+        record.duplicate = job.duplicate
+        record.out_of_order = job.out_of_order
+        retry_next = not record.ok and job.retry + 1 < self.timings.max_attempts
+        if not record.ok:
+            record.outcome = "retrying" if retry_next else "gave_up"
+        with self._cond:
+            if generation != self._generation or self._stopping:
+                return
+            if retry_next:
+                delay = min(self.timings.retry_base_delay * (2**job.retry), self.timings.retry_max_delay)
+                self._push(delay, _Job(job.event, retry=job.retry + 1, duplicate=job.duplicate))
+            self.log(record)
+
+    def log(self, record: DeliveryRecord) -> None:
+        with self._cond:
+            record.seq = next(self._record_seq)
+            self._records.append(record)
+            self._cond.notify_all()
+
+    # -- inspection -------------------------------------------------------------------------
+
+    def records(self) -> list[DeliveryRecord]:
+        with self._cond:
+            return list(self._records)
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._heap) + len(self._held) + self._in_flight
+
+    def wait_for(self, predicate: Callable[[list[DeliveryRecord]], Any], timeout: float = 5.0) -> Any:
+        """Block until predicate(records) is truthy; return its value, or raise TimeoutError."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                value = predicate(list(self._records))
+                if value:
+                    return value
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"delivery condition not met within {timeout}s")
+                self._cond.wait(timeout=min(remaining, 0.05))
+
+    def wait_idle(self, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._heap or self._held or self._in_flight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"deliveries still pending after {timeout}s")
+                self._cond.wait(timeout=min(remaining, 0.05))

@@ -1,0 +1,204 @@
+"""Surface-neutral HTTP plumbing: requests, responses, routing, fault application."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import struct
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+from .faults import FaultRule
+
+if TYPE_CHECKING:
+    from email.message import Message as HeaderMap
+
+    from .engine import Engine
+
+
+class BadRequest(Exception):
+    pass
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: HeaderMap
+    body: bytes
+    params: dict[str, str] = field(default_factory=dict)
+
+    def json(self) -> Any:
+        if not self.body:
+            raise BadRequest("request body is empty")
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"request body is not valid JSON: {exc}") from exc
+
+    def q(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else default
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    # "drop": close without answering; "reset": TCP reset.
+    action: str | None = None
+
+    @staticmethod
+    def json(status: int, obj: Any, content_type: str = "application/json") -> Response:
+        return Response(status, json.dumps(obj).encode("utf-8"), {"Content-Type": content_type})
+
+    @staticmethod
+    def empty(status: int) -> Response:
+        return Response(status)
+
+
+Handler = Callable[[Request], Response]
+
+
+@dataclass
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    op: str
+    handler: Handler
+    surface: Surface
+    faultable: bool = True
+
+
+class Surface(Protocol):
+    """One HTTP API over the engine (Chat API v2, the control API, later Chat Gateway v1)."""
+
+    name: str
+
+    def routes(self) -> list[Route]: ...
+
+    def fault_response(self, op: str, rule: FaultRule) -> Response: ...
+
+    def not_found(self, req: Request) -> Response | None: ...
+
+
+def route(surface: Surface, method: str, path: str, op: str, handler: Handler, faultable: bool = True) -> Route:
+    """`path` uses {name} placeholders for one path segment each."""
+    regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$"
+    return Route(method, re.compile(regex), op, handler, surface, faultable)
+
+
+class EmulatorHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], engine: Engine, surfaces: list[Surface], verbose: bool = False):
+        self.engine = engine
+        self.surfaces = surfaces
+        self.routes = [r for s in surfaces for r in s.routes()]
+        self.verbose = verbose
+        # Set on stop so hanging responses and latency end at once.
+        self.stopping = threading.Event()
+        super().__init__(address, RequestHandler)
+
+
+class RequestHandler(BaseHTTPRequestHandler):
+    server: EmulatorHTTPServer
+    protocol_version = "HTTP/1.1"
+    server_version = "cc-emulator/1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def _handle(self, method: str) -> None:
+        split = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        req = Request(method, split.path, parse_qs(split.query), self.headers, body)
+        match = self._match(req)
+        if match is None:
+            resp = self._not_found(req)
+            self._send(resp)
+            return
+        rt, params = match
+        req.params = params
+        engine = self.server.engine
+        fault_name: str | None = None
+        rule: FaultRule | None = None
+        if rt.faultable:
+            latency, rule = engine.faults.take_api(rt.op)
+            if latency:
+                self.server.stopping.wait(latency)
+            fault_name = rule.kind if rule else ("latency" if latency else None)
+        if rule is not None and rule.kind == "status":
+            resp = rt.surface.fault_response(rt.op, rule)
+        elif rule is not None and rule.kind == "hang":
+            self.server.stopping.wait(rule.seconds)
+            resp = Response(0, action="drop")
+        elif rule is not None and rule.kind == "reset":
+            resp = Response(0, action="reset")
+        else:
+            resp = rt.handler(req)
+            if rule is not None and rule.kind == "accept_then_fail":
+                resp = rt.surface.fault_response(rt.op, rule)
+            elif rule is not None and rule.kind == "accept_then_drop":
+                resp = Response(0, action="drop")
+        engine.log_request(rt.op, method, split.path, resp.status or None, fault_name, rt.surface.name)
+        self._send(resp)
+
+    def _match(self, req: Request) -> tuple[Route, dict[str, str]] | None:
+        for rt in self.server.routes:
+            if rt.method != req.method:
+                continue
+            m = rt.pattern.match(req.path)
+            if m:
+                return rt, m.groupdict()
+        return None
+
+    def _not_found(self, req: Request) -> Response:
+        for surface in self.server.surfaces:
+            resp = surface.not_found(req)
+            if resp is not None:
+                return resp
+        return Response.json(404, {"message": "Not found", "errors": [f"No route for {req.method} {req.path}"]})
+
+    def _send(self, resp: Response) -> None:
+        if resp.action == "drop":
+            self.close_connection = True
+            return
+        if resp.action == "reset":
+            self.close_connection = True
+            # Linger 0 makes close() send RST instead of FIN.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            return
+        self.send_response(resp.status)
+        for name, value in resp.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(resp.body)))
+        self.end_headers()
+        if resp.body and self.command != "HEAD":
+            self.wfile.write(resp.body)

@@ -1,0 +1,233 @@
+"""The control API under /_emulator/: inspect state, drive agents, inject faults. JSON, no auth."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .config import AgentConfig, QueueConfig, ScriptConfig
+from .delivery import DeliveryRecord
+from .engine import Engine, EngineError, InvalidState, NotFound, ValidationFailed
+from .faults import FaultRule
+from .http_base import BadRequest, Handler, Request, Response, Route, route
+
+P = "/_emulator"
+
+
+def _error(status: int, message: str) -> Response:
+    return Response.json(status, {"error": message})
+
+
+def filter_records(
+    records: list[DeliveryRecord],
+    event_type: str | None = None,
+    conversation_id: str | None = None,
+    since: int = 0,
+    ok_only: bool = False,
+) -> list[DeliveryRecord]:
+    return [
+        r
+        for r in records
+        if r.seq > since
+        and (event_type is None or r.event_type == event_type)
+        and (conversation_id is None or r.conversation_id == conversation_id)
+        and (not ok_only or r.ok)
+    ]
+
+
+class ControlSurface:
+    name = "control"
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def routes(self) -> list[Route]:
+        def r(method: str, path: str, op: str, handler: Handler) -> Route:
+            return route(self, method, P + path, op, self._wrap(handler), faultable=False)
+
+        return [
+            r("GET", "/health", "control.health", lambda req: Response.json(200, {"ok": True})),
+            r("GET", "/state", "control.state", lambda req: Response.json(200, self.engine.state())),
+            r("POST", "/reset", "control.reset", self.reset),
+            r("GET", "/deliveries", "control.deliveries", self.deliveries),
+            r("GET", "/deliveries/wait", "control.deliveries_wait", self.deliveries_wait),
+            r("POST", "/quiet", "control.quiet", self.quiet),
+            r("GET", "/conversations/{id}", "control.conversation", self.conversation),
+            r("POST", "/conversations/{id}/messages", "control.customer_message", self.customer_message),
+            r("POST", "/queues", "control.add_queue", self.add_queue),
+            r("POST", "/agents", "control.add_agent", self.add_agent),
+            r("POST", "/agents/{id}/accept", "control.agent_accept", self.agent_accept),
+            r("POST", "/agents/{id}/reply", "control.agent_reply", self.agent_reply),
+            r("POST", "/agents/{id}/transfer", "control.agent_transfer", self.agent_transfer),
+            r("POST", "/agents/{id}/leave", "control.agent_leave", self.agent_leave),
+            r("POST", "/agents/{id}/availability", "control.agent_availability", self.agent_availability),
+            r(
+                "GET",
+                "/faults",
+                "control.faults",
+                lambda req: Response.json(200, {"faults": self.engine.faults.list()}),
+            ),
+            r("POST", "/faults", "control.add_fault", self.add_fault),
+            r("DELETE", "/faults", "control.clear_faults", self.clear_faults),
+            r("DELETE", "/faults/{id}", "control.clear_fault", self.clear_fault),
+            r("POST", "/tokens/expire", "control.expire_tokens", self.expire_tokens),
+            r("POST", "/keys/rotate", "control.rotate_keys", self.rotate_keys),
+            r("GET", "/requests", "control.requests", self.requests),
+            r("POST", "/provision", "control.provision", self.provision),
+        ]
+
+    def not_found(self, req: Request) -> Response | None:
+        return _error(404, f"no control route {req.method} {req.path}") if req.path.startswith(P) else None
+
+    def fault_response(self, op: str, rule: FaultRule) -> Response:  # pragma: no cover - not faultable
+        return _error(rule.status, "fault")
+
+    def _wrap(self, handler: Handler) -> Handler:
+        def wrapped(req: Request) -> Response:
+            try:
+                return handler(req)
+            except NotFound as exc:
+                return _error(404, str(exc))
+            except (InvalidState, ValidationFailed) as exc:
+                return _error(409, str(exc))
+            except (BadRequest, ValueError, TypeError, KeyError) as exc:
+                return _error(400, f"{type(exc).__name__}: {exc}")
+            except EngineError as exc:
+                return _error(400, str(exc))
+
+        return wrapped
+
+    @staticmethod
+    def _body(req: Request) -> dict[str, Any]:
+        if not req.body:
+            return {}
+        data = req.json()
+        if not isinstance(data, dict):
+            raise BadRequest("body must be a JSON object")
+        return data
+
+    # -- handlers ----------------------------------------------------------------------------
+
+    def reset(self, req: Request) -> Response:
+        self.engine.reset()
+        return Response.json(200, {"ok": True})
+
+    def _filtered(self, req: Request) -> list[DeliveryRecord]:
+        return filter_records(
+            self.engine.delivery.records(),
+            req.q("eventType"),
+            req.q("conversationId"),
+            int(req.q("since", "0") or 0),
+            (req.q("ok") or "").lower() in ("1", "true"),
+        )
+
+    def deliveries(self, req: Request) -> Response:
+        return Response.json(200, {"deliveries": [r.to_dict() for r in self._filtered(req)]})
+
+    def deliveries_wait(self, req: Request) -> Response:
+        """Long-poll until at least `count` matching attempts exist (408 on timeout)."""
+        count = int(req.q("count", "1") or 1)
+        timeout = min(float(req.q("timeout", "5") or 5), 60.0)
+        try:
+            self.engine.delivery.wait_for(lambda _: len(self._filtered(req)) >= count, timeout)
+        except TimeoutError:
+            return Response.json(408, {"error": "timeout", "deliveries": [r.to_dict() for r in self._filtered(req)]})
+        return Response.json(200, {"deliveries": [r.to_dict() for r in self._filtered(req)]})
+
+    def quiet(self, req: Request) -> Response:
+        timeout = min(float(req.q("timeout", "5") or 5), 60.0)
+        try:
+            self.engine.wait_quiet(timeout)
+        except TimeoutError as exc:
+            return _error(408, str(exc))
+        return Response.json(200, {"ok": True})
+
+    def conversation(self, req: Request) -> Response:
+        return Response.json(200, self.engine.transcript(req.params["id"]))
+
+    def customer_message(self, req: Request) -> Response:
+        body = self._body(req)
+        msg = self.engine.post_message(req.params["id"], str(body["text"]), str(body.get("authorType", "user")))
+        return Response.json(200, {"id": msg.id, "interactionId": msg.interaction_id})
+
+    def add_queue(self, req: Request) -> Response:
+        body = self._body(req)
+        q = self.engine.add_queue(QueueConfig(str(body["id"]), str(body.get("name", body["id"]))))
+        return Response.json(200, {"id": q.id, "name": q.name})
+
+    def add_agent(self, req: Request) -> Response:
+        body = self._body(req)
+        script = ScriptConfig(**body.pop("script", {}) or {})
+        cfg = AgentConfig(
+            id=str(body["id"]),
+            name=str(body.get("name", body["id"])),
+            queues=[str(q) for q in body.get("queues", [])],
+            mode=body.get("mode", "script"),
+            script=script,
+        )
+        agent = self.engine.add_agent(cfg)
+        return Response.json(200, {"id": agent.id, "mode": agent.mode, "queues": agent.queues})
+
+    def agent_accept(self, req: Request) -> Response:
+        body = self._body(req)
+        conv = self.engine.agent_accept(req.params["id"], body.get("conversationId"))
+        return Response.json(200, {"conversationId": conv.id})
+
+    def agent_reply(self, req: Request) -> Response:
+        body = self._body(req)
+        msg = self.engine.agent_reply(req.params["id"], str(body["text"]))
+        return Response.json(200, {"id": msg.id, "interactionId": msg.interaction_id})
+
+    def agent_transfer(self, req: Request) -> Response:
+        body = self._body(req)
+        conv = self.engine.agent_transfer(req.params["id"], str(body["queueId"]))
+        return Response.json(200, {"conversationId": conv.id})
+
+    def agent_leave(self, req: Request) -> Response:
+        conv = self.engine.agent_leave(req.params["id"])
+        return Response.json(200, {"conversationId": conv.id})
+
+    def agent_availability(self, req: Request) -> Response:
+        body = self._body(req)
+        agent = self.engine.set_agent_available(req.params["id"], bool(body.get("available", True)))
+        return Response.json(200, {"id": agent.id, "available": agent.available})
+
+    def add_fault(self, req: Request) -> Response:
+        body = self._body(req)
+        specs = body.get("faults", [body])
+        rules = [self.engine.faults.add_from_dict(dict(s)) for s in specs]
+        return Response.json(200, {"faults": [r.to_dict() for r in rules]})
+
+    def clear_faults(self, req: Request) -> Response:
+        return Response.json(200, {"cleared": self.engine.faults.clear()})
+
+    def clear_fault(self, req: Request) -> Response:
+        cleared = self.engine.faults.clear(int(req.params["id"]))
+        if not cleared:
+            return _error(404, f"no fault {req.params['id']}")
+        return Response.json(200, {"cleared": cleared})
+
+    def expire_tokens(self, req: Request) -> Response:
+        return Response.json(200, {"expired": self.engine.tokens.expire_all()})
+
+    def rotate_keys(self, req: Request) -> Response:
+        kid = self.engine.keys.rotate()
+        return Response.json(200, {"kid": kid, "kids": self.engine.keys.kids()})
+
+    def requests(self, req: Request) -> Response:
+        op = req.q("op")
+        surface = req.q("surface")
+        with self.engine.lock:
+            records = [
+                r.__dict__.copy()
+                for r in self.engine.requests
+                if (op is None or r.op == op) and (surface is None or r.surface == surface)
+            ]
+        return Response.json(200, {"counts": self.engine.request_counts(), "requests": records, "now": time.time()})
+
+    def provision(self, req: Request) -> Response:
+        body = self._body(req)
+        webhook_id, channel_id = self.engine.provision(
+            str(body["webhookUri"]), body.get("queueId"), str(body.get("name", "casebridge"))
+        )
+        return Response.json(200, {"webHookId": webhook_id, "channelId": channel_id})
