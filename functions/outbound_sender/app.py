@@ -19,6 +19,9 @@ from casebridge.services import get_services
 app = build_resolver()
 # A failure holds back the rest of its case's group (order kept) but not other cases.
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+# A batch whose every message was deferred is not a crash: report them in batchItemFailures (their retry delay
+# is already set on the queue) instead of failing the invocation, which would count as a Lambda error.
+processor.raise_on_entire_batch_failure = False
 
 
 @app.post("/cases/<caseId>/messages")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -19,11 +20,18 @@ MAX_BODY_BYTES = 256 * 1024
 Model = TypeVar("Model", bound=BaseModel)
 
 
+def _json_default(value: Any) -> Any:
+    """DynamoDB hands numbers back as Decimal (e.g. a timeline entry's detail): write them as JSON numbers."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[str]:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
-        body=json.dumps(body, separators=(",", ":")),
+        body=json.dumps(body, separators=(",", ":"), default=_json_default),
         headers=headers,
     )
 

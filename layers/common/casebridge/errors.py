@@ -22,6 +22,13 @@ class CasebridgeError(Exception):
         return {"error": error}
 
 
+class ConfigurationError(CasebridgeError):
+    """The function's environment is missing or invalid: our fault, never the caller's (500, not 400)."""
+
+    status_code = 500
+    code = "ConfigurationError"
+
+
 class InvalidRequest(CasebridgeError):
     status_code = 400
     code = "InvalidRequest"

@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
+
+from casebridge.errors import ConfigurationError
 
 
 class Settings(BaseModel):
@@ -37,7 +39,12 @@ class Settings(BaseModel):
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
-    return Settings.model_validate({k: v for k, v in env.items() if v != ""})
+    try:
+        return Settings.model_validate({k: v for k, v in env.items() if v != ""})
+    except ValidationError as error:
+        # Not a pydantic ValidationError to the caller: the API would answer it as the client's 400.
+        names = sorted({".".join(map(str, e["loc"])) for e in error.errors(include_url=False)})
+        raise ConfigurationError(f"the function's environment is missing or invalid: {', '.join(names)}") from None
 
 
 @lru_cache(maxsize=1)

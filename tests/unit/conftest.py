@@ -1,0 +1,66 @@
+"""Fixtures of the unit tests (helpers live in unit_support.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters import base
+from unit_support import FakeContactCenter, StubJwkFetcher, load_function
+
+from casebridge.contact_center.webhook_signature import JwkCache, WebhookVerifier
+from casebridge.services import build_services, set_services
+from casebridge.settings import get_settings
+
+
+@pytest.fixture(autouse=True)
+def _isolated(aws_env: None, reset_casebridge: None) -> Iterator[None]:
+
+    parameters.clear_caches()
+    base.DEFAULT_PROVIDERS.clear()
+    yield
+    parameters.clear_caches()
+    base.DEFAULT_PROVIDERS.clear()
+
+
+@pytest.fixture(scope="session")
+def functions() -> SimpleNamespace:
+    return SimpleNamespace(
+        lifecycle=load_function("conversation_lifecycle"),
+        outbound=load_function("outbound_sender"),
+        webhook=load_function("webhook_intake"),
+    )
+
+
+@pytest.fixture
+def fake_8x8() -> FakeContactCenter:
+    return FakeContactCenter()
+
+
+@pytest.fixture
+def jwk_fetcher(webhook_signer: Any) -> StubJwkFetcher:
+    return StubJwkFetcher({webhook_signer.kid: webhook_signer.public_jwk})
+
+
+@pytest.fixture
+def real_services(casebridge_env: dict[str, str]) -> Any:
+    """Services built from the environment exactly as the functions build them (real 8x8 client)."""
+
+    return build_services(get_settings())
+
+
+@pytest.fixture
+def services(real_services: Any, fake_8x8: FakeContactCenter, jwk_fetcher: StubJwkFetcher) -> Any:
+    """Real AWS side (moto) and real verifier; 8x8's client is the fake and its key endpoint a stub."""
+
+    settings = real_services.settings
+    verifier = WebhookVerifier(
+        settings.tenant_id, JwkCache(jwk_fetcher), tolerance_s=settings.webhook_tolerance_seconds
+    )
+    wired = replace(real_services, contact_center=fake_8x8, verifier=verifier)
+    set_services(wired)
+    return wired

@@ -1,0 +1,257 @@
+"""functions/webhook_intake: verify, deduplicate, record, publish, answer — with the events/ samples re-signed."""
+
+from __future__ import annotations
+
+import json
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from unit_support import CONVERSATION_ID, Answer, StubJwkFetcher, api_event, client, invoke, load_event, webhook_event
+
+SAMPLES = [
+    "webhook_queued.json",
+    "webhook_agent_joined.json",
+    "webhook_text.json",
+    "webhook_transfer.json",
+    "webhook_agent_left.json",
+]
+
+
+def deliver(functions: SimpleNamespace, name: str, signer: Any, **kw: Any) -> Answer:
+    return invoke(functions.webhook, webhook_event(name, signer, **kw))
+
+
+def open_case(functions: SimpleNamespace, case_id: str = "case-1001") -> None:
+    answer = invoke(functions.lifecycle, api_event("open_conversation.json", case_id=case_id))
+    assert answer.status == 201, answer.raw
+
+
+def case_view(functions: SimpleNamespace, case_id: str = "case-1001") -> dict[str, Any]:
+    return invoke(functions.lifecycle, api_event("get_case.json", case_id=case_id)).body
+
+
+def timeline(functions: SimpleNamespace, case_id: str = "case-1001") -> list[dict[str, Any]]:
+    answer = invoke(functions.lifecycle, api_event("case_events.json", case_id=case_id, query={"limit": "100"}))
+    return answer.body["events"]
+
+
+def table_items(services: Any) -> list[dict[str, Any]]:
+    return client("dynamodb").scan(TableName=services.settings.cases_table_name)["Items"]
+
+
+def assert_error(answer: Answer, status: int, code: str) -> None:
+    assert answer.status == status, answer.raw
+    assert answer.body["error"]["code"] == code
+    assert answer.body["error"]["message"]
+    assert "Traceback" not in answer.raw
+
+
+def test_samples_are_unsigned_placeholders(functions: SimpleNamespace, services: Any) -> None:
+    """Invoked as they are (old transmission time, placeholder signature), the samples are refused."""
+    assert_error(invoke(functions.webhook, load_event("webhook_queued.json")), 401, "Unauthorized")
+
+
+def test_whole_lifecycle_from_the_samples(
+    functions: SimpleNamespace, services: Any, webhook_signer: Any, event_bus: Any
+) -> None:
+    open_case(functions)
+    event_bus.published()
+    expected = [
+        ("webhook_queued.json", "queued", "Queued"),
+        ("webhook_agent_joined.json", "with_agent", "AgentJoined"),
+        ("webhook_text.json", "with_agent", "AgentMessage"),
+        ("webhook_transfer.json", "queued", "Transferred"),
+        ("webhook_agent_left.json", "queued", "AgentLeft"),  # the LEFT after a TRANSFER is not the end
+    ]
+    for name, state, _ in expected:
+        answer = deliver(functions, name, webhook_signer)
+        assert answer.status == 200, (name, answer.raw)
+        assert answer.body == {"status": "accepted"}
+        assert case_view(functions)["state"] == state, name
+    events = timeline(functions)
+    assert [e["type"] for e in events] == ["ConversationOpened"] + [t for _, _, t in expected]
+    text = events[3]
+    assert text["text"] == "Grüße! Ihre Bestellung ist unterwegs — ETA 2 Tage ✓"
+    assert (text["agentId"], text["agentName"], text["conversationId"]) == ("agent-7", "Grace Hopper", CONVERSATION_ID)
+    queued = events[1]
+    assert (queued["queueId"], queued["queueName"]) == ("101", "Support")  # ids normalised to strings
+    published = event_bus.published()
+    assert sorted(p["detail-type"] for p in published) == sorted(t for _, _, t in expected)
+    assert all(p["detail"]["caseId"] == "case-1001" for p in published)
+
+
+def test_agent_details_on_the_case(functions: SimpleNamespace, services: Any, webhook_signer: Any) -> None:
+    open_case(functions)
+    deliver(functions, "webhook_queued.json", webhook_signer)
+    deliver(functions, "webhook_agent_joined.json", webhook_signer)
+    view = case_view(functions)
+    assert view["agent"] == {"id": "agent-7", "name": "Grace Hopper"}
+    assert view["queue"] == {"id": "101", "name": "Support"}
+
+
+def test_out_of_order_events_do_not_move_state_back(
+    functions: SimpleNamespace, services: Any, webhook_signer: Any
+) -> None:
+    open_case(functions)
+    assert deliver(functions, "webhook_agent_joined.json", webhook_signer).status == 200
+    assert deliver(functions, "webhook_queued.json", webhook_signer).status == 200  # older timestamp, late
+    assert case_view(functions)["state"] == "with_agent"
+    assert [e["type"] for e in timeline(functions)][1:] == ["AgentJoined", "Queued"], "both are on the timeline"
+
+
+def test_web_hook_verify_is_answered_200_and_writes_nothing(
+    functions: SimpleNamespace, services: Any, webhook_signer: Any, event_bus: Any
+) -> None:
+    answer = deliver(functions, "webhook_verify.json", webhook_signer)
+    assert answer.status == 200
+    assert answer.body == {"status": "verified"}
+    assert table_items(services) == []
+    assert event_bus.published() == []
+
+
+@pytest.mark.parametrize(
+    "case", [str.upper, str.title, lambda h: h[:5].upper() + h[5:]], ids=["upper", "title", "mixed"]
+)
+def test_header_names_in_any_case(functions: SimpleNamespace, services: Any, webhook_signer: Any, case: Any) -> None:
+    answer = deliver(functions, "webhook_verify.json", webhook_signer, header_case=case)
+    assert answer.status == 200, answer.raw
+
+
+def test_base64_encoded_body_is_verified_over_the_decoded_bytes(
+    functions: SimpleNamespace, services: Any, webhook_signer: Any
+) -> None:
+    open_case(functions)
+    answer = deliver(functions, "webhook_text.json", webhook_signer, base64_encoded=True)
+    assert answer.status == 200, answer.raw
+    assert timeline(functions)[-1]["text"].startswith("Grüße!")
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    ["body", "retry", "event-id", "transmission-time", "signature", "tenant", "customer", "old"],
+)
+def test_bad_signature_is_401_and_nothing_is_written(
+    functions: SimpleNamespace, services: Any, webhook_signer: Any, event_bus: Any, tamper: str
+) -> None:
+    open_case(functions)
+    event_bus.published()
+    before = table_items(services)
+    if tamper == "old":
+        event = webhook_event("webhook_queued.json", webhook_signer, tt=int(time.time() * 1000) - 600_000)
+    else:
+        event = webhook_event("webhook_queued.json", webhook_signer)
+        headers = event["headers"]
+        if tamper == "body":
+            event["body"] = event["body"].replace("Support", "Supp0rt")
+        elif tamper == "retry":
+            headers["x-8x8-retry"] = "1"
+        elif tamper == "event-id":
+            headers["x-8x8-event-id"] = "forged-event"
+        elif tamper == "transmission-time":
+            headers["x-8x8-transmission-time"] = str(int(headers["x-8x8-transmission-time"]) - 1)
+        elif tamper == "signature":
+            protected, _, sig = headers["x-8x8-signature"].partition("..")
+            headers["x-8x8-signature"] = f"{protected}..{sig[:-4]}AAAA"
+        elif tamper == "tenant":
+            headers["x-8x8-tenant-id"] = "other-tenant"
+        elif tamper == "customer":
+            headers["x-8x8-customer-id"] = "other-customer"
+    answer = invoke(functions.webhook, event)
+    assert_error(answer, 401, "Unauthorized")
+    assert table_items(services) == before
+    assert event_bus.published() == []
+
+
+def test_missing_signature_headers_is_401(functions: SimpleNamespace, services: Any) -> None:
+    event = api_event("get_case.json")
+    event.update(resource="/webhooks/8x8", path="/webhooks/8x8", httpMethod="POST", body="{}", pathParameters=None)
+    assert_error(invoke(functions.webhook, event), 401, "Unauthorized")
+
+
+def test_key_endpoint_down_is_503_not_401(
+    functions: SimpleNamespace, services: Any, webhook_signer: Any, jwk_fetcher: StubJwkFetcher
+) -> None:
+    jwk_fetcher.down = True
+    answer = deliver(functions, "webhook_queued.json", webhook_signer)
+    assert_error(answer, 503, "SigningKeyUnavailable")
+    assert table_items(services) == []
+
+
+def test_duplicate_delivery_has_one_effect(
+    functions: SimpleNamespace, services: Any, webhook_signer: Any, event_bus: Any
+) -> None:
+    open_case(functions)
+    event_bus.published()
+    first = deliver(functions, "webhook_queued.json", webhook_signer, event_id="evt-dup", retry=0)
+    again = deliver(functions, "webhook_queued.json", webhook_signer, event_id="evt-dup", retry=1)
+    assert (first.status, first.body["status"]) == (200, "accepted")
+    assert (again.status, again.body["status"]) == (200, "duplicate")
+    assert [e["type"] for e in timeline(functions)] == ["ConversationOpened", "Queued"]
+    assert [p["detail-type"] for p in event_bus.published()] == ["Queued"]
+
+
+def test_duplicate_in_a_fresh_container_is_still_a_duplicate(
+    functions: SimpleNamespace, services: Any, webhook_signer: Any, event_bus: Any
+) -> None:
+    open_case(functions)
+    deliver(functions, "webhook_text.json", webhook_signer, event_id="evt-x")
+    services.store._case_by_conversation.clear()  # a cold container has no conversation→case memory
+    again = deliver(functions, "webhook_text.json", webhook_signer, event_id="evt-x", retry=3)
+    assert again.body["status"] == "duplicate"
+    assert [e["type"] for e in timeline(functions)].count("AgentMessage") == 1
+
+
+def test_unknown_conversation_is_kept_then_adopted(
+    functions: SimpleNamespace, services: Any, webhook_signer: Any, event_bus: Any
+) -> None:
+    kept = deliver(functions, "webhook_queued.json", webhook_signer, event_id="evt-early")
+    assert kept.status == 200
+    assert kept.body == {"status": "kept", "reason": "unknown conversation"}
+    assert event_bus.published() == [], "nothing is published before the event has a case"
+    again = deliver(functions, "webhook_queued.json", webhook_signer, event_id="evt-early", retry=1)
+    assert again.body["status"] == "duplicate"
+    open_case(functions)  # the fake 8x8 hands out the samples' conversation id
+    view = case_view(functions)
+    assert view["state"] == "queued"
+    assert view["queue"] == {"id": "101", "name": "Support"}
+    events = timeline(functions)
+    # the adopted event keeps the time it was received, so it sorts before the opening
+    assert [e["type"] for e in events] == ["Queued", "ConversationOpened"]
+    assert events[0]["eventId"] == "evt-early"
+    assert services.store.orphan_events(CONVERSATION_ID) == []
+    assert sorted(p["detail-type"] for p in event_bus.published()) == ["ConversationOpened", "Queued"]
+    late_dup = deliver(functions, "webhook_queued.json", webhook_signer, event_id="evt-early", retry=2)
+    assert late_dup.body["status"] == "duplicate"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json at all",
+        b'{"eventType": "QUEUED", "timestamp": 1}',  # no conversationId
+        b'{"eventType": "SOMETHING_NEW", "conversationId": "c", "timestamp": 1}',
+        b'{"eventType": "QUEUED", "conversationId": "c", "timestamp": -5}',
+        b"[]",
+    ],
+)
+def test_signed_but_invalid_event_is_400(
+    functions: SimpleNamespace, services: Any, webhook_signer: Any, body: bytes
+) -> None:
+    answer = deliver(functions, "webhook_queued.json", webhook_signer, body=body)
+    assert_error(answer, 400, "InvalidRequest")
+    assert table_items(services) == []
+
+
+def test_webhook_body_too_large_is_413(functions: SimpleNamespace, services: Any, webhook_signer: Any) -> None:
+    body = json.dumps({"eventType": "TEXT", "conversationId": "c", "timestamp": 1, "message": "x" * 300_000}).encode()
+    assert_error(deliver(functions, "webhook_text.json", webhook_signer, body=body), 413, "PayloadTooLarge")
+
+
+def test_unknown_fields_from_8x8_are_tolerated(functions: SimpleNamespace, services: Any, webhook_signer: Any) -> None:
+    open_case(functions)
+    payload = json.loads(load_event("webhook_agent_joined.json")["body"])
+    payload["somethingNew"] = {"nested": True}
+    answer = deliver(functions, "webhook_agent_joined.json", webhook_signer, body=json.dumps(payload).encode())
+    assert answer.status == 200 and answer.body["status"] == "accepted"

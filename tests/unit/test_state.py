@@ -1,0 +1,165 @@
+"""casebridge.state: how 8x8's events move a case's live state."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from casebridge.models import CaseState, WebhookEventType
+from casebridge.state import LiveState, apply_event, customer_left
+
+E = WebhookEventType
+QUEUED = {"queueId": "101", "queueName": "Support"}
+AGENT = {"agentId": "agent-7", "agentName": "Grace"}
+
+
+def run(events: list[tuple[WebhookEventType, int, dict]], start: LiveState | None = None) -> LiveState:
+    live = start or LiveState()
+    for event_type, ts, detail in events:
+        live = apply_event(live, event_type, ts, detail) or live
+    return live
+
+
+def test_initial_state_is_open() -> None:
+    live = LiveState()
+    assert live.state is CaseState.OPEN
+    assert live.to_view() == {"state": "open", "agent": None, "queue": None, "transferPending": False}
+
+
+def test_open_to_queued_records_the_queue() -> None:
+    after = apply_event(LiveState(), E.QUEUED, 100, QUEUED)
+    assert after is not None
+    assert (after.state, after.state_at, after.queue_id, after.queue_name) == (CaseState.QUEUED, 100, "101", "Support")
+    assert after.to_view()["queue"] == {"id": "101", "name": "Support"}
+
+
+def test_queued_to_with_agent_records_the_agent() -> None:
+    after = run([(E.QUEUED, 100, QUEUED), (E.AGENT_JOINED, 200, AGENT)])
+    assert after.state is CaseState.WITH_AGENT
+    assert (after.agent_id, after.agent_name, after.queue_id) == ("agent-7", "Grace", "101")
+    assert after.to_view()["agent"] == {"id": "agent-7", "name": "Grace"}
+
+
+def test_agent_left_ends_the_interaction_and_forgets_the_agent() -> None:
+    after = run([(E.QUEUED, 100, QUEUED), (E.AGENT_JOINED, 200, AGENT), (E.AGENT_LEFT, 300, AGENT)])
+    assert after.state is CaseState.AGENT_LEFT
+    assert after.agent_id is None and after.agent_name is None
+    assert after.state_at == 300
+
+
+def test_reopen_after_agent_left_queues_again() -> None:
+    after = run(
+        [
+            (E.QUEUED, 100, QUEUED),
+            (E.AGENT_JOINED, 200, AGENT),
+            (E.AGENT_LEFT, 300, AGENT),
+            (E.QUEUED, 400, {"queueId": "102", "queueName": "Billing"}),
+        ]
+    )
+    assert after.state is CaseState.QUEUED
+    assert after.queue_id == "102"
+
+
+def test_queued_clears_a_previous_agent() -> None:
+    start = LiveState(state=CaseState.WITH_AGENT, state_at=10, agent_id="a", agent_name="A")
+    after = apply_event(start, E.QUEUED, 20, QUEUED)
+    assert after is not None and after.agent_id is None and after.agent_name is None
+
+
+@pytest.mark.parametrize("event_type", [E.TEXT, E.WEB_HOOK_VERIFY])
+def test_informational_events_do_not_change_state(event_type: WebhookEventType) -> None:
+    start = LiveState(state=CaseState.WITH_AGENT, state_at=100, agent_id="agent-7")
+    assert apply_event(start, event_type, 200, {"text": "hi"}) is None
+
+
+def test_transfer_sequence_left_is_not_the_end() -> None:
+    live = run([(E.QUEUED, 100, QUEUED), (E.AGENT_JOINED, 200, AGENT)])
+    live = apply_event(live, E.TRANSFER, 300, {}) or pytest.fail("TRANSFER must change state")
+    assert (live.state, live.transfer_pending) == (CaseState.QUEUED, True)
+    live = apply_event(live, E.AGENT_LEFT, 301, AGENT) or pytest.fail("AGENT_LEFT must change state")
+    assert live.state is CaseState.QUEUED, "the AGENT_LEFT that follows a TRANSFER is not the end"
+    assert live.agent_id is None
+    live = apply_event(live, E.QUEUED, 302, {"queueId": "102", "queueName": "Billing"}) or pytest.fail("QUEUED")
+    assert (live.state, live.queue_id) == (CaseState.QUEUED, "102")
+    live = apply_event(live, E.AGENT_JOINED, 400, {"agentId": "agent-9", "agentName": "Alan"}) or pytest.fail("JOIN")
+    assert (live.state, live.agent_id, live.transfer_pending) == (CaseState.WITH_AGENT, "agent-9", False)
+    live = apply_event(live, E.AGENT_LEFT, 500, {"agentId": "agent-9"}) or pytest.fail("LEFT")
+    assert live.state is CaseState.AGENT_LEFT, "after the new agent joined, AGENT_LEFT is the end again"
+
+
+def test_out_of_order_older_event_is_ignored() -> None:
+    live = run([(E.QUEUED, 100, QUEUED), (E.AGENT_JOINED, 200, AGENT), (E.AGENT_LEFT, 300, AGENT)])
+    assert apply_event(live, E.AGENT_JOINED, 250, AGENT) is None
+    assert apply_event(live, E.QUEUED, 99, QUEUED) is None
+
+
+def test_event_with_the_same_timestamp_still_applies() -> None:
+    live = apply_event(LiveState(), E.QUEUED, 100, QUEUED)
+    assert live is not None
+    after = apply_event(live, E.AGENT_JOINED, 100, AGENT)
+    assert after is not None and after.state is CaseState.WITH_AGENT
+
+
+def test_late_queued_after_agent_joined_does_not_move_back() -> None:
+    # AGENT_JOINED (t=200) arrives before QUEUED (t=100)
+    live = run([(E.AGENT_JOINED, 200, AGENT), (E.QUEUED, 100, QUEUED)])
+    assert live.state is CaseState.WITH_AGENT
+    assert live.agent_id == "agent-7"
+
+
+def test_customer_left_closes() -> None:
+    live = run([(E.QUEUED, 100, QUEUED), (E.AGENT_JOINED, 200, AGENT)])
+    closed = customer_left(live, 300)
+    assert (closed.state, closed.state_at, closed.transfer_pending) == (CaseState.CLOSED, 300, False)
+
+
+def test_customer_left_never_moves_state_at_backwards() -> None:
+    live = LiveState(state=CaseState.WITH_AGENT, state_at=1_000)
+    assert customer_left(live, 500).state_at == 1_000
+
+
+def test_closed_stays_closed_when_the_agent_leaves_after_the_customer() -> None:
+    closed = customer_left(run([(E.QUEUED, 100, QUEUED), (E.AGENT_JOINED, 200, AGENT)]), 300)
+    after = apply_event(closed, E.AGENT_LEFT, 301, AGENT)
+    assert after is not None and after.state is CaseState.CLOSED
+    assert after.agent_id is None
+
+
+def test_closed_ignores_events_older_than_the_close() -> None:
+    closed = customer_left(LiveState(state=CaseState.WITH_AGENT, state_at=200), 300)
+    for event_type, detail in ((E.AGENT_JOINED, AGENT), (E.QUEUED, QUEUED), (E.TRANSFER, {}), (E.AGENT_LEFT, AGENT)):
+        assert apply_event(closed, event_type, 250, detail) is None
+
+
+def test_customer_leaving_cancels_a_pending_transfer() -> None:
+    live = run([(E.AGENT_JOINED, 100, AGENT), (E.TRANSFER, 200, {})])
+    closed = customer_left(live, 300)
+    after = apply_event(closed, E.AGENT_LEFT, 301, AGENT)
+    assert after is not None and after.state is CaseState.CLOSED
+
+
+_EVENT_TYPES = st.sampled_from([E.QUEUED, E.AGENT_JOINED, E.AGENT_LEFT, E.TRANSFER, E.TEXT])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(_EVENT_TYPES, st.integers(min_value=0, max_value=50)), min_size=1, max_size=12))
+def test_state_time_never_moves_backwards(events: list[tuple[WebhookEventType, int]]) -> None:
+    live = LiveState()
+    for event_type, ts in events:
+        after = apply_event(live, event_type, ts, {**QUEUED, **AGENT})
+        if ts < live.state_at:
+            assert after is None, "an event older than the state must not change it"
+        if after is not None:
+            assert after.state_at >= live.state_at
+            live = after
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.permutations([(E.QUEUED, 100), (E.AGENT_JOINED, 200), (E.TEXT, 250), (E.AGENT_LEFT, 300)]))
+def test_any_arrival_order_ends_in_the_newest_events_state(order: list[tuple[WebhookEventType, int]]) -> None:
+    live = LiveState()
+    for event_type, ts in order:
+        live = apply_event(live, event_type, ts, {**QUEUED, **AGENT}) or live
+    assert live.state_at == 300
+    assert live.state is CaseState.AGENT_LEFT

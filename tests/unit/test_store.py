@@ -1,0 +1,260 @@
+"""casebridge.store: the DynamoDB access layer, against moto's DynamoDB (table built from template.yaml)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+from unit_support import client
+
+from casebridge.cases import adopt_early_events
+from casebridge.errors import InvalidRequest
+from casebridge.models import CaseState
+from casebridge.state import LiveState
+from casebridge.store import CaseStore, MessageRecord, StaleCase, TimelineEntry, decode_cursor, encode_cursor
+
+TENANT = "acme-tenant"
+
+
+@pytest.fixture
+def store(cases_table: str) -> CaseStore:
+    return CaseStore(cases_table)
+
+
+def entry(event_id: str, received_at: int, conversation_id: str = "conv-1", **kw: object) -> TimelineEntry:
+    return TimelineEntry(
+        event_id=event_id,
+        type=str(kw.get("type", "Queued")),
+        conversation_id=conversation_id,
+        occurred_at=int(kw.get("occurred_at", received_at)),  # type: ignore[call-overload]
+        received_at=received_at,
+        detail=dict(kw.get("detail", {"queueId": "101"})),  # type: ignore[call-overload]
+        source_event_type=str(kw.get("source", "QUEUED")),
+    )
+
+
+def opened_case(store: CaseStore, case_id: str = "case-1", conversation_id: str = "conv-1"):  # type: ignore[no-untyped-def]
+    assert store.claim_opening(case_id, 30_000)
+    store.record_conversation(case_id, conversation_id, "channel-1")
+    case = store.get_case(case_id)
+    assert case is not None
+    return case
+
+
+def all_items(table: str) -> list[dict]:
+    return client("dynamodb").scan(TableName=table)["Items"]
+
+
+# ---- opening a case ------------------------------------------------------------------------------
+def test_claim_opening_has_a_single_winner(store: CaseStore) -> None:
+    assert store.claim_opening("case-1", 30_000) is True
+    assert [store.claim_opening("case-1", 30_000) for _ in range(5)] == [False] * 5
+    case = store.get_case("case-1")
+    assert case is not None
+    assert (case.case_id, case.conversation_id, case.live.state, case.version) == ("case-1", None, CaseState.OPEN, 0)
+    assert case.opening_until > case.created_at > 0
+
+
+def test_claim_can_be_taken_again_after_its_lease_or_release(store: CaseStore) -> None:
+    assert store.claim_opening("case-1", 0)
+    time.sleep(0.003)
+    assert store.claim_opening("case-1", 30_000), "an expired lease can be taken over"
+    store.release_claim("case-1")
+    assert store.claim_opening("case-1", 30_000), "a released claim can be taken at once"
+
+
+def test_no_claim_once_the_conversation_is_recorded(store: CaseStore) -> None:
+    opened_case(store)
+    time.sleep(0.002)
+    assert store.claim_opening("case-1", 0) is False
+
+
+def test_record_conversation_binds_both_ways(store: CaseStore, cases_table: str) -> None:
+    case = opened_case(store, "case-1", "conv-1")
+    assert (case.conversation_id, case.channel_id, case.opening_until) == ("conv-1", "channel-1", 0)
+    mapping = client("dynamodb").get_item(
+        TableName=cases_table, Key={"pk": {"S": "CONVERSATION#conv-1"}, "sk": {"S": "CONVERSATION"}}
+    )["Item"]
+    assert mapping["caseId"] == {"S": "case-1"}
+    assert store.lookup_for_webhook("conv-1", TENANT, "evt-1")[0] == "case-1"
+
+
+def test_record_conversation_is_all_or_nothing(store: CaseStore, cases_table: str) -> None:
+    opened_case(store, "case-1", "conv-1")
+    assert store.claim_opening("case-2", 30_000)
+    with pytest.raises(ClientError) as raised:
+        store.record_conversation("case-2", "conv-1", "channel-1")  # conversation already mapped to case-1
+    assert raised.value.response["Error"]["Code"] == "TransactionCanceledException"
+    case2 = store.get_case("case-2")
+    assert case2 is not None and case2.conversation_id is None, "the case half must not be written alone"
+    with pytest.raises(ClientError):
+        store.record_conversation("case-1", "conv-9", "channel-1")  # case-1 already has one
+    assert store.get_case("case-1").conversation_id == "conv-1"  # type: ignore[union-attr]
+    assert store.lookup_for_webhook("conv-9", TENANT, "e")[0] is None
+
+
+# ---- case events ---------------------------------------------------------------------------------
+def test_record_case_event_writes_entry_state_and_receipt(store: CaseStore) -> None:
+    case = opened_case(store)
+    live = LiveState(state=CaseState.QUEUED, state_at=100, queue_id="101", queue_name="Support")
+    assert store.record_case_event(case, entry("evt-1", 1_000), live, receipt=(TENANT, "evt-1")) is True
+    after = store.get_case("case-1")
+    assert after is not None
+    assert (after.live.state, after.live.queue_id, after.version) == (CaseState.QUEUED, "101", 1)
+    entries, _ = store.list_timeline("case-1", None, 10)
+    assert [e.event_id for e in entries] == ["evt-1"]
+    assert store.lookup_for_webhook("conv-1", TENANT, "evt-1")[2] is True
+
+
+def test_duplicate_receipt_returns_false_and_writes_nothing(store: CaseStore) -> None:
+    case = opened_case(store)
+    live = LiveState(state=CaseState.QUEUED, state_at=100)
+    assert store.record_case_event(case, entry("evt-1", 1_000), live, receipt=(TENANT, "evt-1")) is True
+    fresh = store.get_case("case-1")
+    assert fresh is not None
+    later = LiveState(state=CaseState.WITH_AGENT, state_at=200, agent_id="a")
+    assert store.record_case_event(fresh, entry("evt-1", 2_000), later, receipt=(TENANT, "evt-1")) is False
+    entries, _ = store.list_timeline("case-1", None, 10)
+    assert len(entries) == 1
+    assert store.get_case("case-1").live.state is CaseState.QUEUED  # type: ignore[union-attr]
+
+
+def test_version_conflict_raises_stale_case(store: CaseStore) -> None:
+    case = opened_case(store)
+    assert store.record_case_event(case, entry("e1", 1), LiveState(state=CaseState.QUEUED, state_at=1))
+    with pytest.raises(StaleCase):  # `case` is the version read before the write above
+        store.record_case_event(case, entry("e2", 2), LiveState(state=CaseState.WITH_AGENT, state_at=2), (TENANT, "e2"))
+    entries, _ = store.list_timeline("case-1", None, 10)
+    assert [e.event_id for e in entries] == ["e1"]
+    assert store.lookup_for_webhook("conv-1", TENANT, "e2")[2] is False, "no receipt for a failed transaction"
+
+
+def test_event_without_state_change_does_not_bump_the_version(store: CaseStore) -> None:
+    case = opened_case(store)
+    assert store.record_case_event(case, entry("text-1", 5, type="AgentMessage"), None, receipt=(TENANT, "text-1"))
+    assert store.get_case("case-1").version == 0  # type: ignore[union-attr]
+
+
+def test_state_update_removes_cleared_fields(store: CaseStore) -> None:
+    case = opened_case(store)
+    store.record_case_event(case, entry("e1", 1), LiveState(CaseState.WITH_AGENT, 1, "101", "Support", "a", "Ann"))
+    with_agent = store.get_case("case-1")
+    assert with_agent is not None and with_agent.live.agent_id == "a"
+    store.record_case_event(with_agent, entry("e2", 2), LiveState(CaseState.AGENT_LEFT, 2, "101", "Support"))
+    left = store.get_case("case-1")
+    assert left is not None
+    assert (left.live.agent_id, left.live.agent_name, left.live.queue_id) == (None, None, "101")
+    assert left.to_view()["agent"] is None
+
+
+# ---- timeline paging -----------------------------------------------------------------------------
+def test_timeline_pages_with_a_cursor(store: CaseStore) -> None:
+    case = opened_case(store)
+    for n in range(5):
+        store.record_case_event(case, entry(f"e{n}", 1_000 + n), None)
+    first, cursor = store.list_timeline("case-1", None, 2)
+    second, cursor2 = store.list_timeline("case-1", cursor, 2)
+    third, cursor3 = store.list_timeline("case-1", cursor2, 2)
+    assert [e.event_id for e in first + second + third] == ["e0", "e1", "e2", "e3", "e4"]
+    empty, cursor4 = store.list_timeline("case-1", cursor3, 2)
+    assert empty == [] and cursor4 == cursor3
+
+
+def test_timeline_never_returns_the_case_or_messages(store: CaseStore) -> None:
+    case = opened_case(store)
+    store.record_message("case-1", MessageRecord("m1", "sent", 1), "conv-1")
+    store.record_case_event(case, entry("e1", 1), None)
+    entries, cursor = store.list_timeline("case-1", None, 10)
+    assert [e.event_id for e in entries] == ["e1"]
+    after, _ = store.list_timeline("case-1", cursor, 10)
+    assert after == [], "paging past the last event must not reach MESSAGE# items"
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "%%%",
+        "not-base64!",
+        encode_cursor("CASE"),
+        encode_cursor("MESSAGE#x"),
+        "\u00e9",
+        encode_cursor("EVENT#" + "9" * 400),
+    ],
+)
+def test_bad_cursor_is_an_invalid_request(store: CaseStore, cursor: str) -> None:
+    opened_case(store)
+    with pytest.raises(InvalidRequest):
+        store.list_timeline("case-1", cursor, 10)
+
+
+def test_cursor_round_trip() -> None:
+    assert decode_cursor(encode_cursor("EVENT#0000000001000#e1")) == "EVENT#0000000001000#e1"
+
+
+# ---- orphans -------------------------------------------------------------------------------------
+def test_orphan_event_is_kept_and_listed(store: CaseStore) -> None:
+    assert store.record_orphan_event(TENANT, "evt-1", entry("evt-1", 1_000, "conv-early")) is True
+    orphans = store.orphan_events("conv-early")
+    assert [(o.event_id, o.source_event_type, o.detail) for o in orphans] == [("evt-1", "QUEUED", {"queueId": "101"})]
+    assert store.lookup_for_webhook("conv-early", TENANT, "evt-1") == (None, None, True)
+
+
+def test_duplicate_orphan_returns_false(store: CaseStore) -> None:
+    assert store.record_orphan_event(TENANT, "evt-1", entry("evt-1", 1_000, "conv-early"))
+    assert store.record_orphan_event(TENANT, "evt-1", entry("evt-1", 2_000, "conv-early")) is False
+    assert len(store.orphan_events("conv-early")) == 1
+
+
+def test_orphan_after_the_mapping_exists_is_stale(store: CaseStore) -> None:
+    opened_case(store, "case-1", "conv-1")
+    with pytest.raises(StaleCase):
+        store.record_orphan_event(TENANT, "evt-1", entry("evt-1", 1_000, "conv-1"))
+    assert store.orphan_events("conv-1") == []
+
+
+def test_drop_orphan(store: CaseStore) -> None:
+    e = entry("evt-1", 1_000, "conv-early")
+    store.record_orphan_event(TENANT, "evt-1", e)
+    store.drop_orphan(e)
+    assert store.orphan_events("conv-early") == []
+
+
+def test_orphan_adoption_moves_the_event_to_the_case(services: object) -> None:
+    store: CaseStore = services.store  # type: ignore[attr-defined]
+    queued = entry("evt-q", 1_000, "conv-1", occurred_at=500, detail={"queueId": "101", "queueName": "Support"})
+    store.record_orphan_event(TENANT, "evt-q", queued)
+    opened_case(store, "case-1", "conv-1")
+    adopt_early_events(services, "case-1", "conv-1")  # type: ignore[arg-type]
+    case = store.get_case("case-1")
+    assert case is not None
+    assert (case.live.state, case.live.queue_name, case.live.state_at) == (CaseState.QUEUED, "Support", 500)
+    assert [e.event_id for e in store.list_timeline("case-1", None, 10)[0]] == ["evt-q"]
+    assert store.orphan_events("conv-1") == []
+
+
+# ---- lookups -------------------------------------------------------------------------------------
+def test_lookup_for_webhook_unknown_conversation(store: CaseStore) -> None:
+    assert store.lookup_for_webhook("conv-x", TENANT, "evt-1") == (None, None, False)
+
+
+def test_lookup_for_webhook_uses_the_container_cache_after_the_first_hit(store: CaseStore) -> None:
+    opened_case(store, "case-1", "conv-1")
+    case_id, case, seen = store.lookup_for_webhook("conv-1", TENANT, "evt-1")
+    assert (case_id, seen) == ("case-1", False) and case is not None and case.case_id == "case-1"
+    case_id, case, seen = store.lookup_for_webhook("conv-1", TENANT, "evt-1")  # cached mapping path
+    assert (case_id, seen) == ("case-1", False) and case is not None and case.conversation_id == "conv-1"
+    store.record_case_event(case, entry("evt-1", 1), None, receipt=(TENANT, "evt-1"))
+    assert store.lookup_for_webhook("conv-1", TENANT, "evt-1")[2] is True
+
+
+def test_receipts_expire_and_timeline_items_carry_a_ttl(store: CaseStore, cases_table: str) -> None:
+    case = opened_case(store)
+    store.record_case_event(case, entry("evt-1", 1), None, receipt=(TENANT, "evt-1"))
+    now = time.time()
+    for item in all_items(cases_table):
+        sk = item["sk"]["S"]
+        if sk.startswith("EVENT#") or sk == "RECEIPT":
+            assert int(item["expiresAt"]["N"]) > now + 86_400, sk
+        if sk == "CASE":
+            assert "expiresAt" not in item, "the case itself never expires"

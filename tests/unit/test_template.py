@@ -1,0 +1,240 @@
+"""template.yaml against the code: handlers exist, every API route is served, runtime and data settings.
+(cfn-lint and `sam validate` run separately in `make test`.)"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from unit_support import EVENTS, ROOT, invoke, load_event
+
+from casebridge.settings import Settings, load_settings
+
+FUNCTION_DIRS = {
+    "WebhookIntakeFunction": "webhook_intake",
+    "OutboundSenderFunction": "outbound_sender",
+    "ConversationLifecycleFunction": "conversation_lifecycle",
+}
+
+
+def functions_of(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
+
+
+def api_routes(resource: dict[str, Any]) -> set[tuple[str, str]]:
+    events = resource["Properties"].get("Events", {})
+    return {(e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events.values() if e["Type"] == "Api"}
+
+
+def served_routes(module: Any) -> set[tuple[str, str]]:
+    routes = set()
+    for route in [*module.app._static_routes, *module.app._dynamic_routes]:
+        path = re.sub(r"<(\w+)>", r"{\1}", route.path)
+        methods = route.method if isinstance(route.method, list | tuple) else [route.method]
+        routes.update((m.upper(), path) for m in methods)
+    return routes
+
+
+def test_every_function_is_known_and_its_handler_file_exists(template: dict[str, Any]) -> None:
+    found = functions_of(template)
+    assert set(found) == set(FUNCTION_DIRS)
+    for name, resource in found.items():
+        props = resource["Properties"]
+        code = ROOT / props["CodeUri"]
+        module_name, _, attribute = props["Handler"].partition(".")
+        assert (code / f"{module_name}.py").is_file(), name
+        assert attribute == "lambda_handler"
+        assert Path(props["CodeUri"].rstrip("/")).name == FUNCTION_DIRS[name]
+        source = (code / f"{module_name}.py").read_text()
+        assert f"def {attribute}(" in source
+
+
+def test_every_api_route_is_served_by_its_handler(template: dict[str, Any], functions: SimpleNamespace) -> None:
+    modules = {
+        "WebhookIntakeFunction": functions.webhook,
+        "OutboundSenderFunction": functions.outbound,
+        "ConversationLifecycleFunction": functions.lifecycle,
+    }
+    for name, resource in functions_of(template).items():
+        declared = api_routes(resource)
+        served = served_routes(modules[name])
+        assert declared == served, f"{name}: template {sorted(declared)} vs handler {sorted(served)}"
+        for event in resource["Properties"]["Events"].values():
+            if event["Type"] == "Api":
+                assert event["Properties"]["RestApiId"] == {"Ref": "BusinessApi"}
+
+
+def test_every_api_route_resolves_in_its_handler(template: dict[str, Any], functions: SimpleNamespace) -> None:
+    """Behavioural check of the same: an event for each declared route never meets the not-found answer."""
+    modules = {
+        "WebhookIntakeFunction": functions.webhook,
+        "OutboundSenderFunction": functions.outbound,
+        "ConversationLifecycleFunction": functions.lifecycle,
+    }
+    for name, resource in functions_of(template).items():
+        for method, path in api_routes(resource):
+            event = load_event("get_case.json")
+            concrete = path.replace("{caseId}", "bad!id")  # refused before any AWS or 8x8 call
+            event.update(resource=path, path=concrete, httpMethod=method, body="{}")
+            event["requestContext"].update(resourcePath=path, httpMethod=method)
+            answer = invoke(modules[name], event)
+            assert answer.body["error"]["code"] != "RouteNotFound", (name, method, path)
+            if "{caseId}" in path:
+                assert answer.status == 400, (name, method, path, answer.raw)
+
+
+def test_only_the_webhook_route_skips_the_api_key(template: dict[str, Any]) -> None:
+    assert template["Resources"]["BusinessApi"]["Properties"]["Auth"]["ApiKeyRequired"] is True
+    open_routes = [
+        e["Properties"]["Path"]
+        for f in functions_of(template).values()
+        for e in f["Properties"]["Events"].values()
+        if e["Type"] == "Api" and e["Properties"].get("Auth", {}).get("ApiKeyRequired") is False
+    ]
+    assert open_routes == ["/webhooks/8x8"]
+
+
+def test_runtime_architecture_and_layer(template: dict[str, Any]) -> None:
+    function_globals = template["Globals"]["Function"]
+    assert function_globals["Runtime"] == "python3.13"
+    assert function_globals["Architectures"] == ["arm64"]
+    assert {"Ref": "CommonLayer"} in function_globals["Layers"]
+    for resource in functions_of(template).values():
+        props = resource["Properties"]
+        assert props.get("Runtime", "python3.13") == "python3.13"
+        assert props.get("Architectures", ["arm64"]) == ["arm64"]
+    layer = template["Resources"]["CommonLayer"]
+    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    assert layer["Metadata"].get("BuildArchitecture") == "arm64"
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert (ROOT / layer["Properties"]["ContentUri"] / "casebridge" / "__init__.py").is_file()
+    assert (ROOT / layer["Properties"]["ContentUri"] / "requirements.txt").is_file()
+
+
+def test_table_has_pitr_and_ttl(template: dict[str, Any]) -> None:
+    table = template["Resources"]["CasesTable"]
+    props = table["Properties"]
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    assert table["DeletionPolicy"] == "Retain"
+    assert {k["AttributeName"]: k["KeyType"] for k in props["KeySchema"]} == {"pk": "HASH", "sk": "RANGE"}
+
+
+def test_outbound_queue_is_fifo_with_a_dlq_and_the_sender_consumes_it(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    queue = resources["OutboundQueue"]["Properties"]
+    assert queue["FifoQueue"] is True
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["OutboundDeadLetterQueue", "Arn"]}
+    assert resources["OutboundDeadLetterQueue"]["Properties"]["FifoQueue"] is True
+    sqs_events = [e for e in resources["OutboundSenderFunction"]["Properties"]["Events"].values() if e["Type"] == "SQS"]
+    [sqs] = sqs_events
+    assert sqs["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert sqs["Properties"]["Queue"] == {"Fn::GetAtt": ["OutboundQueue", "Arn"]}
+
+
+def test_every_setting_is_provided_by_the_template(template: dict[str, Any]) -> None:
+
+    variables = set(template["Globals"]["Function"]["Environment"]["Variables"])
+    for resource in functions_of(template).values():
+        variables |= set(resource["Properties"].get("Environment", {}).get("Variables", {}))
+    required = {f.alias for f in Settings.model_fields.values() if f.is_required()}
+    assert required <= variables
+    assert {"OUTBOUND_QUEUE_URL", "OUTBOUND_DLQ_URL"} <= set(
+        template["Resources"]["OutboundSenderFunction"]["Properties"]["Environment"]["Variables"]
+    )
+
+
+# ---- the events/ samples match the template --------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "function"),
+    [
+        ("open_conversation.json", "ConversationLifecycleFunction"),
+        ("customer_leaves.json", "ConversationLifecycleFunction"),
+        ("get_case.json", "ConversationLifecycleFunction"),
+        ("case_events.json", "ConversationLifecycleFunction"),
+        ("post_message.json", "OutboundSenderFunction"),
+        ("webhook_queued.json", "WebhookIntakeFunction"),
+        ("webhook_agent_joined.json", "WebhookIntakeFunction"),
+        ("webhook_text.json", "WebhookIntakeFunction"),
+        ("webhook_transfer.json", "WebhookIntakeFunction"),
+        ("webhook_agent_left.json", "WebhookIntakeFunction"),
+        ("webhook_verify.json", "WebhookIntakeFunction"),
+    ],
+)
+def test_api_sample_matches_a_route_of_its_function(template: dict[str, Any], name: str, function: str) -> None:
+    event = load_event(name)
+    assert (event["httpMethod"], event["resource"]) in api_routes(template["Resources"][function])
+    assert event["requestContext"]["resourcePath"] == event["resource"]
+    assert event["requestContext"]["httpMethod"] == event["httpMethod"]
+    assert event["requestContext"]["stage"] == "v1"
+    assert {"requestId", "identity"} <= set(event["requestContext"])
+    assert {"apiKey", "sourceIp"} <= set(event["requestContext"]["identity"])
+    assert event["isBase64Encoded"] is False
+    assert {k: [v] for k, v in event["headers"].items()} == event["multiValueHeaders"]
+    if name.startswith("webhook_"):
+        lower = {k.lower() for k in event["headers"]}
+        assert {
+            "x-8x8-signature",
+            "x-8x8-event-id",
+            "x-8x8-retry",
+            "x-8x8-transmission-time",
+            "x-8x8-tenant-id",
+            "x-8x8-customer-id",
+        } <= lower
+        assert json.loads(event["body"])["eventType"] in name.upper().replace("WEBHOOK_", "").replace(".JSON", "") or (
+            name == "webhook_verify.json"
+        )
+
+
+def test_every_event_file_is_valid_json_and_env_names_real_functions(template: dict[str, Any]) -> None:
+    files = sorted(p.name for p in EVENTS.glob("*.json"))
+    assert len(files) == 13
+    for name in files:
+        json.loads((EVENTS / name).read_text(encoding="utf-8"))
+    env = json.loads((EVENTS / "env.json").read_text())
+    assert set(env) - {"Parameters"} <= set(functions_of(template))
+    assert env["Parameters"]["EIGHTXEIGHT_TENANT_ID"] == load_event("webhook_queued.json")["headers"]["x-8x8-tenant-id"]
+
+
+def test_sqs_sample_is_a_fifo_batch(template: dict[str, Any]) -> None:
+    batch = load_event("sqs_outbound_batch.json")
+    assert len(batch["Records"]) == 3
+    for record in batch["Records"]:
+        assert record["eventSource"] == "aws:sqs"
+        assert record["eventSourceARN"].endswith(".fifo")
+        body = json.loads(record["body"])
+        assert record["attributes"]["MessageGroupId"] == body["caseId"]
+        assert record["attributes"]["MessageDeduplicationId"] == body["messageId"]
+
+
+def test_a_misconfigured_function_answers_500_not_the_clients_400(functions: SimpleNamespace) -> None:
+    """No table or tenant in the environment: a configuration error, not a bad request."""
+    answer = invoke(functions.lifecycle, load_event("get_case.json"))
+    assert answer.status == 500, answer.raw
+    assert answer.body["error"]["code"] == "ConfigurationError"
+    assert "CASES_TABLE_NAME" in answer.body["error"]["message"]
+    assert "Traceback" not in answer.raw
+
+
+def test_settings_parse_the_templates_values() -> None:
+
+    settings = load_settings(
+        {
+            "CASES_TABLE_NAME": "t",
+            "EIGHTXEIGHT_TENANT_ID": "acme",
+            "EIGHTXEIGHT_BASE_URL": "http://localhost:8088/",
+            "WEBHOOK_TOLERANCE_SECONDS": "300",
+            "MAX_SEND_ATTEMPTS": "8",
+            "OUTBOUND_QUEUE_URL": "",
+        }
+    )
+    assert (settings.base_url, settings.webhook_tolerance_seconds, settings.max_send_attempts) == (
+        "http://localhost:8088",
+        300,
+        8,
+    )
+    assert settings.outbound_queue_url == ""
