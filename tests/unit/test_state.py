@@ -163,3 +163,18 @@ def test_any_arrival_order_ends_in_the_newest_events_state(order: list[tuple[Web
         live = apply_event(live, event_type, ts, {**QUEUED, **AGENT}) or live
     assert live.state_at == 300
     assert live.state is CaseState.AGENT_LEFT
+
+
+def test_transfer_new_queue_queued_before_old_agent_left_is_still_waiting() -> None:
+    live = run(
+        [
+            (E.QUEUED, 100, QUEUED),
+            (E.AGENT_JOINED, 200, AGENT),
+            (E.TRANSFER, 300, {}),
+            (E.QUEUED, 301, {"queueId": "102", "queueName": "Billing"}),
+            (E.AGENT_LEFT, 301, AGENT),
+        ]
+    )
+    assert (live.state, live.queue_id, live.transfer_pending) == (CaseState.QUEUED, "102", True)
+    joined = apply_event(live, E.AGENT_JOINED, 400, {"agentId": "agent-9", "agentName": "Kim"})
+    assert joined is not None and (joined.state, joined.transfer_pending) == (CaseState.WITH_AGENT, False)

@@ -38,6 +38,8 @@ def apply_event(
     if timestamp < current.state_at:
         return None
     if event_type is WebhookEventType.QUEUED:
+        # A transfer stays pending until the next agent joins: the new queue's QUEUED may come before
+        # the old agent's AGENT_LEFT, and that AGENT_LEFT must not read as the end.
         return replace(
             current,
             state=CaseState.QUEUED,
@@ -46,7 +48,6 @@ def apply_event(
             queue_name=detail.get("queueName"),
             agent_id=None,
             agent_name=None,
-            transfer_pending=False,
         )
     if event_type is WebhookEventType.AGENT_JOINED:
         return replace(

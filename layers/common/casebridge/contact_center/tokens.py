@@ -88,6 +88,11 @@ class TokenProvider:
                 if token:
                     return token
             logger.warning("token refresh by a peer container did not complete; fetching our own")
+        else:
+            # Won the lease: a peer may have stored a fresh token just before, so look once more.
+            token = self._from_shared()
+            if token:
+                return token
         token = self._fetch()
         self._shared.put_token(self.tenant_id, token.value, token.expires_at_ms)
         logger.info("fetched a new 8x8 access token", extra={"expiresAtMs": token.expires_at_ms})
