@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import jwk_for, new_conversation, verify_8x8_signature
+from emulator_support import jwk_for, new_conversation, verify_8x8_signature
 
 from cc_emulator.control import ChatV2Client, ControlClient
 from cc_emulator.pytest_plugin import ReceivedRequest, WebhookReceiver

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import new_conversation
+from emulator_support import new_conversation
 
 from cc_emulator.__main__ import parse_fault
 from cc_emulator.config import load_config

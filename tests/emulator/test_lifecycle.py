@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import new_conversation
+from emulator_support import new_conversation
 
 from cc_emulator.config import AgentConfig, QueueConfig, ScriptConfig
 from cc_emulator.control import ChatV2Client, ControlClient
