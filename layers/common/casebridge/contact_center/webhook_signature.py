@@ -15,16 +15,18 @@ import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, cast
 
 import requests
-from joserfc import jws
-from joserfc.errors import JoseError
-from joserfc.jwk import RSAKey
 
 from casebridge.contact_center import http
 from casebridge.errors import ContactCenterError, SigningKeyUnavailable, Unauthorized
 from casebridge.observability import logger
+
+if TYPE_CHECKING:
+    from joserfc.jwk import RSAKey
 
 SIGNATURE_HEADERS = (
     "x-8x8-signature",
@@ -38,8 +40,18 @@ _COMPACT_DETACHED = re.compile(r"^([A-Za-z0-9_-]{1,1024})\.\.([A-Za-z0-9_-]{1,14
 _KID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _ALLOWED_HEADER_PARAMS = {"alg", "b64", "crit", "kid", "typ"}
-_REGISTRY = jws.JWSRegistry(algorithms=["RS256"])
 _UNKNOWN_KID_TTL_S = 60.0
+
+
+@lru_cache(maxsize=1)
+def _jose() -> Any:
+    """joserfc (and cryptography under it) load on the first webhook, not when a function starts:
+    only the webhook intake verifies signatures, and the import costs ~150 ms of cold start."""
+    from joserfc import errors, jwk, jws  # noqa: PLC0415
+
+    return SimpleNamespace(
+        jws=jws, JoseError=errors.JoseError, RSAKey=jwk.RSAKey, registry=jws.JWSRegistry(algorithms=["RS256"])
+    )
 
 
 @dataclass(frozen=True)
@@ -93,8 +105,8 @@ class JwkCache:
                 self._unknown[kid] = self._clock() + _UNKNOWN_KID_TTL_S
                 return None
             try:
-                key = RSAKey.import_key(dict(jwk))
-            except (JoseError, ValueError, TypeError) as error:
+                key = cast("RSAKey", _jose().RSAKey.import_key(dict(jwk)))
+            except (_jose().JoseError, ValueError, TypeError) as error:
                 raise SigningKeyUnavailable(f"the key for kid {kid} is not an RSA JWK") from error
             self._keys[kid] = key
             return key
@@ -163,8 +175,9 @@ class WebhookVerifier:
             raise Unauthorized("unknown signing key")
         payload = signing_payload(body, customer_id, event_id, retry, tenant_id, tt)
         try:
-            jws.deserialize_compact(headers["x-8x8-signature"], key, payload=payload, registry=_REGISTRY)
-        except (JoseError, ValueError) as error:
+            jose = _jose()
+            jose.jws.deserialize_compact(headers["x-8x8-signature"], key, payload=payload, registry=jose.registry)
+        except (_jose().JoseError, ValueError) as error:
             logger.warning("webhook signature rejected", extra={"eventId": event_id, "reason": type(error).__name__})
             raise Unauthorized("signature does not verify") from None
         return VerifiedDelivery(tenant_id, event_id, customer_id, retry, tt, kid)
