@@ -1,0 +1,125 @@
+"""`make local`: the local stack, left running. Ctrl-C stops it."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from scripts.local_stack.channel import ChannelEvent
+from scripts.local_stack.stack import LocalStack, StackOptions
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m scripts.local_stack", description=__doc__)
+    parser.add_argument("--api-port", type=int, default=3000, help="local API port (default 3000, 0 = any free)")
+    parser.add_argument("--emulator-port", type=int, default=8088, help="8x8 emulator port (default 8088, 0 = any)")
+    parser.add_argument("--aws-port", type=int, default=0, help="moto port (default: any free port)")
+    parser.add_argument("--api-key", default="local-api-key", help="the x-api-key the business API requires")
+    parser.add_argument("--log", type=Path, help="write the functions' logs to this file instead of stdout")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--quiet", action="store_true", help="do not print requests and case events")
+    return parser.parse_args(argv)
+
+
+def curl_examples(stack: LocalStack) -> str:
+    api, key = stack.api_url, stack.api_key
+    h = f"-H 'x-api-key: {key}'"
+    j = "-H 'Content-Type: application/json'"
+    open_body = (
+        '{"customer":{"name":"Jane Doe","email":"jane@example.com"},'
+        '"history":[{"authorType":"bot","text":"Hi, I am the assistant."},'
+        '{"authorType":"user","text":"A human please"}]}'
+    )
+    return "\n".join(
+        [
+            "# open a case's conversation (201 the first time, 200 after)",
+            f"curl -s -X POST {h} {j} -d '{open_body}' {api}/cases/CASE-1/conversation",
+            "# the customer writes (202; delivered to 8x8 through the outbound FIFO queue)",
+            f'curl -s -X POST {h} {j} -d \'{{"text":"My invoice is wrong"}}\' {api}/cases/CASE-1/messages',
+            "# the case: state, queue, agent",
+            f"curl -s {h} {api}/cases/CASE-1",
+            "# the case's timeline, paged",
+            f"curl -s {h} '{api}/cases/CASE-1/events?limit=5'",
+            f"curl -s {h} '{api}/cases/CASE-1/events?limit=5&after=<next from the previous page>'",
+            "# the customer leaves (writing again reopens the case on the same conversation)",
+            f"curl -s -X DELETE {h} {api}/cases/CASE-1/conversation",
+            "# 8x8's webhook route (public, trusted only by its signature: unsigned calls get 401)",
+            f'curl -s -X POST {j} -d \'{{"eventType":"QUEUED"}}\' {stack.webhook_url}',
+            "# the agents' side, in the emulator",
+            f"curl -s {stack.control_url}/state",
+            f"curl -s {stack.control_url}/conversations/<conversationId>",
+            f'curl -s -X POST {j} -d \'{{"text":"Hello from the agent"}}\' {stack.control_url}/agents/alice/reply',
+            f'curl -s -X POST {j} -d \'{{"queueId":"billing"}}\' {stack.control_url}/agents/alice/transfer',
+            f"curl -s -X POST {stack.control_url}/agents/bob/leave",
+        ]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    lock = threading.Lock()
+
+    def show(text: str) -> None:
+        if not args.quiet:
+            with lock:
+                print(text, flush=True)
+
+    def on_event(event: ChannelEvent) -> None:
+        show(f"channel <- {event.case_id}: {event.describe()}")
+
+    def on_request(method: str, path: str, status: int, ms: float) -> None:
+        show(f"api {method} {path} -> {status} ({ms:.0f} ms)")
+
+    options = StackOptions(
+        api_port=args.api_port,
+        emulator_port=args.emulator_port,
+        moto_port=args.aws_port,
+        api_key=args.api_key,
+        parameters={"LogLevel": args.log_level},
+        log_path=args.log,
+        on_event=on_event,
+        on_request=on_request,
+    )
+    try:
+        stack = LocalStack(options).start()
+    except OSError as error:
+        print(f"could not start the local stack: {error} (is a port in use? see --api-port/--emulator-port)")
+        return 1
+    summary = stack.summary()
+    print("casebridge local stack is running (Ctrl-C stops it)\n")
+    print(f"  API (stage v1)    {stack.api_url}")
+    print(f"  API key           {stack.api_key}   (header x-api-key)")
+    print(f"  webhook URL       {stack.webhook_url}")
+    print(
+        f"  8x8 emulator      {stack.emulator.base_url}   tenant {summary['tenantId']}, channel {summary['channelId']}"
+    )
+    print(f"  emulator control  {stack.control_url}/state")
+    print(f"  AWS (moto)        {stack.aws.endpoint_url}   e.g. aws --endpoint-url {stack.aws.endpoint_url} ...")
+    print(f"  resources         {summary['resources']}")
+    print("  agents            " + ", ".join(f"{a.id} on {a.queues}" for a in stack.emulator.config.agents))
+    print("\n  routes:\n    " + "\n    ".join(summary["routes"]))
+    print("\n" + curl_examples(stack) + "\n", flush=True)
+    done = threading.Event()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while not done.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("\nstopping the local stack...", flush=True)
+        stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,349 @@
+"""LocalStack: template.yaml running on this machine, with the 8x8 emulator and a business channel around it.
+
+    with LocalStack().start() as stack:
+        requests.post(f"{stack.api_url}/cases/C-1/conversation", headers={"x-api-key": stack.api_key}, json={})
+
+Start order (each step needs the one before):
+  moto + the template's resources + the 8x8 credentials secret → the 8x8 emulator → the local API (listening,
+  holding requests) → the emulator's webhook + channel for the API's webhook URL → the functions' environment
+  (os.environ, once) → the functions imported → requests let through → SQS pollers → the business channel.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import requests
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters import base as parameters_base
+
+from cc_emulator import AgentConfig, EmulatorConfig, EmulatorServer, QueueConfig, ScriptConfig, TimingConfig
+from scripts.local_stack import REPO_ROOT
+from scripts.local_stack.api_gateway import LocalApi, RequestLog
+from scripts.local_stack.aws_standin import LOCAL_CREDENTIALS, AwsStandIn
+from scripts.local_stack.channel import BusinessChannel, EventCallback
+from scripts.local_stack.functions import LocalFunction, load_functions
+from scripts.local_stack.sqs_poller import BatchLog, SqsPoller, start_pollers
+from scripts.local_stack.template import Template, TemplateError
+
+# Added to the template's environment, for every function (one process serves them all).
+LOCAL_ENVIRONMENT = {
+    # Outbound retries are deferred on the queue; short delays keep a local retry visible within seconds.
+    "RETRY_BASE_SECONDS": "0.2",
+    "RETRY_CAP_SECONDS": "2",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_DEV": "false",
+}
+
+
+def demo_emulator_config(**timings: float) -> EmulatorConfig:
+    """Two queues, one scripted agent on each: Alice (support) and Bob (billing)."""
+    queues = [QueueConfig("support", "Support"), QueueConfig("billing", "Billing")]
+    agents = [
+        AgentConfig(
+            "alice",
+            "Alice (Support)",
+            ["support"],
+            script=ScriptConfig(
+                kind="auto_reply",
+                greeting="Hi Jane, Alice from Support here. I can see your chat with our assistant.",
+                reply_text="I see two identical charges on your last invoice. Let me look into it.",
+            ),
+        ),
+        AgentConfig(
+            "bob",
+            "Bob (Billing)",
+            ["billing"],
+            script=ScriptConfig(
+                kind="auto_reply",
+                greeting="Hello Jane, Bob from Billing. I have your case and the whole conversation.",
+                reply_text="The duplicate charge is refunded; it shows on your account within 3-5 business days.",
+            ),
+        ),
+    ]
+    timing = TimingConfig(accept_delay=0.3, reply_delay=0.3, delivery_timeout=5.0, retry_base_delay=0.2)
+    for name, value in timings.items():
+        setattr(timing, name, value)
+    return EmulatorConfig(
+        port=0,
+        tenant_id="casebridge-local",
+        customer_id="local-customer",
+        api_key="local-8x8-api-key",
+        api_secret=secrets.token_urlsafe(16),
+        queues=queues,
+        agents=agents,
+        timings=timing,
+    )
+
+
+@dataclass
+class StackOptions:
+    stack_name: str = "casebridge-local"
+    region: str = "us-east-1"
+    template_path: Path = REPO_ROOT / "template.yaml"
+    host: str = "127.0.0.1"
+    api_port: int = 0
+    emulator_port: int = 0
+    moto_port: int = 0
+    api_key: str | None = None
+    # Template parameters beyond the ones the stack fills in (the 8x8 ones), e.g. {"LogLevel": "WARNING"}.
+    parameters: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=lambda: dict(LOCAL_ENVIRONMENT))
+    emulator_config: EmulatorConfig | None = None
+    channel_queue_id: str | None = None  # the queue of the provisioned 8x8 channel (default: the first)
+    # Where the functions' logs go: a file path, or None for this process's stdout.
+    log_path: Path | None = None
+    on_event: EventCallback | None = None
+    on_request: RequestLog | None = None
+    on_batch: BatchLog | None = None
+
+
+class LocalStack:
+    def __init__(self, options: StackOptions | None = None) -> None:
+        self.options = options or StackOptions()
+        self.template = Template.load(
+            self.options.template_path, stack_name=self.options.stack_name, region=self.options.region
+        )
+        self.aws = AwsStandIn(region=self.options.region, host=self.options.host, port=self.options.moto_port)
+        config = self.options.emulator_config or demo_emulator_config()
+        config.host = self.options.host
+        config.port = self.options.emulator_port if self.options.emulator_port else config.port
+        self.emulator = EmulatorServer(config)
+        self.functions: dict[str, LocalFunction] = {}
+        self.api = LocalApi(
+            self.template,
+            self.functions,
+            api_key=self.options.api_key,
+            host=self.options.host,
+            port=self.options.api_port,
+            on_request=self.options.on_request,
+        )
+        self.pollers: list[SqsPoller] = []
+        self.channel: BusinessChannel | None = None
+        self.environment: dict[str, str] = {}
+        self.secret_arn = ""
+        self.webhook_id = ""
+        self.channel_id = ""
+        self._saved_environ: dict[str, str | None] = {}
+        self._log_stream: IO[str] | None = None
+        self._replaced_streams: list[tuple[logging.StreamHandler[Any], IO[str]]] = []
+        self._started = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self._started = True
+        options = self.options
+        # Metrics are disabled locally; Powertools still warns on every invocation that none were published.
+        warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
+        self.aws.start()
+        self.aws.create_from_template(self.template)
+        config = self.emulator.config
+        self.secret_arn = self.aws.put_secret(
+            f"{options.stack_name}/8x8-credentials", {"apiKey": config.api_key, "apiSecret": config.api_secret}
+        )
+        self.emulator.start()
+        self.api.start()
+        self.webhook_id, self.channel_id = self.emulator.provision(self.webhook_url, options.channel_queue_id)
+        self.template.parameter_values = {
+            "EightByEightBaseUrl": self.emulator.base_url,
+            "EightByEightRegion": config.region,
+            "EightByEightTenantId": config.tenant_id,
+            "EightByEightChannelId": self.channel_id,
+            "EightByEightCredentialsSecretArn": self.secret_arn,
+            **options.parameters,
+        }
+        self.environment = self.function_environment()
+        self._set_environ(self.environment)
+        self.functions.update(load_functions(self.template))
+        self._forget_cached_configuration()
+        self._route_function_logs()
+        self.api.ready.set()
+        self.pollers = start_pollers(
+            self.template.sqs_sources(),
+            self.functions,
+            self.aws.sqs,
+            self.template.resolve,
+            self.aws.queue_url_for_arn,
+            options.region,
+            on_batch=options.on_batch,
+        )
+        self.channel = BusinessChannel(
+            self.aws.sqs,
+            self.aws.events,
+            bus_name=self.event_bus_name,
+            name=f"{options.stack_name}-business-channel",
+            on_event=options.on_event,
+        )
+        self.channel.start()
+
+    def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        for poller in self.pollers:
+            poller.stop()
+        if self.channel is not None:
+            self.channel.stop()
+        self.api.stop()
+        self.emulator.stop()
+        self.aws.stop()
+        self._restore_environ()
+        if self.functions:  # casebridge was imported: leave no client or setting bound to this stack behind
+            self._forget_cached_configuration()
+        for handler, previous in self._replaced_streams:
+            handler.setStream(previous)
+        self._replaced_streams.clear()
+        if self._log_stream is not None:
+            self._log_stream.close()
+            self._log_stream = None
+
+    def __enter__(self) -> LocalStack:
+        return self if self._started else self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- the functions' environment ------------------------------------------------------------
+
+    def function_environment(self) -> dict[str, str]:
+        """Globals + every function's own variables, resolved against the local resources, plus what makes the
+        AWS SDK and Powertools work locally. One process runs every function, so one environment serves all:
+        a variable two functions set differently would be a conflict, and fails here."""
+        merged: dict[str, str] = {}
+        for function_id in self.template.functions():
+            for name, value in self.template.function_environment(function_id).items():
+                if name in merged and merged[name] != value:
+                    raise TemplateError(f"{name} differs between functions; one local process cannot serve both")
+                merged[name] = value
+        merged.update(self.options.environment)
+        merged.update(
+            {
+                "AWS_ENDPOINT_URL": self.aws.endpoint_url,
+                "AWS_DEFAULT_REGION": self.options.region,
+                "AWS_REGION": self.options.region,
+                "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
+                "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
+                "NO_PROXY": ",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1", "localhost"])),
+            }
+        )
+        return merged
+
+    def _set_environ(self, values: dict[str, str]) -> None:
+        # A profile or session token of the developer's own AWS setup must not leak into the local stack.
+        for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+            self._saved_environ.setdefault(name, os.environ.get(name))
+            os.environ.pop(name, None)
+        for name, value in values.items():
+            self._saved_environ.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    def _restore_environ(self) -> None:
+        for name, value in self._saved_environ.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_environ.clear()
+
+    @staticmethod
+    def _forget_cached_configuration() -> None:
+        """casebridge caches its settings, services and AWS clients per container; a stack started earlier in
+        this process (tests, a second demo run) must not leave its endpoints or secrets behind."""
+        from casebridge import aws, services, settings  # noqa: PLC0415 - the layer is on sys.path only now
+
+        settings.get_settings.cache_clear()
+        services.set_services(None)
+        aws.reset_clients()
+        # Powertools' parameters utility keeps its own client (bound to the old endpoint) and cached values.
+        parameters.clear_caches()  # type: ignore[no-untyped-call]
+        parameters_base.DEFAULT_PROVIDERS.clear()  # type: ignore[attr-defined]
+
+    def _route_function_logs(self) -> None:
+        if self.options.log_path is None:
+            return
+        self.options.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_stream = self.options.log_path.open("a", encoding="utf-8")
+        for handler in logging.getLogger("casebridge").handlers:
+            if isinstance(handler, logging.StreamHandler):
+                previous = handler.setStream(self._log_stream)
+                if previous is not None:
+                    self._replaced_streams.append((handler, previous))
+
+    # -- what callers need ---------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        return self.api.base_url
+
+    @property
+    def api_key(self) -> str:
+        return self.api.api_key
+
+    @property
+    def webhook_url(self) -> str:
+        return f"{self.api.base_url}/webhooks/8x8"
+
+    @property
+    def control_url(self) -> str:
+        return self.emulator.control_url
+
+    @property
+    def table_name(self) -> str:
+        return self.resource("AWS::DynamoDB::Table")
+
+    @property
+    def event_bus_name(self) -> str:
+        return self.resource("AWS::Events::EventBus")
+
+    def resource(self, type_: str, attribute: str = "Ref") -> str:
+        found = [r for r in self.aws.created if r.type == type_]
+        if len(found) != 1:
+            raise TemplateError(f"expected one {type_} in the template, found {len(found)}")
+        return found[0].attributes[attribute]
+
+    def session(self) -> requests.Session:
+        """An HTTP session for the business API, with the API key."""
+        session = requests.Session()
+        session.headers["x-api-key"] = self.api_key
+        session.trust_env = False
+        return session
+
+    def problems(self) -> list[str]:
+        """Errors the background workers swallowed (a poller or the channel); empty when all is well."""
+        found = [f"{p.source.function_id}: {e}" for p in self.pollers for e in p.errors]
+        if self.channel is not None:
+            found += [f"channel: {e}" for e in self.channel.errors]
+        return found
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "apiUrl": self.api_url,
+            "apiKey": self.api_key,
+            "webhookUrl": self.webhook_url,
+            "emulatorUrl": self.emulator.base_url,
+            "emulatorControl": self.control_url,
+            "awsEndpoint": self.aws.endpoint_url,
+            "resources": {r.logical_id: r.name for r in self.aws.created},
+            "routes": [f"{r.method} {r.path} -> {r.function_id}" for r in self.api.routes],
+            "channelId": self.channel_id,
+            "tenantId": self.emulator.config.tenant_id,
+        }

@@ -1,0 +1,387 @@
+"""template.yaml as data: a YAML loader that knows CloudFormation's short tags, and intrinsic functions.
+
+Everything the local stack creates or routes is read from the template through this module, so a route, an
+environment variable or a queue attribute added there shows up locally without restating it anywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# Short form → long form. !GetAtt's scalar form "A.B" becomes ["A", "B"].
+_SHORT_TAGS = (
+    "Ref",
+    "Condition",
+    "GetAtt",
+    "Sub",
+    "Join",
+    "Select",
+    "Split",
+    "If",
+    "Equals",
+    "Not",
+    "And",
+    "Or",
+    "FindInMap",
+    "Base64",
+    "Cidr",
+    "GetAZs",
+    "ImportValue",
+    "Transform",
+    "ToJsonString",
+    "Length",
+)
+
+
+class CfnLoader(yaml.SafeLoader):
+    """yaml.SafeLoader plus !Ref, !GetAtt, !Sub... (each becomes its long form, e.g. {"Fn::Sub": ...})."""
+
+
+def _construct(tag: str) -> Callable[[yaml.SafeLoader, yaml.Node], dict[str, Any]]:
+    key = tag if tag in ("Ref", "Condition") else f"Fn::{tag}"
+
+    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
+        value: Any
+        if isinstance(node, yaml.ScalarNode):
+            value = loader.construct_scalar(node)
+            if tag == "GetAtt":
+                value = str(value).split(".", 1)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        elif isinstance(node, yaml.MappingNode):
+            value = loader.construct_mapping(node, deep=True)
+        else:  # pragma: no cover - yaml has no other node kinds
+            raise yaml.constructor.ConstructorError(None, None, f"unexpected node for !{tag}", node.start_mark)
+        return {key: value}
+
+    return construct
+
+
+for _tag in _SHORT_TAGS:
+    CfnLoader.add_constructor(f"!{_tag}", _construct(_tag))
+
+
+class TemplateError(Exception):
+    """The template asks for something the local stack cannot provide."""
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    function_id: str
+    event_id: str
+    api_id: str | None
+    path: str  # e.g. /cases/{caseId}/messages
+    method: str  # upper case, or ANY
+    api_key_required: bool
+
+    def matches(self, method: str, path: str) -> dict[str, str] | None:
+        """The path parameters when this route serves `method path`, else None."""
+        if self.method not in ("ANY", method.upper()):
+            return None
+        return match_path(self.path, path)
+
+
+@dataclass(frozen=True)
+class SqsSource:
+    function_id: str
+    event_id: str
+    queue_arn: Any  # unresolved (!GetAtt Queue.Arn)
+    batch_size: int
+    report_batch_item_failures: bool
+    enabled: bool
+
+
+def match_path(template: str, path: str) -> dict[str, str] | None:
+    """API Gateway path matching: {name} is one segment, {name+} the rest (greedy)."""
+    t_parts = template.strip("/").split("/") if template.strip("/") else []
+    p_parts = path.strip("/").split("/") if path.strip("/") else []
+    params: dict[str, str] = {}
+    for i, part in enumerate(t_parts):
+        greedy = re.fullmatch(r"\{(\w+)\+\}", part)
+        if greedy:
+            rest = p_parts[i:]
+            if not rest:
+                return None
+            params[greedy.group(1)] = "/".join(rest)
+            return params
+        if i >= len(p_parts):
+            return None
+        single = re.fullmatch(r"\{(\w+)\}", part)
+        if single:
+            if not p_parts[i]:
+                return None
+            params[single.group(1)] = p_parts[i]
+        elif part != p_parts[i]:
+            return None
+    return params if len(t_parts) == len(p_parts) else None
+
+
+@dataclass
+class Template:
+    path: Path
+    body: dict[str, Any]
+    stack_name: str = "casebridge-local"
+    region: str = "us-east-1"
+    account_id: str = "123456789012"
+    parameter_values: dict[str, str] = field(default_factory=dict)
+    # Ref / GetAtt answers of the resources created locally: {logical id: {"Ref": ..., "Arn": ...}}
+    physical: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path, **kwargs: Any) -> Template:
+        with path.open(encoding="utf-8") as stream:
+            body = yaml.load(stream, Loader=CfnLoader)
+        if not isinstance(body, dict) or "Resources" not in body:
+            raise TemplateError(f"{path} is not a CloudFormation template")
+        return cls(path=path, body=body, **kwargs)
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    # -- sections ------------------------------------------------------------------------------
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        resources: dict[str, dict[str, Any]] = self.body.get("Resources", {})
+        return resources
+
+    @property
+    def parameters(self) -> dict[str, dict[str, Any]]:
+        parameters: dict[str, dict[str, Any]] = self.body.get("Parameters", {}) or {}
+        return parameters
+
+    def resources_of(self, *types: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        for logical_id, resource in self.resources.items():
+            if resource.get("Type") in types:
+                yield logical_id, resource
+
+    def properties(self, logical_id: str) -> dict[str, Any]:
+        props: dict[str, Any] = self.resources[logical_id].get("Properties", {}) or {}
+        return props
+
+    def function_globals(self) -> dict[str, Any]:
+        globals_: dict[str, Any] = (self.body.get("Globals") or {}).get("Function", {}) or {}
+        return globals_
+
+    def functions(self) -> list[str]:
+        return [logical_id for logical_id, _ in self.resources_of("AWS::Serverless::Function")]
+
+    def function_property(self, function_id: str, name: str, default: Any = None) -> Any:
+        """A function property, falling back to Globals.Function (as SAM does)."""
+        props = self.properties(function_id)
+        if name in props:
+            return props[name]
+        return self.function_globals().get(name, default)
+
+    def function_code_dir(self, function_id: str) -> Path:
+        code_uri = self.function_property(function_id, "CodeUri")
+        if not isinstance(code_uri, str):
+            raise TemplateError(f"{function_id}: only a local CodeUri directory is supported")
+        return (self.root / code_uri).resolve()
+
+    def function_handler(self, function_id: str) -> tuple[str, str]:
+        handler = str(self.function_property(function_id, "Handler"))
+        module, _, attribute = handler.rpartition(".")
+        if not module or not attribute:
+            raise TemplateError(f"{function_id}: Handler {handler!r} is not module.function")
+        return module, attribute
+
+    def function_layer_dirs(self, function_id: str) -> list[Path]:
+        """The ContentUri of each layer of the function that the template itself defines."""
+        dirs = []
+        for layer in self.function_property(function_id, "Layers", []) or []:
+            if isinstance(layer, dict) and "Ref" in layer and layer["Ref"] in self.resources:
+                content = self.properties(layer["Ref"]).get("ContentUri")
+                if isinstance(content, str):
+                    dirs.append((self.root / content).resolve())
+        return dirs
+
+    def function_environment(self, function_id: str) -> dict[str, str]:
+        """Globals' variables overlaid with the function's own, every value resolved to a string."""
+        merged: dict[str, Any] = {}
+        for source in (self.function_globals(), self.properties(function_id)):
+            variables = ((source.get("Environment") or {}).get("Variables")) or {}
+            merged.update(variables)
+        return {name: self.as_string(self.resolve(value)) for name, value in merged.items()}
+
+    def api_routes(self) -> list[ApiRoute]:
+        routes = []
+        for function_id in self.functions():
+            for event_id, event in (self.properties(function_id).get("Events") or {}).items():
+                if event.get("Type") != "Api":
+                    continue
+                props = event.get("Properties", {})
+                api_ref = props.get("RestApiId")
+                api_id = api_ref.get("Ref") if isinstance(api_ref, dict) else None
+                auth = props.get("Auth") or {}
+                if "ApiKeyRequired" in auth:
+                    key_required = bool(auth["ApiKeyRequired"])
+                else:
+                    key_required = bool(self.api_auth(api_id).get("ApiKeyRequired", False))
+                routes.append(
+                    ApiRoute(
+                        function_id=function_id,
+                        event_id=event_id,
+                        api_id=api_id,
+                        path=str(props["Path"]),
+                        method=str(props["Method"]).upper(),
+                        api_key_required=key_required,
+                    )
+                )
+        return routes
+
+    def api_auth(self, api_id: str | None) -> dict[str, Any]:
+        if api_id is None or api_id not in self.resources:
+            auth: dict[str, Any] = ((self.body.get("Globals") or {}).get("Api") or {}).get("Auth") or {}
+            return auth
+        auth = self.properties(api_id).get("Auth") or {}
+        return auth
+
+    def api_stage(self, api_id: str | None) -> str:
+        if api_id and api_id in self.resources:
+            return str(self.resolve(self.properties(api_id).get("StageName", "Prod")))
+        return "Prod"
+
+    def gateway_responses(self, api_id: str | None) -> dict[str, Any]:
+        if api_id and api_id in self.resources:
+            responses: dict[str, Any] = self.properties(api_id).get("GatewayResponses") or {}
+            return responses
+        return {}
+
+    def sqs_sources(self) -> list[SqsSource]:
+        sources = []
+        for function_id in self.functions():
+            for event_id, event in (self.properties(function_id).get("Events") or {}).items():
+                if event.get("Type") != "SQS":
+                    continue
+                props = event.get("Properties", {})
+                sources.append(
+                    SqsSource(
+                        function_id=function_id,
+                        event_id=event_id,
+                        queue_arn=props["Queue"],
+                        batch_size=int(props.get("BatchSize", 10)),
+                        report_batch_item_failures="ReportBatchItemFailures"
+                        in (props.get("FunctionResponseTypes") or []),
+                        enabled=bool(props.get("Enabled", True)),
+                    )
+                )
+        return sources
+
+    # -- parameters ----------------------------------------------------------------------------
+
+    def parameter_value(self, name: str) -> str:
+        spec = self.parameters[name]
+        if name in self.parameter_values:
+            value = str(self.parameter_values[name])
+        elif "Default" in spec:
+            value = str(spec["Default"])
+        else:
+            raise TemplateError(f"parameter {name} has no value and no Default")
+        self._check_parameter(name, spec, value)
+        return value
+
+    @staticmethod
+    def _check_parameter(name: str, spec: Mapping[str, Any], value: str) -> None:
+        """The constraints CloudFormation checks at deploy time, so a bad local value fails the same way."""
+        allowed = spec.get("AllowedValues")
+        if allowed is not None and value not in [str(v) for v in allowed]:
+            raise TemplateError(f"parameter {name}={value!r} is not one of {allowed}")
+        pattern = spec.get("AllowedPattern")
+        if pattern is not None and not re.fullmatch(str(pattern), value):
+            raise TemplateError(f"parameter {name}={value!r} does not match {pattern}")
+        if "MinLength" in spec and len(value) < int(spec["MinLength"]):
+            raise TemplateError(f"parameter {name} is shorter than {spec['MinLength']}")
+        if spec.get("Type") == "Number":
+            number = float(value)
+            if "MinValue" in spec and number < float(spec["MinValue"]):
+                raise TemplateError(f"parameter {name}={value} is below {spec['MinValue']}")
+            if "MaxValue" in spec and number > float(spec["MaxValue"]):
+                raise TemplateError(f"parameter {name}={value} is above {spec['MaxValue']}")
+
+    # -- intrinsic functions -------------------------------------------------------------------
+
+    def pseudo(self, name: str) -> str | None:
+        return {
+            "AWS::StackName": self.stack_name,
+            "AWS::Region": self.region,
+            "AWS::AccountId": self.account_id,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackId": f"arn:aws:cloudformation:{self.region}:{self.account_id}:stack/{self.stack_name}/local",
+        }.get(name)
+
+    def ref(self, name: str) -> str:
+        pseudo = self.pseudo(name)
+        if pseudo is not None:
+            return pseudo
+        if name in self.parameters:
+            return self.parameter_value(name)
+        if name in self.physical:
+            return self.physical[name]["Ref"]
+        raise TemplateError(f"!Ref {name}: not a parameter, and no local resource was created for it")
+
+    def get_att(self, logical_id: str, attribute: str) -> str:
+        values = self.physical.get(logical_id)
+        if values is None or attribute not in values:
+            raise TemplateError(f"!GetAtt {logical_id}.{attribute}: not available locally")
+        return values[attribute]
+
+    def resolve(self, value: Any) -> Any:
+        """Evaluate Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::Select, Fn::Split anywhere inside `value`."""
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((key, arg),) = value.items()
+            if key == "Ref":
+                return self.ref(str(arg))
+            if key == "Fn::GetAtt":
+                parts = arg if isinstance(arg, list) else str(arg).split(".", 1)
+                return self.get_att(str(parts[0]), str(self.resolve(parts[1])))
+            if key == "Fn::Sub":
+                return self._sub(arg)
+            if key == "Fn::Join":
+                separator, items = arg
+                return str(separator).join(self.as_string(v) for v in self.resolve(items))
+            if key == "Fn::Select":
+                index, items = arg
+                return self.resolve(items)[int(self.resolve(index))]
+            if key == "Fn::Split":
+                separator, text = arg
+                return self.as_string(self.resolve(text)).split(str(separator))
+            if key.startswith("Fn::"):
+                raise TemplateError(f"{key} is not supported by the local stack")
+        return {k: self.resolve(v) for k, v in value.items()}
+
+    def _sub(self, arg: Any) -> str:
+        text, variables = (arg[0], arg[1]) if isinstance(arg, list) else (arg, {})
+        values = {k: self.as_string(self.resolve(v)) for k, v in variables.items()}
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
+            if name in values:
+                return values[name]
+            if "." in name and name.split(".", 1)[0] in self.resources:
+                logical_id, attribute = name.split(".", 1)
+                return self.get_att(logical_id, attribute)
+            return self.ref(name)
+
+        return re.sub(r"\$\{([^}]+)\}", replace, str(text))
+
+    @staticmethod
+    def as_string(value: Any) -> str:
+        """How CloudFormation turns a scalar into a string (booleans lower-case)."""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
