@@ -234,11 +234,6 @@ def test_unknown_route_is_403_missing_authentication_token(client: Client, metho
     assert "Missing Authentication Token" in answer.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="template.yaml GatewayResponses quote $context.error.messageString, which API Gateway already quotes: "
-    'the body is {"message": ""Forbidden""}. Fix the template, then remove this mark.',
-)
 def test_gateway_error_bodies_are_json(stack: LocalStack) -> None:
     answer = requests.get(f"{stack.api_url}/cases/any", timeout=10)
     assert answer.status_code == 403

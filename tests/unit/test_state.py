@@ -178,3 +178,10 @@ def test_transfer_new_queue_queued_before_old_agent_left_is_still_waiting() -> N
     assert (live.state, live.queue_id, live.transfer_pending) == (CaseState.QUEUED, "102", True)
     joined = apply_event(live, E.AGENT_JOINED, 400, {"agentId": "agent-9", "agentName": "Kim"})
     assert joined is not None and (joined.state, joined.transfer_pending) == (CaseState.WITH_AGENT, False)
+
+
+def test_customer_left_takes_the_agent_with_it() -> None:
+    live = run([(E.QUEUED, 100, QUEUED), (E.AGENT_JOINED, 200, AGENT)])
+    closed = customer_left(live, 300)
+    assert (closed.state, closed.agent_id, closed.agent_name) == (CaseState.CLOSED, None, None)
+    assert apply_event(closed, E.AGENT_LEFT, 250, AGENT) is None, "an older AGENT_LEFT changes nothing"

@@ -73,4 +73,12 @@ def apply_event(
 
 
 def customer_left(current: LiveState, timestamp: int) -> LiveState:
-    return replace(current, state=CaseState.CLOSED, state_at=max(timestamp, current.state_at), transfer_pending=False)
+    # The agent goes with the customer: 8x8's AGENT_LEFT may carry an older timestamp and be ignored.
+    return replace(
+        current,
+        state=CaseState.CLOSED,
+        state_at=max(timestamp, current.state_at),
+        agent_id=None,
+        agent_name=None,
+        transfer_pending=False,
+    )
