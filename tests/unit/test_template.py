@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from unit_support import EVENTS, ROOT, invoke, load_event
 
-from casebridge.settings import Settings, load_settings
+from casebridge.services import set_services
+from casebridge.settings import Settings, get_settings, load_settings
 
 FUNCTION_DIRS = {
     "WebhookIntakeFunction": "webhook_intake",
@@ -211,8 +212,14 @@ def test_sqs_sample_is_a_fifo_batch(template: dict[str, Any]) -> None:
         assert record["attributes"]["MessageDeduplicationId"] == body["messageId"]
 
 
-def test_a_misconfigured_function_answers_500_not_the_clients_400(functions: SimpleNamespace) -> None:
+def test_a_misconfigured_function_answers_500_not_the_clients_400(
+    functions: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No table or tenant in the environment: a configuration error, not a bad request."""
+    for name in ("CASES_TABLE_NAME", "EIGHTXEIGHT_TENANT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    set_services(None)
     answer = invoke(functions.lifecycle, load_event("get_case.json"))
     assert answer.status == 500, answer.raw
     assert answer.body["error"]["code"] == "ConfigurationError"
