@@ -55,11 +55,22 @@ def deliver_message(services: Services, message: OutboundMessage, receive_count:
         logger.info("message already delivered; queue redelivery ignored")
         return "duplicate"
     ambiguous_before = record.ambiguous_attempts if record else 0
+    if record and record.status == "sending":
+        # An earlier attempt ended between posting to 8x8 and learning the outcome (the Lambda crashed or
+        # timed out): 8x8 may have the message, so sending again may show it twice. Counted, like a timeout.
+        ambiguous_before += 1
+        metrics.add_metric(name="MessagesAmbiguous", unit="Count", value=1)
+        logger.warning("an earlier attempt ended without an outcome; 8x8 may have the message")
     try:
         if case is None or not case.conversation_id:
             case, _ = open_conversation(services, message.caseId, OpenConversationRequest())
         assert case.conversation_id is not None
         logger.append_keys(conversationId=case.conversation_id)
+        services.store.record_message(
+            message.caseId,
+            MessageRecord(message.messageId, "sending", receive_count, ambiguous_before),
+            case.conversation_id,
+        )
         services.contact_center.send_message(case.conversation_id, message.text, message.authorType)
     except ContactCenterError as error:
         return _failed(
@@ -71,9 +82,17 @@ def deliver_message(services: Services, message: OutboundMessage, receive_count:
             ambiguous_before,
             case.conversation_id if case else None,
         )
-    services.store.record_message(
-        message.caseId, MessageRecord(message.messageId, "sent", receive_count, ambiguous_before), case.conversation_id
-    )
+    try:
+        services.store.record_message(
+            message.caseId,
+            MessageRecord(message.messageId, "sent", receive_count, ambiguous_before),
+            case.conversation_id,
+        )
+    except Exception:
+        # 8x8 has the message. Failing now would make the queue deliver it again (a certain duplicate);
+        # the record only guards against queue redelivery, so the message is done either way.
+        logger.exception("message delivered to 8x8 but its record could not be written")
+        metrics.add_metric(name="MessageRecordFailures", unit="Count", value=1)
     metrics.add_metric(name="MessagesDelivered", unit="Count", value=1)
     logger.info("message delivered to 8x8", extra={"attempt": receive_count})
     return "sent"
@@ -94,10 +113,11 @@ def _failed(
         # 8x8 may have taken the message: sending again may show it twice. Counted, never hidden.
         metrics.add_metric(name="MessagesAmbiguous", unit="Count", value=1)
         logger.warning("8x8 may have received the message before the failure", extra={"attempt": receive_count})
+    if error.retryable and receive_count < settings.max_send_attempts:
+        # The attempt's outcome is known now (failed, or counted as ambiguous): replaces the 'sending' marker.
         services.store.record_message(
             message.caseId, MessageRecord(message.messageId, "pending", receive_count, ambiguous), conversation_id
         )
-    if error.retryable and receive_count < settings.max_send_attempts:
         delay = (
             error.retry_after
             if error.retry_after is not None

@@ -12,6 +12,7 @@ CASE_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_CUSTOMER_PROPERTIES = 30  # 8x8 caps the whole customer object, standard fields and caseId included
 MAX_HISTORY_MESSAGES = 200
 MAX_TEXT_LENGTH = 4096
+MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31: larger is no time, and DynamoDB keeps 38 digits at most
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_LENGTH)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
@@ -122,13 +123,32 @@ class WebhookEvent(BaseModel):
 
     event_type: WebhookEventType = Field(alias="eventType")
     conversation_id: Annotated[str, StringConstraints(min_length=1, max_length=256)] = Field(alias="conversationId")
-    timestamp: int = Field(ge=0)
+    timestamp: int = Field(ge=0, le=MAX_TIMESTAMP_MS)
     message_type: str | None = Field(default=None, alias="messageType")
     queue_id: str | int | None = Field(default=None, alias="queueId")
     queue_name: str | None = Field(default=None, alias="queueName")
     agent_id: str | int | None = Field(default=None, alias="agentId")
     agent_name: str | None = Field(default=None, alias="agentName")
     message: str | None = None
+
+    @model_validator(mode="after")
+    def _encodable(self) -> WebhookEvent:
+        """JSON allows lone surrogates (\\ud800) that UTF-8 cannot carry: refuse them here, not in DynamoDB."""
+        for value in (
+            self.conversation_id,
+            self.queue_id,
+            self.queue_name,
+            self.agent_id,
+            self.agent_name,
+            self.message,
+            self.message_type,
+        ):
+            if isinstance(value, str):
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ValueError("text fields must be valid Unicode (no lone surrogates)") from None
+        return self
 
     @property
     def detail_type(self) -> str:

@@ -166,7 +166,7 @@ class TimelineEntry:
 @dataclass(frozen=True)
 class MessageRecord:
     message_id: str
-    status: str  # sent | failed
+    status: str  # sending (an attempt is in flight) | pending (retry deferred) | sent | failed
     attempts: int = 0
     ambiguous_attempts: int = 0
 

@@ -27,7 +27,7 @@ def handle_webhook(services: Services, headers: Mapping[str, str], body: bytes) 
     logger.append_keys(eventId=delivery.event_id)
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise InvalidRequest("webhook body is not JSON") from None
     if isinstance(payload, dict) and payload.get("eventType") == WebhookEventType.WEB_HOOK_VERIFY:
         logger.info("webhook verification request answered")

@@ -1,0 +1,321 @@
+"""The fault matrix: the real handlers (API Gateway and SQS event shapes, AWS on moto) against the 8x8 emulator
+over real HTTP, one fault mode per row. Each row accepts 8 messages on two cases and lets the emulator's
+scripted agents answer them (so webhook events flow back), then counts what reached 8x8 and the case timelines.
+
+Must hold in every row: nothing lost; no duplicate except ambiguous attempts, and those are counted;
+each case's messages reach 8x8 in accepted order; no webhook event lost or recorded twice."""
+# ruff: noqa: PLC0415 - imports that must wait for moto, the environment or sys.path
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from cb_guarantees_harness import Crash, Harness
+
+from casebridge.services import get_services
+
+
+@dataclass
+class Row:
+    fault: str
+    accepted: int
+    delivered: int
+    lost: int
+    duplicated: int
+    ambiguous: int
+    in_order: bool
+    events: int
+    events_recorded: int
+    events_lost: int
+    events_duplicated: int
+    non_2xx: int
+    note: str = ""
+
+
+MESSAGES_PER_CASE = 3
+
+
+def _run(h: Harness, name: str, inject: Callable[[Harness], str | None], after: Callable[[Harness], str] | None) -> Row:
+    cases = [f"{name}-a", f"{name}-b"]
+    accepted: dict[str, list[str]] = {}
+    ambiguous_before = h.metrics.counts["MessagesAmbiguous"]
+    answers_before = len(h.bridge.requests)
+    started = time.monotonic()
+    from cc_emulator import AgentConfig
+
+    for case_id in cases:  # a free scripted agent per case: its replies are the webhook traffic of the row
+        h.engine.add_agent(AgentConfig(f"agent-{case_id}", f"Agent {case_id}", ["101"]))
+    published_before = len(h.faults.published)
+    note = inject(h) or ""
+    text_of: dict[str, str] = {}
+    for i in range(MESSAGES_PER_CASE):
+        for case_id in cases:
+            text = f"{case_id} #{i}"
+            text_of[h.post_message(case_id, text, client_id=f"m{i}")["messageId"]] = text
+            accepted.setdefault(case_id, []).append(text)
+    h.drain(timeout=40)
+    if after is not None:
+        note = (note + "; " if note else "") + after(h)
+    h.settle(timeout=15)
+    time.sleep(0.2)
+    h.settle(timeout=15)
+    # A dead-lettered message gives up its place: after a redrive it arrives after the case's later messages.
+    redriven = {
+        text_of[p["messageId"]]
+        for p in h.faults.published[published_before:]
+        if p["DetailType"] == "MessageFailed" and p["messageId"] in text_of
+    }
+    delivered = lost = duplicated = 0
+    in_order = True
+    conversations: list[str] = []
+    for case_id in cases:
+        conversations += h.conversations_for_case(case_id)
+        got: list[str] = []
+        for conv in h.conversations_for_case(case_id):
+            got += h.transcript_texts(conv)
+        counts = Counter(got)
+        delivered += len(set(got) & set(accepted[case_id]))
+        lost += len(set(accepted[case_id]) - set(got))
+        duplicated += sum(c - 1 for c in counts.values())
+        first = [t for t in dict.fromkeys(got) if t not in redriven]
+        in_order &= first == [t for t in accepted[case_id] if t not in redriven]
+    emitted = {r.event_id for r in h.webhook_deliveries() if r.conversation_id in conversations}
+    items = [i for i in h.table_items() if i["sk"].startswith("EVENT#") and i.get("eventId") in emitted]
+    recorded = Counter(i["eventId"] for i in items)
+    non_2xx = sum(1 for r in h.bridge.requests[answers_before:] if not 200 <= r.status < 300)
+    return Row(
+        fault=name,
+        accepted=sum(len(v) for v in accepted.values()),
+        delivered=delivered,
+        lost=lost,
+        duplicated=duplicated,
+        ambiguous=h.metrics.counts["MessagesAmbiguous"] - ambiguous_before,
+        in_order=in_order,
+        events=len(emitted),
+        events_recorded=len(recorded),
+        events_lost=len(emitted - set(recorded)),
+        events_duplicated=sum(c - 1 for c in recorded.values()),
+        non_2xx=non_2xx,
+        note=f"{note} ({time.monotonic() - started:.1f}s)"
+        + (f"; {len(redriven)} redriven after the rest" if redriven else ""),
+    )
+
+
+# ---- fault modes ---------------------------------------------------------------------------------------
+
+
+def none(h: Harness) -> str:
+    return "baseline"
+
+
+def status(code: int, count: int, retry_after: int | None = None) -> Callable[[Harness], str]:
+    def inject(h: Harness) -> str:
+        h.emulator.add_fault("status", "post_message", count=count, status=code, retry_after=retry_after)
+        return f"post_message answers {code} x{count}" + (f", Retry-After {retry_after}" if retry_after else "")
+
+    return inject
+
+
+def expired_token(h: Harness) -> str:
+    h.post_message("warm-up", "warm-up", client_id="w")  # a token is fetched and cached
+    h.drain(timeout=10)
+    h.engine.tokens.expire_all()
+    return "every token expired mid-run: refreshed once, retried once"
+
+
+def persistent_401(h: Harness) -> str:
+    h.emulator.add_fault("status", "post_message", count=2, status=401)
+    return "401 after the refresh too: DLQ + MessageFailed"
+
+
+def redrive_after_clearing(h: Harness) -> str:
+    dead = h.dlq_depth()
+    h.emulator.clear_faults()
+    moved = h.redrive()
+    h.drain(timeout=30)
+    assert moved == dead
+    return f"{moved} dead-lettered, redriven, delivered"
+
+
+def hang(h: Harness) -> str:
+    h.emulator.add_fault("hang", "post_message", count=2, seconds=1.0)
+    return "no answer within HTTP_TIMEOUT_SECONDS (not processed): counted ambiguous, no duplicate"
+
+
+def late_accept(h: Harness) -> str:
+    h.emulator.add_fault("latency", "post_message", count=1, seconds=1.0)
+    return "8x8 took it but answered after the timeout: the counted duplicate"
+
+
+def reset(h: Harness) -> str:
+    h.emulator.add_fault("reset", "post_message", count=3)
+    return "TCP reset x3"
+
+
+def accept_then_fail(h: Harness) -> str:
+    h.emulator.add_fault("accept_then_fail", "post_message", count=1, status=500)
+    return "8x8 took it, then answered 500: a duplicate 8x8 does not let us see (not counted)"
+
+
+def outage_beyond_budget(h: Harness) -> str:
+    h.emulator.add_fault("status", "post_message", status=503, retry_after=0)
+    return "503 until cleared: MAX_SEND_ATTEMPTS then DLQ"
+
+
+def dynamodb_throttling(h: Harness) -> str:
+    import botocore.retries.standard
+
+    # botocore's own retries stay on (3 attempts), only their sleeps are shortened.
+    h._mp.setattr(botocore.retries.standard.ExponentialBackoff, "delay_amount", lambda self, ctx: 0.01)
+    h.faults.throttle_pattern = lambda n: n % 3 == 0 or 60 <= n <= 63
+    return "every 3rd DynamoDB call throttled, and a burst beyond botocore's 3 attempts"
+
+
+def crash_mid_flight(h: Harness) -> str:
+    client = get_services().contact_center
+    original = client.send_message
+    crashes = [1]
+
+    def send_then_crash(conversation_id: str, text: str, author_type: str) -> None:
+        original(conversation_id, text, author_type)
+        if crashes:
+            crashes.pop()
+            raise Crash("died after 8x8 answered")
+
+    h._mp.setattr(client, "send_message", send_then_crash)
+    h.bridge.crash_next = 2
+    return "sender died after a 202 (counted ambiguous); webhook container died twice"
+
+
+def duplicate_delivery(h: Harness) -> str:
+    h.emulator.add_fault("duplicate", "*")
+    return "8x8 delivers every event twice"
+
+
+def out_of_order(h: Harness) -> str:
+    h.emulator.add_fault("out_of_order", "*", count=6)
+    return "events held back and sent after the next one"
+
+
+def bad_signature(h: Harness) -> str:
+    h.emulator.add_fault("bad_signature", "*", count=4)
+    return "4 deliveries with a bad signature: 401, then 8x8's retry verifies"
+
+
+def publish_failure(h: Harness) -> str:
+    h.faults.publish_failures = 3
+    return "EventBridge refuses 3 PutEvents: 500, then 8x8's retry publishes and records"
+
+
+def replay(h: Harness) -> str:
+    h.settle(timeout=15)
+    recorded = [r for r in h.bridge.requests if 200 <= r.status < 300 and b"WEB_HOOK_VERIFY" not in r.body][-30:]
+    replayed = [h.bridge.call(r.headers, r.body) for r in recorded]
+    assert all(a["statusCode"] == 200 and "duplicate" in a["body"] for a in replayed), replayed
+    get_services().verifier.clock = lambda: time.time() + 600
+    late = [h.bridge.call(r.headers, r.body) for r in recorded]
+    get_services().verifier.clock = time.time
+    assert all(a["statusCode"] == 401 for a in late)
+    return f"{len(recorded)} deliveries replayed: 200 duplicate in the window, 401 after it"
+
+
+MATRIX: list[tuple[str, Callable[[Harness], str | None], Callable[[Harness], str] | None]] = [
+    ("none", none, None),
+    ("500", status(500, 3), None),
+    ("503", status(503, 2, retry_after=0), None),
+    ("429+Retry-After", status(429, 2, retry_after=1), None),
+    ("401 expired token", expired_token, None),
+    ("401 persistent", persistent_401, redrive_after_clearing),
+    ("timeout (hang)", hang, None),
+    ("timeout after accept", late_accept, lambda h: (time.sleep(1.0), "waited for the late original")[1]),
+    ("connection reset", reset, None),
+    ("503 beyond budget", outage_beyond_budget, redrive_after_clearing),
+    ("DynamoDB throttling", dynamodb_throttling, None),
+    ("crash mid-flight", crash_mid_flight, None),
+    ("duplicate delivery", duplicate_delivery, None),
+    ("out-of-order delivery", out_of_order, None),
+    ("bad signature", bad_signature, None),
+    ("EventBridge failure", publish_failure, None),
+    ("replay", none, replay),
+]
+
+
+def format_table(rows: list[Row]) -> str:
+    head = (
+        "fault",
+        "accepted",
+        "delivered",
+        "lost",
+        "duplicated",
+        "ambiguous",
+        "order",
+        "events",
+        "recorded",
+        "ev.lost",
+        "ev.dup",
+        "non-2xx",
+    )
+    lines = [" | ".join(head), " | ".join("---" for _ in head)]
+    for r in rows:
+        lines.append(
+            " | ".join(
+                str(v)
+                for v in (
+                    r.fault,
+                    r.accepted,
+                    r.delivered,
+                    r.lost,
+                    r.duplicated,
+                    r.ambiguous,
+                    "ok" if r.in_order else "BROKEN",
+                    r.events,
+                    r.events_recorded,
+                    r.events_lost,
+                    r.events_duplicated,
+                    r.non_2xx,
+                )
+            )
+        )
+    return "\n".join(lines)
+
+
+def test_fault_matrix(harness: Harness, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    h = harness
+    h._mp = monkeypatch  # type: ignore[attr-defined]
+    rows: list[Row] = []
+    for name, inject, after in MATRIX:
+        with monkeypatch.context() as mp:
+            h._mp = mp  # type: ignore[attr-defined]
+            try:
+                rows.append(_run(h, "".join(c if c.isalnum() else "_" for c in name), inject, after))
+            finally:
+                h.emulator.clear_faults()
+                h.faults.throttle_pattern = None
+                h.faults.publish_failures = 0
+                h.bridge.crash_next = 0
+        rows[-1].fault = name
+    with capsys.disabled():
+        print("\n" + format_table(rows) + "\n")
+        for r in rows:
+            print(f"  {r.fault}: {r.note}")
+    for r in rows:
+        assert r.lost == 0, r
+        assert r.in_order, r
+        assert r.events_lost == 0 and r.events_duplicated == 0, r
+        if r.fault == "timeout after accept":
+            assert r.duplicated == 1 and r.ambiguous >= r.duplicated, r
+        elif r.fault == "accept_then_fail":
+            pass
+        else:
+            assert r.duplicated <= r.ambiguous, r  # every duplicate is a counted ambiguous attempt
+    by_name = {r.fault: r for r in rows}
+    assert by_name["none"].duplicated == 0 and by_name["none"].ambiguous == 0
+    assert by_name["crash mid-flight"].duplicated == 1 == by_name["crash mid-flight"].ambiguous
+    assert by_name["bad signature"].non_2xx >= 4
+    assert by_name["EventBridge failure"].non_2xx >= 1  # the other refusals may hit the sender's publications
+    assert by_name["DynamoDB throttling"].delivered == by_name["DynamoDB throttling"].accepted
+    assert h.faults.throttled > 0
