@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from collections.abc import Sequence
-from types import FrameType
 
 from .config import EmulatorConfig, FaultSpec, load_config
-from .server import EmulatorServer
+from .server import EmulatorServer, wait_until_interrupted
 
 
 def parse_fault(text: str) -> FaultSpec:
@@ -94,17 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.provision:
         webhook_id, channel_id = server.provision(args.provision, args.provision_queue)
         print(f"  provisioned webHookId={webhook_id} channelId={channel_id}", flush=True)
-    done = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        done.set()
-
-    signal.signal(signal.SIGTERM, _stop)
     try:
-        while not done.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+        wait_until_interrupted()
     finally:
         server.stop()
         print("stopped", flush=True)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Callable
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any
 
 from .config import EmulatorConfig
@@ -123,3 +124,18 @@ class EmulatorServer:
 
     def wait_quiet(self, timeout: float = 5.0) -> None:
         self.engine.wait_quiet(timeout)
+
+
+def wait_until_interrupted() -> None:
+    """Block until Ctrl-C or SIGTERM: the foreground loop of the command-line servers."""
+    done = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not done.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
+from cc_emulator.server import wait_until_interrupted
 from scripts.local_stack.channel import ChannelEvent
 from scripts.local_stack.stack import LocalStack, StackOptions
 
@@ -104,17 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("  agents            " + ", ".join(f"{a.id} on {a.queues}" for a in stack.emulator.config.agents))
     print("\n  routes:\n    " + "\n    ".join(summary["routes"]))
     print("\n" + curl_examples(stack) + "\n", flush=True)
-    done = threading.Event()
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        done.set()
-
-    signal.signal(signal.SIGTERM, stop)
     try:
-        while not done.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+        wait_until_interrupted()
     finally:
         print("\nstopping the local stack...", flush=True)
         stack.stop()
