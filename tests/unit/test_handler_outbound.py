@@ -15,6 +15,7 @@ from unit_support import Answer, FakeContactCenter, LambdaContext, api_event, cl
 from casebridge.errors import ContactCenterError
 from casebridge.messages import backoff_seconds
 from casebridge.services import set_services
+from casebridge.store import MessageRecord
 
 BASE = "https://api.8x8.test"
 TENANT_PATH = f"{BASE}/vcc/us/chat/v2/tenant/acme-tenant"
@@ -263,11 +264,13 @@ def test_non_retryable_failure_goes_to_the_dlq_with_message_failed(
 def test_budget_exhausted_goes_to_the_dlq(
     functions: SimpleNamespace, services: Any, fake_8x8: FakeContactCenter, fifo_queues: Any, event_bus: Any
 ) -> None:
-    open_case(functions)
+    conversation_id = open_case(functions)
     [message_id] = accept(functions, "never delivered")
     event_bus.published()
     batch = batch_from_queue(fifo_queues.outbound_url)
-    batch["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(services.settings.max_send_attempts)
+    # Earlier attempts are counted on the message's record (not by SQS's receive count).
+    budget = services.settings.max_send_attempts
+    services.store.record_message(CASE, MessageRecord(message_id, "pending", budget - 1, 0), conversation_id)
     fake_8x8.errors["send"] = [ContactCenterError("8x8 answered 503", upstream_status=503, retryable=True)]
     changes = visibility_changes(services)
     assert process(functions, batch) == []
@@ -282,12 +285,26 @@ def test_budget_exhausted_goes_to_the_dlq(
 def test_one_attempt_below_the_budget_is_still_retried(
     functions: SimpleNamespace, services: Any, fake_8x8: FakeContactCenter, fifo_queues: Any
 ) -> None:
-    open_case(functions)
-    accept(functions, "almost")
+    conversation_id = open_case(functions)
+    [message_id] = accept(functions, "almost")
     batch = batch_from_queue(fifo_queues.outbound_url)
-    batch["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(services.settings.max_send_attempts - 1)
+    budget = services.settings.max_send_attempts
+    services.store.record_message(CASE, MessageRecord(message_id, "pending", budget - 2, 0), conversation_id)
     fake_8x8.errors["send"] = [ContactCenterError("503", upstream_status=503, retryable=True)]
     assert len(process(functions, batch)) == 1
+    assert receive_all(fifo_queues.dead_letter_url) == []
+
+
+def test_receives_without_an_attempt_do_not_spend_the_budget(
+    functions: SimpleNamespace, services: Any, fake_8x8: FakeContactCenter, fifo_queues: Any
+) -> None:
+    """A message held back behind a failing one of its case is received again without being attempted."""
+    open_case(functions)
+    accept(functions, "held back")
+    batch = batch_from_queue(fifo_queues.outbound_url)
+    batch["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(services.settings.max_send_attempts + 3)
+    fake_8x8.errors["send"] = [ContactCenterError("503", upstream_status=503, retryable=True)]
+    assert len(process(functions, batch)) == 1, "first real attempt: deferred, not dead-lettered"
     assert receive_all(fifo_queues.dead_letter_url) == []
 
 

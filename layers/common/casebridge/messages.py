@@ -55,6 +55,9 @@ def deliver_message(services: Services, message: OutboundMessage, receive_count:
         logger.info("message already delivered; queue redelivery ignored")
         return "duplicate"
     ambiguous_before = record.ambiguous_attempts if record else 0
+    # The budget counts attempts made, not queue receives: in a FIFO group, a message held back behind a failing
+    # one of its case is received again without being attempted. A redriven (failed) message starts afresh.
+    attempt = record.attempts + 1 if record and record.status in ("sending", "pending") else 1
     if record and record.status == "sending":
         # An earlier attempt ended between posting to 8x8 and learning the outcome (the Lambda crashed or
         # timed out): 8x8 may have the message, so sending again may show it twice. Counted, like a timeout.
@@ -68,7 +71,7 @@ def deliver_message(services: Services, message: OutboundMessage, receive_count:
         logger.append_keys(conversationId=case.conversation_id)
         services.store.record_message(
             message.caseId,
-            MessageRecord(message.messageId, "sending", receive_count, ambiguous_before),
+            MessageRecord(message.messageId, "sending", attempt, ambiguous_before),
             case.conversation_id,
         )
         services.contact_center.send_message(case.conversation_id, message.text, message.authorType)
@@ -77,7 +80,7 @@ def deliver_message(services: Services, message: OutboundMessage, receive_count:
             services,
             message,
             error,
-            receive_count,
+            attempt,
             receipt_handle,
             ambiguous_before,
             case.conversation_id if case else None,
@@ -85,7 +88,7 @@ def deliver_message(services: Services, message: OutboundMessage, receive_count:
     try:
         services.store.record_message(
             message.caseId,
-            MessageRecord(message.messageId, "sent", receive_count, ambiguous_before),
+            MessageRecord(message.messageId, "sent", attempt, ambiguous_before),
             case.conversation_id,
         )
     except Exception:
@@ -94,7 +97,7 @@ def deliver_message(services: Services, message: OutboundMessage, receive_count:
         logger.exception("message delivered to 8x8 but its record could not be written")
         metrics.add_metric(name="MessageRecordFailures", unit="Count", value=1)
     metrics.add_metric(name="MessagesDelivered", unit="Count", value=1)
-    logger.info("message delivered to 8x8", extra={"attempt": receive_count})
+    logger.info("message delivered to 8x8", extra={"attempt": attempt, "receiveCount": receive_count})
     return "sent"
 
 
@@ -102,7 +105,7 @@ def _failed(
     services: Services,
     message: OutboundMessage,
     error: ContactCenterError,
-    receive_count: int,
+    attempt: int,
     receipt_handle: str,
     ambiguous_before: int,
     conversation_id: str | None,
@@ -112,27 +115,27 @@ def _failed(
     if error.ambiguous:
         # 8x8 may have taken the message: sending again may show it twice. Counted, never hidden.
         metrics.add_metric(name="MessagesAmbiguous", unit="Count", value=1)
-        logger.warning("8x8 may have received the message before the failure", extra={"attempt": receive_count})
-    if error.retryable and receive_count < settings.max_send_attempts:
+        logger.warning("8x8 may have received the message before the failure", extra={"attempt": attempt})
+    if error.retryable and attempt < settings.max_send_attempts:
         # The attempt's outcome is known now (failed, or counted as ambiguous): replaces the 'sending' marker.
         services.store.record_message(
-            message.caseId, MessageRecord(message.messageId, "pending", receive_count, ambiguous), conversation_id
+            message.caseId, MessageRecord(message.messageId, "pending", attempt, ambiguous), conversation_id
         )
         delay = (
             error.retry_after
             if error.retry_after is not None
-            else backoff_seconds(receive_count, settings.retry_base_seconds, settings.retry_cap_seconds)
+            else backoff_seconds(attempt, settings.retry_base_seconds, settings.retry_cap_seconds)
         )
         services.queue.defer(receipt_handle, delay)
         logger.warning(
             "delivery failed; retry deferred",
-            extra={"attempt": receive_count, "delayS": round(delay, 2), "upstreamStatus": error.upstream_status},
+            extra={"attempt": attempt, "delayS": round(delay, 2), "upstreamStatus": error.upstream_status},
         )
         raise RetryLater(error.message) from error
     reason = f"{error.message} (upstream {error.upstream_status} {error.upstream_code or ''})".strip()
     services.queue.dead_letter(message, reason)
     services.store.record_message(
-        message.caseId, MessageRecord(message.messageId, "failed", receive_count, ambiguous), conversation_id
+        message.caseId, MessageRecord(message.messageId, "failed", attempt, ambiguous), conversation_id
     )
     failed = TimelineEntry(
         event_id=f"failed-{message.messageId}",
@@ -142,7 +145,7 @@ def _failed(
         received_at=now_ms(),
         detail={
             "messageId": message.messageId,
-            "attempts": receive_count,
+            "attempts": attempt,
             "reason": reason,
             "ambiguousAttempts": ambiguous,
         },
@@ -152,5 +155,5 @@ def _failed(
     else:
         services.publisher.publish(message.caseId, [failed])
     metrics.add_metric(name="MessagesFailed", unit="Count", value=1)
-    logger.error("message moved to the dead-letter queue", extra={"attempt": receive_count})
+    logger.error("message moved to the dead-letter queue", extra={"attempt": attempt})
     return "failed"
