@@ -7,6 +7,8 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .config import FaultSpec
+
 # API faults, matched against the operation name (e.g. "post_message") or "*".
 #   status            answer `status` (e.g. 500/503/429) without processing; 429/503 add Retry-After
 #   latency           sleep `seconds`, then process normally (combines with the others)
@@ -24,14 +26,10 @@ KINDS = API_KINDS | DELIVERY_KINDS
 
 
 @dataclass
-class FaultRule:
-    kind: str
-    op: str = "*"
-    # How many more times it fires; None means until cleared.
-    count: int | None = None
-    status: int = 500
-    retry_after: int | None = None
-    seconds: float = 0.0
+class FaultRule(FaultSpec):
+    """A configured fault (FaultSpec: kind, op, count = how many more times it fires, None until cleared,
+    status, retry_after, seconds) once it is live: its id and how often it fired."""
+
     id: int = 0
     fired: int = 0
 
