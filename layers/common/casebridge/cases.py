@@ -65,11 +65,16 @@ def _create(services: Services, case_id: str, request: OpenConversationRequest) 
 
 
 def record_and_publish(
-    services: Services, case_id: str, entry: TimelineEntry, transition: Callable[[LiveState], LiveState | None]
+    services: Services,
+    case_id: str,
+    entry: TimelineEntry,
+    transition: Callable[[LiveState], LiveState | None],
+    known: CaseRecord | None = None,
 ) -> CaseRecord:
-    """Timeline entry + state change, retried on concurrent updates, then published."""
+    """Timeline entry + state change, retried on concurrent updates, then published.
+    `known`: the case as the caller just read it, used for the first try instead of reading it again."""
     for _ in range(5):
-        case = services.store.get_case(case_id)
+        case, known = known or services.store.get_case(case_id), None
         if case is None:
             raise CaseNotFound(f"case {case_id} does not exist")
         live: LiveState | None = transition(case.live)
@@ -122,7 +127,7 @@ def customer_leaves(services: Services, case_id: str) -> CaseRecord:
         occurred_at=left_at,
         received_at=left_at,
     )
-    record_and_publish(services, case_id, entry, lambda live: customer_left(live, left_at))
+    record_and_publish(services, case_id, entry, lambda live: customer_left(live, left_at), known=case)
     logger.info("customer left the conversation")
     return require_case(services, case_id)
 

@@ -150,8 +150,9 @@ def _failed(
             "ambiguousAttempts": ambiguous,
         },
     )
-    if services.store.get_case(message.caseId) is not None:
-        record_and_publish(services, message.caseId, failed, lambda live: None)
+    case = services.store.get_case(message.caseId)
+    if case is not None:
+        record_and_publish(services, message.caseId, failed, lambda live: None, known=case)
     else:
         services.publisher.publish(message.caseId, [failed])
     metrics.add_metric(name="MessagesFailed", unit="Count", value=1)
