@@ -95,9 +95,15 @@ def route(surface: Surface, method: str, path: str, op: str, handler: Handler, f
     return Route(method, re.compile(regex), op, handler, surface, faultable)
 
 
+# A real 8x8 does not refuse connections under a burst; the standard library's backlog of 5 does
+# (dropped SYNs are retried after a second), so every local server uses this one.
+LISTEN_BACKLOG = 128
+
+
 class EmulatorHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, address: tuple[str, int], engine: Engine, surfaces: list[Surface], verbose: bool = False):
         self.engine = engine

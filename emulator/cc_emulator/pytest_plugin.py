@@ -17,7 +17,15 @@ from typing import Any
 import pytest
 
 from .config import EmulatorConfig, default_topology, fast_timings
+from .http_base import LISTEN_BACKLOG
 from .server import EmulatorServer
+
+
+class ReceiverHTTPServer(ThreadingHTTPServer):
+    """The receiver's server: a realistic listen backlog, so a burst of deliveries is not refused."""
+
+    daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
 
 
 @dataclass
@@ -53,7 +61,7 @@ class WebhookReceiver:
     # Optional per-request decision: return a status code, or None to fall back to the rules above.
     responder: Callable[[ReceivedRequest], int | None] | None = None
     _cond: threading.Condition = field(default_factory=threading.Condition)
-    _server: ThreadingHTTPServer | None = None
+    _server: ReceiverHTTPServer | None = None
     _release: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> str:
@@ -82,8 +90,7 @@ class WebhookReceiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self._server = ThreadingHTTPServer((self.host, 0), _Handler)
-        self._server.daemon_threads = True
+        self._server = ReceiverHTTPServer((self.host, 0), _Handler)
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self.url
 
