@@ -12,7 +12,10 @@ from casebridge.api import build_resolver, json_response, raw_body
 from casebridge.observability import logger, metrics, tracer
 from casebridge.services import get_services
 
-app = build_resolver()
+# Any Content-Type is accepted here: 8x8 sends application/json, but the signature (not the header, which it
+# does not cover) is what makes a delivery trustworthy, and a 415 to a genuine event would be retried by 8x8 and
+# then lost. A body that is not JSON still gets its 400 after the signature is checked.
+app = build_resolver(json_bodies_only=False)
 
 
 @app.post("/webhooks/8x8")

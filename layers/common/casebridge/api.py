@@ -6,8 +6,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from pydantic import BaseModel, ValidationError
@@ -18,6 +21,18 @@ from casebridge.observability import logger
 
 MAX_BODY_BYTES = 256 * 1024
 Model = TypeVar("Model", bound=BaseModel)
+# ASCII digits only, and few of them: str.isdigit() also accepts "²" or "٣" (int() then fails or reads them),
+# and int() refuses strings of more than 4300 digits; both ended as a 500.
+_ASCII_INT = re.compile(r"[0-9]{1,9}")
+# application/json and the structured-syntax suffix types (application/problem+json...), parameters ignored.
+_JSON_MEDIA_TYPE = re.compile(r"application/(?:[\w.-]+\+)?json", re.IGNORECASE)
+
+
+class UnsupportedMediaType(CasebridgeError):
+    """A body the business API cannot read: it only takes JSON."""
+
+    status_code = 415
+    code = "UnsupportedMediaType"
 
 
 def _json_default(value: Any) -> Any:
@@ -48,8 +63,29 @@ def validation_details(error: ValidationError) -> list[dict[str, str]]:
     ]
 
 
-def build_resolver() -> APIGatewayRestResolver:
+def is_json_media_type(content_type: str | None) -> bool:
+    """True for application/json and application/*+json, and for no Content-Type at all: a client that sends
+    none has not said its body is anything else, and the body must still parse as JSON."""
+    if content_type is None or not content_type.strip():
+        return True
+    return bool(_JSON_MEDIA_TYPE.fullmatch(content_type.split(";", 1)[0].strip()))
+
+
+def _require_json_body(app: APIGatewayRestResolver, next_middleware: Callable[..., Response[Any]]) -> Response[Any]:
+    """415 for a request that has a body in a type other than JSON, before the route reads it."""
+    event = app.current_event
+    if event.body and not is_json_media_type(event.headers.get("content-type")):
+        logger.warning("request refused", extra={"errorCode": UnsupportedMediaType.code, "status": 415})
+        return error_response(UnsupportedMediaType("request body must be JSON (Content-Type: application/json)"))
+    return next_middleware(app)
+
+
+def build_resolver(*, json_bodies_only: bool = True) -> APIGatewayRestResolver:
+    """The resolver every function uses. `json_bodies_only` answers 415 to a body of another Content-Type
+    (the business routes); the webhook route turns it off (see functions/webhook_intake/app.py)."""
     app = APIGatewayRestResolver()
+    if json_bodies_only:
+        app.use(middlewares=[_require_json_body])
 
     @app.exception_handler(CasebridgeError)  # type: ignore[untyped-decorator]
     def _domain_error(error: CasebridgeError) -> Response[str]:
@@ -77,9 +113,17 @@ def build_resolver() -> APIGatewayRestResolver:
 
 
 def case_id_from_path(value: str) -> str:
-    if not CASE_ID_RE.match(value):
+    """The caseId path parameter. The resolver reads it from the event's path, which REST API Gateway passes
+    percent-encoded: decode it once, as API Gateway does for pathParameters ("a%3Ab" is the case "a:b"; "a%2Fb"
+    is "a/b", one segment, refused below)."""
+    try:
+        decoded = unquote(value, errors="strict")
+    except UnicodeDecodeError:
+        decoded = ""  # percent-encoded bytes that are not UTF-8: not a caseId either
+    # fullmatch: the pattern's "$" would also accept a trailing newline ("%0A").
+    if not CASE_ID_RE.fullmatch(decoded):
         raise InvalidRequest("caseId must be 1-128 characters of A-Z a-z 0-9 . _ : -")
-    return value
+    return decoded
 
 
 def raw_body(app: APIGatewayRestResolver) -> bytes:
@@ -114,6 +158,6 @@ def int_query(app: APIGatewayRestResolver, name: str, default: int, low: int, hi
     value = app.current_event.get_query_string_value(name)
     if value is None:
         return default
-    if not value.isdigit() or not low <= int(value) <= high:
+    if not _ASCII_INT.fullmatch(value) or not low <= int(value) <= high:
         raise InvalidRequest(f"'{name}' must be an integer from {low} to {high}")
     return int(value)
