@@ -70,7 +70,7 @@ def test_every_call_the_connector_makes_is_in_the_contract(spec: dict[str, Any])
     )
     history = [HistoryMessage(authorType="bot", text="Hi!"), HistoryMessage(authorType="user", text="A person please")]
 
-    assert client.create_conversation("ch-1", customer.to_contact_center("case-7"), history) == "c-1"
+    assert client.create_conversation("ch-1", "case-7", customer, history) == "c-1"
     client.send_message("c-1", "hello", "user")
     client.customer_leaves("c-1")
 

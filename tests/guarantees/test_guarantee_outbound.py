@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from cb_guarantees_harness import Crash, Harness
 
-from casebridge.errors import ContactCenterError
+from casebridge.errors import ContactCenterUnavailable
 from casebridge.services import get_services
 
 
@@ -54,7 +54,7 @@ def test_a_failing_case_does_not_hold_up_another(harness: Harness, monkeypatch: 
 
     def send(conversation_id: str, text: str, author_type: str) -> None:
         if conversation_id == slow_conv:
-            raise ContactCenterError("injected outage of this conversation", upstream_status=503, retryable=True)
+            raise ContactCenterUnavailable("injected outage of this conversation", upstream_status=503)
         original(conversation_id, text, author_type)
 
     monkeypatch.setattr(client, "send_message", send)

@@ -15,7 +15,7 @@ import requests
 import responses
 from unit_support import CONVERSATION_ID, Answer, FakeContactCenter, api_event, client, invoke, load_event
 
-from casebridge.errors import ContactCenterError
+from casebridge.errors import ContactCenterUnavailable
 from casebridge.services import set_services
 from casebridge.store import CaseStore
 
@@ -232,7 +232,7 @@ def test_unexpected_error_is_a_json_500_without_stack_trace(
 def test_failed_create_releases_the_claim(
     functions: SimpleNamespace, services: Any, fake_8x8: FakeContactCenter
 ) -> None:
-    fake_8x8.errors["create"] = [ContactCenterError("down", upstream_status=503, retryable=True)]
+    fake_8x8.errors["create"] = [ContactCenterUnavailable("down", upstream_status=503)]
     assert_error(call(functions, "open_conversation.json"), 503, "ContactCenterUnavailable")
     assert call(functions, "open_conversation.json").status == 201, "the next attempt must not wait for a lease"
 
@@ -316,7 +316,7 @@ def test_customer_leaves_8x8_failure_keeps_the_case_open(
     functions: SimpleNamespace, services: Any, fake_8x8: FakeContactCenter
 ) -> None:
     call(functions, "open_conversation.json")
-    fake_8x8.errors["leave"] = [ContactCenterError("boom", upstream_status=500, retryable=True)]
+    fake_8x8.errors["leave"] = [ContactCenterUnavailable("boom", upstream_status=500)]
     assert_error(call(functions, "customer_leaves.json"), 503, "ContactCenterUnavailable")
     assert call(functions, "get_case.json").body["state"] == "open"
 

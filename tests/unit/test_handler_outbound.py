@@ -12,7 +12,7 @@ import pytest
 import responses
 from unit_support import Answer, FakeContactCenter, LambdaContext, api_event, client, invoke, load_event
 
-from casebridge.errors import ContactCenterError
+from casebridge.errors import ContactCenterError, ContactCenterUnavailable
 from casebridge.messages import backoff_seconds
 from casebridge.services import set_services
 from casebridge.store import MessageRecord
@@ -189,7 +189,7 @@ def test_retryable_failure_defers_with_backoff_and_holds_the_group(
     fake_8x8.conversation_ids = ["conv-2002"]
     first, second = accept(functions, "first", "second")
     [other] = accept(functions, "other case", case_id="case-2002")
-    fake_8x8.errors["send"] = [ContactCenterError("8x8 answered 503", upstream_status=503, retryable=True)]
+    fake_8x8.errors["send"] = [ContactCenterUnavailable("8x8 answered 503", upstream_status=503)]
     changes = visibility_changes(services)
     batch = batch_from_queue(fifo_queues.outbound_url)
     ids = {json.loads(r["body"])["messageId"]: r["messageId"] for r in batch["Records"]}
@@ -211,7 +211,7 @@ def test_backoff_grows_with_the_receive_count(
     accept(functions, "first")
     batch = batch_from_queue(fifo_queues.outbound_url)
     batch["Records"][0]["attributes"]["ApproximateReceiveCount"] = "5"
-    fake_8x8.errors["send"] = [ContactCenterError("boom", upstream_status=500, retryable=True)]
+    fake_8x8.errors["send"] = [ContactCenterUnavailable("boom", upstream_status=500)]
     changes = visibility_changes(services)
     random.seed(7)
     assert len(process(functions, batch)) == 1
@@ -271,7 +271,7 @@ def test_budget_exhausted_goes_to_the_dlq(
     # Earlier attempts are counted on the message's record (not by SQS's receive count).
     budget = services.settings.max_send_attempts
     services.store.record_message(CASE, MessageRecord(message_id, "pending", budget - 1, 0), conversation_id)
-    fake_8x8.errors["send"] = [ContactCenterError("8x8 answered 503", upstream_status=503, retryable=True)]
+    fake_8x8.errors["send"] = [ContactCenterUnavailable("8x8 answered 503", upstream_status=503)]
     changes = visibility_changes(services)
     assert process(functions, batch) == []
     assert changes == []
@@ -290,7 +290,7 @@ def test_one_attempt_below_the_budget_is_still_retried(
     batch = batch_from_queue(fifo_queues.outbound_url)
     budget = services.settings.max_send_attempts
     services.store.record_message(CASE, MessageRecord(message_id, "pending", budget - 2, 0), conversation_id)
-    fake_8x8.errors["send"] = [ContactCenterError("503", upstream_status=503, retryable=True)]
+    fake_8x8.errors["send"] = [ContactCenterUnavailable("503", upstream_status=503)]
     assert len(process(functions, batch)) == 1
     assert receive_all(fifo_queues.dead_letter_url) == []
 
@@ -303,7 +303,7 @@ def test_receives_without_an_attempt_do_not_spend_the_budget(
     accept(functions, "held back")
     batch = batch_from_queue(fifo_queues.outbound_url)
     batch["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(services.settings.max_send_attempts + 3)
-    fake_8x8.errors["send"] = [ContactCenterError("503", upstream_status=503, retryable=True)]
+    fake_8x8.errors["send"] = [ContactCenterUnavailable("503", upstream_status=503)]
     assert len(process(functions, batch)) == 1, "first real attempt: deferred, not dead-lettered"
     assert receive_all(fifo_queues.dead_letter_url) == []
 
@@ -314,7 +314,7 @@ def test_ambiguous_failure_is_counted_then_delivered(
     open_case(functions)
     [message_id] = accept(functions, "maybe twice")
     batch = batch_from_queue(fifo_queues.outbound_url)
-    fake_8x8.errors["send"] = [ContactCenterError("read timeout", retryable=True, ambiguous=True)]
+    fake_8x8.errors["send"] = [ContactCenterUnavailable("read timeout", ambiguous=True)]
     assert len(process(functions, batch)) == 1
     _, pending = services.store.lookup_for_delivery(CASE, message_id)
     assert pending is not None and (pending.status, pending.ambiguous_attempts) == ("pending", 1)

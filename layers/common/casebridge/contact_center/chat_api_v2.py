@@ -1,20 +1,40 @@
-"""ContactCenterClient for 8x8 Contact Center Chat API v2 (OAuth bearer token, /vcc/{region}/chat/v2)."""
+"""ContactCenterClient for 8x8 Contact Center Chat API v2 (OAuth bearer token, /vcc/{region}/chat/v2).
+
+8x8 switched v2 off after 2023-09-30; it stays as a selectable second implementation. What only the Chat Gateway
+can do (routing, customer updates, typing) raises UnsupportedByContactCenterApi before any call.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
 from casebridge.contact_center import http
+from casebridge.contact_center.base import CHAT_API_V2, ContactCenterApi
 from casebridge.contact_center.tokens import AccessToken, TokenProvider
-from casebridge.errors import ContactCenterAuthError, ContactCenterError
-from casebridge.models import HistoryMessage
+from casebridge.errors import (
+    ContactCenterAuthError,
+    ContactCenterError,
+    ContactCenterMisconfigured,
+    UnsupportedByContactCenterApi,
+)
+from casebridge.models import Customer, HistoryMessage, Routing
+
+NEEDS_GATEWAY = "needs the Chat Gateway (EightByEightApi=chat-gateway-v1)"
+
+
+def customer_body(case_id: str, customer: Customer) -> dict[str, str]:
+    """v2's flat `customer` object: caseId, the standard fields under their own names, then custom keys."""
+    return {"caseId": case_id, **customer.standard_fields(), **customer.properties}
 
 
 class ChatApiV2Client:
+    api: ContactCenterApi = CHAT_API_V2
+
     def __init__(
         self,
         base_url: str,
@@ -25,14 +45,24 @@ class ChatApiV2Client:
         timeout: float = 5.0,
         session: requests.Session | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = http.require_safe_base_url(base_url)
         self.tenant_path = f"{self.base_url}/vcc/{region}/chat/v2/tenant/{tenant_id}"
         self.tokens = tokens
         self.timeout = timeout
         self.session = session or http.new_session()
 
-    def _call(self, method: str, path: str, operation: str, **kwargs: Any) -> requests.Response:
-        """Authenticated call; on 401 the token is refreshed once and the call retried once."""
+    def _call(
+        self,
+        method: str,
+        path: str,
+        operation: str,
+        *,
+        caller_input: bool = False,
+        not_found: type[ContactCenterError] = ContactCenterError,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Authenticated call; on 401 the token is refreshed once and the call retried once. A second 401 means
+        8x8 refuses these credentials: the stack's configuration, not something a retry fixes."""
         for attempt in (1, 2):
             token = self.tokens.get()
             try:
@@ -42,42 +72,119 @@ class ChatApiV2Client:
                     self.tenant_path + path,
                     operation,
                     self.timeout,
+                    caller_input=caller_input,
+                    not_found=not_found,
                     headers={"Authorization": f"Bearer {token}"},
                     **kwargs,
                 )
-            except ContactCenterAuthError:
+            except ContactCenterAuthError as error:
                 self.tokens.invalidate(token)
                 if attempt == 2:
-                    raise
+                    raise ContactCenterMisconfigured(
+                        f"8x8 refused a fresh access token for {operation}: check the API key, secret and tenant",
+                        upstream_status=error.upstream_status,
+                        upstream_code=error.upstream_code,
+                    ) from error
         raise AssertionError("unreachable")
 
-    def create_conversation(self, channel_id: str, customer: dict[str, str], history: Sequence[HistoryMessage]) -> str:
-        body: dict[str, Any] = {"channelId": channel_id, "customer": customer}
+    @staticmethod
+    def _conversation(conversation_id: str) -> str:
+        return "/conversations/" + quote(conversation_id, safe="")
+
+    def create_conversation(
+        self,
+        channel_id: str,
+        case_id: str,
+        customer: Customer,
+        history: Sequence[HistoryMessage],
+        routing: Routing | None = None,
+    ) -> str:
+        if routing is not None:
+            raise UnsupportedByContactCenterApi(f"Chat API v2 cannot route a conversation: routing {NEEDS_GATEWAY}")
+        body: dict[str, Any] = {"channelId": channel_id, "customer": customer_body(case_id, customer)}
         if history:
             body["history"] = {"messages": [{"text": m.text, "type": m.author_type} for m in history]}
-        answer = self._call("POST", "/conversations", "create_conversation", json=body)
-        try:
-            conversation_id = answer.json()["conversationId"]
-        except (ValueError, KeyError, TypeError) as error:
+        answer = self._call(
+            "POST",
+            "/conversations",
+            "create_conversation",
+            caller_input=True,
+            not_found=ContactCenterMisconfigured,  # nothing exists yet but the channel
+            json=body,
+        )
+        payload = http.json_body(answer)
+        conversation_id = payload.get("conversationId") if isinstance(payload, dict) else None
+        if not isinstance(conversation_id, (str, int)) or isinstance(conversation_id, bool) or conversation_id == "":
+            # 8x8 took the request, so the conversation may exist: ambiguous, look it up before creating again.
             raise ContactCenterError(
-                "8x8 accepted the conversation but sent no conversationId", upstream_status=answer.status_code
-            ) from error
+                "8x8 accepted the conversation but sent no conversationId",
+                upstream_status=answer.status_code,
+                ambiguous=True,
+            )
         return str(conversation_id)
 
     def send_message(self, conversation_id: str, text: str, author_type: str) -> None:
         self._call(
             "POST",
-            f"/conversations/{conversation_id}/messages",
+            self._conversation(conversation_id) + "/messages",
             "post_message",
+            caller_input=True,
             json={"text": text, "authorType": author_type},
         )
 
     def customer_leaves(self, conversation_id: str) -> None:
         try:
-            self._call("DELETE", f"/conversations/{conversation_id}/participants/customer", "customer_leaves")
+            self._call("DELETE", self._conversation(conversation_id) + "/participants/customer", "customer_leaves")
         except ContactCenterError as error:
             if error.upstream_status != 404:  # already gone: leaving is idempotent
                 raise
+
+    def route(self, conversation_id: str, routing: Routing) -> None:
+        raise UnsupportedByContactCenterApi(f"Chat API v2 cannot route a conversation: routing {NEEDS_GATEWAY}")
+
+    def update_customer(self, conversation_id: str, case_id: str, customer: Customer) -> None:
+        raise UnsupportedByContactCenterApi(
+            f"Chat API v2 cannot change the customer data of an open conversation: that {NEEDS_GATEWAY}"
+        )
+
+    def send_typing(self, conversation_id: str, author_type: str) -> None:
+        raise UnsupportedByContactCenterApi(f"Chat API v2 has no typing indicator: typing {NEEDS_GATEWAY}")
+
+    def find_conversation(self, case_id: str, channel_id: str) -> str | None:
+        """GET .../conversations filtered by `customer.caseId` (the OAS's `customer.<anyCustomerKeyName>`) and
+        `channel-id`, newest first; the answer is `{data:[{id, channelId, customer, startTime}], page}`."""
+        params = {"customer.caseId": case_id, "channel-id": channel_id, "order": "desc"}
+        try:
+            answer = self._call("GET", "/conversations", "find_conversation", params=params)
+        except ContactCenterError as error:
+            if error.upstream_status == 404:
+                return None
+            raise
+        return newest_match(http.json_body(answer), case_id, channel_id)
+
+
+def newest_match(payload: Any, case_id: str, channel_id: str) -> str | None:
+    """The newest conversation of the list that really is this case's on this channel (checked again here:
+    a server that ignored a filter must not hand us another case's conversation)."""
+    items = payload.get("data") if isinstance(payload, dict) else None
+    found: list[tuple[str, int, str]] = []
+    for position, item in enumerate(items if isinstance(items, list) else []):
+        if not isinstance(item, dict):
+            continue
+        customer = item.get("customer")
+        conversation_id = item.get("id")
+        if (
+            isinstance(customer, dict)
+            and str(customer.get("caseId")) == case_id
+            and str(item.get("channelId")) == channel_id
+            and isinstance(conversation_id, (str, int))
+            and not isinstance(conversation_id, bool)
+            and str(conversation_id)
+        ):
+            started = item.get("startTime")
+            # ISO-8601 times of one server sort as text; without them, the first of a newest-first list wins.
+            found.append((started if isinstance(started, str) else "", -position, str(conversation_id)))
+    return max(found)[2] if found else None
 
 
 def token_fetcher(
@@ -90,22 +197,36 @@ def token_fetcher(
 ) -> Callable[[], AccessToken]:
     """The OAuth client-credentials call. 8x8 sends expires_in as a string."""
     own_session = session or http.new_session()
+    token_url = http.require_safe_base_url(base_url) + "/oauth/v2/token"
 
     def fetch() -> AccessToken:
         api_key, api_secret = credentials()
-        answer = http.request(
-            own_session,
-            "POST",
-            f"{base_url.rstrip('/')}/oauth/v2/token",
-            "token",
-            timeout,
-            auth=(api_key, api_secret),
-            data={"grant_type": "client_credentials"},
-        )
+        try:
+            answer = http.request(
+                own_session,
+                "POST",
+                token_url,
+                "token",
+                timeout,
+                unauthorized=ContactCenterMisconfigured,
+                auth=(api_key, api_secret),
+                data={"grant_type": "client_credentials"},
+            )
+        except ContactCenterError as error:
+            if error.upstream_status != 400:
+                raise
+            # OAuth servers answer a refused client with 400 (invalid_client): the stack's credentials.
+            raise ContactCenterMisconfigured(
+                "8x8 refused the API key and secret for a token",
+                upstream_status=400,
+                upstream_code=error.upstream_code,
+            ) from error
         try:
             body = answer.json()
-            lifetime_s = int(str(body.get("expires_in", "0")))
-            return AccessToken(str(body["access_token"]), int(clock() * 1000) + lifetime_s * 1000)
+            lifetime = str(body.get("expires_in", "0")).strip()
+            if not lifetime.isascii() or not lifetime.isdigit():
+                raise ValueError(f"expires_in is not a number of seconds: {lifetime!r}")
+            return AccessToken(str(body["access_token"]), int(clock() * 1000) + int(lifetime) * 1000)
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise ContactCenterError(
                 "8x8 token answer is not understood", upstream_status=answer.status_code
