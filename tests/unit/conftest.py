@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters import base
-from unit_support import FakeContactCenter, StubJwkFetcher, load_function
 
 from casebridge.contact_center.webhook_signature import JwkCache, WebhookVerifier
 from casebridge.services import build_services, set_services
 from casebridge.settings import get_settings
+from tests.support.fakes import FakeContactCenter, StubJwkFetcher
+from tests.support.lambdas import load_function
 
 
 @pytest.fixture(autouse=True)

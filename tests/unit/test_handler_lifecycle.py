@@ -13,11 +13,13 @@ import boto3
 import pytest
 import requests
 import responses
-from unit_support import CONVERSATION_ID, Answer, FakeContactCenter, api_event, client, invoke, load_event
 
-from casebridge.errors import ContactCenterUnavailable
+from casebridge.errors import ContactCenterError
 from casebridge.services import set_services
 from casebridge.store import CaseStore
+from tests.support.aws import aws_client
+from tests.support.fakes import FakeContactCenter
+from tests.support.samples import CONVERSATION_ID, Answer, invoke, load_event, sample_api_event
 
 BASE = "https://api.8x8.test"
 TENANT_PATH = f"{BASE}/vcc/us/chat/v2/tenant/acme-tenant"
@@ -25,7 +27,7 @@ CASE = "case-1001"
 
 
 def call(functions: SimpleNamespace, name: str, **adapt: Any) -> Answer:
-    return invoke(functions.lifecycle, api_event(name, **adapt))
+    return invoke(functions.lifecycle, sample_api_event(name, **adapt))
 
 
 def assert_error(answer: Answer, status: int, code: str) -> dict[str, Any]:
@@ -40,7 +42,7 @@ def assert_error(answer: Answer, status: int, code: str) -> dict[str, Any]:
 
 
 def table_items(services: Any) -> list[dict[str, Any]]:
-    return client("dynamodb").scan(TableName=services.settings.cases_table_name)["Items"]
+    return aws_client("dynamodb").scan(TableName=services.settings.cases_table_name)["Items"]
 
 
 # ---- open ----------------------------------------------------------------------------------------
@@ -153,7 +155,7 @@ def test_malformed_body_is_400_and_writes_nothing(
 
 
 def test_invalid_base64_body_is_400(functions: SimpleNamespace, services: Any) -> None:
-    event = api_event("open_conversation.json", body="@@not base64@@")
+    event = sample_api_event("open_conversation.json", body="@@not base64@@")
     event["isBase64Encoded"] = True
     assert_error(invoke(functions.lifecycle, event), 400, "InvalidRequest")
 
@@ -232,7 +234,7 @@ def test_unexpected_error_is_a_json_500_without_stack_trace(
 def test_failed_create_releases_the_claim(
     functions: SimpleNamespace, services: Any, fake_8x8: FakeContactCenter
 ) -> None:
-    fake_8x8.errors["create"] = [ContactCenterUnavailable("down", upstream_status=503)]
+    fake_8x8.errors["create"] = [ContactCenterError("down", upstream_status=503, retryable=True)]
     assert_error(call(functions, "open_conversation.json"), 503, "ContactCenterUnavailable")
     assert call(functions, "open_conversation.json").status == 201, "the next attempt must not wait for a lease"
 
@@ -316,7 +318,7 @@ def test_customer_leaves_8x8_failure_keeps_the_case_open(
     functions: SimpleNamespace, services: Any, fake_8x8: FakeContactCenter
 ) -> None:
     call(functions, "open_conversation.json")
-    fake_8x8.errors["leave"] = [ContactCenterUnavailable("boom", upstream_status=500)]
+    fake_8x8.errors["leave"] = [ContactCenterError("boom", upstream_status=500, retryable=True)]
     assert_error(call(functions, "customer_leaves.json"), 503, "ContactCenterUnavailable")
     assert call(functions, "get_case.json").body["state"] == "open"
 
@@ -367,7 +369,7 @@ def test_case_events_unknown_case_is_404(functions: SimpleNamespace, services: A
 
 
 def test_unknown_route_is_a_json_404(functions: SimpleNamespace, services: Any) -> None:
-    event = api_event("get_case.json")
+    event = sample_api_event("get_case.json")
     event["path"] = "/cases/case-1001/elsewhere"
     event["resource"] = "/cases/{caseId}/elsewhere"
     assert_error(invoke(functions.lifecycle, event), 404, "RouteNotFound")

@@ -10,12 +10,15 @@ from typing import Any
 
 import pytest
 import responses
-from unit_support import Answer, FakeContactCenter, LambdaContext, api_event, client, invoke, load_event
 
-from casebridge.errors import ContactCenterError, ContactCenterUnavailable
+from casebridge.errors import ContactCenterError
 from casebridge.messages import backoff_seconds
 from casebridge.services import set_services
 from casebridge.store import MessageRecord
+from tests.support.aws import aws_client
+from tests.support.fakes import FakeContactCenter
+from tests.support.lambdas import LambdaContext
+from tests.support.samples import Answer, invoke, load_event, sample_api_event
 
 BASE = "https://api.8x8.test"
 TENANT_PATH = f"{BASE}/vcc/us/chat/v2/tenant/acme-tenant"
@@ -23,17 +26,17 @@ CASE = "case-1001"
 
 
 def post(functions: SimpleNamespace, **adapt: Any) -> Answer:
-    return invoke(functions.outbound, api_event("post_message.json", **adapt))
+    return invoke(functions.outbound, sample_api_event("post_message.json", **adapt))
 
 
 def open_case(functions: SimpleNamespace, case_id: str = CASE) -> str:
-    answer = invoke(functions.lifecycle, api_event("open_conversation.json", case_id=case_id))
+    answer = invoke(functions.lifecycle, sample_api_event("open_conversation.json", case_id=case_id))
     assert answer.status == 201, answer.raw
     return answer.body["conversationId"]
 
 
 def receive_all(queue_url: str) -> list[dict[str, Any]]:
-    answer = client("sqs").receive_message(
+    answer = aws_client("sqs").receive_message(
         QueueUrl=queue_url,
         MaxNumberOfMessages=10,
         AttributeNames=["All"],
@@ -189,7 +192,7 @@ def test_retryable_failure_defers_with_backoff_and_holds_the_group(
     fake_8x8.conversation_ids = ["conv-2002"]
     first, second = accept(functions, "first", "second")
     [other] = accept(functions, "other case", case_id="case-2002")
-    fake_8x8.errors["send"] = [ContactCenterUnavailable("8x8 answered 503", upstream_status=503)]
+    fake_8x8.errors["send"] = [ContactCenterError("8x8 answered 503", upstream_status=503, retryable=True)]
     changes = visibility_changes(services)
     batch = batch_from_queue(fifo_queues.outbound_url)
     ids = {json.loads(r["body"])["messageId"]: r["messageId"] for r in batch["Records"]}
@@ -211,7 +214,7 @@ def test_backoff_grows_with_the_receive_count(
     accept(functions, "first")
     batch = batch_from_queue(fifo_queues.outbound_url)
     batch["Records"][0]["attributes"]["ApproximateReceiveCount"] = "5"
-    fake_8x8.errors["send"] = [ContactCenterUnavailable("boom", upstream_status=500)]
+    fake_8x8.errors["send"] = [ContactCenterError("boom", upstream_status=500, retryable=True)]
     changes = visibility_changes(services)
     random.seed(7)
     assert len(process(functions, batch)) == 1
@@ -254,7 +257,7 @@ def test_non_retryable_failure_goes_to_the_dlq_with_message_failed(
     assert failed["detail"]["messageId"] == message_id and failed["detail"]["attempts"] == 1
     _, record = services.store.lookup_for_delivery(CASE, message_id)
     assert record is not None and record.status == "failed"
-    answer = invoke(functions.lifecycle, api_event("case_events.json"))
+    answer = invoke(functions.lifecycle, sample_api_event("case_events.json"))
     assert answer.status == 200, answer.raw  # numbers read back from DynamoDB (Decimal) must serialise
     failed_entry = answer.body["events"][-1]
     assert failed_entry["type"] == "MessageFailed"
@@ -271,7 +274,7 @@ def test_budget_exhausted_goes_to_the_dlq(
     # Earlier attempts are counted on the message's record (not by SQS's receive count).
     budget = services.settings.max_send_attempts
     services.store.record_message(CASE, MessageRecord(message_id, "pending", budget - 1, 0), conversation_id)
-    fake_8x8.errors["send"] = [ContactCenterUnavailable("8x8 answered 503", upstream_status=503)]
+    fake_8x8.errors["send"] = [ContactCenterError("8x8 answered 503", upstream_status=503, retryable=True)]
     changes = visibility_changes(services)
     assert process(functions, batch) == []
     assert changes == []
@@ -290,7 +293,7 @@ def test_one_attempt_below_the_budget_is_still_retried(
     batch = batch_from_queue(fifo_queues.outbound_url)
     budget = services.settings.max_send_attempts
     services.store.record_message(CASE, MessageRecord(message_id, "pending", budget - 2, 0), conversation_id)
-    fake_8x8.errors["send"] = [ContactCenterUnavailable("503", upstream_status=503)]
+    fake_8x8.errors["send"] = [ContactCenterError("503", upstream_status=503, retryable=True)]
     assert len(process(functions, batch)) == 1
     assert receive_all(fifo_queues.dead_letter_url) == []
 
@@ -303,7 +306,7 @@ def test_receives_without_an_attempt_do_not_spend_the_budget(
     accept(functions, "held back")
     batch = batch_from_queue(fifo_queues.outbound_url)
     batch["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(services.settings.max_send_attempts + 3)
-    fake_8x8.errors["send"] = [ContactCenterUnavailable("503", upstream_status=503)]
+    fake_8x8.errors["send"] = [ContactCenterError("503", upstream_status=503, retryable=True)]
     assert len(process(functions, batch)) == 1, "first real attempt: deferred, not dead-lettered"
     assert receive_all(fifo_queues.dead_letter_url) == []
 
@@ -314,7 +317,7 @@ def test_ambiguous_failure_is_counted_then_delivered(
     open_case(functions)
     [message_id] = accept(functions, "maybe twice")
     batch = batch_from_queue(fifo_queues.outbound_url)
-    fake_8x8.errors["send"] = [ContactCenterUnavailable("read timeout", ambiguous=True)]
+    fake_8x8.errors["send"] = [ContactCenterError("read timeout", retryable=True, ambiguous=True)]
     assert len(process(functions, batch)) == 1
     _, pending = services.store.lookup_for_delivery(CASE, message_id)
     assert pending is not None and (pending.status, pending.ambiguous_attempts) == ("pending", 1)

@@ -8,7 +8,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from unit_support import CONVERSATION_ID, Answer, StubJwkFetcher, api_event, client, invoke, load_event, webhook_event
+
+from tests.support.aws import aws_client
+from tests.support.fakes import StubJwkFetcher
+from tests.support.samples import CONVERSATION_ID, Answer, invoke, load_event, sample_api_event, sample_webhook_event
 
 SAMPLES = [
     "webhook_queued.json",
@@ -20,25 +23,25 @@ SAMPLES = [
 
 
 def deliver(functions: SimpleNamespace, name: str, signer: Any, **kw: Any) -> Answer:
-    return invoke(functions.webhook, webhook_event(name, signer, **kw))
+    return invoke(functions.webhook, sample_webhook_event(name, signer, **kw))
 
 
 def open_case(functions: SimpleNamespace, case_id: str = "case-1001") -> None:
-    answer = invoke(functions.lifecycle, api_event("open_conversation.json", case_id=case_id))
+    answer = invoke(functions.lifecycle, sample_api_event("open_conversation.json", case_id=case_id))
     assert answer.status == 201, answer.raw
 
 
 def case_view(functions: SimpleNamespace, case_id: str = "case-1001") -> dict[str, Any]:
-    return invoke(functions.lifecycle, api_event("get_case.json", case_id=case_id)).body
+    return invoke(functions.lifecycle, sample_api_event("get_case.json", case_id=case_id)).body
 
 
 def timeline(functions: SimpleNamespace, case_id: str = "case-1001") -> list[dict[str, Any]]:
-    answer = invoke(functions.lifecycle, api_event("case_events.json", case_id=case_id, query={"limit": "100"}))
+    answer = invoke(functions.lifecycle, sample_api_event("case_events.json", case_id=case_id, query={"limit": "100"}))
     return answer.body["events"]
 
 
 def table_items(services: Any) -> list[dict[str, Any]]:
-    return client("dynamodb").scan(TableName=services.settings.cases_table_name)["Items"]
+    return aws_client("dynamodb").scan(TableName=services.settings.cases_table_name)["Items"]
 
 
 def assert_error(answer: Answer, status: int, code: str) -> None:
@@ -139,9 +142,9 @@ def test_bad_signature_is_401_and_nothing_is_written(
     event_bus.published()
     before = table_items(services)
     if tamper == "old":
-        event = webhook_event("webhook_queued.json", webhook_signer, tt=int(time.time() * 1000) - 600_000)
+        event = sample_webhook_event("webhook_queued.json", webhook_signer, tt=int(time.time() * 1000) - 600_000)
     else:
-        event = webhook_event("webhook_queued.json", webhook_signer)
+        event = sample_webhook_event("webhook_queued.json", webhook_signer)
         headers = event["headers"]
         if tamper == "body":
             event["body"] = event["body"].replace("Support", "Supp0rt")
@@ -165,7 +168,7 @@ def test_bad_signature_is_401_and_nothing_is_written(
 
 
 def test_missing_signature_headers_is_401(functions: SimpleNamespace, services: Any) -> None:
-    event = api_event("get_case.json")
+    event = sample_api_event("get_case.json")
     event.update(resource="/webhooks/8x8", path="/webhooks/8x8", httpMethod="POST", body="{}", pathParameters=None)
     assert_error(invoke(functions.webhook, event), 401, "Unauthorized")
 

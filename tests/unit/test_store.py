@@ -6,13 +6,13 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError
-from unit_support import client
 
 from casebridge.cases import adopt_early_events
 from casebridge.errors import InvalidRequest
 from casebridge.models import CaseState
 from casebridge.state import LiveState
 from casebridge.store import CaseStore, MessageRecord, StaleCase, TimelineEntry, decode_cursor, encode_cursor
+from tests.support.aws import aws_client
 
 TENANT = "acme-tenant"
 
@@ -43,7 +43,7 @@ def opened_case(store: CaseStore, case_id: str = "case-1", conversation_id: str 
 
 
 def all_items(table: str) -> list[dict]:
-    return client("dynamodb").scan(TableName=table)["Items"]
+    return aws_client("dynamodb").scan(TableName=table)["Items"]
 
 
 # ---- opening a case ------------------------------------------------------------------------------
@@ -73,7 +73,7 @@ def test_no_claim_once_the_conversation_is_recorded(store: CaseStore) -> None:
 def test_record_conversation_binds_both_ways(store: CaseStore, cases_table: str) -> None:
     case = opened_case(store, "case-1", "conv-1")
     assert (case.conversation_id, case.channel_id, case.opening_until) == ("conv-1", "channel-1", 0)
-    mapping = client("dynamodb").get_item(
+    mapping = aws_client("dynamodb").get_item(
         TableName=cases_table, Key={"pk": {"S": "CONVERSATION#conv-1"}, "sk": {"S": "CONVERSATION"}}
     )["Item"]
     assert mapping["caseId"] == {"S": "case-1"}

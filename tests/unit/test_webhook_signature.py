@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 import requests
 import responses
-from unit_support import StubJwkFetcher, sample_body
 
 from casebridge.contact_center.webhook_signature import JwkCache, WebhookVerifier, http_jwk_fetcher, signing_payload
 from casebridge.errors import SigningKeyUnavailable, Unauthorized
+from tests.support.fakes import StubJwkFetcher
+from tests.support.samples import sample_body
 
 TENANT = "acme-tenant"
 BASE = "https://api.8x8.test"

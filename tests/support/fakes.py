@@ -1,0 +1,55 @@
+"""Stand-ins for 8x8 where the HTTP edge is not the subject: the contact center client and its key endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.support.samples import CONVERSATION_ID
+
+
+@dataclass
+class FakeContactCenter:
+    """Records what the connector asks of 8x8; `errors` queues an exception per operation (create/send/leave)."""
+
+    conversation_ids: list[str] = field(default_factory=lambda: [CONVERSATION_ID])
+    errors: dict[str, list[BaseException]] = field(default_factory=dict)
+    created: list[dict[str, Any]] = field(default_factory=list)
+    sent: list[tuple[str, str, str]] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)
+
+    def _maybe_fail(self, operation: str) -> None:
+        queued = self.errors.get(operation)
+        if queued:
+            raise queued.pop(0)
+
+    def create_conversation(self, channel_id: str, customer: dict[str, str], history: Iterable[Any]) -> str:
+        self._maybe_fail("create")
+        self.created.append({"channelId": channel_id, "customer": customer, "history": list(history)})
+        return self.conversation_ids.pop(0) if len(self.conversation_ids) > 1 else self.conversation_ids[0]
+
+    def send_message(self, conversation_id: str, text: str, author_type: str) -> None:
+        self._maybe_fail("send")
+        self.sent.append((conversation_id, text, author_type))
+
+    def customer_leaves(self, conversation_id: str) -> None:
+        self._maybe_fail("leave")
+        self.left.append(conversation_id)
+
+
+@dataclass
+class StubJwkFetcher:
+    """Serves the test's public keys by kid; counts calls; can be switched off (endpoint down)."""
+
+    keys: dict[str, dict[str, str]]
+    down: bool = False
+    calls: list[str] = field(default_factory=list)
+
+    def __call__(self, kid: str) -> dict[str, str] | None:
+        from casebridge.errors import SigningKeyUnavailable  # noqa: PLC0415 - casebridge only when called
+
+        self.calls.append(kid)
+        if self.down:
+            raise SigningKeyUnavailable("key endpoint down (test)")
+        return self.keys.get(kid)

@@ -1,0 +1,45 @@
+"""The three handlers as modules, and the context Lambda hands them."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import uuid
+from dataclasses import dataclass, field
+from types import ModuleType
+
+from tests.support.paths import FUNCTIONS_DIR
+
+FUNCTIONS = ("conversation_lifecycle", "outbound_sender", "webhook_intake")
+
+
+def load_function(name: str, copy: str = "") -> ModuleType:
+    """functions/<name>/app.py as a module of its own (all three files are called app.py), loaded once.
+    Another `copy` is another container: the same code with its own module-level state."""
+    module_name = f"casebridge_fn_{name}{copy}"
+    loaded = sys.modules.get(module_name)
+    if loaded is not None:
+        return loaded
+    spec = importlib.util.spec_from_file_location(module_name, FUNCTIONS_DIR / name / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class LambdaContext:
+    """What powertools reads from the Lambda context; a new request id per instance."""
+
+    function_name: str = "casebridge-test"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:casebridge-test"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = "/aws/lambda/casebridge-test"
+    log_stream_name: str = "2025/03/10/[$LATEST]test"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 20_000
