@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -11,6 +12,22 @@ import yaml
 
 AgentMode = Literal["script", "manual"]
 ScriptKind = Literal["auto_reply", "echo", "silent"]
+# What a user message to an idle Chat Gateway conversation does (the Gateway docs are silent):
+# "requeue" starts a new interaction on the last queue (v2's documented behaviour);
+# "needs_assignment" stores it, and only PUT/PATCH with an assignment starts a new interaction.
+GatewayReopen = Literal["requeue", "needs_assignment"]
+GATEWAY_REOPEN_MODES: tuple[str, ...] = ("requeue", "needs_assignment")
+
+
+def attachment_spec(spec: dict[str, Any]) -> tuple[str, str, bytes]:
+    """(filename, content type, bytes) from `{name, contentType, content (base64) | text}`."""
+    name = str(spec.get("name") or spec.get("filename") or "attachment.bin")
+    content_type = str(spec.get("contentType") or spec.get("content_type") or "application/octet-stream")
+    if "text" in spec:
+        data = str(spec["text"]).encode("utf-8")
+    else:
+        data = base64.b64decode(str(spec.get("content") or ""), validate=True)
+    return name, content_type, data
 
 
 @dataclass
@@ -26,6 +43,16 @@ class ScriptConfig:
     transfer_after: int | None = None
     leave_after: int | None = None
     farewell: str | None = None
+    # Sent with every auto reply: attachments as {name, contentType, content (base64) | text}, and cards.
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    cards: list[dict[str, Any]] = field(default_factory=list)
+    # Show typing (Gateway ACTIVITY) between reading a customer message and answering it.
+    typing: bool = False
+    # Seconds without a message before the agent wraps up (leaves); None = timings.agent_wrap_up_idle.
+    wrap_up_idle: float | None = None
+
+    def attachment_specs(self) -> list[tuple[str, str, bytes]]:
+        return [attachment_spec(a) for a in self.attachments]
 
 
 @dataclass
@@ -53,6 +80,8 @@ class TimingConfig:
     max_attempts: int = 6
     # A held out-of-order event is released after this long even if no other event follows.
     out_of_order_max_hold: float = 2.0
+    # A scripted agent leaves a conversation after this many seconds without a message (0 = never).
+    agent_wrap_up_idle: float = 30.0
 
 
 @dataclass
@@ -81,6 +110,16 @@ class EmulatorConfig:
     agents: list[AgentConfig] = field(default_factory=list)
     timings: TimingConfig = field(default_factory=TimingConfig)
     faults: list[FaultSpec] = field(default_factory=list)
+    # Chat Gateway behaviour the docs leave open (GATEWAY.md section 7); changeable at run time.
+    gateway_reopen: GatewayReopen = "requeue"
+    gateway_echo_is_echo: bool = False
+    gateway_removed_accepts_messages: bool = True
+    # Gateway `script` assignments: script id -> the queue the script routes to (unknown: channel's queue).
+    gateway_scripts: dict[str, str] = field(default_factory=dict)
+    # Lifetime of the pre-signed-like attachment URLs carried by MESSAGE events.
+    attachment_url_ttl: int = 300
+    # Base of those URLs; None = the server's own http://host:port.
+    public_base_url: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,6 +157,8 @@ def config_from_dict(data: dict[str, Any]) -> EmulatorConfig:
     cfg: EmulatorConfig = _build(EmulatorConfig, data)
     cfg.timings = timings
     cfg.faults = faults
+    if cfg.gateway_reopen not in GATEWAY_REOPEN_MODES:
+        raise ValueError(f"gateway_reopen must be one of {list(GATEWAY_REOPEN_MODES)}")
     if not queues and not agents:
         queues, agents = default_topology()
     cfg.queues = queues

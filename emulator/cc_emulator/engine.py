@@ -1,176 +1,77 @@
 """The simulated contact center, independent of any HTTP surface.
 
-State (tenant, tokens, webhooks, channels, conversations, interactions, queues, agents, messages)
-lives here; HTTP surfaces (Chat API v2 today, Chat Gateway v1 later) translate requests into
-calls on `Engine` and its results back into their wire shapes.
+State (tenant, tokens, webhooks, channels, conversations, attachments, queues, agents, messages)
+lives here. The routing simulation (queues, offers, scripted and manual agents) is `routing.Router`;
+webhook events in each API's dialect are `events.Notifier`. HTTP surfaces (`http_v2`, `http_gateway`)
+translate requests into calls on `Engine` and its results back into their wire shapes.
 """
 
 from __future__ import annotations
 
-import functools
-import heapq
+import hashlib
+import hmac
 import itertools
 import secrets
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
-from .config import AgentConfig, EmulatorConfig, QueueConfig, ScriptConfig
+from .config import AgentConfig, EmulatorConfig, QueueConfig
 from .delivery import DeliveryRecord, DeliveryWorker, Event, now_ms
+from .events import Notifier
 from .faults import FaultManager
+from .model import (
+    EXTERNAL_AUTHOR_TYPES,
+    GATEWAY_VERSION,
+    MAX_CUSTOMER_PROPS,
+    MAX_HISTORY_MESSAGES,
+    V2_VERSION,
+    Agent,
+    Attachment,
+    Channel,
+    Conversation,
+    EngineError,
+    Interaction,
+    InteractionState,
+    InvalidState,
+    Message,
+    NotFound,
+    Queue,
+    RequestRecord,
+    Validation,
+    ValidationFailed,
+    Webhook,
+    iso,
+)
+from .routing import Router, Scheduler
 from .signing import KeyStore, b64url
 
-MAX_CUSTOMER_PROPS = 30
-MAX_HISTORY_MESSAGES = 200
-EXTERNAL_AUTHOR_TYPES = ("user", "bot")
+# Re-exported: surfaces and tests import these from here.
+__all__ = [
+    "EXTERNAL_AUTHOR_TYPES",
+    "GATEWAY_VERSION",
+    "V2_VERSION",
+    "Agent",
+    "Attachment",
+    "Channel",
+    "Conversation",
+    "Engine",
+    "EngineError",
+    "Interaction",
+    "InvalidState",
+    "Message",
+    "NotFound",
+    "Queue",
+    "Scheduler",
+    "TokenStore",
+    "Validation",
+    "ValidationFailed",
+    "Webhook",
+    "iso",
+]
 
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-# -- errors ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Validation:
-    field: str
-    value: str
-    code: str
-    message: str
-
-
-class EngineError(Exception):
-    """Base for errors that a surface maps to an HTTP answer."""
-
-
-class NotFound(EngineError):
-    def __init__(self, resource_type: str, resource_id: str) -> None:
-        super().__init__(f"{resource_type} {resource_id} not found")
-        self.resource_type = resource_type
-        self.resource_id = resource_id
-
-
-class ValidationFailed(EngineError):
-    def __init__(self, validations: list[Validation]) -> None:
-        super().__init__("; ".join(v.message for v in validations))
-        self.validations = validations
-
-
-class InvalidState(EngineError):
-    """A control action that does not fit the current state (e.g. a busy agent accepting)."""
-
-
-# -- model -----------------------------------------------------------------------------------
-
-
-@dataclass
-class Webhook:
-    id: str
-    name: str
-    uri: str
-    version: str
-
-
-@dataclass
-class Channel:
-    id: str
-    name: str
-    webhook_id: str
-    queue_id: str
-
-
-@dataclass
-class Message:
-    id: str
-    interaction_id: str
-    author_type: str  # user | bot | agent | system
-    sender_id: str
-    text: str
-    timestamp: int
-    history: bool = False
-
-
-@dataclass
-class Interaction:
-    id: str
-    queue_id: str
-    start: float
-    state: str = "queued"  # queued | offered | assigned | ended
-    agent_id: str | None = None
-    end: float | None = None
-    transfers: list[dict[str, str]] = field(default_factory=list)
-    agents: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Conversation:
-    id: str
-    channel_id: str
-    customer: dict[str, str]
-    created: float
-    last_queue_id: str
-    messages: list[Message] = field(default_factory=list)
-    interactions: list[Interaction] = field(default_factory=list)
-    customer_left: bool = False
-
-    @property
-    def current(self) -> Interaction | None:
-        if self.interactions and self.interactions[-1].state != "ended":
-            return self.interactions[-1]
-        return None
-
-    @property
-    def status(self) -> str:
-        cur = self.current
-        if cur is None:
-            return "created"
-        return "handling" if cur.state == "assigned" else "pending"
-
-    @property
-    def customer_participant_id(self) -> str:
-        return self.customer.get("customerId") or "customer"
-
-
-@dataclass
-class Queue:
-    id: str
-    name: str
-    waiting: list[str] = field(default_factory=list)  # conversation ids, FIFO
-
-
-@dataclass
-class Agent:
-    id: str
-    name: str
-    queues: list[str]
-    mode: str
-    script: ScriptConfig
-    conversation_id: str | None = None
-    handled: int = 0  # customer messages reacted to in the current assignment
-    available: bool = True
-
-    @property
-    def free(self) -> bool:
-        return self.available and self.conversation_id is None
-
-
-@dataclass
-class RequestRecord:
-    seq: int
-    op: str
-    method: str
-    path: str
-    status: int | None
-    fault: str | None
-    time: float
-    surface: str = "v2"
-
-
-# -- helpers ---------------------------------------------------------------------------------
+API_VERSIONS = {"chat-api-v2": V2_VERSION, "chat-gateway-v1": GATEWAY_VERSION}
 
 
 class TokenStore:
@@ -204,60 +105,6 @@ class TokenStore:
             return len(self._tokens)
 
 
-class Scheduler:
-    """Runs delayed agent actions on one thread; reset() drops everything pending."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
-        self._seq = itertools.count()
-        self._stopping = False
-        self._running = 0
-        self._thread = threading.Thread(target=self._run, name="cc-emulator-scheduler", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        self._thread.join(timeout=2)
-
-    def clear(self) -> None:
-        with self._cond:
-            self._heap.clear()
-
-    def call_later(self, delay: float, fn: Callable[[], None]) -> None:
-        with self._cond:
-            heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), fn))
-            self._cond.notify_all()
-
-    def busy(self) -> bool:
-        with self._cond:
-            return bool(self._heap) or self._running > 0
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stopping and (not self._heap or self._heap[0][0] > time.monotonic()):
-                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
-                    self._cond.wait(timeout=timeout)
-                if self._stopping:
-                    return
-                _, _, fn = heapq.heappop(self._heap)
-                self._running += 1
-            try:
-                fn()
-            finally:
-                with self._cond:
-                    self._running -= 1
-                    self._cond.notify_all()
-
-
-# -- the engine ------------------------------------------------------------------------------
-
-
 class Engine:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
@@ -268,7 +115,11 @@ class Engine:
             self.faults.add_from_dict(dict(spec.__dict__))
         self.tokens = TokenStore(config.token_ttl)
         self.delivery = DeliveryWorker(self.keys, config.tenant_id, config.customer_id, config.timings, self.faults)
-        self.scheduler = Scheduler()
+        self.notify = Notifier(self)
+        self.router = Router(self)
+        self.scheduler = self.router.scheduler
+        self.public_base_url = config.public_base_url or f"http://{config.host}:{config.port}"
+        self._url_secret = secrets.token_bytes(32)
         self._ids = itertools.count(1)
         self._request_seq = itertools.count(1)
         self.requests: list[RequestRecord] = []
@@ -294,7 +145,7 @@ class Engine:
         self.delivery.stop()
 
     def reset(self) -> None:
-        """Forget all runtime state; keep keys, config topology and issued tokens."""
+        """Forget all runtime state; keep keys, config topology, settings and issued tokens."""
         with self.lock:
             self.scheduler.clear()
             self.delivery.reset()
@@ -302,8 +153,13 @@ class Engine:
             self.requests.clear()
             self._init_state()
 
-    def _new_id(self) -> str:
+    def new_id(self) -> str:
         return str(next(self._ids))
+
+    _new_id = new_id
+
+    def send_event(self, event: Event) -> None:
+        self.delivery.submit(event)
 
     # -- tenant / auth -----------------------------------------------------------------------
 
@@ -311,6 +167,9 @@ class Engine:
         return secrets.compare_digest(key, self.config.api_key) and secrets.compare_digest(
             secret, self.config.api_secret
         )
+
+    def check_api_key(self, key: str) -> bool:
+        return secrets.compare_digest(key.encode("utf-8"), self.config.api_key.encode("utf-8"))
 
     def log_request(self, op: str, method: str, path: str, status: int | None, fault: str | None, surface: str) -> None:
         with self.lock:
@@ -325,6 +184,48 @@ class Engine:
                 counts[r.op] = counts.get(r.op, 0) + 1
             return counts
 
+    # -- settings ----------------------------------------------------------------------------
+
+    SETTINGS = {
+        "gatewayReopen": "gateway_reopen",
+        "gatewayEchoIsEcho": "gateway_echo_is_echo",
+        "gatewayRemovedAcceptsMessages": "gateway_removed_accepts_messages",
+        "gatewayScripts": "gateway_scripts",
+        "attachmentUrlTtl": "attachment_url_ttl",
+    }
+
+    def settings(self) -> dict[str, Any]:
+        with self.lock:
+            result = {name: getattr(self.config, attr) for name, attr in self.SETTINGS.items()}
+            result["agentWrapUpIdle"] = self.config.timings.agent_wrap_up_idle
+            return result
+
+    def update_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change run-time settings (camelCase keys as in `settings()`); unknown keys are an error."""
+        unknown = set(changes) - set(self.SETTINGS) - {"agentWrapUpIdle"}
+        if unknown:
+            raise ValueError(
+                f"unknown settings {sorted(unknown)}; known: {sorted([*self.SETTINGS, 'agentWrapUpIdle'])}"
+            )
+        reopen = changes.get("gatewayReopen")
+        if reopen is not None and reopen not in ("requeue", "needs_assignment"):
+            raise ValueError("gatewayReopen must be 'requeue' or 'needs_assignment'")
+        with self.lock:
+            for name, value in changes.items():
+                if name == "agentWrapUpIdle":
+                    self.config.timings.agent_wrap_up_idle = float(value)
+                elif name in ("gatewayEchoIsEcho", "gatewayRemovedAcceptsMessages"):
+                    if not isinstance(value, bool):
+                        raise ValueError(f"{name} must be true or false")
+                    setattr(self.config, self.SETTINGS[name], value)
+                elif name == "gatewayScripts":
+                    self.config.gateway_scripts = {str(k): str(v) for k, v in dict(value).items()}
+                elif name == "attachmentUrlTtl":
+                    self.config.attachment_url_ttl = int(value)
+                else:
+                    setattr(self.config, self.SETTINGS[name], value)
+        return self.settings()
+
     # -- topology ----------------------------------------------------------------------------
 
     def add_queue(self, queue: QueueConfig) -> Queue:
@@ -334,31 +235,21 @@ class Engine:
 
     def add_agent(self, cfg: AgentConfig) -> Agent:
         with self.lock:
-            for qid in cfg.queues:
-                if qid not in self.queues:
-                    raise ValueError(f"agent {cfg.id} references unknown queue {qid}")
-            agent = Agent(cfg.id, cfg.name, list(cfg.queues), cfg.mode, cfg.script)
-            self.agents[cfg.id] = agent
-            for qid in agent.queues:
-                self._dispatch(qid)
-            return agent
+            return self.router.add_agent(cfg)
 
     def set_agent_available(self, agent_id: str, available: bool) -> Agent:
         with self.lock:
-            agent = self._agent(agent_id)
-            agent.available = available
-            if available:
-                for qid in agent.queues:
-                    self._dispatch(qid)
+            agent = self.router.agent(agent_id)
+            self.router.set_available(agent, available)
             return agent
 
     # -- webhooks ----------------------------------------------------------------------------
 
-    def create_webhook(self, name: str, uri: str, version: str = "v2.0") -> Webhook:
+    def create_webhook(self, name: str, uri: str, version: str = V2_VERSION) -> Webhook:
         with self.lock:
-            hook = Webhook(self._new_id(), name, uri, version)
+            hook = Webhook(self.new_id(), name, uri, version)
             self.webhooks[hook.id] = hook
-        self._send(
+        self.send_event(
             Event.build(
                 "WEB_HOOK_VERIFY",
                 uri,
@@ -417,10 +308,10 @@ class Engine:
         if problems:
             raise ValidationFailed(problems)
 
-    def create_channel(self, name: str, webhook_id: str, queue_id: str) -> Channel:
+    def create_channel(self, name: str, webhook_id: str, queue_id: str, channel_type: str = "ChatAPI") -> Channel:
         with self.lock:
             self._check_channel_refs(webhook_id, queue_id)
-            channel = Channel(self._new_id(), name, webhook_id, queue_id)
+            channel = Channel(self.new_id(), name, webhook_id, queue_id, channel_type)
             self.channels[channel.id] = channel
             return channel
 
@@ -435,11 +326,15 @@ class Engine:
         with self.lock:
             return list(self.channels.values())
 
-    def update_channel(self, channel_id: str, name: str, webhook_id: str, queue_id: str) -> Channel:
+    def update_channel(
+        self, channel_id: str, name: str, webhook_id: str, queue_id: str, channel_type: str | None = None
+    ) -> Channel:
         with self.lock:
             channel = self.get_channel(channel_id)
             self._check_channel_refs(webhook_id, queue_id)
             channel.name, channel.webhook_id, channel.queue_id = name, webhook_id, queue_id
+            if channel_type:
+                channel.type = channel_type
             return channel
 
     def delete_channel(self, channel_id: str) -> None:
@@ -447,11 +342,20 @@ class Engine:
             self.get_channel(channel_id)
             del self.channels[channel_id]
 
-    def provision(self, webhook_uri: str, queue_id: str | None = None, name: str = "casebridge") -> tuple[str, str]:
-        """Webhook + channel for `webhook_uri` on `queue_id` (default: first queue)."""
+    def provision(
+        self, webhook_uri: str, queue_id: str | None = None, name: str = "casebridge", version: str = V2_VERSION
+    ) -> tuple[str, str]:
+        """Webhook + channel for `webhook_uri` on `queue_id` (default: first queue).
+
+        `version` is the webhook's event dialect: "v2.0" (Chat API v2) or "Chat Gateway v1.0"; the API
+        names "chat-api-v2" / "chat-gateway-v1" are accepted too.
+        """
+        version = API_VERSIONS.get(version, version)
+        if version not in (V2_VERSION, GATEWAY_VERSION, "v1.0"):
+            raise ValueError(f"unknown webhook version {version!r}")
         with self.lock:
             qid = queue_id or next(iter(self.queues))
-        hook = self.create_webhook(f"{name}-webhook", webhook_uri)
+        hook = self.create_webhook(f"{name}-webhook", webhook_uri, version)
         channel = self.create_channel(f"{name}-channel", hook.id, qid)
         return hook.id, channel.id
 
@@ -473,15 +377,33 @@ class Engine:
             convs = [c for c in convs if c.status == status]
         return convs
 
+    def _routing_queue(self, channel: Channel, assignment: tuple[str, str] | None) -> tuple[str, str | None]:
+        """(queue id, script id) for a Gateway assignment; the channel's queue when there is none."""
+        if assignment is None:
+            return channel.queue_id, None
+        kind, target = assignment
+        if kind == "script":
+            return self.config.gateway_scripts.get(target, channel.queue_id), target
+        if target not in self.queues:
+            raise NotFound("Queue", target)
+        return target, None
+
     def create_conversation(
-        self, channel_id: str, customer: dict[str, str], history: list[dict[str, str]]
+        self,
+        channel_id: str,
+        customer: dict[str, str],
+        history: list[dict[str, Any]],
+        additional_properties: list[dict[str, str]] | None = None,
+        assignment: tuple[str, str] | None = None,
     ) -> Conversation:
+        """History items: {"type" or "authorType": user|bot, "text", "attachments"?, "cards"?}."""
+        props = list(additional_properties or [])
         problems = []
-        if len(customer) > MAX_CUSTOMER_PROPS:
+        if len(customer) > MAX_CUSTOMER_PROPS or len(props) > MAX_CUSTOMER_PROPS:
             problems.append(
                 Validation(
                     "customer",
-                    str(len(customer)),
+                    str(max(len(customer), len(props))),
                     "max_properties",
                     f"customer has more than {MAX_CUSTOMER_PROPS} properties",
                 )
@@ -504,310 +426,260 @@ class Engine:
             if problems:
                 raise ValidationFailed(problems)
             assert channel is not None
-            conv = Conversation(
-                b64url(secrets.token_bytes(16)), channel.id, dict(customer), time.time(), channel.queue_id
-            )
+            try:
+                queue_id, script_id = self._routing_queue(channel, assignment)
+            except NotFound as exc:
+                raise ValidationFailed(
+                    [
+                        Validation(
+                            "assignment.id", exc.resource_id, "invalid_queue", f"Queue ID {exc.resource_id} is invalid."
+                        )
+                    ]
+                ) from exc
+            conv = Conversation(b64url(secrets.token_bytes(16)), channel.id, dict(customer), time.time(), queue_id)
+            conv.additional_properties = props
+            conv.script_id = script_id
             self.conversations[conv.id] = conv
-            inter = self._start_interaction(conv, channel.queue_id, emit=False)
+            self.notify.conversation_update(conv, "created")
+            inter = self.router.start_interaction(conv, queue_id)
             for h in history:
-                author = h.get("type") or "user"
+                author = str(h.get("authorType") or h.get("type") or "user")
                 sender = conv.customer_participant_id if author == "user" else "bot"
                 conv.messages.append(
-                    Message(self._new_id(), inter.id, author, sender, h["text"], now_ms(), history=True)
+                    Message(
+                        self.new_id(),
+                        inter.id,
+                        author,
+                        sender,
+                        str(h.get("text") or ""),
+                        now_ms(),
+                        history=True,
+                        cards=list(h.get("cards") or []),
+                    )
                 )
-            self._emit_queued(conv, inter)
-            self._dispatch(inter.queue_id)
+            self.notify.conversation_update(conv, "active")
+            self.router.enqueue(conv, inter)
             return conv
 
-    def post_message(self, conversation_id: str, text: str, author_type: str = "user") -> Message:
+    def post_message(
+        self,
+        conversation_id: str,
+        text: str,
+        author_type: str = "user",
+        attachments: list[str] | None = None,
+        cards: list[dict[str, Any]] | None = None,
+        reopen: str | None = None,
+    ) -> Message:
+        """A user or bot message. On an idle conversation, `reopen` decides: "requeue" (a new
+        interaction on the last queue) or "needs_assignment" (stored until PUT/PATCH assigns it);
+        None = the Gateway setting for Gateway-dialect conversations, "requeue" otherwise."""
         with self.lock:
             conv = self.get_conversation(conversation_id)
+            for att_id in attachments or []:
+                if att_id not in conv.attachments:
+                    raise ValidationFailed(
+                        [Validation("attachments.id", att_id, "invalid_attachment", f"Attachment {att_id} not found.")]
+                    )
+            if reopen is None:
+                reopen = self.config.gateway_reopen if self._gateway_dialect(conv) else "requeue"
             inter = conv.current
-            reopened = inter is None
-            if inter is None:
+            reopening = inter is None and reopen == "requeue"
+            if reopening:
                 # Reopen: a new interaction on the last queue, the next agent sees everything.
                 conv.customer_left = False
-                inter = self._start_interaction(conv, conv.last_queue_id, emit=False)
+                inter = self.router.start_interaction(conv, conv.last_queue_id)
             sender = conv.customer_participant_id if author_type == "user" else "bot"
-            msg = Message(self._new_id(), inter.id, author_type, sender, text, now_ms())
+            msg = Message(
+                self.new_id(),
+                inter.id if inter else "",
+                author_type,
+                sender,
+                text,
+                now_ms(),
+                attachments=list(attachments or []),
+                cards=list(cards or []),
+            )
             conv.messages.append(msg)
-            if reopened:
-                self._emit_queued(conv, inter)
-                self._dispatch(inter.queue_id)
-            elif inter.state == "assigned" and inter.agent_id:
-                self._schedule_reaction(inter.agent_id, conv.id, inter.id, text)
+            self.notify.message(conv, msg)
+            if reopening and inter is not None:
+                self._claim_waiting_messages(conv, inter)
+                self.notify.conversation_update(conv)
+                self.router.enqueue(conv, inter)
+            elif inter is not None:
+                self.router.customer_message(conv, inter, msg)
             return msg
 
-    def customer_leaves(self, conversation_id: str) -> None:
+    def _gateway_dialect(self, conv: Conversation) -> bool:
+        channel = self.channels.get(conv.channel_id)
+        hook = self.webhooks.get(channel.webhook_id) if channel else None
+        return hook is not None and hook.gateway
+
+    @staticmethod
+    def _claim_waiting_messages(conv: Conversation, inter: Interaction) -> None:
+        """Messages stored while idle (needs_assignment) belong to the interaction that serves them."""
+        for m in conv.messages:
+            if m.interaction_id == "":
+                m.interaction_id = inter.id
+
+    def update_conversation(
+        self,
+        conversation_id: str,
+        channel_id: str | None = None,
+        customer: dict[str, str] | None = None,
+        additional_properties: list[dict[str, str]] | None = None,
+        assignment: tuple[str, str] | None = None,
+    ) -> Conversation:
+        """Gateway PUT/PATCH. An assignment on an idle conversation starts a new interaction there;
+        on a waiting one it moves it; while an agent is assigned it only becomes the queue of the
+        next reopen (the docs are silent on that case)."""
         with self.lock:
             conv = self.get_conversation(conversation_id)
-            conv.customer_left = True
+            if channel_id is not None and channel_id != conv.channel_id:
+                self.get_channel(channel_id)
+                conv.channel_id = channel_id
+            if customer is not None:
+                conv.customer = dict(customer)
+                conv.additional_properties = list(additional_properties or [])
+            if assignment is None:
+                self.notify.conversation_update(conv)
+                return conv
+            channel = self.get_channel(conv.channel_id)
+            queue_id, script_id = self._routing_queue(channel, assignment)
+            conv.script_id = script_id
             inter = conv.current
             if inter is None:
-                return
-            if inter.state == "assigned" and inter.agent_id:
-                agent = self.agents[inter.agent_id]
-                self._end_interaction(conv, inter)
-                self._emit_agent(conv, "AGENT_LEFT", agent)
-                self._free_agent(agent)
+                conv.customer_left = False
+                inter = self.router.start_interaction(conv, queue_id)
+                self._claim_waiting_messages(conv, inter)
+                self.notify.conversation_update(conv)
+                self.router.enqueue(conv, inter)
+            elif inter.state in (InteractionState.QUEUED, InteractionState.OFFERED):
+                self.notify.conversation_update(conv)
+                self.router.requeue(conv, inter, queue_id)
             else:
-                self._unqueue(conv, inter)
-                self._end_interaction(conv, inter)
+                conv.last_queue_id = queue_id
+                self.notify.conversation_update(conv)
+            return conv
+
+    def customer_leaves(self, conversation_id: str, announce: bool = False) -> None:
+        """The customer leaves: the live interaction ends (AGENT_LEFT if an agent had joined).
+        `announce` (Gateway) also sends MEMBERS_CHANGED user left."""
+        with self.lock:
+            conv = self.get_conversation(conversation_id)
+            already = conv.customer_left
+            conv.customer_left = True
+            if announce and not already:
+                self.notify.user_left(conv)
+            inter = conv.current
+            if inter is not None:
+                self.router.end(conv, inter)
 
     def messages(self, conversation_id: str, interaction_id: str | None = None) -> list[Message]:
         with self.lock:
             conv = self.get_conversation(conversation_id)
             return [m for m in conv.messages if interaction_id is None or m.interaction_id == interaction_id]
 
-    def participants(self, conversation_id: str) -> list[dict[str, str]]:
+    def participants(self, conversation_id: str) -> list[dict[str, Any]]:
+        """{id, type, language, removed}; an agent is removed once it is no longer assigned."""
         with self.lock:
             conv = self.get_conversation(conversation_id)
             lang = conv.customer.get("language", "en")
-            result = [{"id": conv.customer_participant_id, "type": "user", "language": lang}]
+            cur = conv.current
+            result: list[dict[str, Any]] = [
+                {"id": conv.customer_participant_id, "type": "user", "language": lang, "removed": conv.customer_left}
+            ]
             if any(m.author_type == "bot" for m in conv.messages):
-                result.append({"id": "bot", "type": "bot", "language": lang})
+                result.append({"id": "bot", "type": "bot", "language": lang, "removed": False})
             seen: set[str] = set()
             for inter in conv.interactions:
                 for agent_id in inter.agents:
                     if agent_id not in seen:
                         seen.add(agent_id)
-                        result.append({"id": agent_id, "type": "agent", "language": lang})
+                        removed = cur is None or cur.assigned_agent != agent_id
+                        result.append({"id": agent_id, "type": "agent", "language": lang, "removed": removed})
             return result
+
+    def user_typing(self, conversation_id: str, author_type: str) -> None:
+        """The integration's user or bot is typing: shown to the agent, kept in the transcript."""
+        with self.lock:
+            conv = self.get_conversation(conversation_id)
+            conv.user_typing.append({"authorType": author_type, "timestamp": now_ms()})
+
+    # -- attachments -------------------------------------------------------------------------
+
+    def add_attachment(
+        self, conv: Conversation, filename: str, content_type: str, data: bytes, author_type: str = "user"
+    ) -> Attachment:
+        with self.lock:
+            att = Attachment(
+                b64url(secrets.token_bytes(48)), conv.id, filename, content_type, data, time.time(), author_type
+            )
+            conv.attachments[att.id] = att
+            return att
+
+    def get_attachment(self, conversation_id: str, attachment_id: str) -> Attachment:
+        with self.lock:
+            conv = self.get_conversation(conversation_id)
+            att = conv.attachments.get(attachment_id)
+            if att is None:
+                raise NotFound("Attachment", attachment_id)
+            return att
+
+    def _url_signature(self, attachment_id: str, expires: int) -> str:
+        mac = hmac.new(self._url_secret, f"{attachment_id}:{expires}".encode(), hashlib.sha256).digest()
+        return b64url(mac)
+
+    def presigned_url(self, att: Attachment) -> str:
+        """A storage-style URL that works without the API key until it expires."""
+        expires = int(time.time()) + self.config.attachment_url_ttl
+        sig = self._url_signature(att.id, expires)
+        return (
+            f"{self.public_base_url}/_storage/attachments/{att.id}/{quote(att.filename)}"
+            f"?expires={expires}&signature={sig}"
+        )
+
+    def presigned_attachment(self, attachment_id: str, expires: str, signature: str) -> Attachment | None:
+        """The attachment if the URL's signature is right and it has not expired, else None."""
+        try:
+            exp = int(expires)
+        except ValueError:
+            return None
+        if exp < time.time() or not hmac.compare_digest(self._url_signature(attachment_id, exp), signature):
+            return None
+        with self.lock:
+            for conv in self.conversations.values():
+                if attachment_id in conv.attachments:
+                    return conv.attachments[attachment_id]
+        return None
 
     # -- agents (control) --------------------------------------------------------------------
 
-    def _agent(self, agent_id: str) -> Agent:
-        agent = self.agents.get(agent_id)
-        if agent is None:
-            raise NotFound("Agent", agent_id)
-        return agent
-
-    def _assigned(self, agent: Agent) -> tuple[Conversation, Interaction]:
-        if agent.conversation_id is None:
-            raise InvalidState(f"agent {agent.id} is not handling a conversation")
-        conv = self.conversations[agent.conversation_id]
-        inter = conv.current
-        if inter is None or inter.agent_id != agent.id or inter.state != "assigned":
-            raise InvalidState(f"agent {agent.id} has not joined conversation {conv.id}")
-        return conv, inter
-
     def agent_accept(self, agent_id: str, conversation_id: str | None = None) -> Conversation:
         with self.lock:
-            agent = self._agent(agent_id)
-            if agent.conversation_id is not None:
-                raise InvalidState(f"agent {agent_id} is busy with {agent.conversation_id}")
-            candidates = [cid for qid in agent.queues for cid in self.queues[qid].waiting]
-            if conversation_id is not None:
-                if conversation_id not in candidates:
-                    raise InvalidState(f"conversation {conversation_id} is not waiting in agent {agent_id}'s queues")
-                target = conversation_id
-            elif candidates:
-                target = candidates[0]
-            else:
-                raise InvalidState(f"nothing waiting in queues {agent.queues}")
-            conv = self.conversations[target]
-            inter = conv.current
-            assert inter is not None
-            self._unqueue(conv, inter)
-            agent.conversation_id = conv.id
-            self._join(agent, conv, inter)
-            return conv
+            return self.router.accept(self.router.agent(agent_id), conversation_id)
 
-    def agent_reply(self, agent_id: str, text: str) -> Message:
+    def agent_reply(
+        self,
+        agent_id: str,
+        text: str,
+        attachments: list[tuple[str, str, bytes]] | None = None,
+        cards: list[dict[str, Any]] | None = None,
+    ) -> Message:
+        """Attachments as (filename, content type, bytes)."""
         with self.lock:
-            agent = self._agent(agent_id)
-            conv, inter = self._assigned(agent)
-            return self._reply(agent, conv, inter, text)
+            return self.router.reply(self.router.agent(agent_id), text, attachments or [], cards or [])
+
+    def agent_typing(self, agent_id: str, typing: bool) -> Conversation:
+        with self.lock:
+            return self.router.typing(self.router.agent(agent_id), typing)
 
     def agent_transfer(self, agent_id: str, queue_id: str) -> Conversation:
         with self.lock:
-            agent = self._agent(agent_id)
-            if queue_id not in self.queues:
-                raise NotFound("Queue", queue_id)
-            conv, inter = self._assigned(agent)
-            self._transfer(agent, conv, inter, queue_id)
-            return conv
+            return self.router.transfer(self.router.agent(agent_id), queue_id)
 
     def agent_leave(self, agent_id: str) -> Conversation:
         with self.lock:
-            agent = self._agent(agent_id)
-            conv, inter = self._assigned(agent)
-            self._leave(agent, conv, inter)
-            return conv
-
-    # -- internals ---------------------------------------------------------------------------
-
-    def _start_interaction(self, conv: Conversation, queue_id: str, emit: bool = True) -> Interaction:
-        inter = Interaction(
-            f"int-{int(time.time() * 1000):x}-{secrets.token_hex(8)}-chat-00-{self.config.tenant_id}",
-            queue_id,
-            time.time(),
-        )
-        conv.interactions.append(inter)
-        conv.last_queue_id = queue_id
-        if emit:
-            self._emit_queued(conv, inter)
-        return inter
-
-    def _emit_queued(self, conv: Conversation, inter: Interaction) -> None:
-        inter.state = "queued"
-        queue = self.queues[inter.queue_id]
-        queue.waiting.append(conv.id)
-        self._emit(conv, "QUEUED", {"queueId": queue.id, "queueName": queue.name})
-
-    def _unqueue(self, conv: Conversation, inter: Interaction) -> None:
-        queue = self.queues[inter.queue_id]
-        if conv.id in queue.waiting:
-            queue.waiting.remove(conv.id)
-        if inter.state == "offered" and inter.agent_id:
-            self._free_agent(self.agents[inter.agent_id])
-            inter.agent_id = None
-
-    def _end_interaction(self, conv: Conversation, inter: Interaction) -> None:
-        inter.state = "ended"
-        inter.end = time.time()
-
-    def _dispatch(self, queue_id: str) -> None:
-        """Offer waiting conversations to free scripted agents; manual agents accept via control."""
-        queue = self.queues[queue_id]
-        for conv_id in list(queue.waiting):
-            agent = next(
-                (a for a in self.agents.values() if queue_id in a.queues and a.free and a.mode == "script"),
-                None,
-            )
-            if agent is None:
-                return
-            conv = self.conversations[conv_id]
-            inter = conv.current
-            assert inter is not None
-            queue.waiting.remove(conv_id)
-            inter.state = "offered"
-            inter.agent_id = agent.id
-            agent.conversation_id = conv_id
-            self.scheduler.call_later(
-                self.config.timings.accept_delay, functools.partial(self._accept_offer, agent, conv, inter)
-            )
-
-    def _accept_offer(self, agent: Agent, conv: Conversation, inter: Interaction) -> None:
-        with self.lock:
-            if inter.state != "offered" or inter.agent_id != agent.id or conv.current is not inter:
-                return
-            self._join(agent, conv, inter)
-
-    def _join(self, agent: Agent, conv: Conversation, inter: Interaction) -> None:
-        inter.state = "assigned"
-        inter.agent_id = agent.id
-        inter.agents.append(agent.id)
-        agent.handled = 0
-        self._emit_agent(conv, "AGENT_JOINED", agent)
-        if agent.mode != "script":
-            return
-        if agent.script.greeting:
-            self._reply(agent, conv, inter, agent.script.greeting)
-        # Customer messages posted while queued get one answer, like a human catching up.
-        pending = [
-            m for m in conv.messages if m.interaction_id == inter.id and not m.history and m.author_type == "user"
-        ]
-        if pending:
-            self._schedule_reaction(agent.id, conv.id, inter.id, pending[-1].text)
-
-    def _schedule_reaction(self, agent_id: str, conv_id: str, inter_id: str, text: str) -> None:
-        agent = self.agents[agent_id]
-        if agent.mode != "script":
-            return
-        self.scheduler.call_later(
-            self.config.timings.reply_delay, functools.partial(self._react, agent_id, conv_id, inter_id, text)
-        )
-
-    def _react(self, agent_id: str, conv_id: str, inter_id: str, text: str) -> None:
-        with self.lock:
-            agent = self.agents.get(agent_id)
-            conv = self.conversations.get(conv_id)
-            if agent is None or conv is None:
-                return
-            inter = conv.current
-            if inter is None or inter.id != inter_id or inter.agent_id != agent_id or inter.state != "assigned":
-                return
-            script = agent.script
-            agent.handled += 1
-            if script.transfer_to and script.transfer_after and agent.handled >= script.transfer_after:
-                self._transfer(agent, conv, inter, script.transfer_to)
-            elif script.leave_after and agent.handled >= script.leave_after:
-                if script.farewell:
-                    self._reply(agent, conv, inter, script.farewell)
-                self._leave(agent, conv, inter)
-            elif script.kind == "auto_reply":
-                self._reply(agent, conv, inter, script.reply_text)
-            elif script.kind == "echo":
-                self._reply(agent, conv, inter, f"{script.echo_prefix}{text}")
-
-    def _reply(self, agent: Agent, conv: Conversation, inter: Interaction, text: str) -> Message:
-        msg = Message(self._new_id(), inter.id, "agent", agent.id, text, now_ms())
-        conv.messages.append(msg)
-        self._emit(
-            conv,
-            "TEXT",
-            {"agentId": agent.id, "agentName": agent.name, "message": text},
-            message_type="AGENT",
-            timestamp=msg.timestamp,
-        )
-        return msg
-
-    def _transfer(self, agent: Agent, conv: Conversation, inter: Interaction, queue_id: str) -> None:
-        if queue_id not in self.queues:
-            raise NotFound("Queue", queue_id)
-        inter.transfers.append({"from": inter.queue_id, "to": queue_id, "agentId": agent.id})
-        self._emit(conv, "TRANSFER", {})
-        self._emit_agent(conv, "AGENT_LEFT", agent)
-        inter.agent_id = None
-        inter.queue_id = queue_id
-        conv.last_queue_id = queue_id
-        self._emit_queued(conv, inter)
-        self._free_agent(agent, dispatch=False)
-        self._dispatch(queue_id)
-        for qid in agent.queues:
-            self._dispatch(qid)
-
-    def _leave(self, agent: Agent, conv: Conversation, inter: Interaction) -> None:
-        self._end_interaction(conv, inter)
-        self._emit_agent(conv, "AGENT_LEFT", agent)
-        self._free_agent(agent)
-
-    def _free_agent(self, agent: Agent, dispatch: bool = True) -> None:
-        agent.conversation_id = None
-        agent.handled = 0
-        if dispatch:
-            for qid in agent.queues:
-                self._dispatch(qid)
-
-    # -- events ------------------------------------------------------------------------------
-
-    def _emit_agent(self, conv: Conversation, event_type: str, agent: Agent) -> None:
-        self._emit(conv, event_type, {"agentId": agent.id, "agentName": agent.name})
-
-    def _emit(
-        self,
-        conv: Conversation,
-        event_type: str,
-        extra: dict[str, Any],
-        message_type: str = "SYSTEM",
-        timestamp: int | None = None,
-    ) -> None:
-        channel = self.channels.get(conv.channel_id)
-        hook = self.webhooks.get(channel.webhook_id) if channel else None
-        if hook is None:
-            return
-        payload: dict[str, Any] = {
-            "eventType": event_type,
-            "messageType": message_type,
-            "conversationId": conv.id,
-            **extra,
-            "timestamp": timestamp if timestamp is not None else now_ms(),
-        }
-        self._send(Event.build(event_type, hook.uri, payload, conv.id, hook.id))
-
-    def _send(self, event: Event) -> None:
-        self.delivery.submit(event)
+            return self.router.leave(self.router.agent(agent_id))
 
     # -- inspection --------------------------------------------------------------------------
 
@@ -822,6 +694,13 @@ class Engine:
                 "status": conv.status,
                 "customerLeft": conv.customer_left,
                 "lastQueueId": conv.last_queue_id,
+                "state": conv.gateway_state,
+                "assignment": conv.assignment(),
+                "userTyping": list(conv.user_typing),
+                "attachments": [
+                    {"id": a.id, "filename": a.filename, "contentType": a.content_type, "size": len(a.data)}
+                    for a in conv.attachments.values()
+                ],
                 "interactions": [
                     {
                         "id": i.id,
@@ -844,6 +723,8 @@ class Engine:
                         "text": m.text,
                         "timestamp": m.timestamp,
                         "history": m.history,
+                        "attachments": list(m.attachments),
+                        "cards": list(m.cards),
                     }
                     for m in conv.messages
                 ],
@@ -858,7 +739,10 @@ class Engine:
                 "activeKid": self.keys.active.kid,
                 "kids": self.keys.kids(),
                 "webhooks": [h.__dict__.copy() for h in self.webhooks.values()],
-                "channels": [c.__dict__.copy() for c in self.channels.values()],
+                "channels": [
+                    {"id": c.id, "name": c.name, "webhook_id": c.webhook_id, "queue_id": c.queue_id}
+                    for c in self.channels.values()
+                ],
                 "queues": [{"id": q.id, "name": q.name, "waiting": list(q.waiting)} for q in self.queues.values()],
                 "agents": [
                     {
@@ -867,14 +751,23 @@ class Engine:
                         "queues": list(a.queues),
                         "mode": a.mode,
                         "available": a.available,
+                        "state": a.state,
+                        "typing": a.typing,
                         "conversationId": a.conversation_id,
                     }
                     for a in self.agents.values()
                 ],
                 "conversations": [
-                    {"id": c.id, "status": c.status, "channelId": c.channel_id, "interactions": len(c.interactions)}
+                    {
+                        "id": c.id,
+                        "status": c.status,
+                        "state": c.gateway_state,
+                        "channelId": c.channel_id,
+                        "interactions": len(c.interactions),
+                    }
                     for c in self.conversations.values()
                 ],
+                "settings": self.settings(),
                 "faults": self.faults.list(),
                 "pendingDeliveries": self.delivery.pending(),
             }

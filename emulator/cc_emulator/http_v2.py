@@ -86,6 +86,11 @@ def _page(req: Request, items: Sequence[T]) -> tuple[list[T], dict[str, Any]]:
     return chunk, meta
 
 
+def _v2_participants(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """v2 participants have no `removed` flag."""
+    return [{k: v for k, v in p.items() if k != "removed"} for p in parts]
+
+
 class _Body:
     """Collects validations while reading a JSON object body."""
 
@@ -467,7 +472,7 @@ class ChatApiV2Surface:
 
     def get_participants(self, req: Request) -> Response:
         # The v2 file types `participants` as one object, not an array: keyed by participant id.
-        parts = self.engine.participants(req.params["id"])
+        parts = _v2_participants(self.engine.participants(req.params["id"]))
         return Response.json(200, {"participants": {p["id"]: p for p in parts}})
 
     def customer_leaves(self, req: Request) -> Response:
@@ -494,7 +499,7 @@ class ChatApiV2Surface:
             200,
             {
                 "messages": [self._message(m) for m in msgs],
-                "participants": self.engine.participants(conv_id),
+                "participants": _v2_participants(self.engine.participants(conv_id)),
             },
         )
 
@@ -506,5 +511,5 @@ class ChatApiV2Surface:
         if author not in EXTERNAL_AUTHOR_TYPES:
             body.fail("authorType", author, "invalid_value", "must be one of [user, bot]")
         body.check()
-        self.engine.post_message(req.params["id"], text, str(author))
+        self.engine.post_message(req.params["id"], text, str(author), reopen="requeue")
         return Response.empty(202)
