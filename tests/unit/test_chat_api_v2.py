@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -288,7 +289,7 @@ def test_routing_and_gateway_only_operations_are_refused_before_any_call(
     mock_8x8: Any, client: ChatApiV2Client
 ) -> None:
     routing = Routing(type="queue", id="q-1")
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: client.create_conversation("channel-1", "case-1", Customer(), [], routing),
         lambda: client.route("conv-1", routing),
         lambda: client.update_customer("conv-1", "case-1", Customer(name="Ann")),

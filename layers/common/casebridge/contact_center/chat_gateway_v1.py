@@ -1,0 +1,250 @@
+"""ContactCenterClient for 8x8 Contact Center Chat Gateway v1 (x-api-key, /chat-gateway/v1; GATEWAY.md).
+
+Mapping of the business API: customer → `user` (customerId → userId, custom properties → additionalProperties
+[{key, value}]), routing → `assignment`, history → `history.messages[{authorType, text}]`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import IO, Any
+from urllib.parse import quote
+
+import requests
+
+from casebridge.contact_center import http
+from casebridge.contact_center.base import CHAT_GATEWAY_V1, ContactCenterApi
+from casebridge.errors import ContactCenterError, ContactCenterMisconfigured, InvalidRequest
+from casebridge.models import Customer, HistoryMessage, Routing
+
+PREFIX = "/chat-gateway/v1"
+ACCEPT = "application/hal+json, application/json"  # success is HAL, errors problem+json; both parse as JSON
+# Standard customer fields under the Gateway's names (T15: `customerId` is not a `user` field; userId is the
+# documented one, used by 8x8's CRM screen pop).
+USER_FIELDS = {"name": "name", "customerId": "userId", "email": "email", "phone": "phone", "company": "company"}
+_FIQL_BARE = re.compile(r"[A-Za-z0-9._~-]+")
+
+
+def user_body(case_id: str, customer: Customer) -> dict[str, Any]:
+    """The Gateway `user` object (ConversationUserData) for a case's customer."""
+    standard = customer.standard_fields()
+    user: dict[str, Any] = {USER_FIELDS[k]: v for k, v in standard.items() if k in USER_FIELDS}
+    user["caseId"] = case_id
+    if "language" in standard:
+        user["language"] = standard["language"]
+    if customer.properties:
+        user["additionalProperties"] = [{"key": k, "value": v} for k, v in customer.properties.items()]
+    return user
+
+
+def fiql_value(value: str) -> str:
+    """A FIQL/RSQL argument: bare when it holds only unreserved characters, else double-quoted (RSQL) with `\\`
+    escapes, so a `;` `,` `=` or `)` in a value can never add a clause to the filter."""
+    if _FIQL_BARE.fullmatch(value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class ChatGatewayV1Client:
+    api: ContactCenterApi = CHAT_GATEWAY_V1
+
+    def __init__(
+        self,
+        base_url: str,
+        tenant_id: str,
+        api_key: Callable[[], str],
+        *,
+        timeout: float = 5.0,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = http.require_safe_base_url(base_url)
+        self.tenant_id = tenant_id
+        self.api_key = api_key
+        self.timeout = timeout
+        self.session = session or http.new_session()
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        operation: str,
+        *,
+        caller_input: bool = False,
+        not_found: type[ContactCenterError] = ContactCenterError,
+        **kwargs: Any,
+    ) -> requests.Response:
+        # X-8x8-Tenant on every call, also where the OAS forgets to declare it (T25): a key serving several
+        # tenants needs it, and a mismatch is a 403 we report as misconfiguration.
+        headers = {"x-api-key": self.api_key(), "X-8x8-Tenant": self.tenant_id, "Accept": ACCEPT}
+        return http.request(
+            self.session,
+            method,
+            self.base_url + PREFIX + path,
+            operation,
+            self.timeout,
+            caller_input=caller_input,
+            not_found=not_found,
+            unauthorized=ContactCenterMisconfigured,  # an API key cannot be refreshed: an operator must fix it
+            headers=headers,
+            **kwargs,
+        )
+
+    @staticmethod
+    def _conversation(conversation_id: str) -> str:
+        return "/conversations/" + quote(conversation_id, safe="")
+
+    def create_conversation(
+        self,
+        channel_id: str,
+        case_id: str,
+        customer: Customer,
+        history: Sequence[HistoryMessage],
+        routing: Routing | None = None,
+    ) -> str:
+        body: dict[str, Any] = {"channelId": channel_id, "user": user_body(case_id, customer)}
+        if routing is not None:
+            body["assignment"] = {"type": routing.type, "id": routing.id}
+        if history:
+            body["history"] = {"messages": [{"authorType": m.author_type, "text": m.text} for m in history]}
+        answer = self._call(
+            "POST",
+            "/conversations",
+            "create_conversation",
+            caller_input=True,
+            not_found=ContactCenterMisconfigured,  # the conversation does not exist yet: the channel is unknown
+            json=body,
+        )
+        payload = http.json_body(answer)
+        conversation_id = payload.get("conversationId") if isinstance(payload, dict) else None
+        if not isinstance(conversation_id, (str, int)) or isinstance(conversation_id, bool) or conversation_id == "":
+            # 8x8 took the request, so the conversation may exist: ambiguous, look it up before creating again.
+            raise ContactCenterError(
+                "8x8 accepted the conversation but sent no conversationId",
+                upstream_status=answer.status_code,
+                ambiguous=True,
+            )
+        return str(conversation_id)
+
+    def send_message(self, conversation_id: str, text: str, author_type: str) -> None:
+        self._call(
+            "POST",
+            self._conversation(conversation_id) + "/messages",
+            "post_message",
+            caller_input=True,
+            json={"authorType": author_type, "text": text},
+        )
+
+    def send_rich_message(
+        self,
+        conversation_id: str,
+        author_type: str,
+        text: str | None,
+        attachment_ids: Sequence[str] = (),
+        cards: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """A message with attachments (ids from upload_attachment) and/or cards ({contentType, content})."""
+        if not text and not attachment_ids and not cards:
+            raise InvalidRequest("a message needs text, an attachment or a card")
+        body: dict[str, Any] = {"authorType": author_type}
+        if text:
+            body["text"] = text
+        if attachment_ids:
+            body["attachments"] = [{"id": attachment_id} for attachment_id in attachment_ids]
+        if cards:
+            body["cards"] = [dict(card) for card in cards]
+        self._call(
+            "POST", self._conversation(conversation_id) + "/messages", "post_message", caller_input=True, json=body
+        )
+
+    def upload_attachment(
+        self, conversation_id: str, author_type: str, file_name: str, content_type: str, body: bytes | IO[bytes]
+    ) -> str:
+        """Upload a file to the conversation; returns the attachment id to reference in send_rich_message."""
+        answer = self._call(
+            "POST",
+            self._conversation(conversation_id) + "/attachments",
+            "upload_attachment",
+            caller_input=True,
+            files={"attachment": (file_name, body, content_type)},
+            data={"authorType": author_type},
+        )
+        payload = http.json_body(answer)
+        attachment_id = payload.get("id") if isinstance(payload, dict) else None
+        if not isinstance(attachment_id, str) or not attachment_id:
+            raise ContactCenterError(
+                "8x8 accepted the attachment but sent no id", upstream_status=answer.status_code, ambiguous=True
+            )
+        return attachment_id
+
+    def customer_leaves(self, conversation_id: str) -> None:
+        try:
+            self._call(
+                "PATCH",
+                self._conversation(conversation_id) + "/participants/user",
+                "customer_leaves",
+                json={"removed": True},
+            )
+        except ContactCenterError as error:
+            if error.upstream_status != 404:  # already gone: leaving is idempotent
+                raise
+
+    def route(self, conversation_id: str, routing: Routing) -> None:
+        self._call(
+            "PATCH",
+            self._conversation(conversation_id),
+            "route_conversation",
+            caller_input=True,
+            json={"assignment": {"type": routing.type, "id": routing.id}},
+        )
+
+    def update_customer(self, conversation_id: str, case_id: str, customer: Customer) -> None:
+        self._call(
+            "PATCH",
+            self._conversation(conversation_id),
+            "update_customer",
+            caller_input=True,
+            json={"user": user_body(case_id, customer)},
+        )
+
+    def find_conversation(self, case_id: str, channel_id: str) -> str | None:
+        query = f"user.caseId=={fiql_value(case_id)};channelId=={fiql_value(channel_id)}"
+        try:
+            answer = self._call("GET", "/conversations", "find_conversation", params={"filter": query})
+        except ContactCenterError as error:
+            if error.upstream_status == 404:
+                return None
+            raise
+        return newest_match(http.json_body(answer), case_id, channel_id)
+
+    def send_typing(self, conversation_id: str, author_type: str) -> None:
+        self._call(
+            "POST", self._conversation(conversation_id) + "/typing", "send_typing", json={"authorType": author_type}
+        )
+
+
+def newest_match(payload: Any, case_id: str, channel_id: str) -> str | None:
+    """The last conversation in a HAL list that really is this case's on this channel (the filter is checked
+    again here: a server that ignored it must not hand us another case's conversation)."""
+    embedded = payload.get("_embedded") if isinstance(payload, dict) else None
+    items = embedded.get("conversations") if isinstance(embedded, dict) else None
+    found: list[tuple[str, str]] = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        user = item.get("user")
+        conversation_id = item.get("id")
+        if (
+            isinstance(user, dict)
+            and str(user.get("caseId")) == case_id
+            and str(item.get("channelId")) == channel_id
+            and isinstance(conversation_id, (str, int))
+            and not isinstance(conversation_id, bool)
+            and str(conversation_id)
+        ):
+            created = item.get("createdAt")  # not in ConversationResult today; used if 8x8 sends it
+            found.append((str(created) if isinstance(created, (str, int)) else "", str(conversation_id)))
+    if not found:
+        return None
+    # Stable sort: with no createdAt, 8x8's own order decides and the last one listed wins.
+    return sorted(found, key=lambda pair: pair[0])[-1][1]
