@@ -5,11 +5,16 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Checkov has many dependencies of its own: its own virtualenv, on a Python it is released for.
+CHECKOV_PYTHON ?= $(shell for p in python3.12 python3.11 python3.13 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 PYTEST_ARGS ?=
 
-.PHONY: help venv test lint typecheck template-check unit demo local bench fuzz build deploy clean
+.PHONY: help venv test lint typecheck template-check checkov unit demo local bench fuzz build deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -32,9 +37,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy layers/common functions emulator scripts
 
-template-check: $(STAMP) ## cfn-lint and sam validate --lint on template.yaml
+template-check: $(STAMP) checkov ## cfn-lint, sam validate --lint and checkov on template.yaml
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/sam validate --lint --template template.yaml
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	@test -n "$(CHECKOV_PYTHON)" || { echo "Python 3.11+ is needed for checkov (python3.11 or python3.12 on PATH)"; exit 1; }
+	@test -x $(CHECKOV_VENV)/bin/python || $(CHECKOV_PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	@touch $(CHECKOV_STAMP)
+
+checkov: $(CHECKOV_STAMP) ## checkov on template.yaml, offline (each skipped check gives its reason in the template)
+	$(CHECKOV_VENV)/bin/checkov --skip-download --framework cloudformation -f template.yaml --compact --quiet
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -51,11 +66,22 @@ bench: $(STAMP) ## print the benchmark figures (docs/performance.md)
 fuzz: $(STAMP) ## long fuzz run of the webhook intake
 	FUZZ_EXAMPLES=100000 $(BIN)/python -m pytest tests/fuzz -m slow -p no:randomly -q
 
-build: ## sam build (needs python3.13 on PATH, or use: sam build --use-container)
-	@command -v python3.13 >/dev/null 2>&1 || { echo "sam build needs python3.13 on PATH (pyenv install 3.13) or run: sam build --use-container"; exit 1; }
-	PATH="$$(dirname $$(command -v python3.13)):$$PATH" $(BIN)/sam build
+# sam build needs a Python 3.13 (the functions' runtime) that actually runs: `python3.13` may be a pyenv shim
+# with no 3.13 active, so an installed pyenv 3.13 is tried too, and its real directory goes first on PATH.
+build: $(STAMP) ## sam build (finds a Python 3.13, or says how to get one)
+	@py="$$(for p in python3.13 $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13; do \
+		"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 13); print(sys.executable)' 2>/dev/null && break; done)"; \
+	if [ -z "$$py" ]; then \
+		echo "sam build needs Python 3.13, the functions' runtime, and none runs here."; \
+		echo "  with pyenv:  pyenv install 3.13   (no need to activate it; make build finds it), then: make build"; \
+		echo "  or install python3.13 from your OS packages, then: make build"; \
+		echo "  or build in Docker:  $(BIN)/sam build --use-container"; \
+		exit 1; \
+	fi; \
+	echo "sam build with $$py"; \
+	PATH="$$(dirname "$$py"):$$PATH" $(BIN)/sam build
 
-deploy: build ## sam deploy --guided
+deploy: build ## sam build, then sam deploy --guided (defaults in samconfig.toml)
 	$(BIN)/sam deploy --guided
 
 clean:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from unit_support import EVENTS, ROOT, invoke, load_event
 
+from casebridge.provisioning import ResourceRequest
 from casebridge.services import set_services
 from casebridge.settings import Settings, get_settings, load_settings
 
@@ -19,7 +20,9 @@ FUNCTION_DIRS = {
     "WebhookIntakeFunction": "webhook_intake",
     "OutboundSenderFunction": "outbound_sender",
     "ConversationLifecycleFunction": "conversation_lifecycle",
+    "ContactCenterProvisionerFunction": "provisioner",
 }
+API_FUNCTIONS = ("WebhookIntakeFunction", "OutboundSenderFunction", "ConversationLifecycleFunction")
 
 
 def functions_of(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -60,7 +63,9 @@ def test_every_api_route_is_served_by_its_handler(template: dict[str, Any], func
         "OutboundSenderFunction": functions.outbound,
         "ConversationLifecycleFunction": functions.lifecycle,
     }
-    for name, resource in functions_of(template).items():
+    assert {n for n, r in functions_of(template).items() if api_routes(r)} == set(API_FUNCTIONS)
+    for name in API_FUNCTIONS:
+        resource = template["Resources"][name]
         declared = api_routes(resource)
         served = served_routes(modules[name])
         assert declared == served, f"{name}: template {sorted(declared)} vs handler {sorted(served)}"
@@ -76,7 +81,8 @@ def test_every_api_route_resolves_in_its_handler(template: dict[str, Any], funct
         "OutboundSenderFunction": functions.outbound,
         "ConversationLifecycleFunction": functions.lifecycle,
     }
-    for name, resource in functions_of(template).items():
+    for name in API_FUNCTIONS:
+        resource = template["Resources"][name]
         for method, path in api_routes(resource):
             event = load_event("get_case.json")
             concrete = path.replace("{caseId}", "bad!id")  # refused before any AWS or 8x8 call
@@ -93,7 +99,7 @@ def test_only_the_webhook_route_skips_the_api_key(template: dict[str, Any]) -> N
     open_routes = [
         e["Properties"]["Path"]
         for f in functions_of(template).values()
-        for e in f["Properties"]["Events"].values()
+        for e in f["Properties"].get("Events", {}).values()
         if e["Type"] == "Api" and e["Properties"].get("Auth", {}).get("ApiKeyRequired") is False
     ]
     assert open_routes == ["/webhooks/8x8"]
@@ -245,3 +251,58 @@ def test_settings_parse_the_templates_values() -> None:
         8,
     )
     assert settings.outbound_queue_url == ""
+
+
+# ---- the 8x8 API choice and the provisioning custom resource (issues 9 and 13) -----------------------------
+def test_the_api_is_a_parameter_every_function_reads(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["EightByEightApi"]
+    assert parameter["AllowedValues"] == ["chat-gateway-v1", "chat-api-v2"]
+    assert parameter["Default"] == "chat-gateway-v1"
+    assert template["Globals"]["Function"]["Environment"]["Variables"]["EIGHTXEIGHT_API"] == {"Ref": "EightByEightApi"}
+    secret = template["Parameters"]["EightByEightCredentialsSecretArn"]["Description"]
+    assert '{"apiKey"} for chat-gateway-v1' in secret
+    assert '{"apiKey", "apiSecret"} for chat-api-v2' in secret
+    assert "chat-api-v2 only" in template["Parameters"]["EightByEightRegion"]["Description"]
+
+
+def test_the_channel_is_given_or_provisioned(template: dict[str, Any]) -> None:
+    assert template["Parameters"]["EightByEightChannelId"]["Default"] == ""
+    assert template["Parameters"]["EightByEightQueueId"]["Default"] == ""
+    conditions = template["Conditions"]
+    assert conditions["HasChannel"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "EightByEightChannelId"}, ""]}]}
+    assert conditions["ProvisionContactCenter"] == {"Fn::Equals": [{"Ref": "EightByEightChannelId"}, ""]}
+    channel = {
+        "Fn::If": [
+            "HasChannel",
+            {"Ref": "EightByEightChannelId"},
+            {"Fn::GetAtt": ["EightByEightProvisioning", "ChannelId"]},
+        ]
+    }
+    resources = template["Resources"]
+    for name in ("ConversationLifecycleFunction", "OutboundSenderFunction"):
+        assert resources[name]["Properties"]["Environment"]["Variables"]["EIGHTXEIGHT_CHANNEL_ID"] == channel
+    # The intake must exist before the resource (WEB_HOOK_VERIFY), so it cannot depend on it: no channel there.
+    assert "EIGHTXEIGHT_CHANNEL_ID" not in json.dumps(resources["WebhookIntakeFunction"])
+    assert "EIGHTXEIGHT_CHANNEL_ID" not in template["Globals"]["Function"]["Environment"]["Variables"]
+    assert template["Outputs"]["ChannelId"]["Value"] == channel
+    assert template["Outputs"]["WebhookId"]["Condition"] == "ProvisionContactCenter"
+    rule = template["Rules"]["QueueToProvision"]
+    assert rule["RuleCondition"] == conditions["ProvisionContactCenter"]
+
+
+def test_the_custom_resource_runs_after_the_intake_answers(template: dict[str, Any]) -> None:
+    resource = template["Resources"]["EightByEightProvisioning"]
+    function = template["Resources"]["ContactCenterProvisionerFunction"]
+    assert resource["Condition"] == function["Condition"] == "ProvisionContactCenter"
+    assert resource["Properties"]["ServiceToken"] == {"Fn::GetAtt": ["ContactCenterProvisionerFunction", "Arn"]}
+    assert {"WebhookIntakeFunction", "WebhookIntakeFunctionWebhookPermissionv1"} <= set(resource["DependsOn"])
+    url = resource["Properties"]["WebhookUrl"]["Fn::Sub"]
+    assert "${BusinessApi.Stage}" in url  # a reference to the stage: registered only once the stage is live
+    assert url.endswith("/webhooks/8x8")
+    # The crhelper answer comes before the Lambda timeout, which comes before CloudFormation's.
+    assert function["Properties"]["Timeout"] < resource["Properties"]["ServiceTimeout"]
+    props = resource["Properties"]
+    assert props["Api"] == {"Ref": "EightByEightApi"}
+    assert props["QueueId"] == {"Ref": "EightByEightQueueId"}
+    assert props["SecretArn"] == {"Ref": "EightByEightCredentialsSecretArn"}
+    assert set(ResourceRequest.REQUIRED) <= set(props)
