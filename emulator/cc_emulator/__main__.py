@@ -28,7 +28,9 @@ def parse_fault(text: str) -> FaultSpec:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cc_emulator", description="Offline 8x8 Contact Center Chat API v2 emulator")
+    p = argparse.ArgumentParser(
+        prog="cc_emulator", description="Offline 8x8 Contact Center emulator: Chat Gateway v1 and Chat API v2"
+    )
     p.add_argument("--config", help="YAML or JSON config file")
     p.add_argument("--host", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 8088, 0 = any free port)")
@@ -47,6 +49,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--provision", metavar="WEBHOOK_URI", help="create a webhook + channel for this URI at start")
     p.add_argument("--provision-queue", help="queue id for --provision (default: first queue)")
+    p.add_argument(
+        "--provision-api",
+        choices=["chat-gateway-v1", "chat-api-v2"],
+        default="chat-gateway-v1",
+        help="event dialect of the webhook --provision creates (default chat-gateway-v1)",
+    )
+    p.add_argument(
+        "--gateway-reopen",
+        choices=["requeue", "needs_assignment"],
+        help="a user message to an idle Gateway conversation: requeue (default) or needs_assignment",
+    )
+    p.add_argument(
+        "--gateway-echo-is-echo",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Gateway MESSAGE echoes of user/bot posts carry isEcho true (default false)",
+    )
+    p.add_argument(
+        "--gateway-removed-accepts-messages",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a Gateway conversation whose user was removed accepts user messages (default true)",
+    )
+    p.add_argument("--agent-wrap-up-idle", type=float, help="seconds before an idle scripted agent leaves (0 = never)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
     return p
 
@@ -62,6 +88,9 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         "api_key": args.api_key,
         "api_secret": args.api_secret,
         "token_ttl": args.token_ttl,
+        "gateway_reopen": args.gateway_reopen,
+        "gateway_echo_is_echo": args.gateway_echo_is_echo,
+        "gateway_removed_accepts_messages": args.gateway_removed_accepts_messages,
     }
     for name, value in overrides.items():
         if value is not None:
@@ -71,6 +100,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         "reply_delay": args.reply_delay,
         "retry_base_delay": args.retry_base_delay,
         "max_attempts": args.max_attempts,
+        "agent_wrap_up_idle": args.agent_wrap_up_idle,
     }
     for name, value in timing_overrides.items():
         if value is not None:
@@ -85,12 +115,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = EmulatorServer(cfg, verbose=args.verbose)
     base = server.start()
     print(f"8x8 CC emulator listening on {base}", flush=True)
-    print(f"  Chat API v2: {server.v2_base}", flush=True)
-    print(f"  token:       {server.token_url}", flush=True)
-    print(f"  control:     {server.control_url}/state", flush=True)
+    print(f"  Chat Gateway v1: {server.gateway_base}  (x-api-key)", flush=True)
+    print(f"  Chat API v2:     {server.v2_base}", flush=True)
+    print(f"  token (v2):      {server.token_url}", flush=True)
+    print(f"  control:         {server.control_url}/state", flush=True)
     if args.provision:
-        webhook_id, channel_id = server.provision(args.provision, args.provision_queue)
-        print(f"  provisioned webHookId={webhook_id} channelId={channel_id}", flush=True)
+        webhook_id, channel_id = server.provision(args.provision, args.provision_queue, version=args.provision_api)
+        print(f"  provisioned ({args.provision_api}) webHookId={webhook_id} channelId={channel_id}", flush=True)
     try:
         wait_until_interrupted()
     finally:

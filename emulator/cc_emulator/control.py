@@ -48,8 +48,13 @@ class ControlClient:
     def reset(self) -> None:
         self._call("POST", "/reset")
 
-    def provision(self, webhook_uri: str, queue_id: str | None = None, name: str = "casebridge") -> tuple[str, str]:
-        body = self._call("POST", "/provision", {"webhookUri": webhook_uri, "queueId": queue_id, "name": name})
+    def provision(
+        self, webhook_uri: str, queue_id: str | None = None, name: str = "casebridge", version: str = "v2.0"
+    ) -> tuple[str, str]:
+        """`version`: "v2.0" / "chat-api-v2" or "Chat Gateway v1.0" / "chat-gateway-v1"."""
+        body = self._call(
+            "POST", "/provision", {"webhookUri": webhook_uri, "queueId": queue_id, "name": name, "version": version}
+        )
         return str(body["webHookId"]), str(body["channelId"])
 
     def deliveries(
@@ -94,8 +99,33 @@ class ControlClient:
         body = {"conversationId": conversation_id} if conversation_id else {}
         return str(self._call("POST", f"/agents/{agent_id}/accept", body)["conversationId"])
 
-    def agent_reply(self, agent_id: str, text: str) -> None:
-        self._call("POST", f"/agents/{agent_id}/reply", {"text": text})
+    def agent_reply(
+        self,
+        agent_id: str,
+        text: str,
+        attachments: list[dict[str, Any]] | None = None,
+        cards: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Attachments as {name, contentType, content (base64) | text}; cards as sent on the Gateway."""
+        body: dict[str, Any] = {"text": text}
+        if attachments:
+            body["attachments"] = attachments
+        if cards:
+            body["cards"] = cards
+        result: dict[str, Any] = self._call("POST", f"/agents/{agent_id}/reply", body)
+        return result
+
+    def agent_typing(self, agent_id: str, typing: bool = True) -> None:
+        self._call("POST", f"/agents/{agent_id}/typing", {"typing": typing})
+
+    def settings(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/settings")
+        return result
+
+    def update_settings(self, **changes: Any) -> dict[str, Any]:
+        """e.g. update_settings(gatewayReopen="needs_assignment", gatewayEchoIsEcho=True)."""
+        result: dict[str, Any] = self._call("POST", "/settings", changes)
+        return result
 
     def agent_transfer(self, agent_id: str, queue_id: str) -> None:
         self._call("POST", f"/agents/{agent_id}/transfer", {"queueId": queue_id})
@@ -147,6 +177,75 @@ class ControlClient:
 
     def request_count(self, op: str) -> int:
         return int(self.requests(op)["counts"].get(op, 0))
+
+
+class GatewayClient:
+    """Minimal Chat Gateway v1 client (`x-api-key`, `X-8x8-Tenant`); returns raw `requests.Response` objects."""
+
+    def __init__(self, base_url: str, tenant: str | None = "t1", api_key: str = "K", timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.prefix = f"{self.base_url}/chat-gateway/v1"
+        self.tenant = tenant
+        self.api_key = api_key
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        headers = {"x-api-key": self.api_key, "Accept": "application/hal+json"}
+        if self.tenant is not None:
+            headers["X-8x8-Tenant"] = self.tenant
+        headers.update(kwargs.pop("headers", {}))
+        kwargs.setdefault("timeout", self.timeout)
+        return self.session.request(method, self.prefix + path, headers=headers, **kwargs)
+
+    def jwk(self, kid: str) -> requests.Response:
+        return self.session.get(f"{self.prefix}/jwk/{kid}/public", timeout=self.timeout)
+
+    def create_webhook(self, uri: str, name: str = "hook") -> requests.Response:
+        version = "Chat Gateway v1.0"
+        return self.request("POST", "/webhooks", json={"name": name, "uri": uri, "version": version})
+
+    def create_channel(self, webhook_id: str, queue_id: str, name: str = "channel") -> requests.Response:
+        body = {
+            "name": name,
+            "type": "ChatAPI",
+            "webHookId": webhook_id,
+            "routingOptions": {"type": "queue", "id": queue_id},
+        }
+        return self.request("POST", "/channels", json=body)
+
+    def create_conversation(
+        self,
+        channel_id: str,
+        user: dict[str, Any] | None = None,
+        history: list[dict[str, Any]] | None = None,
+        assignment: dict[str, str] | None = None,
+    ) -> requests.Response:
+        body: dict[str, Any] = {"channelId": channel_id, "user": user or {"name": "Jane Doe"}}
+        if history is not None:
+            body["history"] = {"messages": history}
+        if assignment is not None:
+            body["assignment"] = assignment
+        return self.request("POST", "/conversations", json=body)
+
+    def post_message(
+        self, conversation_id: str, text: str, author_type: str = "user", **extra: Any
+    ) -> requests.Response:
+        body = {"authorType": author_type, "text": text, **extra}
+        return self.request("POST", f"/conversations/{conversation_id}/messages", json=body)
+
+    def user_leaves(self, conversation_id: str) -> requests.Response:
+        return self.request("PATCH", f"/conversations/{conversation_id}/participants/user", json={"removed": True})
+
+    def assign(self, conversation_id: str, queue_id: str, kind: str = "queue") -> requests.Response:
+        body = {"assignment": {"type": kind, "id": queue_id}}
+        return self.request("PATCH", f"/conversations/{conversation_id}", json=body)
+
+    def upload_attachment(
+        self, conversation_id: str, filename: str, data: bytes, content_type: str, author_type: str = "user"
+    ) -> requests.Response:
+        files = {"attachment": (filename, data, content_type), "authorType": (None, author_type)}
+        return self.request("POST", f"/conversations/{conversation_id}/attachments", files=files)
 
 
 class ChatV2Client:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .config import AgentConfig, QueueConfig, ScriptConfig
+from .config import AgentConfig, QueueConfig, ScriptConfig, attachment_spec
 from .delivery import DeliveryRecord
 from .engine import Engine, EngineError, InvalidState, NotFound, ValidationFailed
 from .faults import FaultRule
@@ -58,6 +58,7 @@ class ControlSurface:
             r("POST", "/agents", "control.add_agent", self.add_agent),
             r("POST", "/agents/{id}/accept", "control.agent_accept", self.agent_accept),
             r("POST", "/agents/{id}/reply", "control.agent_reply", self.agent_reply),
+            r("POST", "/agents/{id}/typing", "control.agent_typing", self.agent_typing),
             r("POST", "/agents/{id}/transfer", "control.agent_transfer", self.agent_transfer),
             r("POST", "/agents/{id}/leave", "control.agent_leave", self.agent_leave),
             r("POST", "/agents/{id}/availability", "control.agent_availability", self.agent_availability),
@@ -74,6 +75,9 @@ class ControlSurface:
             r("POST", "/keys/rotate", "control.rotate_keys", self.rotate_keys),
             r("GET", "/requests", "control.requests", self.requests),
             r("POST", "/provision", "control.provision", self.provision),
+            r("GET", "/settings", "control.settings", lambda req: Response.json(200, self.engine.settings())),
+            r("POST", "/settings", "control.update_settings", self.update_settings),
+            r("PUT", "/settings", "control.update_settings", self.update_settings),
         ]
 
     def not_found(self, req: Request) -> Response | None:
@@ -175,8 +179,23 @@ class ControlSurface:
 
     def agent_reply(self, req: Request) -> Response:
         body = self._body(req)
-        msg = self.engine.agent_reply(req.params["id"], str(body["text"]))
-        return Response.json(200, {"id": msg.id, "interactionId": msg.interaction_id})
+        attachments = [attachment_spec(dict(a)) for a in body.get("attachments") or []]
+        cards = [dict(c) for c in body.get("cards") or []]
+        msg = self.engine.agent_reply(req.params["id"], str(body.get("text") or ""), attachments, cards)
+        return Response.json(
+            200, {"id": msg.id, "interactionId": msg.interaction_id, "attachments": list(msg.attachments)}
+        )
+
+    def agent_typing(self, req: Request) -> Response:
+        body = self._body(req)
+        typing = body.get("typing", True)
+        if not isinstance(typing, bool):
+            raise BadRequest("typing must be true or false")
+        conv = self.engine.agent_typing(req.params["id"], typing)
+        return Response.json(200, {"conversationId": conv.id, "typing": typing})
+
+    def update_settings(self, req: Request) -> Response:
+        return Response.json(200, self.engine.update_settings(self._body(req)))
 
     def agent_transfer(self, req: Request) -> Response:
         body = self._body(req)
@@ -227,7 +246,9 @@ class ControlSurface:
 
     def provision(self, req: Request) -> Response:
         body = self._body(req)
+        # `version` ("v2.0" | "Chat Gateway v1.0") or `api` ("chat-api-v2" | "chat-gateway-v1"); v2 by default.
+        version = str(body.get("version") or body.get("api") or "v2.0")
         webhook_id, channel_id = self.engine.provision(
-            str(body["webhookUri"]), body.get("queueId"), str(body.get("name", "casebridge"))
+            str(body["webhookUri"]), body.get("queueId"), str(body.get("name", "casebridge")), version
         )
         return Response.json(200, {"webHookId": webhook_id, "channelId": channel_id})

@@ -14,7 +14,9 @@ from .engine import Engine
 from .faults import FaultRule
 from .http_base import EmulatorHTTPServer, Surface
 from .http_control import ControlSurface, filter_records
+from .http_gateway import ChatGatewaySurface
 from .http_v2 import ChatApiV2Surface
+from .model import V2_VERSION
 
 
 class EmulatorServer:
@@ -23,8 +25,12 @@ class EmulatorServer:
     def __init__(self, config: EmulatorConfig | None = None, verbose: bool = False) -> None:
         self.config = config or EmulatorConfig()
         self.engine = Engine(self.config)
-        # A Chat Gateway v1 surface would be appended here, sharing the same engine.
-        self.surfaces: list[Surface] = [ChatApiV2Surface(self.engine), ControlSurface(self.engine)]
+        # One engine, one HTTP surface per API (dispatch by path prefix), plus the control API.
+        self.surfaces: list[Surface] = [
+            ChatApiV2Surface(self.engine),
+            ChatGatewaySurface(self.engine),
+            ControlSurface(self.engine),
+        ]
         self.verbose = verbose
         self._httpd: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -39,6 +45,9 @@ class EmulatorServer:
         host, port = str(self._httpd.server_address[0]), int(self._httpd.server_address[1])
         shown = f"[{host}]" if ":" in str(host) else str(host)
         self.base_url = f"http://{shown}:{port}"
+        if self.config.public_base_url is None:
+            # Pre-signed attachment URLs point at this server unless configured otherwise.
+            self.engine.public_base_url = self.base_url
         self.engine.start()
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="cc-emulator-http", daemon=True
@@ -81,14 +90,27 @@ class EmulatorServer:
         return f"{self.base_url}/vcc/{self.config.region}/chat/v2/jwk/{kid}/public"
 
     @property
+    def gateway_base(self) -> str:
+        """Base of the Chat Gateway v1 paths (`x-api-key` auth)."""
+        return f"{self.base_url}/chat-gateway/v1"
+
+    def gateway_jwk_url(self, kid: str) -> str:
+        return f"{self.gateway_base}/jwk/{kid}/public"
+
+    @property
     def control_url(self) -> str:
         return f"{self.base_url}/_emulator"
 
     # -- conveniences ------------------------------------------------------------------------
 
-    def provision(self, webhook_uri: str, queue_id: str | None = None, name: str = "casebridge") -> tuple[str, str]:
-        """Create a webhook for `webhook_uri` and a channel on `queue_id`; returns (webhook_id, channel_id)."""
-        return self.engine.provision(webhook_uri, queue_id, name)
+    def provision(
+        self, webhook_uri: str, queue_id: str | None = None, name: str = "casebridge", version: str = V2_VERSION
+    ) -> tuple[str, str]:
+        """Create a webhook for `webhook_uri` and a channel on `queue_id`; returns (webhook_id, channel_id).
+
+        `version`: "v2.0" / "chat-api-v2" (default) or "Chat Gateway v1.0" / "chat-gateway-v1".
+        """
+        return self.engine.provision(webhook_uri, queue_id, name, version)
 
     def add_fault(self, kind: str, op: str = "*", count: int | None = None, **kwargs: Any) -> FaultRule:
         """e.g. add_fault("status", "post_message", count=2, status=503, retry_after=1)."""

@@ -14,7 +14,7 @@ if _EMULATOR_DIR not in sys.path:
     sys.path.insert(0, _EMULATOR_DIR)
 
 from cc_emulator import pytest_plugin as _plugin  # noqa: E402
-from cc_emulator.control import ChatV2Client, ControlClient  # noqa: E402
+from cc_emulator.control import ChatV2Client, ControlClient, GatewayClient  # noqa: E402
 from cc_emulator.pytest_plugin import WebhookReceiver  # noqa: E402
 from cc_emulator.server import EmulatorServer  # noqa: E402
 
@@ -38,5 +38,18 @@ def control(emulator: EmulatorServer) -> ControlClient:
 def channel(emulator: EmulatorServer, webhook_receiver: WebhookReceiver) -> Iterator[str]:
     """A channel on queue 101 whose webhook is the receiver; WEB_HOOK_VERIFY already delivered."""
     _, channel_id = emulator.provision(webhook_receiver.url, "101")
+    webhook_receiver.wait_for_events("WEB_HOOK_VERIFY")
+    yield channel_id
+
+
+@pytest.fixture
+def gw(emulator: EmulatorServer) -> GatewayClient:
+    return GatewayClient(emulator.base_url, emulator.config.tenant_id, emulator.config.api_key)
+
+
+@pytest.fixture
+def gw_channel(emulator: EmulatorServer, webhook_receiver: WebhookReceiver) -> Iterator[str]:
+    """A channel on queue 101 whose webhook (version "Chat Gateway v1.0") is the receiver."""
+    _, channel_id = emulator.provision(webhook_receiver.url, "101", version="chat-gateway-v1")
     webhook_receiver.wait_for_events("WEB_HOOK_VERIFY")
     yield channel_id

@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicNumbers
 
-from cc_emulator.control import ChatV2Client
+from cc_emulator.control import ChatV2Client, GatewayClient
+from cc_emulator.pytest_plugin import WebhookReceiver
 from cc_emulator.server import EmulatorServer
 
 
@@ -66,3 +67,39 @@ def jwk_for(emulator: EmulatorServer, kid: str) -> dict[str, Any]:
     assert resp.status_code == 200
     result: dict[str, Any] = resp.json()
     return result
+
+
+def new_gateway_conversation(gw: GatewayClient, channel_id: str, **kwargs: Any) -> str:
+    resp = gw.create_conversation(channel_id, **kwargs)
+    assert resp.status_code == 202, resp.text
+    return str(resp.json()["conversationId"])
+
+
+def gateway_events(receiver: WebhookReceiver, conversation_id: str) -> list[dict[str, Any]]:
+    """Distinct events (by event id) for one conversation, in arrival order."""
+    seen: set[str] = set()
+    found: list[dict[str, Any]] = []
+    for r in receiver.events(ok_only=True):
+        body = r.json()
+        if body.get("conversationId") != conversation_id or r.headers["x-8x8-event-id"] in seen:
+            continue
+        seen.add(r.headers["x-8x8-event-id"])
+        found.append(body)
+    return found
+
+
+def summary(event: dict[str, Any]) -> str:
+    """A short label: QUEUED:101, MEMBERS_CHANGED:agent-1 joined, MESSAGE:agent, CONVERSATION_UPDATE:idle."""
+    data = event.get("data") or {}
+    kind = event["eventType"]
+    if kind == "QUEUED":
+        return f"QUEUED:{data['queueId']}"
+    if kind == "MEMBERS_CHANGED":
+        return f"MEMBERS_CHANGED:{data['memberType']}:{data['id']} {data['change']}"
+    if kind == "MESSAGE":
+        return f"MESSAGE:{data['sender']['type']}"
+    if kind == "CONVERSATION_UPDATE":
+        return f"CONVERSATION_UPDATE:{data['state']}"
+    if kind == "ACTIVITY":
+        return f"ACTIVITY:{data['name']}:{len(data['value']['users'])}"
+    return str(kind)

@@ -1,0 +1,877 @@
+"""The Contact Center Chat Gateway v1 HTTP surface (shapes per chat-gateway-v1.openapi.yml and GATEWAY.md).
+
+`x-api-key` auth, optional `X-8x8-Tenant` check, HAL bodies (`application/hal+json`) and the
+per-endpoint problem shapes (`application/problem+json`) of GATEWAY.md section 1.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from email.parser import BytesParser
+from email.policy import HTTP
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from .engine import (
+    EXTERNAL_AUTHOR_TYPES,
+    GATEWAY_VERSION,
+    Attachment,
+    Channel,
+    Conversation,
+    Engine,
+    EngineError,
+    Message,
+    NotFound,
+    Validation,
+    ValidationFailed,
+    Webhook,
+    iso,
+)
+from .faults import FaultRule
+from .http_base import BadRequest, Handler, Request, Response, Route, route
+from .model import MAX_CUSTOMER_PROPS, MAX_HISTORY_MESSAGES, gateway_user
+
+P = "/chat-gateway/v1"
+HAL = "application/hal+json"
+PROBLEM = "application/problem+json"
+CARD_TYPES = (
+    "application/vnd.microsoft.card.adaptive",
+    "application/8x8.quick.replies",
+    "Interactive",
+    "Location",
+    "Template",
+    "Suggestions",
+    "Buttons",
+    "Carousel",
+)
+MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
+
+
+def hal(status: int, body: Any) -> Response:
+    return Response.json(status, body, HAL)
+
+
+def _ref() -> str:
+    return secrets.token_hex(8)
+
+
+# -- error shapes (GATEWAY.md section 1) -------------------------------------------------------
+
+
+def generic(status: int, message: str, errors: list[tuple[str, str]]) -> Response:
+    """GenericExceptionPayload {message, errors: [{code, message}]}."""
+    return Response.json(
+        status, {"message": message, "errors": [{"code": c, "message": m} for c, m in errors]}, PROBLEM
+    )
+
+
+def unauthorized() -> Response:
+    body = {
+        "message": "Access Denied",
+        "errors": [{"message": "Invalid or missing API key", "code": "access_denied"}],
+        "referenceId": _ref(),
+    }
+    return Response.json(401, body, PROBLEM)
+
+
+@dataclass(frozen=True)
+class Errors:
+    """Which problem shape an endpoint answers for 400, 403 and 404."""
+
+    bad_request: str = "generic"  # generic | bad_request (POST messages) | invalid_parameter (typing...)
+    not_found: str = "problem"  # problem | exception (typing...) | generic (lists without a declared 404)
+    forbidden: str = "violation"  # violation | generic (channel create, attachment upload)
+
+    def forbidden_response(self, message: str) -> Response:
+        if self.forbidden == "generic":
+            return generic(403, "Forbidden", [("forbidden", message)])
+        return Response.json(403, {"message": "Forbidden", "errors": [message]}, PROBLEM)
+
+    def not_found_response(self, message: str) -> Response:
+        if self.not_found == "exception":
+            return generic(404, "Resource not found", [("resource_not_found", message)])
+        if self.not_found == "generic":
+            return generic(404, "Resource not found", [("resource_not_found", message)])
+        return Response.json(404, {"message": "Resource not found", "errors": [message]}, PROBLEM)
+
+    def bad_request_response(self, problems: list[Validation]) -> Response:
+        text = "; ".join(f"{v.field}: {v.message}" if v.field else v.message for v in problems)
+        if self.bad_request == "bad_request":
+            # BadRequestProblem: `errors` is one object, not an array (trap T24).
+            body: dict[str, Any] = {
+                "message": "Bad Request",
+                "errors": {"code": "invalid_json_object", "message": text},
+                "referenceId": _ref(),
+            }
+            return Response.json(400, body, PROBLEM)
+        if self.bad_request == "invalid_parameter":
+            body = {
+                "message": "Invalid parameter",
+                "errors": [{"code": "invalid_parameter", "message": f"{v.field}: {v.message}"} for v in problems],
+                "referenceId": _ref(),
+            }
+            return Response.json(400, body, PROBLEM)
+        return generic(400, "Validation failed", [(v.code, f"{v.field}: {v.message}") for v in problems])
+
+
+DEFAULT = Errors()
+SEND_MESSAGE = Errors(bad_request="bad_request")
+INDICATOR = Errors(bad_request="invalid_parameter", not_found="exception")
+LIST_NO_404 = Errors(not_found="generic")
+GENERIC_403 = Errors(forbidden="generic")
+
+
+# -- FIQL filter, paging, sorting ---------------------------------------------------------------
+
+
+def _split_top(text: str, sep: str) -> list[str]:
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == sep and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return parts
+
+
+_COMPARISON = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(==|!=)\s*(.*?)\s*$")
+
+
+def _lookup(view: dict[str, Any], path: str) -> list[str]:
+    """Values at a dotted path; `user.<key>` also finds additionalProperties entries."""
+    node: Any = view
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, dict) and i == len(parts) - 1 and "additionalProperties" in node:
+            return [str(p.get("value")) for p in node["additionalProperties"] if p.get("key") == part]
+        else:
+            return []
+    return [str(node).lower() if isinstance(node, bool) else str(node)] if node is not None else []
+
+
+def fiql(expr: str) -> Callable[[dict[str, Any]], bool]:
+    """A predicate for FIQL `a==b;c!=d,(e==f)` (`;` and, `,` or, `*` wildcard); BadRequest if malformed."""
+    expr = expr.strip()
+    if not expr:
+        raise BadRequest("empty filter")
+    alternatives = _split_top(expr, ",")
+    if len(alternatives) > 1:
+        preds = [fiql(a) for a in alternatives]
+        return lambda v: any(p(v) for p in preds)
+    conjuncts = _split_top(expr, ";")
+    if len(conjuncts) > 1:
+        preds = [fiql(c) for c in conjuncts]
+        return lambda v: all(p(v) for p in preds)
+    if expr.startswith("(") and expr.endswith(")"):
+        return fiql(expr[1:-1])
+    m = _COMPARISON.match(expr)
+    if not m:
+        raise BadRequest(f"invalid FIQL filter {expr!r}")
+    path, op, raw = m.groups()
+    value = raw[1:-1] if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"" else raw
+    pattern = re.compile("^" + ".*".join(re.escape(p) for p in value.split("*")) + "$")
+
+    def pred(view: dict[str, Any]) -> bool:
+        hit = any(pattern.match(v) for v in _lookup(view, path))
+        return hit if op == "==" else not hit
+
+    return pred
+
+
+def _int_param(req: Request, name: str, default: int) -> int:
+    raw = req.q(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValidationFailed([Validation(name, raw, "invalid_parameter", "must be an integer")]) from exc
+
+
+def hal_list(
+    req: Request,
+    key: str,
+    views: Sequence[dict[str, Any]],
+    default_sort: str = "id:asc",
+    sort_keys: dict[str, Callable[[dict[str, Any]], Any]] | None = None,
+    filterable: bool = True,
+) -> Response:
+    """Filter, sort and page rendered views into a HAL list `{_embedded, _links, page}`."""
+    items = list(views)
+    flt = req.q("filter") if filterable else None
+    if flt:
+        pred = fiql(flt)
+        items = [v for v in items if pred(v)]
+    field_name, _, direction = (req.q("sort") or default_sort).partition(":")
+    keys = sort_keys or {}
+    if field_name in keys:
+        items.sort(key=keys[field_name], reverse=direction.lower() == "desc")
+    elif direction.lower() == "desc":
+        items.reverse()
+    size = max(1, _int_param(req, "size", 20))
+    number = max(0, _int_param(req, "page", 0))
+    chunk = items[number * size : (number + 1) * size]
+    query = f"?page={number}&size={size}"
+    return hal(
+        200,
+        {
+            "_embedded": {key: chunk},
+            "_links": {"self": {"href": req.path + query}},
+            "page": {
+                "size": size,
+                "number": number,
+                "totalElements": len(items),
+                "totalPages": math.ceil(len(items) / size) if items else 0,
+            },
+        },
+    )
+
+
+# -- body reading -------------------------------------------------------------------------------
+
+
+class _Body:
+    """Collects validations while reading a JSON object body."""
+
+    def __init__(self, req: Request, allow_empty: bool = False) -> None:
+        data = {} if allow_empty and not req.body else req.json()
+        if not isinstance(data, dict):
+            raise BadRequest("request body must be a JSON object")
+        self.data: dict[str, Any] = data
+        self.problems: list[Validation] = []
+
+    def fail(self, field: str, value: Any, code: str, message: str) -> None:
+        self.problems.append(Validation(field, "" if value is None else str(value)[:200], code, message))
+
+    def string(
+        self, field: str, required: bool = True, max_len: int | None = None, src: dict[str, Any] | None = None
+    ) -> str | None:
+        src = self.data if src is None else src
+        value = src.get(field)
+        if value is None:
+            if required:
+                self.fail(field, None, "not_null", "must not be null")
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # ids are strings; be lenient with numbers
+        if not isinstance(value, str) or (required and not value.strip()):
+            self.fail(field, value, "invalid_value", "must be a non-empty string")
+            return None
+        if max_len is not None and len(value) > max_len:
+            self.fail(field, value, "max_length", f"must be at most {max_len} characters")
+        return value
+
+    def check(self) -> None:
+        if self.problems:
+            raise ValidationFailed(self.problems)
+
+
+def _uri(body: _Body, field: str) -> str:
+    uri = body.string(field) or ""
+    if uri:
+        parts = urlsplit(uri)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            body.fail(field, uri, "invalid_uri", "must be an absolute http(s) URI")
+    return uri
+
+
+def _user(body: _Body, raw: Any, label: str = "user") -> tuple[dict[str, str], list[dict[str, str]]]:
+    """(flat string fields, additionalProperties) from a Gateway `user` object."""
+    if not isinstance(raw, dict):
+        body.fail(label, raw, "invalid_value", "must be an object")
+        return {}, []
+    customer: dict[str, str] = {}
+    props: list[dict[str, str]] = []
+    for key, value in raw.items():
+        if key == "additionalProperties":
+            if not isinstance(value, list):
+                body.fail(f"{label}.additionalProperties", value, "invalid_value", "must be an array of {key, value}")
+                continue
+            if len(value) > MAX_CUSTOMER_PROPS:
+                body.fail(
+                    f"{label}.additionalProperties",
+                    len(value),
+                    "max_properties",
+                    f"must have at most {MAX_CUSTOMER_PROPS} items",
+                )
+            for n, item in enumerate(value):
+                if (
+                    not isinstance(item, dict)
+                    or not isinstance(item.get("key"), str)
+                    or not isinstance(item.get("value"), str)
+                ):
+                    body.fail(
+                        f"{label}.additionalProperties[{n}]", item, "invalid_value", "must be {key, value} strings"
+                    )
+                else:
+                    props.append({"key": item["key"], "value": item["value"]})
+        elif not isinstance(value, str):
+            body.fail(f"{label}.{key}", value, "invalid_value", "must be a string")
+        else:
+            customer[key] = value
+    email = customer.get("email")
+    if email is not None and "@" not in email:
+        body.fail(f"{label}.email", email, "invalid_email", "must be an email address")
+    return customer, props
+
+
+def _assignment(body: _Body, raw: Any) -> tuple[str, str] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        body.fail("assignment", raw, "invalid_value", "must be an object {type, id}")
+        return None
+    kind = raw.get("type", "queue")
+    if kind not in ("queue", "script"):
+        body.fail("assignment.type", kind, "invalid_value", "must be one of [queue, script]")
+    target = body.string("id", src=raw)
+    if target is None or kind not in ("queue", "script"):
+        return None
+    return str(kind), target
+
+
+def _cards(body: _Body, raw: Any, label: str) -> list[dict[str, Any]]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        body.fail(label, raw, "invalid_value", "must be an array")
+        return []
+    cards = []
+    for n, card in enumerate(raw):
+        if not isinstance(card, dict) or card.get("contentType") not in CARD_TYPES:
+            body.fail(f"{label}[{n}].contentType", card, "invalid_value", f"must be one of {list(CARD_TYPES)}")
+            continue
+        cards.append({"id": str(card.get("id") or secrets.token_hex(8)), **card})
+    return cards
+
+
+def _attachment_refs(body: _Body, raw: Any, label: str) -> list[str]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(a, dict) and isinstance(a.get("id"), str) for a in raw):
+        body.fail(label, raw, "invalid_value", "must be an array of {id}")
+        return []
+    return [str(a["id"]) for a in raw]
+
+
+def parse_multipart(req: Request) -> dict[str, tuple[str | None, str, bytes]]:
+    """Form parts by name: (filename, content type, bytes)."""
+    content_type = req.headers.get("Content-Type") or ""
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise BadRequest("Content-Type must be multipart/form-data")
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
+    msg = BytesParser(policy=HTTP).parsebytes(head + req.body)
+    if not msg.is_multipart():
+        raise BadRequest("malformed multipart body")
+    parts: dict[str, tuple[str | None, str, bytes]] = {}
+    for part in msg.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str):
+            continue
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        parts[name] = (part.get_filename(), part.get_content_type(), data)
+    return parts
+
+
+# -- the surface --------------------------------------------------------------------------------
+
+
+class ChatGatewaySurface:
+    name = "gateway"
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def routes(self) -> list[Route]:
+        def r(method: str, path: str, op: str, handler: Handler, errors: Errors = DEFAULT) -> Route:
+            return route(self, method, P + path, op, self._auth(handler, errors))
+
+        c = "/conversations/{id}"
+        return [
+            route(self, "GET", P + "/jwk/{kid}/public", "jwk", self.jwk),
+            route(self, "GET", "/_storage/attachments/{att}/{filename}", "presigned_download", self.presigned, False),
+            r("POST", "/webhooks/verify", "verify_webhook", self.verify_webhook),
+            r("GET", "/webhooks", "list_webhooks", self.list_webhooks),
+            r("POST", "/webhooks", "create_webhook", self.create_webhook),
+            r("GET", "/webhooks/{id}", "get_webhook", self.get_webhook),
+            r("PUT", "/webhooks/{id}", "update_webhook", self.update_webhook),
+            r("DELETE", "/webhooks/{id}", "delete_webhook", self.delete_webhook),
+            r("GET", "/channels", "list_channels", self.list_channels, LIST_NO_404),
+            r("POST", "/channels", "create_channel", self.create_channel, GENERIC_403),
+            r("GET", "/channels/{id}", "get_channel", self.get_channel),
+            r("PUT", "/channels/{id}", "update_channel", self.update_channel),
+            r("DELETE", "/channels/{id}", "delete_channel", self.delete_channel),
+            r("GET", "/conversations", "list_conversations", self.list_conversations),
+            r("POST", "/conversations", "create_conversation", self.create_conversation),
+            r("GET", c, "get_conversation", self.get_conversation),
+            r("PUT", c, "update_conversation", self.put_conversation),
+            r("PATCH", c, "patch_conversation", self.patch_conversation),
+            r("GET", c + "/interactions", "list_interactions", self.list_interactions),
+            r("GET", c + "/participants", "get_participants", self.list_participants, LIST_NO_404),
+            r("PATCH", c + "/participants/user", "customer_leaves", self.user_leaves),
+            r("GET", c + "/messages", "list_messages", self.list_messages, LIST_NO_404),
+            r("POST", c + "/messages", "post_message", self.post_message, SEND_MESSAGE),
+            r("GET", c + "/messages/{mid}", "get_message", self.get_message),
+            r("GET", c + "/messages/{mid}/cards", "list_cards", self.list_cards, LIST_NO_404),
+            r("GET", c + "/attachments", "list_attachments", self.list_attachments),
+            r("POST", c + "/attachments", "upload_attachment", self.upload_attachment, GENERIC_403),
+            r("GET", c + "/attachments/{att}", "get_attachment", self.get_attachment),
+            r("GET", c + "/attachments/{att}/content", "download_attachment", self.download_attachment),
+            r("POST", c + "/typing", "typing", self.typing, INDICATOR),
+            r("POST", c + "/thinking", "thinking", self.thinking, INDICATOR),
+            r("POST", c + "/read-receipt", "read_receipt", self.read_receipt, INDICATOR),
+            r("POST", c + "/post-agent-assignment", "post_agent_assignment", self.post_agent_assignment, INDICATOR),
+        ]
+
+    def not_found(self, req: Request) -> Response | None:
+        if req.path.startswith(P + "/") or req.path == P:
+            return Response.json(
+                404, {"message": "Resource not found", "errors": [f"No resource at {req.method} {req.path}"]}, PROBLEM
+            )
+        return None
+
+    def fault_response(self, op: str, rule: FaultRule) -> Response:
+        resp = generic(
+            rule.status,
+            "Internal server error" if rule.status == 500 else f"Injected fault {rule.status}",
+            [("injected_fault", f"injected {rule.kind} fault")],
+        )
+        if rule.status in (429, 503):
+            resp.headers["Retry-After"] = str(rule.retry_after if rule.retry_after is not None else 1)
+        return resp
+
+    def _auth(self, handler: Handler, errors: Errors) -> Handler:
+        """x-api-key, the optional X-8x8-Tenant check, and engine errors to this endpoint's problem shapes."""
+
+        def wrapped(req: Request) -> Response:
+            if not self.engine.check_api_key(req.headers.get("x-api-key") or ""):
+                return unauthorized()
+            tenant = req.headers.get("X-8x8-Tenant")
+            if tenant is not None and tenant != self.engine.config.tenant_id:
+                customer = self.engine.config.customer_id
+                return errors.forbidden_response(
+                    f"Header X-8x8-Tenant doesn't match tenant information for customerId={customer}"
+                )
+            try:
+                return handler(req)
+            except ValidationFailed as exc:
+                return errors.bad_request_response(exc.validations)
+            except BadRequest as exc:
+                return errors.bad_request_response([Validation("", "", "invalid_body", str(exc))])
+            except NotFound as exc:
+                return errors.not_found_response(f"{exc.resource_type} {exc.resource_id} not found")
+            except EngineError as exc:
+                return errors.bad_request_response([Validation("", "", "invalid_state", str(exc))])
+
+        return wrapped
+
+    # -- keys --------------------------------------------------------------------------------
+
+    def jwk(self, req: Request) -> Response:
+        jwk = self.engine.keys.jwk(req.params["kid"])
+        if jwk is None:
+            return Response.json(
+                404, {"message": "Resource not found", "errors": [f"JWK {req.params['kid']} not found"]}, PROBLEM
+            )
+        return Response.json(200, jwk)
+
+    def presigned(self, req: Request) -> Response:
+        att = self.engine.presigned_attachment(req.params["att"], req.q("expires") or "", req.q("signature") or "")
+        if att is None:
+            return Response.json(403, {"message": "Request has expired or the signature does not match"})
+        return self._content(att, att.content_type)
+
+    # -- webhooks ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _webhook(h: Webhook) -> dict[str, Any]:
+        return {"id": h.id, "name": h.name, "uri": h.uri, "version": h.version}
+
+    def _webhook_body(self, req: Request) -> tuple[str, str, str]:
+        body = _Body(req)
+        name = body.string("name", max_len=256) or ""
+        uri = _uri(body, "uri")
+        # The file requires `notificationVersion` but defines `version` (trap T1): accept either.
+        version = body.data.get("version", body.data.get("notificationVersion", GATEWAY_VERSION))
+        if version != GATEWAY_VERSION:
+            body.fail("version", version, "invalid_version", f"must be {GATEWAY_VERSION!r}")
+        body.check()
+        return name, uri, GATEWAY_VERSION
+
+    def list_webhooks(self, req: Request) -> Response:
+        return hal_list(req, "webhooks", [self._webhook(h) for h in self.engine.list_webhooks()])
+
+    def create_webhook(self, req: Request) -> Response:
+        return hal(200, self._webhook(self.engine.create_webhook(*self._webhook_body(req))))
+
+    def get_webhook(self, req: Request) -> Response:
+        return hal(200, self._webhook(self.engine.get_webhook(req.params["id"])))
+
+    def update_webhook(self, req: Request) -> Response:
+        self.engine.get_webhook(req.params["id"])
+        return hal(200, self._webhook(self.engine.update_webhook(req.params["id"], *self._webhook_body(req))))
+
+    def delete_webhook(self, req: Request) -> Response:
+        self.engine.delete_webhook(req.params["id"])
+        return Response.empty(204)
+
+    def verify_webhook(self, req: Request) -> Response:
+        body = _Body(req)
+        version = body.string("version") or ""
+        uri = _uri(body, "uri")
+        body.check()
+        record = self.engine.verify_webhook_uri(uri, version)
+        if not record.ok:
+            outcome = record.error or f"HTTP {record.status}"
+            raise ValidationFailed(
+                [Validation("uri", uri, "webhook_verification_failed", f"WEB_HOOK_VERIFY got no 2xx ({outcome})")]
+            )
+        return Response.empty(204)
+
+    # -- channels ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _channel(c: Channel) -> dict[str, Any]:
+        return {
+            "id": c.id,
+            "name": c.name,
+            "type": c.type,
+            "webHookId": c.webhook_id,
+            "routingOptions": {"type": "queue", "id": c.queue_id},
+        }
+
+    def _channel_body(self, req: Request) -> tuple[str, str, str, str]:
+        body = _Body(req)
+        name = body.string("name", max_len=255) or ""
+        channel_type = body.string("type", required=False) or "ChatAPI"
+        if channel_type != "ChatAPI":
+            body.fail("type", channel_type, "invalid_value", "only ChatAPI channels can be created using the API")
+        webhook_id = body.string("webHookId") or ""
+        routing = body.data.get("routingOptions")
+        queue_id = ""
+        if not isinstance(routing, dict):
+            body.fail("routingOptions", routing, "not_null", "must be an object {type, id}")
+        else:
+            if routing.get("type") != "queue":
+                body.fail("routingOptions.type", routing.get("type"), "invalid_value", "must be 'queue'")
+            queue_id = body.string("id", src=routing) or ""
+        body.check()
+        return name, webhook_id, queue_id, channel_type
+
+    def list_channels(self, req: Request) -> Response:
+        return hal_list(req, "channels", [self._channel(c) for c in self.engine.list_channels()])
+
+    def create_channel(self, req: Request) -> Response:
+        return hal(200, self._channel(self.engine.create_channel(*self._channel_body(req))))
+
+    def get_channel(self, req: Request) -> Response:
+        return hal(200, self._channel(self.engine.get_channel(req.params["id"])))
+
+    def update_channel(self, req: Request) -> Response:
+        self.engine.get_channel(req.params["id"])
+        return hal(200, self._channel(self.engine.update_channel(req.params["id"], *self._channel_body(req))))
+
+    def delete_channel(self, req: Request) -> Response:
+        self.engine.delete_channel(req.params["id"])
+        return Response.empty(204)
+
+    # -- conversations -----------------------------------------------------------------------
+
+    @staticmethod
+    def _conversation(c: Conversation) -> dict[str, Any]:
+        return {
+            "id": c.id,
+            "channelId": c.channel_id,
+            "assignment": c.assignment(),
+            "user": gateway_user(c),
+            "state": c.gateway_state,
+            "createdAt": iso(c.created),
+        }
+
+    def create_conversation(self, req: Request) -> Response:
+        body = _Body(req)
+        channel_id = body.string("channelId") or ""
+        customer: dict[str, str] = {}
+        props: list[dict[str, str]] = []
+        if body.data.get("user") is None:
+            body.fail("user", None, "not_null", "must not be null")
+        else:
+            customer, props = _user(body, body.data["user"])
+        assignment = _assignment(body, body.data.get("assignment"))
+        history: list[dict[str, Any]] = []
+        raw_history = body.data.get("history")
+        if raw_history is not None:
+            messages = raw_history.get("messages") if isinstance(raw_history, dict) else None
+            if not isinstance(messages, list):
+                body.fail("history.messages", None, "not_null", "must be an array")
+            else:
+                if len(messages) > MAX_HISTORY_MESSAGES:
+                    body.fail(
+                        "history.messages", len(messages), "max_size", f"must have at most {MAX_HISTORY_MESSAGES} items"
+                    )
+                for n, item in enumerate(messages):
+                    label = f"history.messages[{n}]"
+                    if not isinstance(item, dict):
+                        body.fail(label, item, "invalid_value", "must be an object")
+                        continue
+                    author = item.get("authorType", "user")
+                    if author not in EXTERNAL_AUTHOR_TYPES:
+                        body.fail(f"{label}.authorType", author, "invalid_value", "must be one of [user, bot]")
+                    text = body.string("text", required=False, src=item)
+                    history.append(
+                        {"authorType": author, "text": text or "", "cards": _cards(body, item.get("cards"), label)}
+                    )
+        body.check()
+        conv = self.engine.create_conversation(channel_id, customer, history, props, assignment)
+        return hal(202, {"conversationId": conv.id, "createdAt": iso(conv.created)})
+
+    def list_conversations(self, req: Request) -> Response:
+        views = [self._conversation(c) for c in self.engine.list_conversations()]
+        return hal_list(
+            req, "conversations", views, sort_keys={"id": lambda v: v["id"], "createdAt": lambda v: v["createdAt"]}
+        )
+
+    def get_conversation(self, req: Request) -> Response:
+        return hal(200, self._conversation(self.engine.get_conversation(req.params["id"])))
+
+    def _update(self, req: Request, body: _Body) -> Response:
+        customer: dict[str, str] | None = None
+        props: list[dict[str, str]] | None = None
+        if body.data.get("user") is not None:
+            customer, props = _user(body, body.data["user"])
+        assignment = _assignment(body, body.data.get("assignment"))
+        channel_id = body.string("channelId", required=False)
+        body.check()
+        conv = self.engine.update_conversation(req.params["id"], channel_id, customer, props, assignment)
+        return hal(202, self._conversation(conv))
+
+    def put_conversation(self, req: Request) -> Response:
+        self.engine.get_conversation(req.params["id"])
+        return self._update(req, _Body(req, allow_empty=True))
+
+    def patch_conversation(self, req: Request) -> Response:
+        self.engine.get_conversation(req.params["id"])
+        body = _Body(req)
+        if "assignment" not in body.data and "user" not in body.data:
+            body.fail("", None, "invalid_value", "body must carry assignment and/or user")
+        return self._update(req, body)
+
+    def list_interactions(self, req: Request) -> Response:
+        conv = self.engine.get_conversation(req.params["id"])
+        with self.engine.lock:
+            views = []
+            for i in conv.interactions:
+                view = {"id": i.id, "startTime": iso(i.start)}
+                if i.end is not None:
+                    view["endTime"] = iso(i.end)
+                views.append(view)
+        return hal_list(req, "interactions", views, filterable=False)
+
+    def list_participants(self, req: Request) -> Response:
+        parts = self.engine.participants(req.params["id"])
+        views = [{"id": p["id"], "removed": p["removed"], "type": p["type"], "language": p["language"]} for p in parts]
+        return hal_list(req, "participants", views, filterable=False)
+
+    def user_leaves(self, req: Request) -> Response:
+        self.engine.get_conversation(req.params["id"])
+        body = _Body(req, allow_empty=True)
+        removed = body.data.get("removed", True)
+        if not isinstance(removed, bool):
+            body.fail("removed", removed, "invalid_value", "must be a boolean")
+        body.check()
+        if removed:
+            self.engine.customer_leaves(req.params["id"], announce=True)
+        return Response.empty(204)
+
+    # -- messages ----------------------------------------------------------------------------
+
+    def _message(self, conv: Conversation, m: Message, participants: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        part = participants.get(m.sender_id, {})
+        view: dict[str, Any] = {
+            "id": m.id,
+            "text": m.text,
+            "createdAt": iso(m.timestamp / 1000),
+            "author": {
+                "id": m.sender_id,
+                "removed": bool(part.get("removed", False)),
+                "type": m.author_type,
+                "language": conv.customer.get("language", "en"),
+            },
+        }
+        if m.attachments:
+            view["attachments"] = [{"id": a} for a in m.attachments]
+        if m.cards:
+            view["cards"] = [self._card(c) for c in m.cards]
+        return view
+
+    @staticmethod
+    def _card(c: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": str(c.get("id", "")),
+            "contentType": c.get("contentType"),
+            "content": c.get("content", {}),
+            "actionSubmitted": False,
+            "actionExecuted": False,
+        }
+
+    def _message_views(self, conv_id: str) -> tuple[Conversation, list[dict[str, Any]]]:
+        conv = self.engine.get_conversation(conv_id)
+        parts = {p["id"]: p for p in self.engine.participants(conv_id)}
+        with self.engine.lock:
+            return conv, [self._message(conv, m, parts) for m in conv.messages]
+
+    def list_messages(self, req: Request) -> Response:
+        _, views = self._message_views(req.params["id"])
+        order = {v["id"]: n for n, v in enumerate(views)}
+        return hal_list(
+            req,
+            "messages",
+            views,
+            default_sort="createdAt:desc",
+            sort_keys={"createdAt": lambda v: order[v["id"]], "id": lambda v: order[v["id"]]},
+            filterable=False,
+        )
+
+    def get_message(self, req: Request) -> Response:
+        _, views = self._message_views(req.params["id"])
+        found = next((v for v in views if v["id"] == req.params["mid"]), None)
+        if found is None:
+            raise NotFound("Message", req.params["mid"])
+        return hal(200, found)
+
+    def list_cards(self, req: Request) -> Response:
+        conv = self.engine.get_conversation(req.params["id"])
+        msg = next((m for m in conv.messages if m.id == req.params["mid"]), None)
+        if msg is None:
+            raise NotFound("Message", req.params["mid"])
+        return hal_list(req, "cards", [self._card(c) for c in msg.cards], filterable=False)
+
+    def post_message(self, req: Request) -> Response:
+        conv = self.engine.get_conversation(req.params["id"])
+        body = _Body(req)
+        author = body.data.get("authorType")
+        if author not in EXTERNAL_AUTHOR_TYPES:
+            body.fail("authorType", author, "invalid_value", "has to be one of user, bot")
+        text = body.string("text", required=False)
+        external = body.data.get("externalProvider")
+        if text is not None and external is not None:
+            body.fail("text", text, "invalid_value", "text and externalProvider cannot be provided at the same time")
+        attachments = _attachment_refs(body, body.data.get("attachments"), "attachments")
+        cards = _cards(body, body.data.get("cards"), "cards")
+        if not text and external is None and not attachments and not cards:
+            body.fail("text", None, "not_null", "a message needs text, attachments, cards or externalProvider")
+        if (
+            author == "user"
+            and conv.customer_left
+            and conv.current is None
+            and not self.engine.config.gateway_removed_accepts_messages
+        ):
+            body.fail("authorType", author, "user_removed", "the user has left the conversation")
+        body.check()
+        self.engine.post_message(req.params["id"], text or "", str(author), attachments, cards)
+        return Response.empty(202)
+
+    # -- attachments -------------------------------------------------------------------------
+
+    @staticmethod
+    def _attachment(a: Attachment) -> dict[str, Any]:
+        return {"id": a.id, "filename": a.filename, "sizeInBytes": len(a.data), "createdAt": iso(a.created)}
+
+    def upload_attachment(self, req: Request) -> Response:
+        conv = self.engine.get_conversation(req.params["id"])
+        parts = parse_multipart(req)
+        problems = []
+        file_part = parts.get("attachment")
+        author = parts.get("authorType", (None, "", b"user"))[2].decode("utf-8", "replace").strip() or "user"
+        if file_part is None:
+            problems.append(Validation("attachment", "", "not_null", "the multipart part 'attachment' is required"))
+        elif len(file_part[2]) > MAX_ATTACHMENT_BYTES:
+            problems.append(Validation("attachment", "", "max_size", f"at most {MAX_ATTACHMENT_BYTES} bytes"))
+        if author not in EXTERNAL_AUTHOR_TYPES:
+            problems.append(Validation("authorType", author, "invalid_value", "must be one of [user, bot]"))
+        if problems:
+            raise ValidationFailed(problems)
+        assert file_part is not None
+        filename, content_type, data = file_part
+        att = self.engine.add_attachment(conv, filename or "attachment", content_type, data, author)
+        return hal(200, self._attachment(att))
+
+    def list_attachments(self, req: Request) -> Response:
+        conv = self.engine.get_conversation(req.params["id"])
+        with self.engine.lock:
+            views = [self._attachment(a) for a in conv.attachments.values()]
+        return hal_list(
+            req, "attachments", views, sort_keys={"id": lambda v: v["id"], "createdAt": lambda v: v["createdAt"]}
+        )
+
+    def get_attachment(self, req: Request) -> Response:
+        return hal(200, self._attachment(self.engine.get_attachment(req.params["id"], req.params["att"])))
+
+    def download_attachment(self, req: Request) -> Response:
+        return self._content(
+            self.engine.get_attachment(req.params["id"], req.params["att"]), "application/octet-stream"
+        )
+
+    @staticmethod
+    def _content(att: Attachment, content_type: str) -> Response:
+        disposition = f"attachment; filename*=UTF-8''{quote(att.filename)}"
+        if att.filename.isascii() and '"' not in att.filename:
+            disposition = f'attachment; filename="{att.filename}"'
+        return Response(200, att.data, {"Content-Type": content_type, "Content-Disposition": disposition})
+
+    # -- indicators --------------------------------------------------------------------------
+
+    def _indicator_body(self, req: Request, authors: tuple[str, ...], required: bool = True) -> _Body:
+        self.engine.get_conversation(req.params["id"])
+        body = _Body(req, allow_empty=not required)
+        author = body.data.get("authorType", None if required else authors[0])
+        if author not in authors:
+            body.fail("authorType", author, "invalid_parameter", f"must be one of {list(authors)}")
+        return body
+
+    def typing(self, req: Request) -> Response:
+        body = self._indicator_body(req, ("bot", "user"))
+        body.check()
+        self.engine.user_typing(req.params["id"], str(body.data["authorType"]))
+        return Response.empty(204)
+
+    def thinking(self, req: Request) -> Response:
+        body = self._indicator_body(req, ("bot",), required=False)
+        seconds = body.data.get("maxThinkingTimeSeconds", 60)
+        if not isinstance(seconds, int) or isinstance(seconds, bool) or not 1 <= seconds <= 600:
+            body.fail("maxThinkingTimeSeconds", seconds, "invalid_parameter", "must be an integer 1..600")
+        body.check()
+        return Response.empty(204)
+
+    def read_receipt(self, req: Request) -> Response:
+        body = self._indicator_body(req, ("bot", "user"))
+        read_at = body.data.get("readAt")
+        if not isinstance(read_at, int) or isinstance(read_at, bool):
+            body.fail("readAt", read_at, "invalid_parameter", "must be epoch milliseconds")
+        body.check()
+        return Response.empty(204)
+
+    def post_agent_assignment(self, req: Request) -> Response:
+        self.engine.get_conversation(req.params["id"])
+        body = _Body(req)
+        if body.data.get("type") != "webhook":
+            body.fail("type", body.data.get("type"), "invalid_parameter", "must be 'webhook'")
+        webhook_id = body.string("id") or ""
+        body.check()
+        self.engine.get_webhook(webhook_id)
+        return Response.empty(201)
