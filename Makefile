@@ -13,11 +13,14 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 PYTEST_ARGS ?=
+ARGS ?=
 
 .PHONY: help venv test lint typecheck template-check checkov unit demo local bench fuzz build deploy clean
 
+# Every rule is listed, with its "## " comment when it has one (a rule added without one still shows up).
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@awk '/^[a-z][a-z0-9_-]*:([^=]|$$)/ { name = $$1; sub(/:.*/, "", name); desc = ""; \
+		if (index($$0, "## ")) { desc = substr($$0, index($$0, "## ") + 3) }; printf "  %-16s %s\n", name, desc }' $(MAKEFILE_LIST)
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is needed (python3.11, python3.12 or python3.13 on PATH)"; exit 1; }
@@ -30,11 +33,11 @@ venv: $(STAMP) ## create .venv and install everything
 
 test: $(STAMP) lint typecheck template-check unit ## ruff, mypy, template checks and the whole pytest suite
 
-lint: $(STAMP)
+lint: $(STAMP) ## ruff check and ruff format --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP)
+typecheck: $(STAMP) ## mypy (strict) on the layer, the functions, the emulator and scripts
 	$(BIN)/mypy layers/common functions emulator scripts
 
 template-check: $(STAMP) checkov ## cfn-lint, sam validate --lint and checkov on template.yaml
@@ -51,14 +54,14 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 checkov: $(CHECKOV_STAMP) ## checkov on template.yaml, offline (each skipped check gives its reason in the template)
 	$(CHECKOV_VENV)/bin/checkov --skip-download --framework cloudformation -f template.yaml --compact --quiet
 
-unit: $(STAMP)
+unit: $(STAMP) ## the pytest suite only (PYTEST_ARGS="..." passes options)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP) ## run a whole case end to end, offline (local 8x8 emulator + local AWS stand-in)
 	$(BIN)/python -m scripts.demo
 
-local: $(STAMP) ## start the local stack and leave it running
-	$(BIN)/python -m scripts.local_stack
+local: $(STAMP) ## start the local stack and leave it running; options: make local ARGS="--api-port 9000 ..."
+	$(BIN)/python -m scripts.local_stack $(ARGS)
 
 bench: $(STAMP) ## print the benchmark figures (docs/performance.md)
 	$(BIN)/python -m scripts.bench
@@ -84,5 +87,5 @@ build: $(STAMP) ## sam build (finds a Python 3.13, or says how to get one)
 deploy: build ## sam build, then sam deploy --guided (defaults in samconfig.toml)
 	$(BIN)/sam deploy --guided
 
-clean:
+clean: ## remove build output and tool caches
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cc_emulator.server import wait_until_interrupted
 from scripts.local_stack.channel import ChannelEvent
-from scripts.local_stack.stack import LocalStack, StackOptions
+from scripts.local_stack.stack import CONTACT_CENTER_APIS, LocalStack, StackOptions, default_api
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -19,6 +19,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--emulator-port", type=int, default=8088, help="8x8 emulator port (default 8088, 0 = any)")
     parser.add_argument("--aws-port", type=int, default=0, help="moto port (default: any free port)")
     parser.add_argument("--api-key", default="local-api-key", help="the x-api-key the business API requires")
+    parser.add_argument(
+        "--api",
+        default=default_api(),
+        choices=CONTACT_CENTER_APIS,
+        help="the 8x8 API the connector uses and the emulator speaks (default: $EIGHTXEIGHT_API, else %(default)s)",
+    )
     parser.add_argument("--log", type=Path, help="write the functions' logs to this file instead of stdout")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--quiet", action="store_true", help="do not print requests and case events")
@@ -79,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         emulator_port=args.emulator_port,
         moto_port=args.aws_port,
         api_key=args.api_key,
+        api=args.api,
         parameters={"LogLevel": args.log_level},
         log_path=args.log,
         on_event=on_event,
@@ -92,6 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = stack.summary()
     print("casebridge local stack is running (Ctrl-C stops it)\n")
     print(f"  API (stage v1)    {stack.api_url}")
+    print(f"  8x8 API           {summary['api']}   (--api)")
     print(f"  API key           {stack.api_key}   (header x-api-key)")
     print(f"  webhook URL       {stack.webhook_url}")
     print(

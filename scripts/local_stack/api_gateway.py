@@ -1,15 +1,24 @@
 """A Docker-free stand-in for `sam local start-api`: API Gateway (REST API, Lambda proxy integration) over
 the template's `Type: Api` events, invoking each function's real handler in this process.
 
-What it does like API Gateway: the stage prefix, path templates with {params}, the x-api-key check of routes
-with ApiKeyRequired, "Missing Authentication Token" for unknown routes, the version 1.0 proxy event (binary
-bodies base64-encoded), the proxy result turned back into HTTP, 502 when the function fails, and the
-template's GatewayResponses applied to the answers the gateway itself makes.
+What it does like API Gateway: the stage prefix, path templates with {params} (routed on the path as sent, so
+an encoded slash "%2F" stays inside its segment), the x-api-key check of routes with ApiKeyRequired, "Missing
+Authentication Token" for unknown routes, the version 1.0 proxy event (`path` percent-encoded as sent,
+`pathParameters` decoded, binary bodies base64-encoded), chunked request bodies, the proxy result turned back
+into HTTP, 502 when the function fails, and the template's GatewayResponses applied to the answers the gateway
+itself makes.
+
+Where it is stricter than API Gateway: a body declared as text (JSON, XML, text/*) that is not valid UTF-8
+reaches the function base64-encoded with isBase64Encoded=true, the bytes exactly as sent. REST API Gateway,
+for a media type that is not in the API's binaryMediaTypes, decodes the body as UTF-8 and substitutes U+FFFD
+for invalid bytes, so the function cannot tell the body was damaged; passing the bytes lets casebridge refuse
+it (400, "not valid JSON") instead of accepting altered text.
 """
 
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 import secrets
@@ -18,6 +27,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -26,6 +36,11 @@ from scripts.local_stack.functions import LocalFunction
 from scripts.local_stack.template import ApiRoute, Template, TemplateError
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+# A realistic listen backlog: the standard library's default of 5 drops connections under a burst (the client
+# retries its SYN only after a second), which API Gateway never does.
+LISTEN_BACKLOG = 128
+_CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?\r?\n")
+_MAX_LINE = 8192
 _TEXT_TYPES = re.compile(r"^(text/.*|application/(.+\+)?(json|xml|javascript|x-www-form-urlencoded)|)$")
 
 
@@ -37,6 +52,68 @@ class GatewayAnswer:
 
 
 RequestLog = Callable[[str, str, int, float], None]
+
+
+class BadRequestBody(Exception):
+    """The request's framing (Content-Length, Transfer-Encoding, chunks) cannot be read."""
+
+    def __init__(self, status: int, response_type: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.response_type = response_type
+        self.message = message
+
+
+class GatewayHTTPServer(ThreadingHTTPServer):
+    request_queue_size = LISTEN_BACKLOG
+    daemon_threads = True
+
+
+def read_chunked(stream: io.BufferedIOBase, limit: int) -> bytes:
+    """A Transfer-Encoding: chunked body (RFC 9112 7.1): hex sizes, optional extensions, trailers ignored."""
+    body = bytearray()
+    while True:
+        line = stream.readline(_MAX_LINE + 1)
+        match = _CHUNK_SIZE_LINE.fullmatch(line)
+        if match is None:
+            raise BadRequestBody(400, "BAD_REQUEST_BODY", "Malformed chunked request body")
+        size = int(match.group(1), 16)
+        if size == 0:
+            break
+        if len(body) + size > limit:
+            raise BadRequestBody(413, "REQUEST_TOO_LARGE", "Request Too Long")
+        chunk = stream.read(size)
+        if len(chunk) != size or stream.readline(_MAX_LINE + 1) not in (b"\r\n", b"\n"):
+            raise BadRequestBody(400, "BAD_REQUEST_BODY", "Malformed chunked request body")
+        body += chunk
+    while True:  # trailer fields, up to the empty line
+        line = stream.readline(_MAX_LINE + 1)
+        if line in (b"\r\n", b"\n", b""):
+            return bytes(body)
+        if len(line) > _MAX_LINE:
+            raise BadRequestBody(400, "BAD_REQUEST_BODY", "Malformed chunked request body")
+
+
+def read_body(headers: Message, stream: io.BufferedIOBase, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, framed by Transfer-Encoding: chunked or by Content-Length (RFC 9112 6.3)."""
+    codings = [c.strip().lower() for v in headers.get_all("Transfer-Encoding") or [] for c in v.split(",")]
+    if codings:
+        # Chunked must be the last coding; other codings are not something API Gateway decodes either.
+        if codings != ["chunked"]:
+            raise BadRequestBody(501, "BAD_REQUEST_BODY", "Unsupported Transfer-Encoding")
+        return read_chunked(stream, limit)
+    lengths = {v.strip() for v in headers.get_all("Content-Length") or []}
+    if not lengths:
+        return b""
+    if len(lengths) != 1 or not re.fullmatch(r"[0-9]{1,12}", next(iter(lengths))):
+        raise BadRequestBody(400, "BAD_REQUEST_BODY", "Invalid Content-Length")
+    length = int(next(iter(lengths)))
+    if length > limit:
+        raise BadRequestBody(413, "REQUEST_TOO_LARGE", "Request Too Long")
+    body = stream.read(length) if length else b""
+    if len(body) != length:
+        raise BadRequestBody(400, "BAD_REQUEST_BODY", "Incomplete request body")
+    return body
 
 
 def is_text(content_type: str | None) -> bool:
@@ -72,7 +149,7 @@ class LocalApi:
         self.on_request = on_request
         # Requests wait here until the functions' environment is complete (the stack sets it after start).
         self.ready = threading.Event()
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: GatewayHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.base_url = ""
 
@@ -90,14 +167,21 @@ class LocalApi:
 
             def _serve(self) -> None:
                 started = time.monotonic()
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                headers = [(k, v) for k, v in self.headers.items()]
-                answer = api.handle(self.command, self.path, headers, body, self.client_address[0])
+                try:
+                    body = read_body(self.headers, self.rfile)
+                except BadRequestBody as error:
+                    # What is left of the body cannot be told from the next request: answer and hang up.
+                    self.close_connection = True
+                    answer = api.gateway_error(error.response_type, error.status, error.message, str(uuid.uuid4()))
+                else:
+                    headers = [(k, v) for k, v in self.headers.items()]
+                    answer = api.handle(self.command, self.path, headers, body, self.client_address[0])
                 self.send_response(answer.status)
                 for name, values in answer.headers.items():
                     for value in values:
                         self.send_header(name, value)
+                if self.close_connection:
+                    self.send_header("Connection", "close")
                 self.send_header("Content-Length", str(len(answer.body)))
                 self.end_headers()
                 if self.command != "HEAD":
@@ -107,13 +191,17 @@ class LocalApi:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve  # noqa: N815
 
-        self._httpd = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = GatewayHTTPServer((self.host, self.port), Handler)
         host, port = str(self._httpd.server_address[0]), int(self._httpd.server_address[1])
         self.base_url = f"http://{host}:{port}/{self.stage}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="local-api", daemon=True)
         self._thread.start()
         return self.base_url
+
+    @property
+    def httpd(self) -> GatewayHTTPServer | None:
+        """The listening server while started (tests check its backlog)."""
+        return self._httpd
 
     def stop(self) -> None:
         if self._httpd is not None:
@@ -186,14 +274,11 @@ class LocalApi:
             query_single[name] = value
             query_multi.setdefault(name, []).append(value)
         content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
-        binary = bool(body) and not is_text(content_type)
-        if binary:
-            body_field: str | None = base64.b64encode(body).decode("ascii")
-        else:
-            body_field = body.decode("utf-8", errors="replace") if body else None
+        body_field, binary = proxy_body(body, content_type)
         now = time.time()
         user_agent = next((v for k, v in headers if k.lower() == "user-agent"), None)
-        path = unquote(raw_path)
+        # REST API Gateway passes the path as sent (percent-encoded) and decodes the path parameters.
+        path = raw_path
         host = next((v for k, v in headers if k.lower() == "host"), "127.0.0.1")
         return {
             "resource": route.path,
@@ -203,7 +288,7 @@ class LocalApi:
             "multiValueHeaders": multi,
             "queryStringParameters": query_single or None,
             "multiValueQueryStringParameters": query_multi or None,
-            "pathParameters": {k: unquote(v) for k, v in raw_params.items()} or None,
+            "pathParameters": {k: unquote(v, errors="replace") for k, v in raw_params.items()} or None,
             "stageVariables": None,
             "requestContext": {
                 "resourceId": route.event_id,
@@ -274,6 +359,18 @@ class LocalApi:
                 "MissingAuthenticationTokenException" if "Token" in message else "ForbiddenException"
             ]
         return GatewayAnswer(status, headers, body)
+
+
+def proxy_body(body: bytes, content_type: str | None) -> tuple[str | None, bool]:
+    """The proxy event's (body, isBase64Encoded). Text that is not UTF-8 goes as bytes too (module docstring)."""
+    if not body:
+        return None, False
+    if is_text(content_type):
+        try:
+            return body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(body).decode("ascii"), True
 
 
 def render_error_template(mapping: str, response_type: str, message: str, request_id: str) -> str:

@@ -1,15 +1,25 @@
-"""The AWS stand-in: moto in server mode, with the template's table, queues and event bus created in it."""
+"""The AWS stand-in: moto in server mode, with the template's table, queues and event bus created in it.
+
+moto's DynamoDB is not safe under concurrent requests: a TransactWriteItems deep-copies the tables it touches
+(to roll back) while another thread writes to them, which fails with "RuntimeError: dictionary changed size
+during iteration" (a traceback on the console, a 500 that botocore retries) and could roll back another
+request's write. The stand-in runs moto's WSGI app behind a middleware that serialises every DynamoDB request;
+the other services (SQS long polls, EventBridge) stay concurrent.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import boto3
 import requests
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from scripts.local_stack.template import Template, TemplateError
 
@@ -22,6 +32,54 @@ if TYPE_CHECKING:
 # Credentials moto accepts; nothing here ever reaches AWS.
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 CREATED_TYPES = ("AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::Events::EventBus")
+
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+_DYNAMODB_TARGET = "DynamoDB_"  # X-Amz-Target of every DynamoDB JSON API call (DynamoDB_20120810.PutItem...)
+
+
+class SerialisedDynamoDB:
+    """WSGI middleware: one DynamoDB request at a time (module docstring), the response read under the lock."""
+
+    def __init__(self, app: WsgiApp) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith(_DYNAMODB_TARGET):
+            return self.app(environ, start_response)
+        with self.lock:
+            result = self.app(environ, start_response)
+            try:
+                return [b"".join(result)]
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+
+
+class MotoServer:
+    """moto's server (as moto.server.ThreadedMotoServer runs it: threaded werkzeug, moto's request handler),
+    with DynamoDB serialised. werkzeug's listen backlog is already 128."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.app = SerialisedDynamoDB(DomainDispatcherApplication(create_backend_app))
+        self.httpd: BaseWSGIServer = make_server(
+            host, port, self.app, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="moto", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def get_host_and_port(self) -> tuple[str, int]:
+        host, port = self.httpd.server_address[:2]
+        return str(host), int(port)
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join()
 
 
 @dataclass
@@ -40,16 +98,16 @@ class AwsStandIn:
     endpoint_url: str = ""
     created: list[CreatedResource] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (logical id, type) not emulated
-    _server: ThreadedMotoServer | None = None
+    server: MotoServer | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> str:
         # moto's werkzeug logs every request on stderr; the stack reports what matters itself.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
-        self._server.start()
-        host, port = self._server.get_host_and_port()
+        self.server = MotoServer(self.host, self.port)
+        self.server.start()
+        host, port = self.server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
         # moto keeps its state per process, not per server: start from nothing, whatever ran before.
         self.reset()
@@ -59,10 +117,10 @@ class AwsStandIn:
         requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
 
     def stop(self) -> None:
-        if self._server is not None:
+        if self.server is not None:
             self.reset()
-            self._server.stop()
-            self._server = None
+            self.server.stop()
+            self.server = None
 
     def client(self, service: str) -> Any:
         session = boto3.session.Session(

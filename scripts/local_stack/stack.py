@@ -18,7 +18,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import requests
 from aws_lambda_powertools.utilities import parameters
@@ -32,6 +32,19 @@ from scripts.local_stack.channel import BusinessChannel, EventCallback
 from scripts.local_stack.functions import LocalFunction, load_functions
 from scripts.local_stack.sqs_poller import BatchLog, SqsPoller, start_pollers
 from scripts.local_stack.template import Template, TemplateError
+
+ContactCenterApi = Literal["chat-gateway-v1", "chat-api-v2"]
+CONTACT_CENTER_APIS: tuple[ContactCenterApi, ...] = ("chat-gateway-v1", "chat-api-v2")
+DEFAULT_API: ContactCenterApi = "chat-gateway-v1"
+
+
+def default_api() -> ContactCenterApi:
+    value = os.environ.get("EIGHTXEIGHT_API") or DEFAULT_API
+    for api in CONTACT_CENTER_APIS:
+        if value == api:
+            return api
+    raise TemplateError(f"EIGHTXEIGHT_API={value!r}: the local stack runs {' or '.join(CONTACT_CENTER_APIS)}")
+
 
 # Added to the template's environment, for every function (one process serves them all).
 LOCAL_ENVIRONMENT = {
@@ -87,6 +100,9 @@ def demo_emulator_config(**timings: float) -> EmulatorConfig:
 @dataclass
 class StackOptions:
     stack_name: str = "casebridge-local"
+    # The 8x8 API the functions use (EIGHTXEIGHT_API) and the emulator's webhook speaks; by default the caller's
+    # own EIGHTXEIGHT_API if set (e.g. `EIGHTXEIGHT_API=chat-api-v2 pytest tests/e2e`), else the Chat Gateway.
+    api: ContactCenterApi = field(default_factory=default_api)
     region: str = "us-east-1"
     template_path: Path = REPO_ROOT / "template.yaml"
     host: str = "127.0.0.1"
@@ -109,6 +125,8 @@ class StackOptions:
 class LocalStack:
     def __init__(self, options: StackOptions | None = None) -> None:
         self.options = options or StackOptions()
+        if self.options.api not in CONTACT_CENTER_APIS:
+            raise TemplateError(f"unknown 8x8 API {self.options.api!r}: {' or '.join(CONTACT_CENTER_APIS)}")
         self.template = Template.load(
             self.options.template_path, stack_name=self.options.stack_name, region=self.options.region
         )
@@ -160,13 +178,14 @@ class LocalStack:
         )
         self.emulator.start()
         self.api.start()
-        self.webhook_id, self.channel_id = self.emulator.provision(self.webhook_url, options.channel_queue_id)
+        self.webhook_id, self.channel_id = self._provision()
         self.template.parameter_values = {
             "EightByEightBaseUrl": self.emulator.base_url,
             "EightByEightRegion": config.region,
             "EightByEightTenantId": config.tenant_id,
             "EightByEightChannelId": self.channel_id,
             "EightByEightCredentialsSecretArn": self.secret_arn,
+            **({"EightByEightApi": options.api} if "EightByEightApi" in self.template.parameters else {}),
             **options.parameters,
         }
         self.environment = self.function_environment()
@@ -192,6 +211,10 @@ class LocalStack:
             on_event=options.on_event,
         )
         self.channel.start()
+
+    def _provision(self) -> tuple[str, str]:
+        """The emulator's webhook (in the dialect of the stack's API) and channel for the local webhook URL."""
+        return self.emulator.engine.provision(self.webhook_url, self.options.channel_queue_id, version=self.options.api)
 
     def stop(self) -> None:
         if not self._started:
@@ -235,6 +258,7 @@ class LocalStack:
                     raise TemplateError(f"{name} differs between functions; one local process cannot serve both")
                 merged[name] = value
         merged.update(self.options.environment)
+        merged["EIGHTXEIGHT_API"] = self.options.api
         merged.update(
             {
                 "AWS_ENDPOINT_URL": self.aws.endpoint_url,
@@ -346,4 +370,5 @@ class LocalStack:
             "routes": [f"{r.method} {r.path} -> {r.function_id}" for r in self.api.routes],
             "channelId": self.channel_id,
             "tenantId": self.emulator.config.tenant_id,
+            "api": self.options.api,
         }

@@ -7,6 +7,7 @@ environment variable or a queue attribute added there shows up locally without r
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,16 @@ for _tag in _SHORT_TAGS:
 
 class TemplateError(Exception):
     """The template asks for something the local stack cannot provide."""
+
+
+class _NoValue:
+    """!Ref AWS::NoValue: the property or list item it stands for is left out."""
+
+    def __repr__(self) -> str:
+        return "AWS::NoValue"
+
+
+NO_VALUE = _NoValue()
 
 
 @dataclass(frozen=True)
@@ -149,8 +160,29 @@ class Template:
 
     @property
     def resources(self) -> dict[str, dict[str, Any]]:
+        """The resources CloudFormation would create: those whose `Condition` is false are left out (e.g. the
+        8x8 provisioning, when the local stack gives the channel id itself)."""
         resources: dict[str, dict[str, Any]] = self.body.get("Resources", {})
-        return resources
+        return {
+            logical_id: resource
+            for logical_id, resource in resources.items()
+            if not isinstance(resource.get("Condition"), str) or self.condition(resource["Condition"])
+        }
+
+    def condition(self, name: str) -> bool:
+        """A named condition of the Conditions section, evaluated with the current parameter values."""
+        conditions = self.body.get("Conditions") or {}
+        if name not in conditions:
+            raise TemplateError(f"condition {name} is not defined")
+        return self._truth(conditions[name], f"condition {name}")
+
+    def _truth(self, value: Any, what: str) -> bool:
+        result = self.resolve(value)
+        if isinstance(result, bool):
+            return result
+        if isinstance(result, str) and result in ("true", "false"):
+            return result == "true"
+        raise TemplateError(f"{what} is not a boolean: {result!r}")
 
     @property
     def parameters(self) -> dict[str, dict[str, Any]]:
@@ -315,7 +347,9 @@ class Template:
             "AWS::AccountId": self.account_id,
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
-            "AWS::StackId": f"arn:aws:cloudformation:{self.region}:{self.account_id}:stack/{self.stack_name}/local",
+            # A stable id per stack name, shaped like CloudFormation's (names built from it stay unique).
+            "AWS::StackId": f"arn:aws:cloudformation:{self.region}:{self.account_id}:stack/{self.stack_name}/"
+            + str(uuid.uuid5(uuid.NAMESPACE_URL, f"casebridge-local/{self.stack_name}")),
         }.get(name)
 
     def ref(self, name: str) -> str:
@@ -335,15 +369,34 @@ class Template:
         return values[attribute]
 
     def resolve(self, value: Any) -> Any:
-        """Evaluate Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::Select, Fn::Split anywhere inside `value`."""
+        """Evaluate Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::Select, Fn::Split, the condition functions (Fn::If,
+        Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition) anywhere inside `value`; only the branch Fn::If takes is
+        evaluated, and AWS::NoValue removes the property or item it stands for."""
         if isinstance(value, list):
-            return [self.resolve(v) for v in value]
+            return [r for r in (self.resolve(v) for v in value) if r is not NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
             ((key, arg),) = value.items()
+            if key == "Ref" and arg == "AWS::NoValue":
+                return NO_VALUE
             if key == "Ref":
                 return self.ref(str(arg))
+            if key == "Condition" and isinstance(arg, str):
+                return self.condition(arg)
+            if key == "Fn::If":
+                name, when_true, when_false = arg
+                return self.resolve(when_true if self.condition(str(name)) else when_false)
+            if key == "Fn::Equals":
+                left, right = arg
+                return self.as_string(self.resolve(left)) == self.as_string(self.resolve(right))
+            if key == "Fn::Not":
+                (operand,) = arg
+                return not self._truth(operand, "Fn::Not")
+            if key == "Fn::And":
+                return all(self._truth(operand, "Fn::And") for operand in arg)
+            if key == "Fn::Or":
+                return any(self._truth(operand, "Fn::Or") for operand in arg)
             if key == "Fn::GetAtt":
                 parts = arg if isinstance(arg, list) else str(arg).split(".", 1)
                 return self.get_att(str(parts[0]), str(self.resolve(parts[1])))
@@ -360,7 +413,8 @@ class Template:
                 return self.as_string(self.resolve(text)).split(str(separator))
             if key.startswith("Fn::"):
                 raise TemplateError(f"{key} is not supported by the local stack")
-        return {k: self.resolve(v) for k, v in value.items()}
+        resolved = {k: self.resolve(v) for k, v in value.items()}
+        return {k: v for k, v in resolved.items() if v is not NO_VALUE}
 
     def _sub(self, arg: Any) -> str:
         text, variables = (arg[0], arg[1]) if isinstance(arg, list) else (arg, {})
