@@ -49,10 +49,16 @@ NAME = "casebridge-test-stack"
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:casebridge/8x8-AbCdEf"
 
 
-def v2_args(emu: EmulatorServer, credentials: Any = None) -> tuple[str, str, str, str, Credentials]:
+@pytest.fixture(params=[GATEWAY, V2])
+def api(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def args(emu: EmulatorServer, api: str, credentials: Any = None) -> tuple[str, str, str, str, Credentials]:
+    """The emulator as the 8x8 place of `api` (it serves both surfaces on one engine)."""
     cfg = emu.config
-    creds = credentials or Credentials(cfg.api_key, cfg.api_secret, SECRET_ARN)
-    return V2, emu.base_url, cfg.tenant_id, cfg.region, creds
+    creds = credentials or Credentials(cfg.api_key, cfg.api_secret if api == V2 else "", SECRET_ARN)
+    return api, emu.base_url, cfg.tenant_id, cfg.region, creds
 
 
 def webhooks(emu: EmulatorServer) -> list[Any]:
@@ -77,14 +83,20 @@ def test_each_api_needs_its_own_secret_shape() -> None:
         parse_credentials("chat-api-v3", '{"apiKey": "k"}')
 
 
-# ---- Chat API v2 on the emulator ----------------------------------------------------------------------------------
+# ---- both APIs on the emulator -----------------------------------------------------------------------------------
 def test_create_registers_a_webhook_and_a_channel_on_the_queue(
     emulator: EmulatorServer,  # noqa: F811
     webhook_receiver: WebhookReceiver,  # noqa: F811
+    api: str,
 ) -> None:
-    webhook_id, channel_id = provision_contact_center(*v2_args(emulator), webhook_receiver.url, "101", NAME)
+    webhook_id, channel_id = provision_contact_center(*args(emulator, api), webhook_receiver.url, "101", NAME)
     [hook] = webhooks(emulator)
-    assert (hook.id, hook.name, hook.uri, hook.version) == (webhook_id, NAME, webhook_receiver.url, "v2.0")
+    assert (hook.id, hook.name, hook.uri, hook.version) == (
+        webhook_id,
+        NAME,
+        webhook_receiver.url,
+        provisioning.EVENT_VERSION[api],
+    )
     [channel] = channels(emulator)
     assert (channel.id, channel.webhook_id, channel.queue_id, channel.name) == (channel_id, webhook_id, "101", NAME)
     # 8x8 verified the URL: the stack's intake must already answer WEB_HOOK_VERIFY when this runs.
@@ -94,9 +106,10 @@ def test_create_registers_a_webhook_and_a_channel_on_the_queue(
 def test_a_cloudformation_retry_makes_nothing_twice(
     emulator: EmulatorServer,  # noqa: F811
     webhook_receiver: WebhookReceiver,  # noqa: F811
+    api: str,
 ) -> None:
-    first = provision_contact_center(*v2_args(emulator), webhook_receiver.url, "101", NAME)
-    second = provision_contact_center(*v2_args(emulator), webhook_receiver.url, "101", NAME)
+    first = provision_contact_center(*args(emulator, api), webhook_receiver.url, "101", NAME)
+    second = provision_contact_center(*args(emulator, api), webhook_receiver.url, "101", NAME)
     assert first == second
     assert len(webhooks(emulator)) == 1
     assert len(channels(emulator)) == 1
@@ -105,10 +118,11 @@ def test_a_cloudformation_retry_makes_nothing_twice(
 def test_an_existing_webhook_with_the_same_name_and_uri_is_adopted(
     emulator: EmulatorServer,  # noqa: F811
     webhook_receiver: WebhookReceiver,  # noqa: F811
+    api: str,
 ) -> None:
     other = emulator.engine.create_webhook("someone-else", "https://elsewhere.example/hook")
     mine = emulator.engine.create_webhook(NAME, webhook_receiver.url)
-    webhook_id, _ = provision_contact_center(*v2_args(emulator), webhook_receiver.url, "102", NAME)
+    webhook_id, _ = provision_contact_center(*args(emulator, api), webhook_receiver.url, "102", NAME)
     assert webhook_id == mine.id
     assert {h.id for h in webhooks(emulator)} == {other.id, mine.id}
     [channel] = channels(emulator)
@@ -118,19 +132,21 @@ def test_an_existing_webhook_with_the_same_name_and_uri_is_adopted(
 def test_an_adopted_channel_on_another_queue_is_moved_to_the_queue_asked_for(
     emulator: EmulatorServer,  # noqa: F811
     webhook_receiver: WebhookReceiver,  # noqa: F811
+    api: str,
 ) -> None:
-    webhook_id, channel_id = provision_contact_center(*v2_args(emulator), webhook_receiver.url, "101", NAME)
-    assert provision_contact_center(*v2_args(emulator), webhook_receiver.url, "102", NAME) == (webhook_id, channel_id)
+    webhook_id, channel_id = provision_contact_center(*args(emulator, api), webhook_receiver.url, "101", NAME)
+    assert provision_contact_center(*args(emulator, api), webhook_receiver.url, "102", NAME) == (webhook_id, channel_id)
     assert emulator.engine.get_channel(channel_id).queue_id == "102"
 
 
 def test_update_repoints_the_channel_to_a_new_queue_and_the_webhook_to_a_new_url(
     emulator: EmulatorServer,  # noqa: F811
     webhook_receiver: WebhookReceiver,  # noqa: F811
+    api: str,
 ) -> None:
-    ids = provision_contact_center(*v2_args(emulator), webhook_receiver.url, "101", NAME)
+    ids = provision_contact_center(*args(emulator, api), webhook_receiver.url, "101", NAME)
     new_url = webhook_receiver.url + "?stage=v2"
-    assert update_contact_center(*v2_args(emulator), new_url, "102", NAME, *ids) == ids
+    assert update_contact_center(*args(emulator, api), new_url, "102", NAME, *ids) == ids
     assert emulator.engine.get_channel(ids[1]).queue_id == "102"
     assert emulator.engine.get_webhook(ids[0]).uri == new_url
     assert len(webhooks(emulator)) == len(channels(emulator)) == 1
@@ -139,11 +155,12 @@ def test_update_repoints_the_channel_to_a_new_queue_and_the_webhook_to_a_new_url
 def test_update_of_a_webhook_that_is_gone_provisions_afresh(
     emulator: EmulatorServer,  # noqa: F811
     webhook_receiver: WebhookReceiver,  # noqa: F811
+    api: str,
 ) -> None:
-    old_webhook, old_channel = provision_contact_center(*v2_args(emulator), webhook_receiver.url, "101", NAME)
+    old_webhook, old_channel = provision_contact_center(*args(emulator, api), webhook_receiver.url, "101", NAME)
     emulator.engine.delete_channel(old_channel)
     emulator.engine.delete_webhook(old_webhook)
-    new_ids = update_contact_center(*v2_args(emulator), webhook_receiver.url, "102", NAME, old_webhook, old_channel)
+    new_ids = update_contact_center(*args(emulator, api), webhook_receiver.url, "102", NAME, old_webhook, old_channel)
     assert new_ids != (old_webhook, old_channel)
     assert emulator.engine.get_channel(new_ids[1]).queue_id == "102"
 
@@ -151,20 +168,22 @@ def test_update_of_a_webhook_that_is_gone_provisions_afresh(
 def test_delete_removes_both_and_deleting_again_is_fine(
     emulator: EmulatorServer,  # noqa: F811
     webhook_receiver: WebhookReceiver,  # noqa: F811
+    api: str,
 ) -> None:
-    ids = provision_contact_center(*v2_args(emulator), webhook_receiver.url, "101", NAME)
-    deprovision_contact_center(*v2_args(emulator), *ids)
+    ids = provision_contact_center(*args(emulator, api), webhook_receiver.url, "101", NAME)
+    deprovision_contact_center(*args(emulator, api), *ids)
     assert webhooks(emulator) == channels(emulator) == []
-    deprovision_contact_center(*v2_args(emulator), *ids)  # 404: already gone
+    deprovision_contact_center(*args(emulator, api), *ids)  # 404: already gone
 
 
 def test_delete_without_ids_finds_what_a_failed_create_left_by_name_and_uri(
     emulator: EmulatorServer,  # noqa: F811
     webhook_receiver: WebhookReceiver,  # noqa: F811
+    api: str,
 ) -> None:
     keep = emulator.engine.create_webhook("someone-else", webhook_receiver.url)
-    provision_contact_center(*v2_args(emulator), webhook_receiver.url, "101", NAME)
-    deprovision_contact_center(*v2_args(emulator), None, None, name=NAME, webhook_url=webhook_receiver.url)
+    provision_contact_center(*args(emulator, api), webhook_receiver.url, "101", NAME)
+    deprovision_contact_center(*args(emulator, api), None, None, name=NAME, webhook_url=webhook_receiver.url)
     assert [h.id for h in webhooks(emulator)] == [keep.id]
     assert channels(emulator) == []
 
@@ -172,12 +191,17 @@ def test_delete_without_ids_finds_what_a_failed_create_left_by_name_and_uri(
 def test_8x8_refusing_the_credentials_is_a_reason_naming_the_secret(
     emulator: EmulatorServer,  # noqa: F811
     webhook_receiver: WebhookReceiver,  # noqa: F811
+    api: str,
 ) -> None:
-    wrong = Credentials(emulator.config.api_key, "not-the-secret", SECRET_ARN)
+    wrong = Credentials("not-the-key", "not-the-secret", SECRET_ARN)
     with pytest.raises(ProvisioningError) as refused:
-        provision_contact_center(*v2_args(emulator, wrong), webhook_receiver.url, "101", NAME)
-    assert str(refused.value) == (
-        f"8x8 refused the API key and secret (401): check apiKey and apiSecret in {SECRET_ARN}"
+        provision_contact_center(*args(emulator, api, wrong), webhook_receiver.url, "101", NAME)
+    assert (
+        str(refused.value)
+        == {
+            V2: f"8x8 refused the API key and secret (401): check apiKey and apiSecret in {SECRET_ARN}",
+            GATEWAY: f"8x8 refused the API key (401): check the apiKey in {SECRET_ARN}",
+        }[api]
     )
     assert len(str(refused.value)) <= 256  # CloudFormation's status reason
     assert webhooks(emulator) == []
@@ -186,9 +210,10 @@ def test_8x8_refusing_the_credentials_is_a_reason_naming_the_secret(
 def test_8x8_refusing_the_queue_names_the_parameter_and_leaves_no_webhook_behind(
     emulator: EmulatorServer,  # noqa: F811
     webhook_receiver: WebhookReceiver,  # noqa: F811
+    api: str,
 ) -> None:
     with pytest.raises(ProvisioningError) as refused:
-        provision_contact_center(*v2_args(emulator), webhook_receiver.url, "999", NAME)
+        provision_contact_center(*args(emulator, api), webhook_receiver.url, "999", NAME)
     message = str(refused.value)
     assert message.startswith("8x8 refused the channel on queue 999 (check EightByEightQueueId) (400: ")
     assert "999" in message.split("(400: ", 1)[1]  # 8x8's own validation text comes along
@@ -199,10 +224,11 @@ def test_8x8_refusing_the_queue_names_the_parameter_and_leaves_no_webhook_behind
 def test_another_tenant_is_a_reason_naming_the_tenant_parameter(
     emulator: EmulatorServer,  # noqa: F811
     webhook_receiver: WebhookReceiver,  # noqa: F811
+    api: str,
 ) -> None:
-    _, base, _, region, creds = v2_args(emulator)
+    _, base, _, region, creds = args(emulator, api)
     with pytest.raises(ProvisioningError, match=r"\(403: .*\): check EightByEightTenantId \(other-tenant\)"):
-        provision_contact_center(V2, base, "other-tenant", region, creds, webhook_receiver.url, "101", NAME)
+        provision_contact_center(api, base, "other-tenant", region, creds, webhook_receiver.url, "101", NAME)
 
 
 def test_an_unreachable_8x8_is_a_reason_naming_the_base_url() -> None:
@@ -216,9 +242,12 @@ def test_an_unreachable_8x8_is_a_reason_naming_the_base_url() -> None:
 def test_no_time_left_is_a_reason_not_a_hang(
     emulator: EmulatorServer,  # noqa: F811
     webhook_receiver: WebhookReceiver,  # noqa: F811
+    api: str,
 ) -> None:
     with pytest.raises(ProvisioningError, match="did not finish answering in the time CloudFormation allows"):
-        provision_contact_center(*v2_args(emulator), webhook_receiver.url, "101", NAME, deadline=time.monotonic() + 0.5)
+        provision_contact_center(
+            *args(emulator, api), webhook_receiver.url, "101", NAME, deadline=time.monotonic() + 0.5
+        )
     assert webhooks(emulator) == []
 
 

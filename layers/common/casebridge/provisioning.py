@@ -107,8 +107,11 @@ def _detail(body: Any) -> str:
     for key in ("detail", "Error", "message", "title"):
         if not parts and body.get(key):
             parts.append(str(body[key]))
-    text = "; ".join(p for p in parts if p)
-    return text[:120]
+    kept: list[str] = []
+    for part in parts:  # v2 repeats a validation's message in `errors`
+        if part and not any(part in earlier for earlier in kept):
+            kept.append(part)
+    return "; ".join(kept)[:120]
 
 
 @dataclass(frozen=True)
