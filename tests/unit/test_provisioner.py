@@ -1,10 +1,9 @@
 """casebridge.provisioning and the provisioner custom resource (issue 13).
 
-Chat API v2 runs against the 8x8 emulator (a real local HTTP server), with a real webhook receiver as the stack's
-webhook URL. The emulator has no Chat Gateway surface yet, so the Gateway tests use `responses` with the shapes of
-GATEWAY.md §2.1/§2.2 (HAL lists, x-api-key, X-8x8-Tenant); move them onto the emulator when it serves the Gateway.
-The custom-resource tests run crhelper's real protocol against a local HTTPS server standing in for CloudFormation's
-response URL.
+Both APIs run against the 8x8 emulator (a real local HTTP server serving the Gateway and v2 surfaces on one
+engine), with a real webhook receiver as the stack's webhook URL. `responses` pins what the emulator does not show:
+the exact Gateway headers and bodies, and paging to a later page. The custom-resource tests run crhelper's real
+protocol against a local HTTPS server standing in for CloudFormation's response URL.
 """
 
 from __future__ import annotations
@@ -251,7 +250,7 @@ def test_no_time_left_is_a_reason_not_a_hang(
     assert webhooks(emulator) == []
 
 
-# ---- Chat Gateway v1 (responses, until the emulator serves the Gateway) ----------------------------------------
+# ---- Chat Gateway v1 request shapes and paging (responses) ----------------------------------------
 GW = "https://api.8x8.test"
 GW_CREDS = Credentials("gw-key", "", SECRET_ARN)
 HOOK_URL = "https://abc.execute-api.us-east-1.amazonaws.com/v1/webhooks/8x8"
