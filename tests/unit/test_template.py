@@ -35,7 +35,7 @@ def api_routes(resource: dict[str, Any]) -> set[tuple[str, str]]:
 
 
 def served_routes(module: Any) -> set[tuple[str, str]]:
-    routes = set()
+    routes: set[tuple[str, str]] = set()
     for route in [*module.app._static_routes, *module.app._dynamic_routes]:
         path = re.sub(r"<(\w+)>", r"{\1}", route.path)
         methods = route.method if isinstance(route.method, list | tuple) else [route.method]

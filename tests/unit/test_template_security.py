@@ -17,9 +17,9 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
-from unit_support import ROOT
 
 from casebridge.settings import Settings
+from tests.support.paths import ROOT
 
 TABLE = {"Fn::GetAtt": ["CasesTable", "Arn"]}
 INTAKE = "WebhookIntakeFunction"
