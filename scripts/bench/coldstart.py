@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scripts.bench import harness as h
+from tests.support.lambdas import FUNCTIONS
 
 FLOOR = "import boto3, requests, aws_lambda_powertools"
 
@@ -101,7 +102,7 @@ def cold_starts(repeats: int) -> tuple[float, list[ColdStart]]:
     env = _lambda_env()
     layer = str(h.REPO / "layers" / "common")
     targets = {"floor": (FLOOR, "")}
-    for name in h.FUNCTIONS:
+    for name in FUNCTIONS:
         app = str(h.REPO / "functions" / name / "app.py")
         targets[name] = (HANDLER_IMPORT.format(layer=layer, app=app), HANDLER_INIT)
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
@@ -112,7 +113,7 @@ def cold_starts(repeats: int) -> tuple[float, list[ColdStart]]:
             samples[name].append(_child(imports, init, env))
     floor_ms = statistics.median(s["import_s"] for s in samples["floor"]) * 1000
     results = []
-    for name in h.FUNCTIONS:
+    for name in FUNCTIONS:
         imports_ms = [s["import_s"] * 1000 for s in samples[name]]
         median_ms = statistics.median(imports_ms)
         results.append(
@@ -139,7 +140,7 @@ RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "d
 
 
 def sizes(install: bool = True) -> Sizes:
-    functions = {name: _tree_size(h.REPO / "functions" / name) for name in h.FUNCTIONS}
+    functions = {name: _tree_size(h.REPO / "functions" / name) for name in FUNCTIONS}
     layer_code = _tree_size(h.REPO / "layers" / "common" / "casebridge")
     if not install:
         return Sizes(functions, layer_code, None, None, [], "dependencies not installed (--quick)")

@@ -19,6 +19,12 @@ from casebridge import services
 from casebridge.contact_center import http
 from casebridge.store import CaseStore
 from scripts.bench import harness as h
+from tests.support.aws import AwsResources
+from tests.support.events import EVENT_EXTRAS, api_gateway_event, sqs_event, webhook_body, webhook_event
+from tests.support.lambdas import FUNCTIONS, LambdaContext, load_function
+from tests.support.signing import WebhookSigner
+
+JSON = {"Content-Type": "application/json"}
 
 
 @dataclass
@@ -73,13 +79,13 @@ def capacity_units(calls: list[h.Call]) -> dict[str, float]:
 class Scenarios:
     """Drives the three functions' real lambda_handlers through one case's life."""
 
-    def __init__(self, log: h.CallLog, resources: h.Resources, signer: h.Signer) -> None:
+    def __init__(self, log: h.CallLog, resources: AwsResources, signer: WebhookSigner) -> None:
         self.log = log
         self.res = resources
         self.signer = signer
-        self.fns: dict[str, ModuleType] = {name: h.load_function(name) for name in h.FUNCTIONS}
+        self.fns: dict[str, ModuleType] = {name: load_function(name) for name in FUNCTIONS}
         h.silence_function_logs()
-        self.context = h.LambdaContext()
+        self.context = LambdaContext()
         self._event_n = 0
         self.io_8x8: list[float] = []
         self.bench_s = 0.0  # time of the bench's own work inside a measured run (the SQS poller's calls)
@@ -107,7 +113,9 @@ class Scenarios:
 
     def post_message(self, case_id: str, text: str = "Hi, my order has not arrived.") -> None:
         body = json.dumps({"text": text})
-        event = h.api_event("POST", "/cases/{caseId}/messages", {"caseId": case_id}, body)
+        event = api_gateway_event(
+            "POST", "/cases/{caseId}/messages", path_parameters={"caseId": case_id}, body=body, headers=JSON
+        )
         answer = self.invoke("outbound_sender", event)
         assert answer["statusCode"] == 202, answer
 
@@ -120,7 +128,7 @@ class Scenarios:
         ).get("Messages", [])
         assert got, "no message waiting on the outbound queue"
         self.bench_s += time.perf_counter() - started
-        answer = self.invoke("outbound_sender", h.sqs_event(got, self.res.queue_arn))
+        answer = self.invoke("outbound_sender", sqs_event(got, self.res.queue_arn))
         assert answer.get("batchItemFailures") == [], answer
         started = time.perf_counter()
         sqs.delete_message(QueueUrl=self.res.queue_url, ReceiptHandle=got[0]["ReceiptHandle"])
@@ -128,22 +136,24 @@ class Scenarios:
 
     def webhook(self, event_type: str, case_id: str, event_id: str | None = None) -> str:
         conversation = self.conversations.get(case_id, case_id)
-        body = h.webhook_body(event_type, conversation, **h.WEBHOOK_EXTRA.get(event_type, {}))
+        body = webhook_body(event_type, conversation, **EVENT_EXTRAS.get(event_type, {}))
         if event_id is None:
             self._event_n += 1
             event_id = f"evt-{self._event_n:06d}"
-        headers = self.signer.headers(body, event_id)
-        answer = self.invoke("webhook_intake", h.api_event("POST", "/webhooks/8x8", None, body, headers))
+        headers = h.webhook_headers(self.signer, body, event_id)
+        answer = self.invoke("webhook_intake", webhook_event(headers, body))
         assert answer["statusCode"] == 200, answer
         return event_id
 
     def customer_leaves(self, case_id: str) -> None:
-        event = h.api_event("DELETE", "/cases/{caseId}/conversation", {"caseId": case_id})
+        event = api_gateway_event("DELETE", "/cases/{caseId}/conversation", path_parameters={"caseId": case_id})
         answer = self.invoke("conversation_lifecycle", event)
         assert answer["statusCode"] == 200, answer
 
     def open_conversation(self, case_id: str) -> None:
-        event = h.api_event("POST", "/cases/{caseId}/conversation", {"caseId": case_id}, "{}")
+        event = api_gateway_event(
+            "POST", "/cases/{caseId}/conversation", path_parameters={"caseId": case_id}, body="{}", headers=JSON
+        )
         answer = self.invoke("conversation_lifecycle", event)
         assert answer["statusCode"] in (200, 201), answer
 
@@ -223,11 +233,11 @@ def run(quick: bool = False) -> list[Row]:
     h.apply_environment()
     repeats = 3 if quick else 15
     log = h.CallLog()
-    signer = h.Signer()
+    signer = h.new_signer()
     fake = h.Fake8x8(log, signer)
     rows: list[Row] = []
     with mock_aws(), h.count_aws_calls(log), fake.serving():
-        resources = h.create_resources()
+        resources = h.create_bench_resources()
         h.cold_container()
         s = Scenarios(log, resources, signer)
         with timed_8x8_io(s.io_8x8):

@@ -1,5 +1,6 @@
-"""The bench's stand-ins: AWS in-process (moto), a fake 8x8 that counts its calls, a webhook signer, the
-Lambda events API Gateway and SQS would send, and a counter of every call the connector's code makes.
+"""The bench's stand-ins: AWS in-process (moto), a fake 8x8 that counts its calls, and a counter of every call the
+connector's code makes. The plumbing the tests use too (function loader, Lambda context, API Gateway and SQS events,
+the webhook signer, template.yaml's resources in moto) comes from tests/support, run from the repository's root.
 
 Nothing here changes the connector's code paths: AWS calls are counted where every botocore client sends
 them (`BaseClient._make_api_call`), 8x8 calls where the HTTP transport would send them (`responses`).
@@ -7,9 +8,7 @@ them (`BaseClient._make_api_call`), 8x8 calls where the HTTP transport would sen
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import importlib.util
 import io
 import json
 import logging
@@ -18,26 +17,26 @@ import re
 import sys
 import threading
 import time
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
 import responses
-from aws_lambda_powertools.utilities import parameters
 from botocore.client import BaseClient
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from tests.support.aws import AwsResources, ResourceNames, create_resources
+from tests.support.connector import reset_casebridge
+from tests.support.signing import WebhookSigner, new_rsa_key
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def add_paths() -> None:
-    """The layer and the emulator, importable as Lambda and pytest make them."""
+    """The layer and the emulator, importable as Lambda and pytest make them (`python -m scripts.bench` is an
+    entry point: nothing else puts them on the path)."""
     for path in (REPO / "layers" / "common", REPO / "emulator"):
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))
@@ -51,10 +50,15 @@ CHANNEL = "bench-channel"
 CUSTOMER = "bench-customer"
 BASE_URL = "https://8x8.bench.invalid"
 CC_REGION = "us"
-TABLE = "casebridge-bench"
-BUS = "casebridge-bench-bus"
-SECRET_NAME = "casebridge-bench-8x8"
-FUNCTIONS = ("outbound_sender", "webhook_intake", "conversation_lifecycle")
+NAMES = ResourceNames(
+    table="casebridge-bench",
+    bus="casebridge-bench-bus",
+    queue="bench-outbound.fifo",
+    dead_letter_queue="bench-outbound-dlq.fifo",
+    secret="casebridge-bench-8x8",
+)
+TABLE = NAMES.table
+BUS = NAMES.bus
 
 LAMBDA_ENV = {
     "AWS_DEFAULT_REGION": REGION,
@@ -64,6 +68,7 @@ LAMBDA_ENV = {
     "CASES_TABLE_NAME": TABLE,
     "EVENT_BUS_NAME": BUS,
     "EIGHTXEIGHT_BASE_URL": BASE_URL,
+    "EIGHTXEIGHT_API": "chat-api-v2",
     "EIGHTXEIGHT_REGION": CC_REGION,
     "EIGHTXEIGHT_TENANT_ID": TENANT,
     "EIGHTXEIGHT_CHANNEL_ID": CHANNEL,
@@ -96,7 +101,6 @@ def apply_environment() -> None:
 # Powertools reads its settings when casebridge.observability is imported: the environment comes first.
 apply_environment()
 
-from casebridge import aws, services, settings  # noqa: E402
 from casebridge.observability import logger  # noqa: E402
 
 
@@ -188,63 +192,22 @@ def count_aws_calls(log: CallLog) -> Iterator[None]:
 # ---- 8x8 stand-in ------------------------------------------------------------------------------
 
 
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+def new_signer() -> WebhookSigner:
+    """Signs webhook deliveries the way the contract describes, for the bench's tenant (tests/support/signing.py)."""
+    return WebhookSigner(new_rsa_key(), "bench-kid", tenant_id=TENANT, customer_id=CUSTOMER)
 
 
-class Signer:
-    """Signs webhook deliveries the way the contract describes (RS256 JWS, detached unencoded payload)."""
-
-    def __init__(self, kid: str = "bench-kid") -> None:
-        self.kid = kid
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-    def jwk(self) -> dict[str, str]:
-        numbers = self.key.public_key().public_numbers()
-
-        def encode(value: int) -> str:
-            return b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
-
-        return {
-            "kty": "RSA",
-            "kid": self.kid,
-            "alg": "RS256",
-            "use": "sig",
-            "n": encode(numbers.n),
-            "e": encode(numbers.e),
-        }
-
-    def headers(self, body: bytes, event_id: str, retry: int = 0, tt: int | None = None) -> dict[str, str]:
-        tt = int(time.time() * 1000) if tt is None else tt
-        header = {"b64": False, "crit": ["b64"], "kid": self.kid, "alg": "RS256"}
-        protected = b64url(json.dumps(header, separators=(",", ":")).encode())
-        payload = json.dumps(
-            {
-                "checksum": zlib.crc32(body) & 0xFFFFFFFF,
-                "cid": CUSTOMER,
-                "eid": event_id,
-                "retry": retry,
-                "tid": TENANT,
-                "tt": tt,
-            },
-            separators=(",", ":"),
-        ).encode()
-        signature = self.key.sign(protected.encode() + b"." + payload, padding.PKCS1v15(), hashes.SHA256())
-        return {
-            "X-8x8-Signature": f"{protected}..{b64url(signature)}",
-            "X-8x8-Event-Id": event_id,
-            "X-8x8-Retry": str(retry),
-            "X-8x8-Transmission-Time": str(tt),
-            "X-8x8-Tenant-Id": TENANT,
-            "X-8x8-Customer-Id": CUSTOMER,
-            "Content-Type": "application/json",
-        }
+def webhook_headers(signer: WebhookSigner, body: bytes, event_id: str) -> dict[str, str]:
+    """What 8x8 sends with a webhook body: the signature headers and the body's type."""
+    return {**signer.headers(body, event_id=event_id), "Content-Type": "application/json"}
 
 
 class Fake8x8:
     """Answers the Chat API v2 calls the connector makes and logs each one by operation."""
 
-    def __init__(self, log: CallLog, signer: Signer, token_lifetime_s: int = 3600, token_delay_s: float = 0.0) -> None:
+    def __init__(
+        self, log: CallLog, signer: WebhookSigner, token_lifetime_s: int = 3600, token_delay_s: float = 0.0
+    ) -> None:
         self.log = log
         self.signer = signer
         self.token_lifetime_s = token_lifetime_s
@@ -285,7 +248,7 @@ class Fake8x8:
         return 204, {}, ""
 
     def _jwk(self, _request: Any) -> tuple[int, dict[str, str], str]:
-        return 200, {"Content-Type": "application/json"}, json.dumps(self.signer.jwk())
+        return 200, {"Content-Type": "application/json"}, json.dumps(self.signer.public_jwk)
 
     @contextlib.contextmanager
     def serving(self) -> Iterator[None]:
@@ -319,39 +282,12 @@ class Fake8x8:
 # ---- AWS stand-in ------------------------------------------------------------------------------
 
 
-@dataclass
-class Resources:
-    queue_url: str
-    dlq_url: str
-    queue_arn: str
-    secret_arn: str
-
-
-def create_resources() -> Resources:
-    """What template.yaml creates, in moto (mock_aws must be active)."""
-    dynamodb = internal_client("dynamodb")
-    dynamodb.create_table(
-        TableName=TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-    )
-    sqs = internal_client("sqs")
-    fifo = {"FifoQueue": "true", "ContentBasedDeduplication": "false", "VisibilityTimeout": "120"}
-    dlq_url = sqs.create_queue(QueueName="bench-outbound-dlq.fifo", Attributes=dict(fifo))["QueueUrl"]
-    queue_url = sqs.create_queue(QueueName="bench-outbound.fifo", Attributes=dict(fifo))["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    internal_client("events").create_event_bus(Name=BUS)
-    secret_arn = internal_client("secretsmanager").create_secret(
-        Name=SECRET_NAME, SecretString=json.dumps({"apiKey": "bench-key", "apiSecret": "bench-secret"})
-    )["ARN"]
-    os.environ["OUTBOUND_QUEUE_URL"] = queue_url
-    os.environ["OUTBOUND_DLQ_URL"] = dlq_url
-    os.environ["EIGHTXEIGHT_SECRET_ARN"] = secret_arn
-    return Resources(queue_url, dlq_url, queue_arn, secret_arn)
+def create_bench_resources() -> AwsResources:
+    """What template.yaml creates, in moto (mock_aws must be active), made with clients the bench does not count;
+    the functions' environment points at them."""
+    resources = create_resources(NAMES, client=internal_client, credentials=("bench-key", "bench-secret"))
+    os.environ.update(resources.environment())
+    return resources
 
 
 def internal_client(service: str) -> Any:
@@ -363,113 +299,4 @@ def internal_client(service: str) -> Any:
 
 def cold_container() -> None:
     """Forget everything a Lambda container keeps between invocations (settings, clients, services, caches)."""
-    settings.get_settings.cache_clear()
-    aws.reset_clients()
-    services.set_services(None)
-    parameters.clear_caches()  # type: ignore[no-untyped-call]
-    vars(parameters.base)["DEFAULT_PROVIDERS"].clear()  # their boto3 clients were made for the last stand-in
-
-
-# ---- the functions and their events ------------------------------------------------------------
-
-
-def load_function(name: str) -> ModuleType:
-    """functions/<name>/app.py as its own module (all three are called `app`)."""
-    path = REPO / "functions" / name / "app.py"
-    spec = importlib.util.spec_from_file_location(f"bench_fn_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "casebridge-bench"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:casebridge-bench"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-    log_group_name: str = "/aws/lambda/casebridge-bench"
-    log_stream_name: str = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 20_000
-
-
-def api_event(
-    method: str,
-    resource: str,
-    params: dict[str, str] | None = None,
-    body: str | bytes | None = None,
-    headers: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """An API Gateway REST (v1 proxy) event for `resource` (e.g. /cases/{caseId}/messages)."""
-    path = resource
-    for name, value in (params or {}).items():
-        path = path.replace("{" + name + "}", value)
-    raw = body.encode() if isinstance(body, str) else body
-    hdrs = {"Content-Type": "application/json", **(headers or {})}
-    return {
-        "resource": resource,
-        "path": path,
-        "httpMethod": method,
-        "headers": hdrs,
-        "multiValueHeaders": {k: [v] for k, v in hdrs.items()},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": params or None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": resource,
-            "httpMethod": method,
-            "path": f"/v1{path}",
-            "stage": "v1",
-            "requestId": "bench-request",
-            "identity": {"sourceIp": "127.0.0.1", "userAgent": "bench"},
-        },
-        "body": None if raw is None else raw.decode(),
-        "isBase64Encoded": False,
-    }
-
-
-def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
-    """What the SQS event-source mapping hands the function, from messages received with all attributes."""
-    records = []
-    for message in messages:
-        attributes = dict(message.get("Attributes", {}))
-        attributes.setdefault("ApproximateReceiveCount", "1")
-        records.append(
-            {
-                "messageId": message["MessageId"],
-                "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"],
-                "attributes": attributes,
-                "messageAttributes": {},
-                "md5OfBody": message.get("MD5OfBody", ""),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": REGION,
-            }
-        )
-    return {"Records": records}
-
-
-def webhook_body(event_type: str, conversation_id: str, **extra: Any) -> bytes:
-    payload: dict[str, Any] = {
-        "eventType": event_type,
-        "messageType": "AGENT" if event_type == "TEXT" else "SYSTEM",
-        "conversationId": conversation_id,
-        "timestamp": int(time.time() * 1000),
-        **extra,
-    }
-    return json.dumps(payload, separators=(",", ":")).encode()
-
-
-WEBHOOK_EXTRA: dict[str, dict[str, Any]] = {
-    "QUEUED": {"queueId": "q-1", "queueName": "Support"},
-    "AGENT_JOINED": {"agentId": "a-1", "agentName": "Ada"},
-    "TEXT": {"agentId": "a-1", "agentName": "Ada", "message": "Hello, how can I help?"},
-    "TRANSFER": {},
-    "AGENT_LEFT": {"agentId": "a-1", "agentName": "Ada"},
-}
+    reset_casebridge(parameters=True)

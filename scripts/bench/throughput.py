@@ -13,6 +13,8 @@ from casebridge import services as svc
 from casebridge.contact_center.webhook_signature import JwkCache, WebhookVerifier
 from casebridge.settings import load_settings
 from scripts.bench import harness as h
+from tests.support.events import EVENT_EXTRAS, webhook_body, webhook_event
+from tests.support.lambdas import LambdaContext, load_function
 
 CONVERSATION = "conv-throughput"
 CASE = "case-throughput"
@@ -78,13 +80,13 @@ class FakeEvents:
 
 
 def run(seconds: float = 1.0, events: int = 2000) -> Throughput:
-    signer = h.Signer()
-    jwk = signer.jwk()
+    signer = h.new_signer()
+    jwk = signer.public_jwk
     types = ("QUEUED", "AGENT_JOINED", "TEXT", "TRANSFER", "AGENT_LEFT")
     signed = []
     for n in range(50):  # signing is the slow part; 50 distinct deliveries are replayed (the fakes never dedupe)
-        body = h.webhook_body(types[n % len(types)], CONVERSATION, **h.WEBHOOK_EXTRA[types[n % len(types)]])
-        headers = signer.headers(body, f"evt-{n:04d}")
+        body = webhook_body(types[n % len(types)], CONVERSATION, **EVENT_EXTRAS[types[n % len(types)]])
+        headers = h.webhook_headers(signer, body, f"evt-{n:04d}")
         signed.append((body, headers))
 
     # Verification alone, one thread (one core), keys cached as in a warm container.
@@ -102,15 +104,15 @@ def run(seconds: float = 1.0, events: int = 2000) -> Throughput:
     rate = done / elapsed
 
     # The whole intake handler, AWS stubbed.
-    fn = h.load_function("webhook_intake")
+    fn = load_function("webhook_intake")
     h.silence_function_logs()
     services = svc.build_services(load_settings())
     services.store._client = FakeDynamoDB()  # type: ignore[assignment]
     services.publisher._client = FakeEvents()  # type: ignore[assignment]
     services.verifier = WebhookVerifier(h.TENANT, JwkCache(lambda kid: jwk))
     svc.set_services(services)
-    context = h.LambdaContext()
-    api_events = [h.api_event("POST", "/webhooks/8x8", None, body, headers) for body, headers in signed]
+    context = LambdaContext()
+    api_events = [webhook_event(headers, body) for body, headers in signed]
     timings: list[float] = []
     try:
         with contextlib.redirect_stdout(h.NULL):

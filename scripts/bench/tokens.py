@@ -36,11 +36,11 @@ class TokenResult:
 
 def run(containers: int = 20, lifetimes: int = 2) -> TokenResult:
     log = h.CallLog()
-    fake = h.Fake8x8(log, h.Signer(), token_lifetime_s=SHORT_LIFETIME_S, token_delay_s=TOKEN_LATENCY_S)
+    fake = h.Fake8x8(log, h.new_signer(), token_lifetime_s=SHORT_LIFETIME_S, token_delay_s=TOKEN_LATENCY_S)
     waits: list[float] = []
     errors: list[BaseException] = []
     with mock_aws(), h.count_aws_calls(log), fake.serving():
-        h.create_resources()
+        h.create_bench_resources()
         h.cold_container()
         h.silence_function_logs()
         settings = load_settings()

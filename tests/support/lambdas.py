@@ -10,7 +10,7 @@ from types import ModuleType
 
 from tests.support.paths import FUNCTIONS_DIR
 
-FUNCTIONS = ("conversation_lifecycle", "outbound_sender", "webhook_intake")
+FUNCTIONS = ("outbound_sender", "webhook_intake", "conversation_lifecycle")
 
 
 def load_function(name: str, copy: str = "") -> ModuleType:
