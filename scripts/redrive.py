@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import boto3
@@ -38,9 +39,11 @@ def redrive(sqs: SQSClient, dlq_url: str, queue_url: str, *, dry_run: bool = Fal
             reason = attributes["reason"].get("StringValue", "") if "reason" in attributes else ""
             print(f"case {message.caseId} message {message.messageId}: {reason}")
             if not dry_run:
+                # A new redrive number: the sender sends a dead-lettered message again only when redriven.
+                redriven = replace(message, redrive=message.redrive + 1)
                 sqs.send_message(
                     QueueUrl=queue_url,
-                    MessageBody=item["Body"],
+                    MessageBody=redriven.to_json(),
                     MessageGroupId=message.caseId,
                     MessageDeduplicationId=f"redrive-{message.messageId}-{int(time.time())}",
                 )

@@ -12,6 +12,7 @@ from casebridge.api import build_resolver, case_id_from_path, int_query, json_re
 from casebridge.models import OpenConversationRequest
 from casebridge.observability import logger, metrics, tracer
 from casebridge.services import get_services
+from casebridge.views import case_view
 
 app = build_resolver()
 
@@ -22,20 +23,20 @@ def open_conversation(caseId: str) -> Any:  # noqa: N803 - the path parameter's 
     logger.append_keys(caseId=case_id)
     request = parse_body(app, OpenConversationRequest, optional=True)
     case, created = cases.open_conversation(get_services(), case_id, request)
-    return json_response(201 if created else 200, case.to_view())
+    return json_response(201 if created else 200, case_view(case))
 
 
 @app.delete("/cases/<caseId>/conversation")
 def customer_leaves(caseId: str) -> Any:  # noqa: N803
     case_id = case_id_from_path(caseId)
     logger.append_keys(caseId=case_id)
-    return json_response(200, cases.customer_leaves(get_services(), case_id).to_view())
+    return json_response(200, case_view(cases.customer_leaves(get_services(), case_id)))
 
 
 @app.get("/cases/<caseId>")
 def get_case(caseId: str) -> Any:  # noqa: N803
     case_id = case_id_from_path(caseId)
-    return json_response(200, cases.require_case(get_services(), case_id).to_view())
+    return json_response(200, case_view(cases.read_case(get_services(), case_id)))
 
 
 @app.get("/cases/<caseId>/events")
@@ -47,7 +48,7 @@ def case_events(caseId: str) -> Any:  # noqa: N803
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)  # responses hold customer data: not in X-Ray
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

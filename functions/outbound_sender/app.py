@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from casebridge import messages
@@ -17,11 +15,6 @@ from casebridge.outbound_queue import OutboundMessage
 from casebridge.services import get_services
 
 app = build_resolver()
-# A failure holds back the rest of its case's group (order kept) but not other cases.
-processor = SqsFifoPartialProcessor(skip_group_on_error=True)
-# A batch whose every message was deferred is not a crash: report them in batchItemFailures (their retry delay
-# is already set on the queue) instead of failing the invocation, which would count as a Lambda error.
-processor.raise_on_entire_batch_failure = False
 
 
 @app.post("/cases/<caseId>/messages")
@@ -32,16 +25,30 @@ def post_message(caseId: str) -> Any:  # noqa: N803 - the path parameter's name
     return json_response(202, messages.accept_message(get_services(), case_id, request))
 
 
-def deliver(record: SQSRecord) -> str:
-    message = OutboundMessage.from_json(record.body)
-    receive_count = int(record.attributes.approximate_receive_count or "1")
-    return messages.deliver_message(get_services(), message, receive_count, record.receipt_handle)
+def deliver_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """An SQS FIFO batch, in order. A failure holds back the rest of its case's group (order kept) but not other
+    cases; what is given back goes in batchItemFailures (a deferred retry is not a Lambda error). Powertools'
+    FIFO processor cannot also stop for the time left or dead-letter a message before SQS would, hence this."""
+    deliveries = [
+        messages.QueuedDelivery(
+            message=OutboundMessage.from_json(record.body),
+            receive_count=int(record.attributes.approximate_receive_count or "1"),
+            receipt_handle=record.receipt_handle,
+            group_id=record.attributes.message_group_id or record.message_id,
+        )
+        for record in SQSEvent(event).records
+    ]
+    handles = messages.deliver_batch(get_services(), deliveries, context.get_remaining_time_in_millis)
+    ids = {record.receipt_handle: record.message_id for record in SQSEvent(event).records}
+    return {"batchItemFailures": [{"itemIdentifier": ids[handle]} for handle in handles]}
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
-@tracer.capture_lambda_handler
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)  # responses hold message text: keep them out of X-Ray
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "Records" in event:
-        return dict(process_partial_response(event=event, record_handler=deliver, processor=processor, context=context))
+        return deliver_batch(event, context)
+    # The API Gateway correlation id applies to API requests only, not to SQS batches.
+    logger.set_correlation_id(event.get("requestContext", {}).get("requestId"))
     return app.resolve(event, context)

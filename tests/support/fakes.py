@@ -24,10 +24,45 @@ class FakeContactCenter:
         if queued:
             raise queued.pop(0)
 
-    def create_conversation(self, channel_id: str, customer: dict[str, str], history: Iterable[Any]) -> str:
+    api: str = "chat-api-v2"
+    routed: list[tuple[str, Any]] = field(default_factory=list)
+    customer_updates: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    typing: list[tuple[str, str]] = field(default_factory=list)
+    found: dict[str, str] = field(default_factory=dict)  # caseId -> conversation id 8x8 already holds
+
+    def create_conversation(
+        self, channel_id: str, case_id: str, customer: Any, history: Iterable[Any], routing: Any = None
+    ) -> str:
+        from casebridge.contact_center.chat_api_v2 import customer_body  # noqa: PLC0415 - casebridge only when called
+
         self._maybe_fail("create")
-        self.created.append({"channelId": channel_id, "customer": customer, "history": list(history)})
+        self.created.append(
+            {
+                "channelId": channel_id,
+                "customer": customer_body(case_id, customer),
+                "history": list(history),
+                "routing": routing,
+            }
+        )
         return self.conversation_ids.pop(0) if len(self.conversation_ids) > 1 else self.conversation_ids[0]
+
+    def route(self, conversation_id: str, routing: Any) -> None:
+        self._maybe_fail("route")
+        self.routed.append((conversation_id, routing))
+
+    def update_customer(self, conversation_id: str, case_id: str, customer: Any) -> None:
+        from casebridge.contact_center.chat_api_v2 import customer_body  # noqa: PLC0415
+
+        self._maybe_fail("update")
+        self.customer_updates.append((conversation_id, customer_body(case_id, customer)))
+
+    def find_conversation(self, case_id: str, channel_id: str) -> str | None:
+        self._maybe_fail("find")
+        return self.found.get(case_id)
+
+    def send_typing(self, conversation_id: str, author_type: str) -> None:
+        self._maybe_fail("typing")
+        self.typing.append((conversation_id, author_type))
 
     def send_message(self, conversation_id: str, text: str, author_type: str) -> None:
         self._maybe_fail("send")

@@ -14,7 +14,7 @@ import pytest
 import requests
 import responses
 
-from casebridge.errors import ContactCenterError
+from casebridge.errors import ContactCenterUnavailable
 from casebridge.services import set_services
 from casebridge.store import CaseStore
 from tests.support.aws import aws_client
@@ -234,7 +234,7 @@ def test_unexpected_error_is_a_json_500_without_stack_trace(
 def test_failed_create_releases_the_claim(
     functions: SimpleNamespace, services: Any, fake_8x8: FakeContactCenter
 ) -> None:
-    fake_8x8.errors["create"] = [ContactCenterError("down", upstream_status=503, retryable=True)]
+    fake_8x8.errors["create"] = [ContactCenterUnavailable("down", upstream_status=503)]
     assert_error(call(functions, "open_conversation.json"), 503, "ContactCenterUnavailable")
     assert call(functions, "open_conversation.json").status == 201, "the next attempt must not wait for a lease"
 
@@ -248,14 +248,16 @@ def real_8x8(real_services: Any) -> Any:
         yield rsps
 
 
-def test_8x8_400_is_502_with_the_upstream_code(functions: SimpleNamespace, real_8x8: Any) -> None:
+def test_8x8_refusing_the_configured_channel_is_a_configuration_error(
+    functions: SimpleNamespace, real_8x8: Any
+) -> None:
     real_8x8.post(
         f"{TENANT_PATH}/conversations",
         status=400,
         json={"message": "bad", "errors": [{"code": "CHANNEL_NOT_FOUND", "message": "no channel"}]},
     )
     answer = call(functions, "open_conversation.json")
-    error = assert_error(answer, 502, "ContactCenterError")
+    error = assert_error(answer, 500, "ContactCenterMisconfigured")
     assert error["upstream"] == {"status": 400, "code": "CHANNEL_NOT_FOUND"}
 
 
@@ -318,7 +320,7 @@ def test_customer_leaves_8x8_failure_keeps_the_case_open(
     functions: SimpleNamespace, services: Any, fake_8x8: FakeContactCenter
 ) -> None:
     call(functions, "open_conversation.json")
-    fake_8x8.errors["leave"] = [ContactCenterError("boom", upstream_status=500, retryable=True)]
+    fake_8x8.errors["leave"] = [ContactCenterUnavailable("boom", upstream_status=500)]
     assert_error(call(functions, "customer_leaves.json"), 503, "ContactCenterUnavailable")
     assert call(functions, "get_case.json").body["state"] == "open"
 

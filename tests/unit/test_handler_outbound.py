@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import responses
 
-from casebridge.errors import ContactCenterError
+from casebridge.errors import ContactCenterError, ContactCenterUnavailable
 from casebridge.messages import backoff_seconds
 from casebridge.services import set_services
-from casebridge.store import MessageRecord
+from casebridge.store import MessageRecord, MessageStatus
 from tests.support.aws import aws_client
 from tests.support.fakes import FakeContactCenter
 from tests.support.lambdas import LambdaContext
@@ -192,7 +192,7 @@ def test_retryable_failure_defers_with_backoff_and_holds_the_group(
     fake_8x8.conversation_ids = ["conv-2002"]
     first, second = accept(functions, "first", "second")
     [other] = accept(functions, "other case", case_id="case-2002")
-    fake_8x8.errors["send"] = [ContactCenterError("8x8 answered 503", upstream_status=503, retryable=True)]
+    fake_8x8.errors["send"] = [ContactCenterUnavailable("8x8 answered 503", upstream_status=503)]
     changes = visibility_changes(services)
     batch = batch_from_queue(fifo_queues.outbound_url)
     ids = {json.loads(r["body"])["messageId"]: r["messageId"] for r in batch["Records"]}
@@ -214,7 +214,7 @@ def test_backoff_grows_with_the_receive_count(
     accept(functions, "first")
     batch = batch_from_queue(fifo_queues.outbound_url)
     batch["Records"][0]["attributes"]["ApproximateReceiveCount"] = "5"
-    fake_8x8.errors["send"] = [ContactCenterError("boom", upstream_status=500, retryable=True)]
+    fake_8x8.errors["send"] = [ContactCenterUnavailable("boom", upstream_status=500)]
     changes = visibility_changes(services)
     random.seed(7)
     assert len(process(functions, batch)) == 1
@@ -273,8 +273,10 @@ def test_budget_exhausted_goes_to_the_dlq(
     batch = batch_from_queue(fifo_queues.outbound_url)
     # Earlier attempts are counted on the message's record (not by SQS's receive count).
     budget = services.settings.max_send_attempts
-    services.store.record_message(CASE, MessageRecord(message_id, "pending", budget - 1, 0), conversation_id)
-    fake_8x8.errors["send"] = [ContactCenterError("8x8 answered 503", upstream_status=503, retryable=True)]
+    services.store.record_message(
+        CASE, MessageRecord(message_id, MessageStatus.PENDING, budget - 1, 0), conversation_id
+    )
+    fake_8x8.errors["send"] = [ContactCenterUnavailable("8x8 answered 503", upstream_status=503)]
     changes = visibility_changes(services)
     assert process(functions, batch) == []
     assert changes == []
@@ -292,8 +294,10 @@ def test_one_attempt_below_the_budget_is_still_retried(
     [message_id] = accept(functions, "almost")
     batch = batch_from_queue(fifo_queues.outbound_url)
     budget = services.settings.max_send_attempts
-    services.store.record_message(CASE, MessageRecord(message_id, "pending", budget - 2, 0), conversation_id)
-    fake_8x8.errors["send"] = [ContactCenterError("503", upstream_status=503, retryable=True)]
+    services.store.record_message(
+        CASE, MessageRecord(message_id, MessageStatus.PENDING, budget - 2, 0), conversation_id
+    )
+    fake_8x8.errors["send"] = [ContactCenterUnavailable("503", upstream_status=503)]
     assert len(process(functions, batch)) == 1
     assert receive_all(fifo_queues.dead_letter_url) == []
 
@@ -306,7 +310,7 @@ def test_receives_without_an_attempt_do_not_spend_the_budget(
     accept(functions, "held back")
     batch = batch_from_queue(fifo_queues.outbound_url)
     batch["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(services.settings.max_send_attempts + 3)
-    fake_8x8.errors["send"] = [ContactCenterError("503", upstream_status=503, retryable=True)]
+    fake_8x8.errors["send"] = [ContactCenterUnavailable("503", upstream_status=503)]
     assert len(process(functions, batch)) == 1, "first real attempt: deferred, not dead-lettered"
     assert receive_all(fifo_queues.dead_letter_url) == []
 
@@ -317,7 +321,7 @@ def test_ambiguous_failure_is_counted_then_delivered(
     open_case(functions)
     [message_id] = accept(functions, "maybe twice")
     batch = batch_from_queue(fifo_queues.outbound_url)
-    fake_8x8.errors["send"] = [ContactCenterError("read timeout", retryable=True, ambiguous=True)]
+    fake_8x8.errors["send"] = [ContactCenterUnavailable("read timeout", ambiguous=True)]
     assert len(process(functions, batch)) == 1
     _, pending = services.store.lookup_for_delivery(CASE, message_id)
     assert pending is not None and (pending.status, pending.ambiguous_attempts) == ("pending", 1)

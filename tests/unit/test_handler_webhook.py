@@ -32,16 +32,19 @@ def open_case(functions: SimpleNamespace, case_id: str = "case-1001") -> None:
 
 
 def case_view(functions: SimpleNamespace, case_id: str = "case-1001") -> dict[str, Any]:
-    return invoke(functions.lifecycle, sample_api_event("get_case.json", case_id=case_id)).body
+    view: dict[str, Any] = invoke(functions.lifecycle, sample_api_event("get_case.json", case_id=case_id)).body
+    return view
 
 
 def timeline(functions: SimpleNamespace, case_id: str = "case-1001") -> list[dict[str, Any]]:
     answer = invoke(functions.lifecycle, sample_api_event("case_events.json", case_id=case_id, query={"limit": "100"}))
-    return answer.body["events"]
+    events: list[dict[str, Any]] = answer.body["events"]
+    return events
 
 
 def table_items(services: Any) -> list[dict[str, Any]]:
-    return aws_client("dynamodb").scan(TableName=services.settings.cases_table_name)["Items"]
+    items: list[dict[str, Any]] = aws_client("dynamodb").scan(TableName=services.settings.cases_table_name)["Items"]
+    return items
 
 
 def assert_error(answer: Answer, status: int, code: str) -> None:
@@ -104,13 +107,13 @@ def test_out_of_order_events_do_not_move_state_back(
     assert [e["type"] for e in timeline(functions)][1:] == ["AgentJoined", "Queued"], "both are on the timeline"
 
 
-def test_web_hook_verify_is_answered_200_and_writes_nothing(
+def test_web_hook_verify_is_answered_200_and_writes_only_its_receipt(
     functions: SimpleNamespace, services: Any, webhook_signer: Any, event_bus: Any
 ) -> None:
     answer = deliver(functions, "webhook_verify.json", webhook_signer)
     assert answer.status == 200
     assert answer.body == {"status": "verified"}
-    assert table_items(services) == []
+    assert [(i["sk"]["S"], i["outcome"]["S"]) for i in table_items(services)] == [("RECEIPT", "verify")]
     assert event_bus.published() == []
 
 
@@ -223,7 +226,7 @@ def test_unknown_conversation_is_kept_then_adopted(
     # the adopted event keeps the time it was received, so it sorts before the opening
     assert [e["type"] for e in events] == ["Queued", "ConversationOpened"]
     assert events[0]["eventId"] == "evt-early"
-    assert services.store.orphan_events(CONVERSATION_ID) == []
+    assert services.store.early_events(CONVERSATION_ID) == []
     assert sorted(p["detail-type"] for p in event_bus.published()) == ["ConversationOpened", "Queued"]
     late_dup = deliver(functions, "webhook_queued.json", webhook_signer, event_id="evt-early", retry=2)
     assert late_dup.body["status"] == "duplicate"
@@ -234,7 +237,6 @@ def test_unknown_conversation_is_kept_then_adopted(
     [
         b"not json at all",
         b'{"eventType": "QUEUED", "timestamp": 1}',  # no conversationId
-        b'{"eventType": "SOMETHING_NEW", "conversationId": "c", "timestamp": 1}',
         b'{"eventType": "QUEUED", "conversationId": "c", "timestamp": -5}',
         b"[]",
     ],
@@ -242,9 +244,40 @@ def test_unknown_conversation_is_kept_then_adopted(
 def test_signed_but_invalid_event_is_400(
     functions: SimpleNamespace, services: Any, webhook_signer: Any, body: bytes
 ) -> None:
-    answer = deliver(functions, "webhook_queued.json", webhook_signer, body=body)
+    answer = deliver(functions, "webhook_queued.json", webhook_signer, body=body, event_id="evt-bad")
     assert_error(answer, 400, "InvalidRequest")
-    assert table_items(services) == []
+    # Kept for operators under its receipt (with the body), and nothing else written.
+    items = table_items(services)
+    assert [(i["sk"]["S"], i["outcome"]["S"]) for i in items] == [("RECEIPT", "malformed")]
+    assert items[0]["keptBody"]["S"] == body.decode()
+    again = deliver(functions, "webhook_queued.json", webhook_signer, body=body, event_id="evt-bad", retry=1)
+    assert (again.status, again.body) == (200, {"status": "duplicate"}), "8x8's retry of it stops here"
+
+
+def test_unknown_event_type_is_answered_200_and_kept(
+    functions: SimpleNamespace, services: Any, webhook_signer: Any, event_bus: Any
+) -> None:
+    """Issue 14 #8: a 4xx would make 8x8 retry it for ever."""
+    body = b'{"eventType": "SOMETHING_NEW", "conversationId": "c", "timestamp": 1}'
+    answer = deliver(functions, "webhook_queued.json", webhook_signer, body=body)
+    assert (answer.status, answer.body) == (200, {"status": "kept"})
+    items = table_items(services)
+    assert [(i["outcome"]["S"], i["eventType"]["S"], i["keptBody"]["S"]) for i in items] == [
+        ("unhandled", "SOMETHING_NEW", body.decode())
+    ]
+    assert event_bus.published() == []
+
+
+def test_same_event_id_with_another_body_is_refused_as_a_replay(
+    functions: SimpleNamespace, services: Any, webhook_signer: Any, event_bus: Any
+) -> None:
+    """Issue 14 #10: the signature covers only a CRC32 of the body; the receipt's hash catches a forged body."""
+    first = deliver(functions, "webhook_verify.json", webhook_signer, event_id="evt-replayed")
+    assert first.status == 200
+    forged = b'{"eventType": "SOMETHING_NEW", "conversationId": "c", "timestamp": 2}'
+    replay = deliver(functions, "webhook_verify.json", webhook_signer, body=forged, event_id="evt-replayed")
+    assert_error(replay, 401, "Unauthorized")
+    assert len(table_items(services)) == 1, "nothing written for the replay"
 
 
 def test_webhook_body_too_large_is_413(functions: SimpleNamespace, services: Any, webhook_signer: Any) -> None:

@@ -6,15 +6,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from casebridge.models import CaseState, WebhookEventType
-from casebridge.state import LiveState, apply_event, customer_left
+from casebridge.events import EventKind
+from casebridge.models import CaseState
+from casebridge.state import LiveState, apply_event, customer_left, reopen_requested
+from casebridge.views import live_view
 
-E = WebhookEventType
+E = EventKind
 QUEUED = {"queueId": "101", "queueName": "Support"}
 AGENT = {"agentId": "agent-7", "agentName": "Grace"}
 
 
-def run(events: list[tuple[WebhookEventType, int, dict]], start: LiveState | None = None) -> LiveState:
+def run(events: list[tuple[EventKind, int, dict]], start: LiveState | None = None) -> LiveState:
     live = start or LiveState()
     for event_type, ts, detail in events:
         live = apply_event(live, event_type, ts, detail) or live
@@ -24,21 +26,21 @@ def run(events: list[tuple[WebhookEventType, int, dict]], start: LiveState | Non
 def test_initial_state_is_open() -> None:
     live = LiveState()
     assert live.state is CaseState.OPEN
-    assert live.to_view() == {"state": "open", "agent": None, "queue": None, "transferPending": False}
+    assert live_view(live) == {"state": "open", "agent": None, "queue": None, "transferPending": False}
 
 
 def test_open_to_queued_records_the_queue() -> None:
     after = apply_event(LiveState(), E.QUEUED, 100, QUEUED)
     assert after is not None
     assert (after.state, after.state_at, after.queue_id, after.queue_name) == (CaseState.QUEUED, 100, "101", "Support")
-    assert after.to_view()["queue"] == {"id": "101", "name": "Support"}
+    assert live_view(after)["queue"] == {"id": "101", "name": "Support"}
 
 
 def test_queued_to_with_agent_records_the_agent() -> None:
     after = run([(E.QUEUED, 100, QUEUED), (E.AGENT_JOINED, 200, AGENT)])
     assert after.state is CaseState.WITH_AGENT
     assert (after.agent_id, after.agent_name, after.queue_id) == ("agent-7", "Grace", "101")
-    assert after.to_view()["agent"] == {"id": "agent-7", "name": "Grace"}
+    assert live_view(after)["agent"] == {"id": "agent-7", "name": "Grace"}
 
 
 def test_agent_left_ends_the_interaction_and_forgets_the_agent() -> None:
@@ -67,15 +69,15 @@ def test_queued_clears_a_previous_agent() -> None:
     assert after is not None and after.agent_id is None and after.agent_name is None
 
 
-@pytest.mark.parametrize("event_type", [E.TEXT, E.WEB_HOOK_VERIFY])
-def test_informational_events_do_not_change_state(event_type: WebhookEventType) -> None:
+@pytest.mark.parametrize("event_type", [E.AGENT_MESSAGE, E.VERIFY, E.AGENT_TYPING, E.UNHANDLED])
+def test_informational_events_do_not_change_state(event_type: EventKind) -> None:
     start = LiveState(state=CaseState.WITH_AGENT, state_at=100, agent_id="agent-7")
     assert apply_event(start, event_type, 200, {"text": "hi"}) is None
 
 
 def test_transfer_sequence_left_is_not_the_end() -> None:
     live = run([(E.QUEUED, 100, QUEUED), (E.AGENT_JOINED, 200, AGENT)])
-    live = apply_event(live, E.TRANSFER, 300, {}) or pytest.fail("TRANSFER must change state")
+    live = apply_event(live, E.TRANSFERRED, 300, {}) or pytest.fail("TRANSFER must change state")
     assert (live.state, live.transfer_pending) == (CaseState.QUEUED, True)
     live = apply_event(live, E.AGENT_LEFT, 301, AGENT) or pytest.fail("AGENT_LEFT must change state")
     assert live.state is CaseState.QUEUED, "the AGENT_LEFT that follows a TRANSFER is not the end"
@@ -111,7 +113,13 @@ def test_late_queued_after_agent_joined_does_not_move_back() -> None:
 def test_customer_left_closes() -> None:
     live = run([(E.QUEUED, 100, QUEUED), (E.AGENT_JOINED, 200, AGENT)])
     closed = customer_left(live, 300)
-    assert (closed.state, closed.state_at, closed.transfer_pending) == (CaseState.CLOSED, 300, False)
+    # 8x8's clock (state_at) is left alone; the connector's own time is only for display.
+    assert (closed.state, closed.state_at, closed.changed_at, closed.transfer_pending) == (
+        CaseState.CLOSED,
+        200,
+        300,
+        False,
+    )
 
 
 def test_customer_left_never_moves_state_at_backwards() -> None:
@@ -121,30 +129,65 @@ def test_customer_left_never_moves_state_at_backwards() -> None:
 
 def test_closed_stays_closed_when_the_agent_leaves_after_the_customer() -> None:
     closed = customer_left(run([(E.QUEUED, 100, QUEUED), (E.AGENT_JOINED, 200, AGENT)]), 300)
-    after = apply_event(closed, E.AGENT_LEFT, 301, AGENT)
-    assert after is not None and after.state is CaseState.CLOSED
-    assert after.agent_id is None
+    assert closed.agent_id is None
+    assert apply_event(closed, E.AGENT_LEFT, 301, AGENT) is None, "a closed case stays closed"
 
 
 def test_closed_ignores_events_older_than_the_close() -> None:
     closed = customer_left(LiveState(state=CaseState.WITH_AGENT, state_at=200), 300)
-    for event_type, detail in ((E.AGENT_JOINED, AGENT), (E.QUEUED, QUEUED), (E.TRANSFER, {}), (E.AGENT_LEFT, AGENT)):
+    for event_type, detail in ((E.AGENT_JOINED, AGENT), (E.QUEUED, QUEUED), (E.TRANSFERRED, {}), (E.AGENT_LEFT, AGENT)):
         assert apply_event(closed, event_type, 250, detail) is None
 
 
 def test_customer_leaving_cancels_a_pending_transfer() -> None:
-    live = run([(E.AGENT_JOINED, 100, AGENT), (E.TRANSFER, 200, {})])
+    live = run([(E.AGENT_JOINED, 100, AGENT), (E.TRANSFERRED, 200, {})])
     closed = customer_left(live, 300)
-    after = apply_event(closed, E.AGENT_LEFT, 301, AGENT)
-    assert after is not None and after.state is CaseState.CLOSED
+    assert closed.transfer_pending is False
+    assert apply_event(closed, E.AGENT_LEFT, 301, AGENT) is None
+    assert apply_event(closed, E.AGENT_JOINED, 302, AGENT) is None
 
 
-_EVENT_TYPES = st.sampled_from([E.QUEUED, E.AGENT_JOINED, E.AGENT_LEFT, E.TRANSFER, E.TEXT])
+def test_lambda_clock_ahead_of_8x8_does_not_ignore_a_real_reopen() -> None:
+    """Issue 14 #6: the customer leaves at Lambda time 10_000 while 8x8's clock says 200; the customer
+    writes again, and 8x8's QUEUED at 300 must reopen the case."""
+    closed = customer_left(run([(E.QUEUED, 100, QUEUED), (E.AGENT_JOINED, 200, AGENT)]), 10_000)
+    assert apply_event(closed, E.QUEUED, 300, QUEUED) is None, "no reopen asked: still closed"
+    reopened = apply_event(reopen_requested(closed), E.QUEUED, 300, QUEUED)
+    assert reopened is not None and reopened.state is CaseState.QUEUED
+    assert reopened.reopen_requested is False
+
+
+def test_lambda_clock_behind_8x8_does_not_reopen_on_a_late_event() -> None:
+    """Issue 14 #6: the customer leaves at Lambda time 100 while 8x8's clock is at 200; 8x8's late
+    AGENT_JOINED stamped 250 (sent before it saw the leave) must not reopen the case."""
+    closed = customer_left(run([(E.QUEUED, 150, QUEUED), (E.AGENT_JOINED, 200, AGENT)]), 100)
+    assert apply_event(closed, E.AGENT_JOINED, 250, AGENT) is None
+    assert apply_event(closed, E.QUEUED, 260, QUEUED) is None
+
+
+def test_gateway_idle_ends_a_live_interaction_only() -> None:
+    with_agent = run([(E.QUEUED, 100, QUEUED), (E.AGENT_JOINED, 200, AGENT)])
+    idle = apply_event(with_agent, E.CONVERSATION_IDLE, 300, {})
+    assert idle is not None and idle.state is CaseState.AGENT_LEFT and idle.agent_id is None
+    assert apply_event(idle, E.CONVERSATION_IDLE, 400, {}) is None, "already ended: nothing new"
+    transferring = apply_event(with_agent, E.TRANSFERRED, 300, {})
+    assert transferring is not None
+    assert apply_event(transferring, E.CONVERSATION_IDLE, 310, {}) is None, "a transfer is not the end"
+
+
+def test_customer_left_on_the_8x8_side_closes() -> None:
+    live = run([(E.QUEUED, 100, QUEUED), (E.AGENT_JOINED, 200, AGENT), (E.CUSTOMER_LEFT, 300, {})])
+    assert live.state is CaseState.CLOSED and live.agent_id is None
+
+
+_EVENT_TYPES = st.sampled_from(
+    [E.QUEUED, E.AGENT_JOINED, E.AGENT_LEFT, E.TRANSFERRED, E.AGENT_MESSAGE, E.CONVERSATION_IDLE]
+)
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(_EVENT_TYPES, st.integers(min_value=0, max_value=50)), min_size=1, max_size=12))
-def test_state_time_never_moves_backwards(events: list[tuple[WebhookEventType, int]]) -> None:
+def test_state_time_never_moves_backwards(events: list[tuple[EventKind, int]]) -> None:
     live = LiveState()
     for event_type, ts in events:
         after = apply_event(live, event_type, ts, {**QUEUED, **AGENT})
@@ -156,8 +199,8 @@ def test_state_time_never_moves_backwards(events: list[tuple[WebhookEventType, i
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.permutations([(E.QUEUED, 100), (E.AGENT_JOINED, 200), (E.TEXT, 250), (E.AGENT_LEFT, 300)]))
-def test_any_arrival_order_ends_in_the_newest_events_state(order: list[tuple[WebhookEventType, int]]) -> None:
+@given(st.permutations([(E.QUEUED, 100), (E.AGENT_JOINED, 200), (E.AGENT_MESSAGE, 250), (E.AGENT_LEFT, 300)]))
+def test_any_arrival_order_ends_in_the_newest_events_state(order: list[tuple[EventKind, int]]) -> None:
     live = LiveState()
     for event_type, ts in order:
         live = apply_event(live, event_type, ts, {**QUEUED, **AGENT}) or live
@@ -170,7 +213,7 @@ def test_transfer_new_queue_queued_before_old_agent_left_is_still_waiting() -> N
         [
             (E.QUEUED, 100, QUEUED),
             (E.AGENT_JOINED, 200, AGENT),
-            (E.TRANSFER, 300, {}),
+            (E.TRANSFERRED, 300, {}),
             (E.QUEUED, 301, {"queueId": "102", "queueName": "Billing"}),
             (E.AGENT_LEFT, 301, AGENT),
         ]

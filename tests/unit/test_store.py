@@ -5,13 +5,22 @@ from __future__ import annotations
 import time
 
 import pytest
-from botocore.exceptions import ClientError
 
 from casebridge.cases import adopt_early_events
 from casebridge.errors import InvalidRequest
 from casebridge.models import CaseState
+from casebridge.records import WebhookReceipt
 from casebridge.state import LiveState
-from casebridge.store import CaseStore, MessageRecord, StaleCase, TimelineEntry, decode_cursor, encode_cursor
+from casebridge.store import (
+    CaseStore,
+    MessageRecord,
+    MessageStatus,
+    StaleCase,
+    TimelineEntry,
+    decode_cursor,
+    encode_cursor,
+)
+from casebridge.views import case_view
 from tests.support.aws import aws_client
 
 TENANT = "acme-tenant"
@@ -32,6 +41,10 @@ def entry(event_id: str, received_at: int, conversation_id: str = "conv-1", **kw
         detail=dict(kw.get("detail", {"queueId": "101"})),  # type: ignore[call-overload]
         source_event_type=str(kw.get("source", "QUEUED")),
     )
+
+
+def receipt(event_id: str, digest: str = "0" * 64) -> WebhookReceipt:
+    return WebhookReceipt(TENANT, event_id, digest)
 
 
 def opened_case(store: CaseStore, case_id: str = "case-1", conversation_id: str = "conv-1"):  # type: ignore[no-untyped-def]
@@ -83,12 +96,11 @@ def test_record_conversation_binds_both_ways(store: CaseStore, cases_table: str)
 def test_record_conversation_is_all_or_nothing(store: CaseStore, cases_table: str) -> None:
     opened_case(store, "case-1", "conv-1")
     assert store.claim_opening("case-2", 30_000)
-    with pytest.raises(ClientError) as raised:
+    with pytest.raises(StaleCase):
         store.record_conversation("case-2", "conv-1", "channel-1")  # conversation already mapped to case-1
-    assert raised.value.response["Error"]["Code"] == "TransactionCanceledException"
     case2 = store.get_case("case-2")
     assert case2 is not None and case2.conversation_id is None, "the case half must not be written alone"
-    with pytest.raises(ClientError):
+    with pytest.raises(StaleCase):
         store.record_conversation("case-1", "conv-9", "channel-1")  # case-1 already has one
     assert store.get_case("case-1").conversation_id == "conv-1"  # type: ignore[union-attr]
     assert store.lookup_for_webhook("conv-9", TENANT, "e")[0] is None
@@ -98,23 +110,23 @@ def test_record_conversation_is_all_or_nothing(store: CaseStore, cases_table: st
 def test_record_case_event_writes_entry_state_and_receipt(store: CaseStore) -> None:
     case = opened_case(store)
     live = LiveState(state=CaseState.QUEUED, state_at=100, queue_id="101", queue_name="Support")
-    assert store.record_case_event(case, entry("evt-1", 1_000), live, receipt=(TENANT, "evt-1")) is True
+    assert store.record_case_event(case, entry("evt-1", 1_000), live, receipt=receipt("evt-1")) is True
     after = store.get_case("case-1")
     assert after is not None
     assert (after.live.state, after.live.queue_id, after.version) == (CaseState.QUEUED, "101", 1)
     entries, _ = store.list_timeline("case-1", None, 10)
     assert [e.event_id for e in entries] == ["evt-1"]
-    assert store.lookup_for_webhook("conv-1", TENANT, "evt-1")[2] is True
+    assert store.lookup_for_webhook("conv-1", TENANT, "evt-1")[2] is not None
 
 
 def test_duplicate_receipt_returns_false_and_writes_nothing(store: CaseStore) -> None:
     case = opened_case(store)
     live = LiveState(state=CaseState.QUEUED, state_at=100)
-    assert store.record_case_event(case, entry("evt-1", 1_000), live, receipt=(TENANT, "evt-1")) is True
+    assert store.record_case_event(case, entry("evt-1", 1_000), live, receipt=receipt("evt-1")) is True
     fresh = store.get_case("case-1")
     assert fresh is not None
     later = LiveState(state=CaseState.WITH_AGENT, state_at=200, agent_id="a")
-    assert store.record_case_event(fresh, entry("evt-1", 2_000), later, receipt=(TENANT, "evt-1")) is False
+    assert store.record_case_event(fresh, entry("evt-1", 2_000), later, receipt=receipt("evt-1")) is False
     entries, _ = store.list_timeline("case-1", None, 10)
     assert len(entries) == 1
     assert store.get_case("case-1").live.state is CaseState.QUEUED  # type: ignore[union-attr]
@@ -124,15 +136,15 @@ def test_version_conflict_raises_stale_case(store: CaseStore) -> None:
     case = opened_case(store)
     assert store.record_case_event(case, entry("e1", 1), LiveState(state=CaseState.QUEUED, state_at=1))
     with pytest.raises(StaleCase):  # `case` is the version read before the write above
-        store.record_case_event(case, entry("e2", 2), LiveState(state=CaseState.WITH_AGENT, state_at=2), (TENANT, "e2"))
+        store.record_case_event(case, entry("e2", 2), LiveState(state=CaseState.WITH_AGENT, state_at=2), receipt("e2"))
     entries, _ = store.list_timeline("case-1", None, 10)
     assert [e.event_id for e in entries] == ["e1"]
-    assert store.lookup_for_webhook("conv-1", TENANT, "e2")[2] is False, "no receipt for a failed transaction"
+    assert store.lookup_for_webhook("conv-1", TENANT, "e2")[2] is None, "no receipt for a failed transaction"
 
 
 def test_event_without_state_change_does_not_bump_the_version(store: CaseStore) -> None:
     case = opened_case(store)
-    assert store.record_case_event(case, entry("text-1", 5, type="AgentMessage"), None, receipt=(TENANT, "text-1"))
+    assert store.record_case_event(case, entry("text-1", 5, type="AgentMessage"), None, receipt=receipt("text-1"))
     assert store.get_case("case-1").version == 0  # type: ignore[union-attr]
 
 
@@ -145,7 +157,7 @@ def test_state_update_removes_cleared_fields(store: CaseStore) -> None:
     left = store.get_case("case-1")
     assert left is not None
     assert (left.live.agent_id, left.live.agent_name, left.live.queue_id) == (None, None, "101")
-    assert left.to_view()["agent"] is None
+    assert case_view(left)["agent"] is None
 
 
 # ---- timeline paging -----------------------------------------------------------------------------
@@ -163,7 +175,7 @@ def test_timeline_pages_with_a_cursor(store: CaseStore) -> None:
 
 def test_timeline_never_returns_the_case_or_messages(store: CaseStore) -> None:
     case = opened_case(store)
-    store.record_message("case-1", MessageRecord("m1", "sent", 1), "conv-1")
+    store.record_message("case-1", MessageRecord("m1", MessageStatus.SENT, 1), "conv-1")
     store.record_case_event(case, entry("e1", 1), None)
     entries, cursor = store.list_timeline("case-1", None, 10)
     assert [e.event_id for e in entries] == ["e1"]
@@ -192,65 +204,65 @@ def test_cursor_round_trip() -> None:
     assert decode_cursor(encode_cursor("EVENT#0000000001000#e1")) == "EVENT#0000000001000#e1"
 
 
-# ---- orphans -------------------------------------------------------------------------------------
+# ---- early events -------------------------------------------------------------------------------------
 def test_orphan_event_is_kept_and_listed(store: CaseStore) -> None:
-    assert store.record_orphan_event(TENANT, "evt-1", entry("evt-1", 1_000, "conv-early")) is True
-    orphans = store.orphan_events("conv-early")
+    assert store.record_early_event(receipt("evt-1"), entry("evt-1", 1_000, "conv-early")) is True
+    orphans = store.early_events("conv-early")
     assert [(o.event_id, o.source_event_type, o.detail) for o in orphans] == [("evt-1", "QUEUED", {"queueId": "101"})]
-    assert store.lookup_for_webhook("conv-early", TENANT, "evt-1") == (None, None, True)
+    assert store.lookup_for_webhook("conv-early", TENANT, "evt-1")[2] is not None
 
 
 def test_duplicate_orphan_returns_false(store: CaseStore) -> None:
-    assert store.record_orphan_event(TENANT, "evt-1", entry("evt-1", 1_000, "conv-early"))
-    assert store.record_orphan_event(TENANT, "evt-1", entry("evt-1", 2_000, "conv-early")) is False
-    assert len(store.orphan_events("conv-early")) == 1
+    assert store.record_early_event(receipt("evt-1"), entry("evt-1", 1_000, "conv-early"))
+    assert store.record_early_event(receipt("evt-1"), entry("evt-1", 2_000, "conv-early")) is False
+    assert len(store.early_events("conv-early")) == 1
 
 
 def test_orphan_after_the_mapping_exists_is_stale(store: CaseStore) -> None:
     opened_case(store, "case-1", "conv-1")
     with pytest.raises(StaleCase):
-        store.record_orphan_event(TENANT, "evt-1", entry("evt-1", 1_000, "conv-1"))
-    assert store.orphan_events("conv-1") == []
+        store.record_early_event(receipt("evt-1"), entry("evt-1", 1_000, "conv-1"))
+    assert store.early_events("conv-1") == []
 
 
-def test_drop_orphan(store: CaseStore) -> None:
+def test_drop_early_event(store: CaseStore) -> None:
     e = entry("evt-1", 1_000, "conv-early")
-    store.record_orphan_event(TENANT, "evt-1", e)
-    store.drop_orphan(e)
-    assert store.orphan_events("conv-early") == []
+    store.record_early_event(receipt("evt-1"), e)
+    store.drop_early_event(e)
+    assert store.early_events("conv-early") == []
 
 
 def test_orphan_adoption_moves_the_event_to_the_case(services: object) -> None:
     store: CaseStore = services.store  # type: ignore[attr-defined]
     queued = entry("evt-q", 1_000, "conv-1", occurred_at=500, detail={"queueId": "101", "queueName": "Support"})
-    store.record_orphan_event(TENANT, "evt-q", queued)
+    store.record_early_event(receipt("evt-q"), queued)
     opened_case(store, "case-1", "conv-1")
     adopt_early_events(services, "case-1", "conv-1")  # type: ignore[arg-type]
     case = store.get_case("case-1")
     assert case is not None
     assert (case.live.state, case.live.queue_name, case.live.state_at) == (CaseState.QUEUED, "Support", 500)
     assert [e.event_id for e in store.list_timeline("case-1", None, 10)[0]] == ["evt-q"]
-    assert store.orphan_events("conv-1") == []
+    assert store.early_events("conv-1") == []
 
 
 # ---- lookups -------------------------------------------------------------------------------------
 def test_lookup_for_webhook_unknown_conversation(store: CaseStore) -> None:
-    assert store.lookup_for_webhook("conv-x", TENANT, "evt-1") == (None, None, False)
+    assert store.lookup_for_webhook("conv-x", TENANT, "evt-1") == (None, None, None)
 
 
 def test_lookup_for_webhook_uses_the_container_cache_after_the_first_hit(store: CaseStore) -> None:
     opened_case(store, "case-1", "conv-1")
     case_id, case, seen = store.lookup_for_webhook("conv-1", TENANT, "evt-1")
-    assert (case_id, seen) == ("case-1", False) and case is not None and case.case_id == "case-1"
+    assert (case_id, seen) == ("case-1", None) and case is not None and case.case_id == "case-1"
     case_id, case, seen = store.lookup_for_webhook("conv-1", TENANT, "evt-1")  # cached mapping path
-    assert (case_id, seen) == ("case-1", False) and case is not None and case.conversation_id == "conv-1"
-    store.record_case_event(case, entry("evt-1", 1), None, receipt=(TENANT, "evt-1"))
-    assert store.lookup_for_webhook("conv-1", TENANT, "evt-1")[2] is True
+    assert (case_id, seen) == ("case-1", None) and case is not None and case.conversation_id == "conv-1"
+    store.record_case_event(case, entry("evt-1", 1), None, receipt=receipt("evt-1"))
+    assert store.lookup_for_webhook("conv-1", TENANT, "evt-1")[2] is not None
 
 
 def test_receipts_expire_and_timeline_items_carry_a_ttl(store: CaseStore, cases_table: str) -> None:
     case = opened_case(store)
-    store.record_case_event(case, entry("evt-1", 1), None, receipt=(TENANT, "evt-1"))
+    store.record_case_event(case, entry("evt-1", 1), None, receipt=receipt("evt-1"))
     now = time.time()
     for item in all_items(cases_table):
         sk = item["sk"]["S"]

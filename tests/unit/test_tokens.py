@@ -13,7 +13,7 @@ import responses
 from casebridge.contact_center.chat_api_v2 import token_fetcher
 from casebridge.contact_center.tokens import AccessToken, TokenProvider
 from casebridge.errors import ContactCenterError
-from casebridge.store import CaseStore
+from casebridge.contact_center.token_store import TableTokenCache as CaseStore
 
 BASE = "https://api.8x8.test"
 

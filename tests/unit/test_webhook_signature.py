@@ -11,7 +11,13 @@ import pytest
 import requests
 import responses
 
-from casebridge.contact_center.webhook_signature import JwkCache, WebhookVerifier, http_jwk_fetcher, signing_payload
+from casebridge.contact_center.webhook_signature import (
+    JwkCache,
+    WebhookVerifier,
+    http_jwk_fetcher,
+    jwk_url_template,
+    signing_payload,
+)
 from casebridge.errors import SigningKeyUnavailable, Unauthorized
 from tests.support.fakes import StubJwkFetcher
 from tests.support.samples import sample_body
@@ -270,7 +276,7 @@ def _jwk_url(kid: str) -> str:
 @responses.activate
 def test_http_fetcher_serves_the_key_and_is_called_once(webhook_signer: Any) -> None:
     route = responses.get(_jwk_url("test-kid-1"), json=webhook_signer.public_jwk)
-    verifier = WebhookVerifier(TENANT, JwkCache(http_jwk_fetcher(BASE, "us")))
+    verifier = WebhookVerifier(TENANT, JwkCache(http_jwk_fetcher(jwk_url_template("chat-api-v2", BASE, "us"))))
     verifier.verify(webhook_signer.headers(BODY), BODY)
     verifier.verify(webhook_signer.headers(BODY), BODY)
     assert route.call_count == 1
@@ -279,14 +285,14 @@ def test_http_fetcher_serves_the_key_and_is_called_once(webhook_signer: Any) -> 
 @responses.activate
 def test_http_fetcher_accepts_the_jwk_sent_as_a_json_string(webhook_signer: Any) -> None:
     responses.get(_jwk_url("test-kid-1"), json=json.dumps(webhook_signer.public_jwk))
-    verifier = WebhookVerifier(TENANT, JwkCache(http_jwk_fetcher(BASE, "us")))
+    verifier = WebhookVerifier(TENANT, JwkCache(http_jwk_fetcher(jwk_url_template("chat-api-v2", BASE, "us"))))
     verifier.verify(webhook_signer.headers(BODY), BODY)
 
 
 @responses.activate
 def test_http_fetcher_404_means_unknown_kid(webhook_signer: Any) -> None:
     responses.get(_jwk_url("test-kid-1"), status=404, json={"message": "not found"})
-    verifier = WebhookVerifier(TENANT, JwkCache(http_jwk_fetcher(BASE, "us")))
+    verifier = WebhookVerifier(TENANT, JwkCache(http_jwk_fetcher(jwk_url_template("chat-api-v2", BASE, "us"))))
     with pytest.raises(Unauthorized):
         verifier.verify(webhook_signer.headers(BODY), BODY)
 
@@ -305,7 +311,7 @@ def test_http_fetcher_404_means_unknown_kid(webhook_signer: Any) -> None:
 @responses.activate
 def test_http_fetcher_failures_are_5xx(webhook_signer: Any, failure: dict[str, Any]) -> None:
     responses.get(_jwk_url("test-kid-1"), **failure)
-    verifier = WebhookVerifier(TENANT, JwkCache(http_jwk_fetcher(BASE, "us")))
+    verifier = WebhookVerifier(TENANT, JwkCache(http_jwk_fetcher(jwk_url_template("chat-api-v2", BASE, "us"))))
     with pytest.raises(SigningKeyUnavailable):
         verifier.verify(webhook_signer.headers(BODY), BODY)
 
@@ -313,7 +319,7 @@ def test_http_fetcher_failures_are_5xx(webhook_signer: Any, failure: dict[str, A
 @responses.activate
 def test_http_fetcher_down_after_caching_still_verifies(webhook_signer: Any) -> None:
     responses.get(_jwk_url("test-kid-1"), json=webhook_signer.public_jwk)
-    verifier = WebhookVerifier(TENANT, JwkCache(http_jwk_fetcher(BASE, "us")))
+    verifier = WebhookVerifier(TENANT, JwkCache(http_jwk_fetcher(jwk_url_template("chat-api-v2", BASE, "us"))))
     verifier.verify(webhook_signer.headers(BODY), BODY)
     responses.replace(responses.GET, _jwk_url("test-kid-1"), status=500)
     verifier.verify(webhook_signer.headers(BODY), BODY)

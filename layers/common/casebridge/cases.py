@@ -1,20 +1,40 @@
-"""Case lifecycle: open the case's conversation (once), the customer leaving, and reading a case."""
+"""Case lifecycle: open the case's conversation (once), the customer leaving, and reading a case.
+
+Events the connector makes itself (ConversationOpened, CustomerLeft, MessageFailed, early 8x8 events taken
+in on open) go through the case's outbox: the timeline entry and the case's `pendingPublish` mark are written
+in one transaction, then published, then unmarked. A publish that fails leaves the mark, and the next request
+that touches the case publishes it: every timeline event reaches the bus at least once.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
 
-from casebridge.errors import CaseNotFound, Conflict
-from casebridge.models import CaseState, OpenConversationRequest, WebhookEventType
+from casebridge.clock import now_ms
+from casebridge.errors import CaseNotFound, Conflict, ContactCenterError, UnsupportedByContactCenterApi
+from casebridge.events import EventKind
+from casebridge.models import CaseState, OpenConversationRequest
 from casebridge.observability import logger, metrics
+from casebridge.records import CaseRecord, TimelineEntry
 from casebridge.services import Services
 from casebridge.state import LiveState, apply_event, customer_left
-from casebridge.store import CaseRecord, StaleCase, TimelineEntry, now_ms
+from casebridge.store import StaleCase
+from casebridge.views import TimelineView, timeline_view
 
 OPENING_LEASE_MS = 30_000  # longer than an 8x8 create call can take
 WAIT_FOR_PEER_S = 8.0
+
+
+def open_request_hash(request: OpenConversationRequest) -> str:
+    canonical = json.dumps(request.model_dump(by_alias=True, exclude_none=True), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _is_empty(request: OpenConversationRequest) -> bool:
+    return request.customer.is_empty() and not request.history and not request.routing and not request.channel_id
 
 
 def open_conversation(services: Services, case_id: str, request: OpenConversationRequest) -> tuple[CaseRecord, bool]:
@@ -22,7 +42,8 @@ def open_conversation(services: Services, case_id: str, request: OpenConversatio
     store = services.store
     case = store.get_case(case_id)
     if case and case.conversation_id:
-        return case, False
+        flush_outbox(services, case)
+        return _reconcile(services, case, request), False
     deadline = time.monotonic() + WAIT_FOR_PEER_S
     while True:
         if store.claim_opening(case_id, OPENING_LEASE_MS):
@@ -31,21 +52,73 @@ def open_conversation(services: Services, case_id: str, request: OpenConversatio
         time.sleep(0.1)
         case = store.get_case(case_id)
         if case and case.conversation_id:
-            return case, False
+            return _reconcile(services, case, request), False
         if time.monotonic() > deadline:
             raise Conflict("the case's conversation is being opened by another request; retry shortly", retry_after=1)
 
 
+def _reconcile(services: Services, case: CaseRecord, request: OpenConversationRequest) -> CaseRecord:
+    """An open request for a case that already has its conversation: a retry (same request), a bare open, or
+    new data that 8x8 must get — never silently dropped."""
+    digest = open_request_hash(request)
+    if _is_empty(request) or case.open_request_hash == digest:
+        return case
+    cannot = [
+        name
+        for name, given in (
+            ("history", bool(request.history)),
+            ("routing", request.routing is not None),
+            ("channelId", bool(request.channel_id) and request.channel_id != case.channel_id),
+        )
+        if given
+    ]
+    if cannot:
+        raise Conflict(
+            f"the case's conversation already exists (opened by an earlier request), so {', '.join(cannot)} "
+            "cannot be applied to it now; send the customer data alone to update it"
+        )
+    assert case.conversation_id is not None
+    try:
+        services.contact_center.update_customer(case.conversation_id, case.case_id, request.customer)
+    except UnsupportedByContactCenterApi as error:
+        raise Conflict(
+            "the case's conversation already exists without this customer data, and the configured 8x8 API "
+            f"cannot update it ({error.message})"
+        ) from None
+    services.store.set_open_request_hash(case, digest)
+    logger.info("customer data of an open conversation updated")
+    return require_case(services, case.case_id)
+
+
 def _create(services: Services, case_id: str, request: OpenConversationRequest) -> CaseRecord:
     channel_id = request.channel_id or services.settings.channel_id
+    client = services.contact_center
+    claimed = services.store.get_case(case_id)
     try:
-        conversation_id = services.contact_center.create_conversation(
-            channel_id, request.customer.to_contact_center(case_id), request.history
-        )
-    except Exception:
-        services.store.release_claim(case_id)
+        conversation_id = None
+        if claimed and claimed.opening_ambiguous:
+            # An earlier create may have reached 8x8: find its conversation before making another one.
+            conversation_id = client.find_conversation(case_id, channel_id)
+            if conversation_id:
+                logger.warning("conversation of an earlier ambiguous create found; adopted")
+                metrics.add_metric(name="ConversationsReconciled", unit="Count", value=1)
+        if conversation_id is None:
+            conversation_id = client.create_conversation(
+                channel_id, case_id, request.customer, request.history, request.routing
+            )
+    except ContactCenterError as error:
+        services.store.release_claim(case_id, ambiguous=error.ambiguous or bool(claimed and claimed.opening_ambiguous))
         raise
-    services.store.record_conversation(case_id, conversation_id, channel_id)
+    except Exception:
+        services.store.release_claim(case_id, ambiguous=bool(claimed and claimed.opening_ambiguous))
+        raise
+    services.store.record_conversation(
+        case_id,
+        conversation_id,
+        channel_id,
+        open_request_hash=open_request_hash(request),
+        routing=request.routing.model_dump() if request.routing else None,
+    )
     logger.append_keys(conversationId=conversation_id)
     logger.info("conversation opened for case", extra={"channelId": channel_id})
     metrics.add_metric(name="ConversationsOpened", unit="Count", value=1)
@@ -59,9 +132,7 @@ def _create(services: Services, case_id: str, request: OpenConversationRequest) 
     )
     record_and_publish(services, case_id, opened, lambda live: None)
     adopt_early_events(services, case_id, conversation_id)
-    case = services.store.get_case(case_id)
-    assert case is not None
-    return case
+    return require_case(services, case_id)
 
 
 def record_and_publish(
@@ -71,7 +142,7 @@ def record_and_publish(
     transition: Callable[[LiveState], LiveState | None],
     known: CaseRecord | None = None,
 ) -> CaseRecord:
-    """Timeline entry + state change, retried on concurrent updates, then published.
+    """Timeline entry + state change + outbox mark, retried on concurrent updates; then published.
     `known`: the case as the caller just read it, used for the first try instead of reading it again."""
     for _ in range(5):
         case, known = known or services.store.get_case(case_id), None
@@ -79,28 +150,48 @@ def record_and_publish(
             raise CaseNotFound(f"case {case_id} does not exist")
         live: LiveState | None = transition(case.live)
         try:
-            services.store.record_case_event(case, entry, live)
+            services.store.record_case_event(case, entry, live, pending_publish=True)
         except StaleCase:
             continue
-        services.publisher.publish(case_id, [entry])
+        publish_recorded(services, case_id, [entry])
         return case
     raise Conflict("the case is changing fast; retry shortly", retry_after=1)
 
 
+def publish_recorded(services: Services, case_id: str, entries: Iterable[TimelineEntry]) -> None:
+    batch = sorted(entries, key=lambda e: e.sort_key)
+    if not batch:
+        return
+    services.publisher.publish(case_id, batch)
+    services.store.mark_published(case_id, {e.sort_key for e in batch})
+
+
+def flush_outbox(services: Services, case: CaseRecord) -> None:
+    """Publish what an earlier request recorded but could not publish."""
+    if not case.pending_publish:
+        return
+    entries = services.store.timeline_entries(case.case_id, set(case.pending_publish))
+    publish_recorded(services, case.case_id, entries)
+    missing = set(case.pending_publish) - {e.sort_key for e in entries}
+    if missing:  # expired from the timeline (TTL): nothing left to publish
+        services.store.mark_published(case.case_id, missing)
+    logger.info("recorded events published late", extra={"count": len(entries)})
+    metrics.add_metric(name="EventsPublishedLate", unit="Count", value=len(entries))
+
+
 def adopt_early_events(services: Services, case_id: str, conversation_id: str) -> None:
     """Events 8x8 sent before the case knew its conversation (QUEUED usually) join the case now."""
-    for entry in sorted(services.store.orphan_events(conversation_id), key=lambda e: e.sort_key):
-        source = entry.source_event_type or ""
-        event_type = WebhookEventType(source) if source in WebhookEventType.__members__ else None
+    for entry in sorted(services.store.early_events(conversation_id), key=lambda e: e.sort_key):
+        kind = EventKind(entry.type) if entry.type in EventKind._value2member_map_ else None
 
         def transition(
-            live: LiveState, entry: TimelineEntry = entry, event_type: WebhookEventType | None = event_type
+            live: LiveState, entry: TimelineEntry = entry, kind: EventKind | None = kind
         ) -> LiveState | None:
-            return apply_event(live, event_type, entry.occurred_at, entry.detail) if event_type else None
+            return apply_event(live, kind, entry.occurred_at, entry.detail) if kind else None
 
         record_and_publish(services, case_id, entry, transition)
-        services.store.drop_orphan(entry)
-        logger.info("early webhook event adopted", extra={"eventId": entry.event_id})
+        services.store.drop_early_event(entry)
+        logger.info("early webhook event taken into its case", extra={"eventId": entry.event_id})
 
 
 def require_case(services: Services, case_id: str) -> CaseRecord:
@@ -110,29 +201,41 @@ def require_case(services: Services, case_id: str) -> CaseRecord:
     return case
 
 
+def read_case(services: Services, case_id: str) -> CaseRecord:
+    """GET /cases/{id}: also publishes what an earlier request left on the outbox (best effort on a read)."""
+    case = require_case(services, case_id)
+    if case.pending_publish:
+        try:
+            flush_outbox(services, case)
+        except Exception:
+            logger.exception("late publish failed; it is retried on the next request for the case")
+    return case
+
+
 def customer_leaves(services: Services, case_id: str) -> CaseRecord:
     """The customer left. Idempotent: leaving a closed case changes nothing."""
     case = require_case(services, case_id)
     if not case.conversation_id:
         raise Conflict("the case's conversation is still being opened; retry shortly", retry_after=1)
     logger.append_keys(conversationId=case.conversation_id)
+    flush_outbox(services, case)
     if case.live.state is CaseState.CLOSED:
         return case
     services.contact_center.customer_leaves(case.conversation_id)
     left_at = now_ms()
     entry = TimelineEntry(
         event_id=f"left-{case.conversation_id}-{left_at}",
-        type="CustomerLeft",
+        type=EventKind.CUSTOMER_LEFT.value,
         conversation_id=case.conversation_id,
         occurred_at=left_at,
         received_at=left_at,
     )
-    record_and_publish(services, case_id, entry, lambda live: customer_left(live, left_at), known=case)
+    record_and_publish(services, case_id, entry, lambda live: customer_left(live, left_at))
     logger.info("customer left the conversation")
     return require_case(services, case_id)
 
 
-def case_timeline(services: Services, case_id: str, after: str | None, limit: int) -> dict[str, Any]:
-    require_case(services, case_id)
+def case_timeline(services: Services, case_id: str, after: str | None, limit: int) -> TimelineView:
+    read_case(services, case_id)
     entries, cursor = services.store.list_timeline(case_id, after, limit)
-    return {"caseId": case_id, "events": [e.to_view(case_id) for e in entries], "next": cursor}
+    return timeline_view(case_id, entries, cursor)

@@ -51,16 +51,38 @@ class Conflict(CasebridgeError):
     code = "Conflict"
 
 
+class StoreBusy(CasebridgeError):
+    """DynamoDB throttled or a transaction collided: nothing was written, the caller may retry (503)."""
+
+    status_code = 503
+    code = "ServiceBusy"
+
+
+class ReusedClientMessageId(CasebridgeError):
+    """A clientMessageId came back with another text: the same idempotency key for a different message."""
+
+    status_code = 409
+    code = "ClientMessageIdReused"
+
+
 class PayloadTooLarge(CasebridgeError):
     status_code = 413
     code = "PayloadTooLarge"
 
 
+class UnsupportedByContactCenterApi(CasebridgeError):
+    """The request needs something the configured 8x8 API cannot do (e.g. routing or typing on Chat API v2)."""
+
+    status_code = 400
+    code = "UnsupportedByContactCenterApi"
+
+
 class ContactCenterError(CasebridgeError):
-    """8x8 answered with an error or could not be reached."""
+    """8x8 answered with an error or could not be reached; retrying will not help (502)."""
 
     status_code = 502
     code = "ContactCenterError"
+    default_retryable = False
 
     def __init__(
         self,
@@ -68,23 +90,43 @@ class ContactCenterError(CasebridgeError):
         *,
         upstream_status: int | None = None,
         upstream_code: str | None = None,
-        retryable: bool = False,
+        retryable: bool | None = None,
         retry_after: int | None = None,
         ambiguous: bool = False,
+        details: Any = None,
     ) -> None:
-        super().__init__(message, retry_after=retry_after)
+        super().__init__(message, retry_after=retry_after, details=details)
         self.upstream_status = upstream_status
         self.upstream_code = upstream_code
-        self.retryable = retryable
+        self.retryable = self.default_retryable if retryable is None else retryable
         self.ambiguous = ambiguous
-        if retryable:
-            self.status_code = 503
-            self.code = "ContactCenterUnavailable"
 
     def body(self) -> dict[str, Any]:
         body = super().body()
         body["error"]["upstream"] = {"status": self.upstream_status, "code": self.upstream_code}
         return body
+
+
+class ContactCenterUnavailable(ContactCenterError):
+    """8x8 failed in a way a later attempt may fix (5xx, 429, network): 503 with Retry-After where known."""
+
+    status_code = 503
+    code = "ContactCenterUnavailable"
+    default_retryable = True
+
+
+class ContactCenterRejected(ContactCenterError):
+    """8x8 refused a value that came from the caller's request (422, with 8x8's validation message)."""
+
+    status_code = 422
+    code = "RejectedByContactCenter"
+
+
+class ContactCenterMisconfigured(ContactCenterError):
+    """8x8 refused the stack's own configuration (API key, tenant, channel, queue): an operator must act (500)."""
+
+    status_code = 500
+    code = "ContactCenterMisconfigured"
 
 
 class ContactCenterAuthError(ContactCenterError):

@@ -3,33 +3,57 @@
 Retries live here and only here: a failed delivery is deferred on the queue (capped exponential backoff
 with full jitter, or 8x8's Retry-After) instead of sleeping in the Lambda. After the retry budget, or on an
 error retrying cannot fix, the message goes to the dead-letter queue and the business gets MessageFailed.
+
+No accepted message reaches the dead-letter queue any other way: the sender dead-letters a message itself
+(failed record + MessageFailed) before SQS's maxReceiveCount could move it silently, and template.yaml keeps
+BatchSize * MaxSendAttempts below that count.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 import uuid
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
-from casebridge.cases import open_conversation, record_and_publish
-from casebridge.errors import ContactCenterError
-from casebridge.models import OpenConversationRequest, PostMessageRequest
+from casebridge.cases import flush_outbox, open_conversation, publish_recorded
+from casebridge.clock import now_ms
+from casebridge.contact_center.base import CHAT_GATEWAY_V1
+from casebridge.errors import ContactCenterError, ReusedClientMessageId
+from casebridge.models import OpenConversationRequest, PostMessageRequest, Routing
 from casebridge.observability import logger, metrics
 from casebridge.outbound_queue import OutboundMessage
+from casebridge.records import CaseRecord, MessageRecord, MessageStatus, TimelineEntry
 from casebridge.services import Services
-from casebridge.store import MessageRecord, TimelineEntry, now_ms
+from casebridge.state import needs_reopen
+from casebridge.store import StaleCase
+from casebridge.views import MessageAcceptedView
 
 _NAMESPACE = uuid.UUID("6f1d2c1e-8a5b-4a53-9a0e-6c1f3b7d2e10")
+SEND_TIME_MARGIN_MS = 2_000  # DynamoDB writes around one send
 
 
 class RetryLater(Exception):
     """Delivery failed in a way a later attempt may fix; the message was deferred on the queue."""
 
 
-def accept_message(services: Services, case_id: str, request: PostMessageRequest) -> dict[str, Any]:
-    # A client-chosen id makes the accept idempotent: the same id maps to the same message and dedup id.
+def _text_hash(request: PostMessageRequest) -> str:
+    return hashlib.sha256(f"{request.author_type}\n{request.text}".encode()).hexdigest()
+
+
+def accept_message(services: Services, case_id: str, request: PostMessageRequest) -> MessageAcceptedView:
+    # A client-chosen id makes the accept idempotent: the same id maps to the same message and dedup id;
+    # the same id with another text is refused (an idempotency key reused for a different request).
     if request.client_message_id:
         message_id = str(uuid.uuid5(_NAMESPACE, f"{case_id}/{request.client_message_id}"))
+        earlier = services.store.claim_client_message_id(
+            case_id, request.client_message_id, message_id, _text_hash(request)
+        )
+        if earlier is not None and earlier.get("textSha256") != _text_hash(request):
+            raise ReusedClientMessageId(
+                "clientMessageId was used before for a different message; use a new clientMessageId"
+            )
     else:
         message_id = str(uuid.uuid4())
     message = OutboundMessage(
@@ -47,48 +71,103 @@ def backoff_seconds(attempt: int, base: float, cap: float, rng: random.Random | 
     return (rng or random).uniform(0, ceiling)
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One delivery attempt of one message: what `_failed` needs to decide retry or dead letter."""
+
+    message: OutboundMessage
+    number: int
+    receipt_handle: str
+    ambiguous_before: int
+    conversation_id: str | None
+
+
+@dataclass(frozen=True)
+class QueuedDelivery:
+    message: OutboundMessage
+    receive_count: int
+    receipt_handle: str
+    group_id: str
+
+
+def deliver_batch(
+    services: Services, deliveries: Sequence[QueuedDelivery], remaining_ms: Callable[[], int]
+) -> list[str]:
+    """Deliver a FIFO batch in order. Returns the receipt handles to give back to the queue (failed, held
+    back behind a failure of their case, or not attempted for lack of time): untouched, they come again."""
+    settings = services.settings
+    needed_ms = int(settings.http_timeout_seconds * 2 * 1000) + SEND_TIME_MARGIN_MS
+    failed_groups: set[str] = set()
+    give_back: list[str] = []
+    for delivery in deliveries:
+        logger.append_keys(caseId=delivery.message.caseId, messageId=delivery.message.messageId)
+        if delivery.receive_count >= settings.outbound_max_receive_count:
+            # One more return and SQS would dead-letter it silently: do it here, with its record and event.
+            _dead_letter_unsent(services, delivery, "received too often without being delivered")
+            continue
+        if delivery.group_id in failed_groups:
+            give_back.append(delivery.receipt_handle)  # held back: its case's earlier message failed
+            continue
+        if remaining_ms() < needed_ms:
+            # The invocation would end mid-send and the message would be re-sent as ambiguous: leave it.
+            metrics.add_metric(name="MessagesNotAttemptedNoTime", unit="Count", value=1)
+            give_back.append(delivery.receipt_handle)
+            failed_groups.add(delivery.group_id)
+            continue
+        try:
+            deliver_message(services, delivery.message, delivery.receive_count, delivery.receipt_handle)
+        except Exception as error:
+            if not isinstance(error, RetryLater):
+                logger.exception("delivery failed unexpectedly; the message returns to the queue")
+            failed_groups.add(delivery.group_id)
+            give_back.append(delivery.receipt_handle)
+    return give_back
+
+
 def deliver_message(services: Services, message: OutboundMessage, receive_count: int, receipt_handle: str) -> str:
     """Send one accepted message to 8x8. Returns the outcome: sent, duplicate or failed."""
     logger.append_keys(caseId=message.caseId, messageId=message.messageId)
     case, record = services.store.lookup_for_delivery(message.caseId, message.messageId)
-    if record and record.status == "sent":
+    if record and record.status is MessageStatus.SENT:
         logger.info("message already delivered; queue redelivery ignored")
         return "duplicate"
+    if record and record.status is MessageStatus.FAILED and message.redrive <= record.redrive:
+        # Dead-lettered already (its MessageFailed may still wait on the outbox): never sent again without an
+        # operator's redrive.
+        if case is not None:
+            flush_outbox(services, case)
+        logger.info("message already dead-lettered; queue redelivery ignored")
+        return "failed"
     ambiguous_before = record.ambiguous_attempts if record else 0
-    # The budget counts attempts made, not queue receives: in a FIFO group, a message held back behind a failing
-    # one of its case is received again without being attempted. A redriven (failed) message starts afresh.
-    attempt = record.attempts + 1 if record and record.status in ("sending", "pending") else 1
-    if record and record.status == "sending":
+    # The budget counts attempts made, not queue receives. A redriven message starts afresh.
+    fresh = record is None or record.status is MessageStatus.FAILED
+    number = 1 if fresh or record is None else record.attempts + 1
+    if record and record.status is MessageStatus.SENDING:
         # An earlier attempt ended between posting to 8x8 and learning the outcome (the Lambda crashed or
         # timed out): 8x8 may have the message, so sending again may show it twice. Counted, like a timeout.
         ambiguous_before += 1
         metrics.add_metric(name="MessagesAmbiguous", unit="Count", value=1)
         logger.warning("an earlier attempt ended without an outcome; 8x8 may have the message")
+    attempt = Attempt(message, number, receipt_handle, ambiguous_before, case.conversation_id if case else None)
     try:
         if case is None or not case.conversation_id:
             case, _ = open_conversation(services, message.caseId, OpenConversationRequest())
         assert case.conversation_id is not None
+        attempt = replace(attempt, conversation_id=case.conversation_id)
         logger.append_keys(conversationId=case.conversation_id)
         services.store.record_message(
             message.caseId,
-            MessageRecord(message.messageId, "sending", attempt, ambiguous_before),
+            MessageRecord(message.messageId, MessageStatus.SENDING, number, ambiguous_before, message.redrive),
             case.conversation_id,
         )
+        _reopen_if_needed(services, case, message)
         services.contact_center.send_message(case.conversation_id, message.text, message.authorType)
     except ContactCenterError as error:
-        return _failed(
-            services,
-            message,
-            error,
-            attempt,
-            receipt_handle,
-            ambiguous_before,
-            case.conversation_id if case else None,
-        )
+        return _failed(services, attempt, error)
     try:
         services.store.record_message(
             message.caseId,
-            MessageRecord(message.messageId, "sent", attempt, ambiguous_before),
+            MessageRecord(message.messageId, MessageStatus.SENT, number, ambiguous_before, message.redrive),
             case.conversation_id,
         )
     except Exception:
@@ -97,64 +176,135 @@ def deliver_message(services: Services, message: OutboundMessage, receive_count:
         logger.exception("message delivered to 8x8 but its record could not be written")
         metrics.add_metric(name="MessageRecordFailures", unit="Count", value=1)
     metrics.add_metric(name="MessagesDelivered", unit="Count", value=1)
-    logger.info("message delivered to 8x8", extra={"attempt": attempt, "receiveCount": receive_count})
+    logger.info("message delivered to 8x8", extra={"attempt": number, "receiveCount": receive_count})
     return "sent"
 
 
-def _failed(
-    services: Services,
-    message: OutboundMessage,
-    error: ContactCenterError,
-    attempt: int,
-    receipt_handle: str,
-    ambiguous_before: int,
-    conversation_id: str | None,
-) -> str:
+def _reopen_if_needed(services: Services, case: CaseRecord, message: OutboundMessage) -> None:
+    """No live interaction (the agent left, or the customer left): this message starts a new one.
+
+    On Chat API v2 the message alone re-queues (documented). The Chat Gateway docs do not say (GATEWAY.md §7), so
+    on the Gateway the first message after the end also routes the conversation again (PATCH assignment to the
+    case's routing or last queue): right whether 8x8 re-queues on a message or needs the routing set again.
+    The case remembers which message asked, so a retry of that message routes again and later ones do not."""
+    live = case.live
+    if not needs_reopen(live) or (live.reopen_requested and case.reopen_by != message.messageId):
+        return
+    if not live.reopen_requested:
+        services.store.request_reopen(case, message.messageId)
+    if services.contact_center.api != CHAT_GATEWAY_V1:
+        return
+    routing = Routing.model_validate(case.routing) if case.routing else None
+    if routing is None and live.queue_id:
+        routing = Routing(type="queue", id=live.queue_id)
+    if routing is None:
+        logger.warning("no queue known to route the reopened conversation to; relying on 8x8's default")
+        return
+    assert case.conversation_id is not None
+    services.contact_center.route(case.conversation_id, routing)
+    metrics.add_metric(name="ConversationsRerouted", unit="Count", value=1)
+    logger.info("conversation routed again to reopen the case", extra={"routingType": routing.type})
+
+
+def _failed(services: Services, attempt: Attempt, error: ContactCenterError) -> str:
     settings = services.settings
-    ambiguous = ambiguous_before + (1 if error.ambiguous else 0)
+    message = attempt.message
+    ambiguous = attempt.ambiguous_before + (1 if error.ambiguous else 0)
     if error.ambiguous:
         # 8x8 may have taken the message: sending again may show it twice. Counted, never hidden.
         metrics.add_metric(name="MessagesAmbiguous", unit="Count", value=1)
-        logger.warning("8x8 may have received the message before the failure", extra={"attempt": attempt})
-    if error.retryable and attempt < settings.max_send_attempts:
+        logger.warning("8x8 may have received the message before the failure", extra={"attempt": attempt.number})
+    if error.retryable and attempt.number < settings.max_send_attempts:
         # The attempt's outcome is known now (failed, or counted as ambiguous): replaces the 'sending' marker.
         services.store.record_message(
-            message.caseId, MessageRecord(message.messageId, "pending", attempt, ambiguous), conversation_id
+            message.caseId,
+            MessageRecord(message.messageId, MessageStatus.PENDING, attempt.number, ambiguous, message.redrive),
+            attempt.conversation_id,
         )
         delay = (
             error.retry_after
             if error.retry_after is not None
-            else backoff_seconds(attempt, settings.retry_base_seconds, settings.retry_cap_seconds)
+            else backoff_seconds(attempt.number, settings.retry_base_seconds, settings.retry_cap_seconds)
         )
-        services.queue.defer(receipt_handle, delay)
+        services.queue.defer(attempt.receipt_handle, delay)
         logger.warning(
             "delivery failed; retry deferred",
-            extra={"attempt": attempt, "delayS": round(delay, 2), "upstreamStatus": error.upstream_status},
+            extra={"attempt": attempt.number, "delayS": round(delay, 2), "upstreamStatus": error.upstream_status},
         )
         raise RetryLater(error.message) from error
     reason = f"{error.message} (upstream {error.upstream_status} {error.upstream_code or ''})".strip()
-    services.queue.dead_letter(message, reason)
-    services.store.record_message(
-        message.caseId, MessageRecord(message.messageId, "failed", attempt, ambiguous), conversation_id
+    record = MessageRecord(message.messageId, MessageStatus.FAILED, attempt.number, ambiguous, message.redrive)
+    dead_letter(services, message, record, attempt.conversation_id, reason)
+    logger.error("message moved to the dead-letter queue", extra={"attempt": attempt.number})
+    return "failed"
+
+
+def _dead_letter_unsent(services: Services, delivery: QueuedDelivery, reason: str) -> None:
+    message = delivery.message
+    case, record = services.store.lookup_for_delivery(message.caseId, message.messageId)
+    if record and record.status is MessageStatus.SENT:
+        return  # delivered after all: nothing to dead-letter
+    if record and record.status is MessageStatus.FAILED and message.redrive <= record.redrive:
+        if case is not None:
+            flush_outbox(services, case)
+        return
+    attempts = record.attempts if record and record.status is not MessageStatus.FAILED else 0
+    failed = MessageRecord(
+        message.messageId,
+        MessageStatus.FAILED,
+        attempts,
+        record.ambiguous_attempts if record else 0,
+        message.redrive,
     )
+    dead_letter(services, message, failed, case.conversation_id if case else None, reason)
+    logger.error(
+        "message dead-lettered before SQS could do it silently", extra={"receiveCount": delivery.receive_count}
+    )
+
+
+def dead_letter(
+    services: Services, message: OutboundMessage, record: MessageRecord, conversation_id: str | None, reason: str
+) -> None:
+    """DLQ first (the message is safe there), then the failed record with its MessageFailed on the case's
+    outbox in one transaction, then the publish. A failure after the DLQ makes the queue deliver the message
+    again: it finds `failed` and only publishes, never sends."""
+    services.queue.dead_letter(message, reason)
     failed = TimelineEntry(
-        event_id=f"failed-{message.messageId}",
+        event_id=f"failed-{message.messageId}-{message.redrive}",
         type="MessageFailed",
         conversation_id=conversation_id or "",
         occurred_at=now_ms(),
         received_at=now_ms(),
         detail={
             "messageId": message.messageId,
-            "attempts": attempt,
+            "attempts": record.attempts,
             "reason": reason,
-            "ambiguousAttempts": ambiguous,
+            "ambiguousAttempts": record.ambiguous_attempts,
         },
     )
     case = services.store.get_case(message.caseId)
-    if case is not None:
-        record_and_publish(services, message.caseId, failed, lambda live: None, known=case)
-    else:
+    if case is None:
+        services.store.record_message(message.caseId, record, conversation_id)
         services.publisher.publish(message.caseId, [failed])
+    else:
+        _record_failed(services, case, record, conversation_id, failed)
     metrics.add_metric(name="MessagesFailed", unit="Count", value=1)
-    logger.error("message moved to the dead-letter queue", extra={"attempt": attempt})
-    return "failed"
+
+
+def _record_failed(
+    services: Services, case: CaseRecord, record: MessageRecord, conversation_id: str | None, entry: TimelineEntry
+) -> None:
+    for _ in range(5):
+        try:
+            services.store.record_message_failed(case, record, conversation_id, entry)
+        except StaleCase:
+            fresh = services.store.get_case(case.case_id)
+            if fresh is None:
+                break
+            case = fresh
+            continue
+        publish_recorded(services, case.case_id, [entry])
+        return
+    # The case keeps changing: the record alone still stops a resend; the event goes straight to the bus.
+    services.store.record_message(case.case_id, record, conversation_id)
+    services.publisher.publish(case.case_id, [entry])

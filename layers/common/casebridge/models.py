@@ -14,12 +14,13 @@ MAX_HISTORY_MESSAGES = 200
 MAX_TEXT_LENGTH = 4096
 MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31: larger is no time, and DynamoDB keeps 38 digits at most
 
-Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_LENGTH)]
+# 8x8 refuses blank text later (message → DLQ, history → 502): refuse it here, up front.
+Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_LENGTH, pattern=r"\S")]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 PropertyKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")]
 PropertyValue = Annotated[str, StringConstraints(max_length=1024)]
 AuthorType = Literal["user", "bot"]
-STANDARD_CUSTOMER_FIELDS = ("name", "email", "customerId", "company", "language")
+STANDARD_CUSTOMER_FIELDS = ("name", "email", "phone", "customerId", "company", "language")
 
 
 class _Strict(BaseModel):
@@ -29,6 +30,7 @@ class _Strict(BaseModel):
 class Customer(_Strict):
     name: ShortText | None = None
     email: Annotated[str, StringConstraints(max_length=256, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ().-]{3,32}$")] | None = None
     customer_id: ShortText | None = Field(default=None, alias="customerId")
     company: ShortText | None = None
     language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")] | None = None
@@ -44,7 +46,7 @@ class Customer(_Strict):
 
     @model_validator(mode="after")
     def _within_8x8_limit(self) -> Customer:
-        standard = sum(1 for f in ("name", "email", "customer_id", "company", "language") if getattr(self, f))
+        standard = sum(1 for f in ("name", "email", "phone", "customer_id", "company", "language") if getattr(self, f))
         total = standard + 1 + len(self.properties)  # +1: caseId is always sent
         if total > MAX_CUSTOMER_PROPERTIES:
             raise ValueError(
@@ -53,19 +55,27 @@ class Customer(_Strict):
             )
         return self
 
-    def to_contact_center(self, case_id: str) -> dict[str, str]:
-        data = {"caseId": case_id, **self.properties}
-        for field, key in (
-            ("name", "name"),
-            ("email", "email"),
-            ("customer_id", "customerId"),
-            ("company", "company"),
-            ("language", "language"),
-        ):
-            value = getattr(self, field)
-            if value:
-                data[key] = value
-        return data
+    def standard_fields(self) -> dict[str, str]:
+        """The standard fields that are set, under the business API's names (each 8x8 client maps them)."""
+        values = {
+            "name": self.name,
+            "email": self.email,
+            "phone": self.phone,
+            "customerId": self.customer_id,
+            "company": self.company,
+            "language": self.language,
+        }
+        return {k: v for k, v in values.items() if v}
+
+    def is_empty(self) -> bool:
+        return not self.standard_fields() and not self.properties
+
+
+class Routing(_Strict):
+    """Where 8x8 routes the conversation (Chat Gateway `assignment`): a queue or a script, by 8x8 id."""
+
+    type: Literal["queue", "script"]
+    id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
 
 
 class HistoryMessage(_Strict):
@@ -75,6 +85,7 @@ class HistoryMessage(_Strict):
 
 class OpenConversationRequest(_Strict):
     customer: Customer = Field(default_factory=Customer)
+    routing: Routing | None = None
     history: list[HistoryMessage] = Field(default_factory=list, max_length=MAX_HISTORY_MESSAGES)
     channel_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,128}$")] | None = Field(
         default=None, alias="channelId"

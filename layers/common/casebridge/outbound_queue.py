@@ -25,6 +25,7 @@ class OutboundMessage:
     text: str
     authorType: str  # noqa: N815
     acceptedAt: int  # noqa: N815
+    redrive: int = 0  # bumped by scripts/redrive.py: a dead-lettered message is sent again only when redriven
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

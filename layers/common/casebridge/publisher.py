@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from casebridge import aws
-from casebridge.store import TimelineEntry
+from casebridge.records import TimelineEntry
+from casebridge.views import event_view
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -37,7 +38,7 @@ class EventPublisher:
                 "EventBusName": self.bus_name,
                 "Source": SOURCE,
                 "DetailType": entry.type,
-                "Detail": json.dumps(entry.to_view(case_id), separators=(",", ":")),
+                "Detail": json.dumps(event_view(entry, case_id), separators=(",", ":")),
                 "Resources": [],
             }
             for entry in entries

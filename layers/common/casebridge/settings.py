@@ -11,10 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
 
 from casebridge.errors import ConfigurationError
 
+MAX_WEBHOOK_TOLERANCE_SECONDS = 900  # stays far below the receipt TTL (days), so a replay always meets its receipt
+
 
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
+    contact_center_api: Literal["chat-gateway-v1", "chat-api-v2"] = Field(
+        alias="EIGHTXEIGHT_API", default="chat-gateway-v1"
+    )
     cases_table_name: str = Field(alias="CASES_TABLE_NAME", min_length=1)
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", default="default")
     outbound_queue_url: str = Field(alias="OUTBOUND_QUEUE_URL", default="")
@@ -25,8 +30,13 @@ class Settings(BaseModel):
     channel_id: str = Field(alias="EIGHTXEIGHT_CHANNEL_ID", default="")
     credentials_secret_id: str = Field(alias="EIGHTXEIGHT_SECRET_ARN", default="")
     http_timeout_seconds: float = Field(alias="HTTP_TIMEOUT_SECONDS", default=5.0, gt=0)
-    webhook_tolerance_seconds: int = Field(alias="WEBHOOK_TOLERANCE_SECONDS", default=300, gt=0)
+    webhook_tolerance_seconds: int = Field(
+        alias="WEBHOOK_TOLERANCE_SECONDS", default=300, gt=0, le=MAX_WEBHOOK_TOLERANCE_SECONDS
+    )
     max_send_attempts: int = Field(alias="MAX_SEND_ATTEMPTS", default=8, ge=1)
+    # The outbound queue's maxReceiveCount: the sender dead-letters a message itself (record + MessageFailed)
+    # before SQS's own redrive could move it silently.
+    outbound_max_receive_count: int = Field(alias="OUTBOUND_MAX_RECEIVE_COUNT", default=1000, ge=2)
     retry_base_seconds: float = Field(alias="RETRY_BASE_SECONDS", default=2.0, gt=0)
     retry_cap_seconds: float = Field(alias="RETRY_CAP_SECONDS", default=300.0, gt=0)
     timeline_ttl_days: int = Field(alias="TIMELINE_TTL_DAYS", default=90, ge=1)

@@ -1,22 +1,56 @@
-"""What the connector needs from 8x8, whichever API serves it (Chat API v2 now, Chat Gateway next)."""
+"""What the connector needs from 8x8, whichever API serves it (Chat Gateway v1, the default, or Chat API v2)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Literal, Protocol
 
-from casebridge.models import HistoryMessage
+from casebridge.models import Customer, HistoryMessage, Routing
+
+ContactCenterApi = Literal["chat-gateway-v1", "chat-api-v2"]
+CHAT_GATEWAY_V1: ContactCenterApi = "chat-gateway-v1"
+CHAT_API_V2: ContactCenterApi = "chat-api-v2"
 
 
 class ContactCenterClient(Protocol):
-    def create_conversation(self, channel_id: str, customer: dict[str, str], history: Sequence[HistoryMessage]) -> str:
+    """One 8x8 API. Errors are casebridge.errors ContactCenter* classes; what an API cannot do raises
+    UnsupportedByContactCenterApi (a 400 the business sees), before any call to 8x8."""
+
+    api: ContactCenterApi
+
+    def create_conversation(
+        self,
+        channel_id: str,
+        case_id: str,
+        customer: Customer,
+        history: Sequence[HistoryMessage],
+        routing: Routing | None = None,
+    ) -> str:
         """Open a conversation on the channel; returns 8x8's conversation id."""
         ...
 
     def send_message(self, conversation_id: str, text: str, author_type: str) -> None:
-        """Post a customer or bot message; reopens the conversation if its interaction ended."""
+        """Post a customer or bot message (on v2 this also reopens a conversation whose interaction ended)."""
         ...
 
     def customer_leaves(self, conversation_id: str) -> None:
-        """The customer left: 8x8 ends the interaction and frees the agent."""
+        """The customer left: 8x8 ends the interaction and frees the agent. Already gone is success."""
+        ...
+
+    def route(self, conversation_id: str, routing: Routing) -> None:
+        """Route the conversation again (Gateway: PATCH {assignment}); used to reopen where a message alone
+        does not re-queue. v2 cannot: UnsupportedByContactCenterApi."""
+        ...
+
+    def update_customer(self, conversation_id: str, case_id: str, customer: Customer) -> None:
+        """Replace the customer data on an existing conversation (Gateway: PATCH {user}). v2 cannot."""
+        ...
+
+    def find_conversation(self, case_id: str, channel_id: str) -> str | None:
+        """The conversation 8x8 holds for this case on this channel, if it can be looked up (used after a
+        create whose outcome is unknown). None: not found, or the API cannot search."""
+        ...
+
+    def send_typing(self, conversation_id: str, author_type: str) -> None:
+        """Show the customer or bot typing to the agent (Gateway only)."""
         ...

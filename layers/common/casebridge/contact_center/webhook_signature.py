@@ -13,10 +13,12 @@ import re
 import threading
 import time
 import zlib
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from types import SimpleNamespace
+from urllib.parse import quote
 from typing import TYPE_CHECKING, Any, cast
 
 import requests
@@ -77,18 +79,62 @@ def signing_payload(body: bytes, customer_id: str, event_id: str, retry: int, te
     ).encode()
 
 
+MAX_UNKNOWN_KIDS = 256
+FETCH_BUDGET = 10  # key fetches per FETCH_WINDOW_S, whatever the kids: unauthenticated traffic can't spend more
+FETCH_WINDOW_S = 60.0
+_FAILED_KID_TTL_S = 5.0
+
+
 class JwkCache:
-    """Public keys by kid: fetched once, kept for the container's life (a kid never changes its key)."""
+    """Public keys by kid: fetched once, kept for the container's life (a kid never changes its key).
+
+    The webhook is public, so anyone can send made-up kids: fetches are bounded by a budget per window
+    (past it, 503 so that 8x8 retries a genuine new kid later), unknown kids are remembered in a bounded LRU,
+    and a key endpoint failure (429/5xx) is remembered for a few seconds per kid."""
 
     def __init__(
-        self, fetch: Callable[[str], Mapping[str, Any] | None], clock: Callable[[], float] = time.monotonic
+        self,
+        fetch: Callable[[str], Mapping[str, Any] | None],
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        fetch_budget: int = FETCH_BUDGET,
+        window_s: float = FETCH_WINDOW_S,
+        max_unknown: int = MAX_UNKNOWN_KIDS,
     ) -> None:
         self._fetch = fetch
         self._clock = clock
         self._keys: dict[str, RSAKey] = {}
-        self._unknown: dict[str, float] = {}
+        self._unknown: OrderedDict[str, float] = OrderedDict()
+        self._failed: OrderedDict[str, float] = OrderedDict()
+        self._recent_fetches: deque[float] = deque()
+        self._budget = fetch_budget
+        self._window_s = window_s
+        self._max_unknown = max_unknown
         self._lock = threading.Lock()
         self.fetches = 0
+
+    def _remembered(self, table: OrderedDict[str, float], kid: str) -> bool:
+        until = table.get(kid)
+        if until is None:
+            return False
+        if self._clock() < until:
+            return True
+        del table[kid]
+        return False
+
+    def _remember(self, table: OrderedDict[str, float], kid: str, ttl_s: float) -> None:
+        table[kid] = self._clock() + ttl_s
+        table.move_to_end(kid)
+        while len(table) > self._max_unknown:
+            table.popitem(last=False)
+
+    def _spend_fetch(self) -> None:
+        now = self._clock()
+        while self._recent_fetches and self._recent_fetches[0] <= now - self._window_s:
+            self._recent_fetches.popleft()
+        if len(self._recent_fetches) >= self._budget:
+            raise SigningKeyUnavailable("too many signing key look-ups; retry shortly", retry_after=int(self._window_s))
+        self._recent_fetches.append(now)
 
     def get(self, kid: str) -> RSAKey | None:
         key = self._keys.get(kid)
@@ -97,12 +143,19 @@ class JwkCache:
         with self._lock:
             if kid in self._keys:
                 return self._keys[kid]
-            if self._clock() < self._unknown.get(kid, 0.0):
+            if self._remembered(self._unknown, kid):
                 return None
+            if self._remembered(self._failed, kid):
+                raise SigningKeyUnavailable(f"8x8's key endpoint failed for kid {kid} moments ago", retry_after=5)
+            self._spend_fetch()
             self.fetches += 1
-            jwk = self._fetch(kid)
+            try:
+                jwk = self._fetch(kid)
+            except SigningKeyUnavailable:
+                self._remember(self._failed, kid, _FAILED_KID_TTL_S)
+                raise
             if jwk is None:
-                self._unknown[kid] = self._clock() + _UNKNOWN_KID_TTL_S
+                self._remember(self._unknown, kid, _UNKNOWN_KID_TTL_S)
                 return None
             try:
                 key = cast("RSAKey", _jose().RSAKey.import_key(dict(jwk)))
@@ -112,22 +165,34 @@ class JwkCache:
             return key
 
 
+def jwk_url_template(api: str, base_url: str, region: str) -> str:
+    """Where each 8x8 API publishes its webhook keys ({kid} is filled in). The Gateway's own path, not the
+    v2 one that 8x8's code samples on the Gateway page still show (GATEWAY.md trap T6)."""
+    base = base_url.rstrip("/")
+    if api == "chat-api-v2":
+        return f"{base}/vcc/{region}/chat/v2/jwk/{{kid}}/public"
+    return f"{base}/chat-gateway/v1/jwk/{{kid}}/public"
+
+
 def http_jwk_fetcher(
-    base_url: str, region: str, *, timeout: float = 3.0, session: requests.Session | None = None
+    url_template: str, *, timeout: float = 3.0, session: requests.Session | None = None
 ) -> Callable[[str], Mapping[str, Any] | None]:
     own_session = session or http.new_session()
 
     def fetch(kid: str) -> Mapping[str, Any] | None:
-        url = f"{base_url.rstrip('/')}/vcc/{region}/chat/v2/jwk/{kid}/public"
+        url = url_template.format(kid=quote(kid, safe=""))  # the kid comes from an unauthenticated header
         try:
             answer = http.request(own_session, "GET", url, "jwk", timeout)
         except ContactCenterError as error:
             if error.upstream_status == 404:
                 return None
             raise SigningKeyUnavailable(f"8x8's key endpoint failed for kid {kid}", retry_after=5) from error
-        body: Any = answer.json()
-        if isinstance(body, str):  # the v2 contract types this answer as a JSON string
-            body = json.loads(body)
+        try:
+            body: Any = answer.json()
+            if isinstance(body, str):  # both contracts type this answer as a JSON string (trap T10)
+                body = json.loads(body)
+        except ValueError:
+            body = None
         if not isinstance(body, dict):
             raise SigningKeyUnavailable(f"8x8's key endpoint sent no JWK for kid {kid}")
         return body

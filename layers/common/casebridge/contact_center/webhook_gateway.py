@@ -1,0 +1,140 @@
+"""Chat Gateway v1's webhook dialect ("Chat Gateway v1.0") → ContactCenterEvent. GATEWAY.md §3.3.
+
+Envelope `{eventType, conversationId, timestamp, data}`. Differences from v2 that matter here:
+- MESSAGE fires for every participant, so the connector's own user/bot posts come back: only `sender.type`
+  "agent" is an agent message (`isEcho` is a hint whose rule for user posts is undocumented, trap T4).
+- Agents join and leave as MEMBERS_CHANGED, with an id and never a name.
+- CONVERSATION_UPDATE states compare case-insensitively (trap T17); only `idle` says something new.
+- Unknown event types and ACTIVITY names must be answered 2xx (the lists are extensible).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from casebridge.events import (
+    ContactCenterEvent,
+    EventKind,
+    MalformedEvent,
+    compact,
+    conversation_id_field,
+    text_field,
+    timestamp_field,
+)
+
+NOTIFICATION_VERSION = "Chat Gateway v1.0"
+MAX_ATTACHMENTS = 50
+MAX_CARDS = 20
+
+
+def _data(payload: dict[str, Any]) -> dict[str, Any]:
+    data = payload.get("data")
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise MalformedEvent("data must be an object", "data")
+    return data
+
+
+def _attachments(value: Any) -> list[dict[str, Any]] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) > MAX_ATTACHMENTS:
+        raise MalformedEvent(f"data.attachments must be a list of at most {MAX_ATTACHMENTS}", "data.attachments")
+    attachments = []
+    for item in value:
+        if not isinstance(item, dict):
+            raise MalformedEvent("data.attachments items must be objects", "data.attachments")
+        attachments.append(
+            compact(
+                {
+                    "id": text_field(item.get("id"), "data.attachments.id", required=True, max_length=512),
+                    "type": text_field(item.get("type"), "data.attachments.type", max_length=64),
+                    "fileName": text_field(item.get("fileName"), "data.attachments.fileName", max_length=1024),
+                    "url": text_field(item.get("preSignedUrl"), "data.attachments.preSignedUrl", max_length=4096),
+                }
+            )
+        )
+    return attachments or None
+
+
+def _cards(value: Any) -> list[Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) > MAX_CARDS or not all(isinstance(c, dict) for c in value):
+        raise MalformedEvent(f"data.cards must be a list of at most {MAX_CARDS} objects", "data.cards")
+    return value or None
+
+
+def _unhandled(source: str, conversation_id: str, timestamp: int, note: str) -> ContactCenterEvent:
+    return ContactCenterEvent(EventKind.UNHANDLED, source, conversation_id, timestamp, note=note)
+
+
+def parse_webhook_event(payload: Any) -> ContactCenterEvent:
+    """Raises MalformedEvent for a known event type in the wrong shape; unknown types are UNHANDLED."""
+    if not isinstance(payload, dict):
+        raise MalformedEvent("webhook body must be a JSON object")
+    event_type = payload.get("eventType")
+    if not isinstance(event_type, str) or not event_type:
+        raise MalformedEvent("eventType is required", "eventType")
+    source = text_field(event_type, "eventType", max_length=128) or ""
+    if event_type == "WEB_HOOK_VERIFY":
+        return ContactCenterEvent(EventKind.VERIFY, source)
+    conversation_id = conversation_id_field(payload.get("conversationId"))
+    timestamp = timestamp_field(payload.get("timestamp"))
+    data = _data(payload)
+
+    def event(kind: EventKind, **detail: Any) -> ContactCenterEvent:
+        return ContactCenterEvent(kind, source, conversation_id, timestamp, compact(detail))
+
+    if event_type == "QUEUED":
+        return event(
+            EventKind.QUEUED,
+            queueId=text_field(data.get("queueId"), "data.queueId", max_length=256),
+            queueName=text_field(data.get("queueName"), "data.queueName", max_length=1024),
+        )
+    if event_type == "TRANSFER":
+        return event(EventKind.TRANSFERRED)
+    if event_type == "MEMBERS_CHANGED":
+        member = text_field(data.get("memberType"), "data.memberType", required=True, max_length=64)
+        change = text_field(data.get("change"), "data.change", required=True, max_length=64)
+        member_id = text_field(data.get("id"), "data.id", max_length=256)
+        if member == "agent" and change in ("joined", "left"):
+            if not member_id:
+                raise MalformedEvent("data.id (the agent id) is required", "data.id")
+            return event(EventKind.AGENT_JOINED if change == "joined" else EventKind.AGENT_LEFT, agentId=member_id)
+        if member == "user" and change == "left":
+            return event(EventKind.CUSTOMER_LEFT)
+        return _unhandled(f"{source}/{member}/{change}", conversation_id, timestamp, "membership change not acted on")
+    if event_type == "MESSAGE":
+        sender = data.get("sender")
+        if not isinstance(sender, dict):
+            raise MalformedEvent("data.sender is required", "data.sender")
+        sender_type = text_field(sender.get("type"), "data.sender.type", max_length=64) or ""
+        text = text_field(data.get("text"), "data.text")
+        attachments = _attachments(data.get("attachments"))
+        cards = _cards(data.get("cards"))
+        if sender_type != "agent":
+            # The echo of the connector's own user/bot post (or a system line): the business already has it.
+            return _unhandled(f"{source}/{sender_type or 'unknown'}", conversation_id, timestamp, "echo")
+        agent_id = text_field(sender.get("id"), "data.sender.id", required=True, max_length=256)
+        return event(EventKind.AGENT_MESSAGE, agentId=agent_id, text=text, attachments=attachments, cards=cards)
+    if event_type == "CONVERSATION_UPDATE":
+        state = (text_field(data.get("state"), "data.state", max_length=64) or "").lower()
+        if state == "idle":
+            return event(EventKind.CONVERSATION_IDLE)
+        return _unhandled(f"{source}/{state or 'none'}", conversation_id, timestamp, "state says nothing new")
+    if event_type == "ACTIVITY":
+        name = text_field(data.get("name"), "data.name", max_length=128) or ""
+        if name == "typing":
+            value = data.get("value")
+            users = value.get("users") if isinstance(value, dict) else None
+            if not isinstance(users, list):
+                raise MalformedEvent("data.value.users must be a list", "data.value.users")
+            agents = [u for u in users if isinstance(u, dict) and u.get("type") == "agent"]
+            if users and not agents:
+                return _unhandled(f"{source}/typing", conversation_id, timestamp, "typing by a non-agent")
+            agent_id = text_field(agents[0].get("id"), "data.value.users.id", max_length=256) if agents else None
+            return event(EventKind.AGENT_TYPING, agentId=agent_id, typing=bool(agents))
+        return _unhandled(f"{source}/{name or 'unnamed'}", conversation_id, timestamp, "activity not acted on")
+    return _unhandled(source, conversation_id, timestamp, "event type not handled by casebridge")

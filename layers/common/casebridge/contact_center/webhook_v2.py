@@ -1,0 +1,67 @@
+"""Chat API v2's webhook dialect (notificationVersion v2.0) → ContactCenterEvent.
+
+v2 events are flat: `{eventType, messageType, conversationId, timestamp, queueId, queueName, agentId, agentName,
+message}`. Only agent messages arrive (TEXT), so there is no echo of the connector's own posts to drop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from casebridge.events import (
+    ContactCenterEvent,
+    EventKind,
+    MalformedEvent,
+    compact,
+    conversation_id_field,
+    text_field,
+    timestamp_field,
+)
+
+NOTIFICATION_VERSION = "v2.0"
+
+_KINDS = {
+    "QUEUED": EventKind.QUEUED,
+    "AGENT_JOINED": EventKind.AGENT_JOINED,
+    "AGENT_LEFT": EventKind.AGENT_LEFT,
+    "TRANSFER": EventKind.TRANSFERRED,
+    "TEXT": EventKind.AGENT_MESSAGE,
+}
+
+
+def parse_webhook_event(payload: Any) -> ContactCenterEvent:
+    """Raises MalformedEvent for a known event type in the wrong shape; unknown types are UNHANDLED."""
+    if not isinstance(payload, dict):
+        raise MalformedEvent("webhook body must be a JSON object")
+    event_type = payload.get("eventType")
+    if not isinstance(event_type, str) or not event_type:
+        raise MalformedEvent("eventType is required", "eventType")
+    source = text_field(event_type, "eventType", max_length=128) or ""
+    if event_type == "WEB_HOOK_VERIFY":
+        return ContactCenterEvent(EventKind.VERIFY, source)
+    kind = _KINDS.get(event_type)
+    if kind is None:
+        conversation = payload.get("conversationId")
+        return ContactCenterEvent(
+            EventKind.UNHANDLED,
+            source,
+            conversation_id=conversation if isinstance(conversation, str) and len(conversation) <= 256 else None,
+            note="event type not handled by casebridge",
+        )
+    detail = compact(
+        {
+            "queueId": text_field(payload.get("queueId"), "queueId", max_length=256),
+            "queueName": text_field(payload.get("queueName"), "queueName", max_length=1024),
+            "agentId": text_field(payload.get("agentId"), "agentId", max_length=256),
+            "agentName": text_field(payload.get("agentName"), "agentName", max_length=1024),
+            "text": text_field(payload.get("message"), "message"),
+        }
+    )
+    text_field(payload.get("messageType"), "messageType", max_length=64)
+    return ContactCenterEvent(
+        kind,
+        source,
+        conversation_id=conversation_id_field(payload.get("conversationId")),
+        occurred_at=timestamp_field(payload.get("timestamp")),
+        detail=detail,
+    )

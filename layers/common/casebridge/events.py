@@ -1,0 +1,100 @@
+"""8x8's webhook events as one domain type, whichever API sent them.
+
+Each 8x8 API has its own webhook dialect, parsed at the edge (contact_center/webhook_v2.py and
+contact_center/webhook_gateway.py). Everything after the parser (dedup, state, timeline, publish) sees only
+`ContactCenterEvent` and knows no 8x8 API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31: larger is no time, and DynamoDB keeps 38 digits at most
+MAX_ID_LENGTH = 256
+
+
+class EventKind(StrEnum):
+    """What an 8x8 event means for a case. The value is the business event type (timeline and bus)."""
+
+    QUEUED = "Queued"
+    AGENT_JOINED = "AgentJoined"
+    AGENT_LEFT = "AgentLeft"
+    TRANSFERRED = "Transferred"
+    AGENT_MESSAGE = "AgentMessage"
+    CUSTOMER_LEFT = "CustomerLeft"  # the customer left on the 8x8 side (Gateway MEMBERS_CHANGED user left)
+    CONVERSATION_IDLE = "ConversationIdle"  # Gateway: no live interaction any more
+    AGENT_TYPING = "AgentTyping"  # published, never on the timeline
+    VERIFY = "WebhookVerify"  # 8x8 checks the URL when the webhook is added
+    UNHANDLED = "Unhandled"  # an event the connector does not act on: answered 2xx and kept for operators
+
+
+# Kinds that can move the case's live state, and so go on the timeline.
+TIMELINE_KINDS = frozenset(
+    {
+        EventKind.QUEUED,
+        EventKind.AGENT_JOINED,
+        EventKind.AGENT_LEFT,
+        EventKind.TRANSFERRED,
+        EventKind.AGENT_MESSAGE,
+        EventKind.CUSTOMER_LEFT,
+        EventKind.CONVERSATION_IDLE,
+    }
+)
+
+
+class MalformedEvent(ValueError):
+    """A known 8x8 event type whose body does not have the documented shape."""
+
+    def __init__(self, message: str, field_name: str = "body") -> None:
+        super().__init__(message)
+        self.field_name = field_name
+
+
+@dataclass(frozen=True)
+class ContactCenterEvent:
+    kind: EventKind
+    source_type: str  # 8x8's eventType (and ACTIVITY's data.name), for logs, metrics and operators
+    conversation_id: str | None = None
+    occurred_at: int = 0  # 8x8's clock, epoch ms
+    detail: dict[str, Any] = field(default_factory=dict)  # normalised business fields (ids as strings)
+    note: str | None = None  # why an event is unhandled
+
+
+# ---- small validators shared by the dialect parsers --------------------------------------------------------
+
+
+def text_field(value: Any, name: str, *, required: bool = False, max_length: int = 65_536) -> str | None:
+    if value is None:
+        if required:
+            raise MalformedEvent(f"{name} is required", name)
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise MalformedEvent(f"{name} must be a string", name)
+    text = str(value)
+    if required and not text:
+        raise MalformedEvent(f"{name} must not be empty", name)
+    if len(text) > max_length:
+        raise MalformedEvent(f"{name} is longer than {max_length} characters", name)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # JSON allows lone surrogates that UTF-8 (and DynamoDB) cannot carry
+        raise MalformedEvent(f"{name} must be valid Unicode (no lone surrogates)", name) from None
+    return text
+
+
+def conversation_id_field(value: Any) -> str:
+    text = text_field(value, "conversationId", required=True, max_length=MAX_ID_LENGTH)
+    assert text is not None
+    return text
+
+
+def timestamp_field(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TIMESTAMP_MS:
+        raise MalformedEvent("timestamp must be epoch milliseconds", "timestamp")
+    return int(value)
+
+
+def compact(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None}

@@ -1,0 +1,143 @@
+"""What the table stores, as typed records: a case, a timeline entry, an outbound message's delivery record,
+and a webhook receipt. Conversions to and from DynamoDB items live beside each record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from casebridge.dynamo_codec import EVENT_PREFIX, from_item
+from casebridge.models import CaseState
+from casebridge.state import LiveState
+
+
+class MessageStatus(StrEnum):
+    SENDING = "sending"  # an attempt is in flight (a crash leaves this: the next attempt counts as ambiguous)
+    PENDING = "pending"  # an attempt failed; the retry is deferred on the queue
+    SENT = "sent"
+    FAILED = "failed"  # dead-lettered, MessageFailed recorded; sent again only after an operator's redrive
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    case_id: str
+    conversation_id: str | None = None
+    channel_id: str | None = None
+    live: LiveState = field(default_factory=LiveState)
+    version: int = 0
+    created_at: int = 0
+    updated_at: int = 0
+    opening_until: int = 0
+    opening_ambiguous: bool = False  # a create's outcome is unknown: look the conversation up before creating
+    open_request_hash: str | None = None  # the open request that made the conversation (idempotent retries)
+    routing: dict[str, str] | None = None  # the routing asked for at open (Gateway reopen re-routes to it)
+    pending_publish: frozenset[str] = frozenset()  # timeline sort keys recorded but not yet on the bus
+    reopen_by: str | None = None  # the message that asked 8x8 to reopen the case (its retries ask again)
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> CaseRecord:
+        p = from_item(item)
+        live = LiveState(
+            state=CaseState(p.get("state", CaseState.OPEN.value)),
+            state_at=int(p.get("stateAt", 0)),
+            changed_at=int(p.get("changedAt", p.get("stateAt", 0))),
+            queue_id=p.get("queueId"),
+            queue_name=p.get("queueName"),
+            agent_id=p.get("agentId"),
+            agent_name=p.get("agentName"),
+            transfer_pending=bool(p.get("transferPending", False)),
+            reopen_requested=bool(p.get("reopenRequested", False)),
+        )
+        routing = p.get("routing")
+        return cls(
+            case_id=p["caseId"],
+            conversation_id=p.get("conversationId"),
+            channel_id=p.get("channelId"),
+            live=live,
+            version=int(p.get("version", 0)),
+            created_at=int(p.get("createdAt", 0)),
+            updated_at=int(p.get("updatedAt", 0)),
+            opening_until=int(p.get("openingUntil", 0)),
+            opening_ambiguous=bool(p.get("openingAmbiguous", False)),
+            open_request_hash=p.get("openRequestHash"),
+            routing={str(k): str(v) for k, v in routing.items()} if isinstance(routing, dict) else None,
+            pending_publish=frozenset(p.get("pendingPublish") or ()),
+            reopen_by=p.get("reopenBy"),
+        )
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One normalised event on a case's timeline (also the body of the published event)."""
+
+    event_id: str
+    type: str
+    conversation_id: str
+    occurred_at: int
+    received_at: int
+    detail: dict[str, Any] = field(default_factory=dict)
+    source_event_type: str | None = None  # 8x8's eventType, kept so early events can be replayed
+
+    @property
+    def sort_key(self) -> str:
+        return f"{EVENT_PREFIX}{self.received_at:013d}#{self.event_id}"
+
+    def attributes(self, ttl: int) -> dict[str, Any]:
+        return {
+            "eventId": self.event_id,
+            "type": self.type,
+            "conversationId": self.conversation_id,
+            "occurredAt": self.occurred_at,
+            "receivedAt": self.received_at,
+            "detail": self.detail or None,
+            "sourceEventType": self.source_event_type,
+            "expiresAt": ttl,
+        }
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> TimelineEntry:
+        p = from_item(item)
+        return cls(
+            event_id=p["eventId"],
+            type=p["type"],
+            conversation_id=p["conversationId"],
+            occurred_at=int(p["occurredAt"]),
+            received_at=int(p["receivedAt"]),
+            detail=dict(p.get("detail") or {}),
+            source_event_type=p.get("sourceEventType"),
+        )
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    message_id: str
+    status: MessageStatus
+    attempts: int = 0
+    ambiguous_attempts: int = 0
+    redrive: int = 0  # the operator redrive this record belongs to (0: the first delivery)
+
+    @classmethod
+    def from_item(cls, message_id: str, item: dict[str, Any]) -> MessageRecord:
+        p = from_item(item)
+        return cls(
+            message_id,
+            MessageStatus(p["status"]),
+            int(p.get("attempts", 0)),
+            int(p.get("ambiguousAttempts", 0)),
+            int(p.get("redrive", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class WebhookReceipt:
+    """A verified webhook delivery's event id, with a hash of its body: a later delivery of the same id with
+    another body is a replay with a forged body (8x8's signature covers only a CRC32 of the body)."""
+
+    tenant_id: str
+    event_id: str
+    body_sha256: str
+    event_type: str = ""
+    conversation_id: str | None = None
+    outcome: str = "accepted"  # accepted | verify | unhandled | malformed
+    kept_body: str | None = None  # unhandled and malformed events keep their body for operators (TTL)

@@ -1,0 +1,193 @@
+"""Every shape the business sees, in one place: the API's answers and the events on the bus and timeline.
+
+TypedDicts, not models: they cost nothing at cold start. `event_json_schema()` documents the events from the
+same table (docs/event-schema.json is generated from it, and a test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NotRequired, TypedDict
+
+from casebridge.records import CaseRecord, TimelineEntry
+from casebridge.state import LiveState
+
+
+class AgentView(TypedDict):
+    id: str
+    name: str | None  # Chat Gateway v1 has no agent names: always null there
+
+
+class QueueView(TypedDict):
+    id: str
+    name: str | None
+
+
+class CaseView(TypedDict):
+    caseId: str
+    conversationId: str | None
+    channelId: str | None
+    state: str  # open | queued | with_agent | agent_left | closed
+    agent: AgentView | None
+    queue: QueueView | None
+    transferPending: bool
+    createdAt: int
+    updatedAt: int
+    stateChangedAt: int | None
+
+
+class MessageAcceptedView(TypedDict):
+    caseId: str
+    messageId: str
+    status: str  # accepted
+
+
+class CaseEventView(TypedDict):
+    """One event on the bus (the EventBridge detail) and on the case timeline."""
+
+    eventId: str
+    type: str
+    caseId: str | None
+    conversationId: str
+    occurredAt: int
+    receivedAt: int
+    queueId: NotRequired[str]
+    queueName: NotRequired[str]
+    agentId: NotRequired[str]
+    agentName: NotRequired[str]
+    text: NotRequired[str]
+    attachments: NotRequired[list[dict[str, Any]]]
+    cards: NotRequired[list[dict[str, Any]]]
+    typing: NotRequired[bool]
+    channelId: NotRequired[str]
+    messageId: NotRequired[str]
+    attempts: NotRequired[int]
+    reason: NotRequired[str]
+    ambiguousAttempts: NotRequired[int]
+
+
+class TimelineView(TypedDict):
+    caseId: str
+    events: list[CaseEventView]
+    next: str | None
+
+
+class LiveView(TypedDict):
+    state: str
+    agent: AgentView | None
+    queue: QueueView | None
+    transferPending: bool
+
+
+def live_view(live: LiveState) -> LiveView:
+    return {
+        "state": live.state.value,
+        "agent": {"id": live.agent_id, "name": live.agent_name} if live.agent_id else None,
+        "queue": {"id": live.queue_id, "name": live.queue_name} if live.queue_id else None,
+        "transferPending": live.transfer_pending,
+    }
+
+
+def case_view(case: CaseRecord) -> CaseView:
+    live = case.live
+    return {
+        "caseId": case.case_id,
+        "conversationId": case.conversation_id,
+        "channelId": case.channel_id,
+        **live_view(live),
+        "createdAt": case.created_at,
+        "updatedAt": case.updated_at,
+        "stateChangedAt": live.changed_at or None,
+    }
+
+
+def event_view(entry: TimelineEntry, case_id: str | None) -> CaseEventView:
+    view: dict[str, Any] = {
+        "eventId": entry.event_id,
+        "type": entry.type,
+        "caseId": case_id,
+        "conversationId": entry.conversation_id,
+        "occurredAt": entry.occurred_at,
+        "receivedAt": entry.received_at,
+        **entry.detail,
+    }
+    return view  # type: ignore[return-value]  # detail holds the per-type fields listed in EVENT_FIELDS
+
+
+def timeline_view(case_id: str, entries: list[TimelineEntry], cursor: str | None) -> TimelineView:
+    return {"caseId": case_id, "events": [event_view(e, case_id) for e in entries], "next": cursor}
+
+
+# ---- the event schema, documented once ---------------------------------------------------------------------
+_STRING = {"type": "string"}
+_FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
+    "queueId": _STRING,
+    "queueName": _STRING,
+    "agentId": _STRING,
+    "agentName": {"type": "string", "description": "Chat API v2 only: the Chat Gateway has no agent names"},
+    "text": _STRING,
+    "attachments": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["id"],
+            "properties": {"id": _STRING, "type": _STRING, "fileName": _STRING, "url": _STRING},
+        },
+    },
+    "cards": {"type": "array", "items": {"type": "object"}},
+    "typing": {"type": "boolean"},
+    "channelId": _STRING,
+    "messageId": _STRING,
+    "attempts": {"type": "integer", "minimum": 1},
+    "reason": _STRING,
+    "ambiguousAttempts": {"type": "integer", "minimum": 0},
+}
+# type → (required extra fields, optional extra fields, description)
+EVENT_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
+    "ConversationOpened": (("channelId",), (), "casebridge opened the case's 8x8 conversation"),
+    "Queued": ((), ("queueId", "queueName"), "the interaction waits in an 8x8 queue"),
+    "AgentJoined": (("agentId",), ("agentName",), "an agent accepted"),
+    "AgentMessage": (("agentId",), ("agentName", "text", "attachments", "cards"), "an agent wrote"),
+    "Transferred": ((), (), "the agent moved the case to another queue; AgentLeft, Queued, AgentJoined follow"),
+    "AgentLeft": (("agentId",), ("agentName",), "the agent left or ended the interaction"),
+    "ConversationIdle": ((), (), "Chat Gateway: 8x8 reports no live interaction any more"),
+    "CustomerLeft": ((), (), "the customer left (through casebridge, or on the 8x8 side)"),
+    "AgentTyping": (("typing",), ("agentId",), "Chat Gateway: the agent started or stopped typing (bus only)"),
+    "MessageFailed": (
+        ("messageId", "attempts", "reason", "ambiguousAttempts"),
+        (),
+        "a customer or bot message could not be delivered and went to the dead-letter queue",
+    ),
+}
+
+
+def event_json_schema() -> dict[str, Any]:
+    common = {
+        "eventId": _STRING,
+        "caseId": _STRING,
+        "conversationId": _STRING,
+        "occurredAt": {"type": "integer", "description": "8x8's time (casebridge's for its own events), epoch ms"},
+        "receivedAt": {"type": "integer", "description": "when casebridge received or made it, epoch ms"},
+    }
+    variants = []
+    for event_type, (required, optional, description) in EVENT_FIELDS.items():
+        variants.append(
+            {
+                "title": event_type,
+                "description": description,
+                "type": "object",
+                "required": ["eventId", "type", "caseId", "conversationId", "occurredAt", "receivedAt", *required],
+                "properties": {
+                    **common,
+                    "type": {"const": event_type},
+                    **{name: _FIELD_SCHEMAS[name] for name in (*required, *optional)},
+                },
+                "additionalProperties": False,
+            }
+        )
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://casebridge.dev/schemas/case-event.json",
+        "title": "casebridge case event (EventBridge detail and timeline item)",
+        "description": "EventBridge: source 'casebridge', detail-type = type. At least once: drop repeats by eventId.",
+        "oneOf": variants,
+    }
