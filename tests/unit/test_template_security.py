@@ -37,8 +37,8 @@ EXPECTED_TABLE_ACTIONS = {
     # (GetItem, UpdateItem, transaction Update + Put, Query + DeleteItem of early events), the v2 token
     # (GetItem, UpdateItem lease, PutItem, DeleteItem).
     SENDER: {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
-    # the same opening path, customer leaves, the timeline (Query), the v2 token.
-    LIFECYCLE: {"GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
+    # the same opening path, customer leaves, the timeline (Query), the outbox (BatchGetItem), the v2 token.
+    LIFECYCLE: {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
     PROVISIONER: set(),
 }
 NEVER = {"Scan", "BatchWriteItem", "*", "DeleteTable", "UpdateTable", "CreateTable", "PartiQLSelect"}

@@ -1,10 +1,10 @@
-"""The business API's request bodies, the case view, and 8x8's webhook events, as validated models."""
+"""The business API's request bodies, as validated models (8x8's webhook events are parsed in contact_center/)."""
 
 from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
@@ -12,7 +12,6 @@ CASE_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_CUSTOMER_PROPERTIES = 30  # 8x8 caps the whole customer object, standard fields and caseId included
 MAX_HISTORY_MESSAGES = 200
 MAX_TEXT_LENGTH = 4096
-MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31: larger is no time, and DynamoDB keeps 38 digits at most
 
 # 8x8 refuses blank text later (message → DLQ, history → 502): refuse it here, up front.
 Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_LENGTH, pattern=r"\S")]
@@ -106,72 +105,3 @@ class CaseState(StrEnum):
     WITH_AGENT = "with_agent"
     AGENT_LEFT = "agent_left"
     CLOSED = "closed"
-
-
-class WebhookEventType(StrEnum):
-    QUEUED = "QUEUED"
-    AGENT_JOINED = "AGENT_JOINED"
-    AGENT_LEFT = "AGENT_LEFT"
-    TRANSFER = "TRANSFER"
-    TEXT = "TEXT"
-    WEB_HOOK_VERIFY = "WEB_HOOK_VERIFY"
-
-
-# The normalised names the business sees (EventBridge detail-type and timeline "type").
-DETAIL_TYPES: dict[WebhookEventType, str] = {
-    WebhookEventType.QUEUED: "Queued",
-    WebhookEventType.AGENT_JOINED: "AgentJoined",
-    WebhookEventType.AGENT_LEFT: "AgentLeft",
-    WebhookEventType.TRANSFER: "Transferred",
-    WebhookEventType.TEXT: "AgentMessage",
-}
-
-
-class WebhookEvent(BaseModel):
-    """One Chat API v2 webhook event (notificationVersion v2.0). Unknown extra fields are kept."""
-
-    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
-
-    event_type: WebhookEventType = Field(alias="eventType")
-    conversation_id: Annotated[str, StringConstraints(min_length=1, max_length=256)] = Field(alias="conversationId")
-    timestamp: int = Field(ge=0, le=MAX_TIMESTAMP_MS)
-    message_type: str | None = Field(default=None, alias="messageType")
-    queue_id: str | int | None = Field(default=None, alias="queueId")
-    queue_name: str | None = Field(default=None, alias="queueName")
-    agent_id: str | int | None = Field(default=None, alias="agentId")
-    agent_name: str | None = Field(default=None, alias="agentName")
-    message: str | None = None
-
-    @model_validator(mode="after")
-    def _encodable(self) -> WebhookEvent:
-        """JSON allows lone surrogates (\\ud800) that UTF-8 cannot carry: refuse them here, not in DynamoDB."""
-        for value in (
-            self.conversation_id,
-            self.queue_id,
-            self.queue_name,
-            self.agent_id,
-            self.agent_name,
-            self.message,
-            self.message_type,
-        ):
-            if isinstance(value, str):
-                try:
-                    value.encode("utf-8")
-                except UnicodeEncodeError:
-                    raise ValueError("text fields must be valid Unicode (no lone surrogates)") from None
-        return self
-
-    @property
-    def detail_type(self) -> str:
-        return DETAIL_TYPES[self.event_type]
-
-    def detail(self) -> dict[str, Any]:
-        """The normalised fields shared by the timeline and the published event (ids as strings)."""
-        fields: dict[str, Any] = {
-            "queueId": None if self.queue_id is None else str(self.queue_id),
-            "queueName": self.queue_name,
-            "agentId": None if self.agent_id is None else str(self.agent_id),
-            "agentName": self.agent_name,
-            "text": self.message,
-        }
-        return {k: v for k, v in fields.items() if v is not None}
