@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from types import SimpleNamespace
-from urllib.parse import quote
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import quote
 
 import requests
 
