@@ -22,11 +22,11 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from e2e_support import Client, wait_until
 
 from scripts.local_stack import REPO_ROOT
 from scripts.local_stack.__main__ import parse_args
 from scripts.local_stack.stack import LocalStack
+from tests.e2e.e2e_support import Client, wait_until
 
 JSON = {"Content-Type": "application/json"}
 
@@ -79,9 +79,9 @@ def connections_completed(address: tuple[str, int], count: int, within: float) -
         while done < count and (left := deadline - time.monotonic()) > 0:
             for key, _ in selector.select(timeout=left):
                 selector.unregister(key.fileobj)
-                sock = key.fileobj
-                assert isinstance(sock, socket.socket)
-                done += sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+                connected = key.fileobj
+                assert isinstance(connected, socket.socket)
+                done += connected.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
         return done
     finally:
         selector.close()
