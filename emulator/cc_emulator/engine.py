@@ -42,6 +42,7 @@ from .model import (
     Validation,
     ValidationFailed,
     Webhook,
+    gateway_user,
     iso,
 )
 from .routing import Router, Scheduler
@@ -690,7 +691,9 @@ class Engine:
             return {
                 "id": conv.id,
                 "channelId": conv.channel_id,
-                "customer": dict(conv.customer),
+                # What the agent sees: every customer field, Gateway additionalProperties flattened in.
+                "customer": {**dict(conv.customer), **{p["key"]: p["value"] for p in conv.additional_properties}},
+                "user": gateway_user(conv),
                 "status": conv.status,
                 "customerLeft": conv.customer_left,
                 "lastQueueId": conv.last_queue_id,
