@@ -141,13 +141,18 @@ def record_and_publish(
     entry: TimelineEntry,
     transition: Callable[[LiveState], LiveState | None],
     known: CaseRecord | None = None,
+    *,
+    unless: Callable[[CaseRecord], bool] | None = None,
 ) -> CaseRecord:
     """Timeline entry + state change + outbox mark, retried on concurrent updates; then published.
-    `known`: the case as the caller just read it, used for the first try instead of reading it again."""
+    `known`: the case as the caller just read it, used for the first try instead of reading it again.
+    `unless`: nothing is recorded when it holds for the case as read (someone else recorded the same fact)."""
     for _ in range(5):
         case, known = known or services.store.get_case(case_id), None
         if case is None:
             raise CaseNotFound(f"case {case_id} does not exist")
+        if unless is not None and unless(case):
+            return case
         live: LiveState | None = transition(case.live)
         try:
             services.store.record_case_event(case, entry, live, pending_publish=True)
@@ -230,7 +235,15 @@ def customer_leaves(services: Services, case_id: str) -> CaseRecord:
         occurred_at=left_at,
         received_at=left_at,
     )
-    record_and_publish(services, case_id, entry, lambda live: customer_left(live, left_at))
+    # 8x8's own "user left" event (Gateway) may have closed the case meanwhile: one CustomerLeft is enough.
+    record_and_publish(
+        services,
+        case_id,
+        entry,
+        lambda live: customer_left(live, left_at),
+        known=case,
+        unless=lambda current: current.live.state is CaseState.CLOSED,
+    )
     logger.info("customer left the conversation")
     return require_case(services, case_id)
 

@@ -23,6 +23,7 @@ from casebridge.contact_center.base import CHAT_GATEWAY_V1
 from casebridge.errors import ContactCenterError, ReusedClientMessageId
 from casebridge.models import OpenConversationRequest, PostMessageRequest, Routing
 from casebridge.observability import logger, metrics
+from casebridge.outbound_content import send_to_contact_center
 from casebridge.outbound_queue import OutboundMessage
 from casebridge.records import CaseRecord, MessageRecord, MessageStatus, TimelineEntry
 from casebridge.services import Services
@@ -161,7 +162,7 @@ def deliver_message(services: Services, message: OutboundMessage, receive_count:
             case.conversation_id,
         )
         _reopen_if_needed(services, case, message)
-        services.contact_center.send_message(case.conversation_id, message.text, message.authorType)
+        send_to_contact_center(services, case.conversation_id, message)
     except ContactCenterError as error:
         return _failed(services, attempt, error)
     try:
