@@ -22,7 +22,7 @@ import requests
 
 from scripts.local_stack import REPO_ROOT
 from scripts.local_stack.channel import ChannelEvent
-from scripts.local_stack.stack import LocalStack, StackOptions
+from scripts.local_stack.stack import CONTACT_CENTER_APIS, LocalStack, StackOptions, default_api
 
 STEP_TIMEOUT_S = 10.0
 LOG_PATH = REPO_ROOT / ".local" / "demo-functions.log"
@@ -298,6 +298,12 @@ class Demo:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m scripts.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--log", type=Path, default=LOG_PATH, help=f"the functions' log file (default {LOG_PATH})")
+    parser.add_argument(
+        "--api",
+        choices=CONTACT_CENTER_APIS,
+        default=default_api(),
+        help="the 8x8 API the connector speaks (default: $EIGHTXEIGHT_API, else chat-gateway-v1)",
+    )
     return parser.parse_args(argv)
 
 
@@ -305,7 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     out = Transcript()
     print("casebridge demo: a customer case from the business's chat to 8x8 agents and back, all on this machine")
-    options = StackOptions(log_path=args.log, on_event=out.channel_event)
+    print(f"8x8 API: {args.api}")
+    options = StackOptions(log_path=args.log, on_event=out.channel_event, api=args.api)
     try:
         stack = LocalStack(options).start()
     except Exception as error:

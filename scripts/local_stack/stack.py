@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,16 +179,21 @@ class LocalStack:
         )
         self.emulator.start()
         self.api.start()
-        self.webhook_id, self.channel_id = self._provision()
+        queue_id = options.channel_queue_id or config.queues[0].id
         self.template.parameter_values = {
             "EightByEightBaseUrl": self.emulator.base_url,
             "EightByEightRegion": config.region,
             "EightByEightTenantId": config.tenant_id,
-            "EightByEightChannelId": self.channel_id,
+            "EightByEightChannelId": "",  # empty: the stack provisions 8x8 itself, as a deploy does
+            "EightByEightQueueId": queue_id,
             "EightByEightCredentialsSecretArn": self.secret_arn,
             **({"EightByEightApi": options.api} if "EightByEightApi" in self.template.parameters else {}),
             **options.parameters,
         }
+        self._set_environ(self.aws_environment())
+        self._layers_on_path()
+        self._forget_cached_configuration()
+        self.webhook_id, self.channel_id = self._provision()
         self.environment = self.function_environment()
         self._set_environ(self.environment)
         self.functions.update(load_functions(self.template))
@@ -212,9 +218,33 @@ class LocalStack:
         )
         self.channel.start()
 
+    def _layers_on_path(self) -> None:
+        """As in Lambda, the layers' packages import before any function's code (the provisioning runs first)."""
+        for function_id in self.template.functions():
+            for layer_dir in self.template.function_layer_dirs(function_id):
+                if str(layer_dir) not in sys.path:
+                    sys.path.insert(0, str(layer_dir))
+
     def _provision(self) -> tuple[str, str]:
-        """The emulator's webhook (in the dialect of the stack's API) and channel for the local webhook URL."""
-        return self.emulator.engine.provision(self.webhook_url, self.options.channel_queue_id, version=self.options.api)
+        """Run the template's 8x8 provisioning custom resource through the provisioner's own code
+        (casebridge.provisioning.on_create, what CloudFormation's Create calls), with the local webhook URL in
+        place of the API Gateway URL CloudFormation would give. A channel id given as a parameter skips it."""
+        given = self.template.parameter_values.get("EightByEightChannelId", "")
+        if given:
+            return "", given
+        from casebridge import provisioning  # noqa: PLC0415 - the layer is on sys.path only now
+
+        for logical_id, _ in self.template.resources_of("Custom::EightByEightProvisioning"):
+            props = {
+                key: self.template.resolve(value)
+                for key, value in self.template.properties(logical_id).items()
+                if key not in ("ServiceToken", "WebhookUrl")
+            }
+            props["WebhookUrl"] = self.webhook_url
+            physical_id, data = provisioning.on_create(props)
+            self.template.physical[logical_id] = {"Ref": physical_id, **data}
+            return data["WebhookId"], data["ChannelId"]
+        raise RuntimeError("template.yaml has no Custom::EightByEightProvisioning resource to provision 8x8 with")
 
     def stop(self) -> None:
         if not self._started:
@@ -259,17 +289,19 @@ class LocalStack:
                 merged[name] = value
         merged.update(self.options.environment)
         merged["EIGHTXEIGHT_API"] = self.options.api
-        merged.update(
-            {
-                "AWS_ENDPOINT_URL": self.aws.endpoint_url,
-                "AWS_DEFAULT_REGION": self.options.region,
-                "AWS_REGION": self.options.region,
-                "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
-                "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
-                "NO_PROXY": ",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1", "localhost"])),
-            }
-        )
+        merged.update(self.aws_environment())
         return merged
+
+    def aws_environment(self) -> dict[str, str]:
+        """What points the AWS SDK (and Powertools) at the local stand-in."""
+        return {
+            "AWS_ENDPOINT_URL": self.aws.endpoint_url,
+            "AWS_DEFAULT_REGION": self.options.region,
+            "AWS_REGION": self.options.region,
+            "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
+            "NO_PROXY": ",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1", "localhost"])),
+        }
 
     def _set_environ(self, values: dict[str, str]) -> None:
         # A profile or session token of the developer's own AWS setup must not leak into the local stack.
