@@ -1,4 +1,4 @@
-"""Fixtures of the unit tests (helpers live in unit_support.py)."""
+"""Fixtures of the unit tests (helpers live in tests/support)."""
 
 from __future__ import annotations
 
@@ -8,24 +8,21 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities import parameters
-from aws_lambda_powertools.utilities.parameters import base
 
 from casebridge.contact_center.webhook_signature import JwkCache, WebhookVerifier
 from casebridge.services import build_services, set_services
 from casebridge.settings import get_settings
+from tests.support import connector
 from tests.support.fakes import FakeContactCenter, StubJwkFetcher
 from tests.support.lambdas import load_function
 
 
 @pytest.fixture(autouse=True)
-def _isolated(aws_env: None, reset_casebridge: None) -> Iterator[None]:
-
-    parameters.clear_caches()
-    base.DEFAULT_PROVIDERS.clear()
+def _isolated(aws_env: None) -> Iterator[None]:
+    """A cold container before and after every test: casebridge's caches and powertools' parameter caches."""
+    connector.reset_casebridge(parameters=True)
     yield
-    parameters.clear_caches()
-    base.DEFAULT_PROVIDERS.clear()
+    connector.reset_casebridge(parameters=True)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import threading
 import time
 from dataclasses import replace
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import pytest
@@ -34,7 +34,7 @@ def assert_error(answer: Answer, status: int, code: str) -> dict[str, Any]:
     assert answer.status == status, answer.raw
     assert answer.headers.get("content-type", "").startswith("application/json")
     assert set(answer.body) == {"error"}
-    error = answer.body["error"]
+    error: dict[str, Any] = answer.body["error"]
     assert error["code"] == code
     assert isinstance(error["message"], str) and error["message"]
     assert "Traceback" not in answer.raw and 'File "' not in answer.raw
@@ -42,7 +42,8 @@ def assert_error(answer: Answer, status: int, code: str) -> dict[str, Any]:
 
 
 def table_items(services: Any) -> list[dict[str, Any]]:
-    return aws_client("dynamodb").scan(TableName=services.settings.cases_table_name)["Items"]
+    items: list[dict[str, Any]] = aws_client("dynamodb").scan(TableName=services.settings.cases_table_name)["Items"]
+    return items
 
 
 # ---- open ----------------------------------------------------------------------------------------
@@ -107,13 +108,13 @@ class SerialisedClient:
 def test_concurrent_opens_create_one_conversation(
     functions: SimpleNamespace, services: Any, fake_8x8: FakeContactCenter
 ) -> None:
-    store = CaseStore(services.settings.cases_table_name, client=SerialisedClient(boto3.client("dynamodb")))
+    store = CaseStore(services.settings.cases_table_name, client=cast(Any, SerialisedClient(boto3.client("dynamodb"))))
     set_services(replace(services, store=store))
     real_create = fake_8x8.create_conversation
 
-    def slow_create(*args: Any) -> str:
+    def slow_create(*args: Any, **kwargs: Any) -> str:
         time.sleep(0.3)
-        return real_create(*args)
+        return real_create(*args, **kwargs)
 
     fake_8x8.create_conversation = slow_create  # type: ignore[method-assign]
     answers: list[Answer] = []

@@ -32,7 +32,8 @@ def post(functions: SimpleNamespace, **adapt: Any) -> Answer:
 def open_case(functions: SimpleNamespace, case_id: str = CASE) -> str:
     answer = invoke(functions.lifecycle, sample_api_event("open_conversation.json", case_id=case_id))
     assert answer.status == 201, answer.raw
-    return answer.body["conversationId"]
+    conversation_id: str = answer.body["conversationId"]
+    return conversation_id
 
 
 def receive_all(queue_url: str) -> list[dict[str, Any]]:
@@ -43,7 +44,7 @@ def receive_all(queue_url: str) -> list[dict[str, Any]]:
         MessageAttributeNames=["All"],
         VisibilityTimeout=120,
     )
-    return answer.get("Messages", [])
+    return [dict(m) for m in answer.get("Messages", [])]
 
 
 def batch_from_queue(queue_url: str) -> dict[str, Any]:

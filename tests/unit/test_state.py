@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,7 +18,7 @@ QUEUED = {"queueId": "101", "queueName": "Support"}
 AGENT = {"agentId": "agent-7", "agentName": "Grace"}
 
 
-def run(events: list[tuple[EventKind, int, dict]], start: LiveState | None = None) -> LiveState:
+def run(events: list[tuple[EventKind, int, dict[str, Any]]], start: LiveState | None = None) -> LiveState:
     live = start or LiveState()
     for event_type, ts, detail in events:
         live = apply_event(live, event_type, ts, detail) or live

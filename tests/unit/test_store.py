@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -55,8 +56,9 @@ def opened_case(store: CaseStore, case_id: str = "case-1", conversation_id: str 
     return case
 
 
-def all_items(table: str) -> list[dict]:
-    return aws_client("dynamodb").scan(TableName=table)["Items"]
+def all_items(table: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = aws_client("dynamodb").scan(TableName=table)["Items"]
+    return items
 
 
 # ---- opening a case ------------------------------------------------------------------------------
