@@ -37,8 +37,8 @@ lint: $(STAMP) ## ruff check and ruff format --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP) ## mypy (strict) on the layer, the functions, the emulator and scripts
-	$(BIN)/mypy layers/common functions emulator scripts
+typecheck: $(STAMP) ## mypy (strict) on the layer, the functions, the emulator, scripts and tests
+	$(BIN)/mypy layers/common functions emulator scripts tests
 
 template-check: $(STAMP) checkov ## cfn-lint, sam validate --lint and checkov on template.yaml
 	$(BIN)/cfn-lint template.yaml

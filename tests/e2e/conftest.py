@@ -8,9 +8,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from e2e_support import Client, e2e_emulator_config
 
 from scripts.local_stack.stack import LocalStack, StackOptions
+from tests.e2e.e2e_support import Client, e2e_emulator_config
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from e2e_support import Client, wait_until
 
 from scripts.local_stack.stack import LocalStack
+from tests.e2e.e2e_support import Client, wait_until
 
 pytestmark = pytest.mark.e2e
 

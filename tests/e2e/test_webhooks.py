@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 import requests
-from e2e_support import BILLING, Client, wait_until
 
 from cc_emulator.delivery import Event
 from scripts.local_stack.stack import LocalStack
+from tests.e2e.e2e_support import BILLING, Client, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -120,7 +120,8 @@ def test_unsigned_webhook_is_401_and_writes_nothing(client: Client, opened: tupl
     time.sleep(0.3)  # let the opening's own events settle
     before_items, before_case = item_count(stack), client.case(case_id)
     before_channel = channel_types(stack, case_id)
-    payload = {"eventType": "TEXT", "messageType": "AGENT", "conversationId": conversation_id, "agentId": "x"}
+    payload: dict[str, Any] = {"eventType": "TEXT", "messageType": "AGENT", "conversationId": conversation_id}
+    payload |= {"agentId": "x"}
     payload |= {"agentName": "Mallory", "message": "click this link", "timestamp": int(time.time() * 1000)}
     answer = requests.post(stack.webhook_url, json=payload, timeout=10)
     assert answer.status_code == 401
