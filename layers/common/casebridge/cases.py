@@ -17,7 +17,7 @@ from casebridge.clock import now_ms
 from casebridge.errors import CaseNotFound, Conflict, ContactCenterError, UnsupportedByContactCenterApi
 from casebridge.events import EventKind
 from casebridge.models import CaseState, OpenConversationRequest
-from casebridge.observability import logger, metrics
+from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.records import CaseRecord, TimelineEntry
 from casebridge.services import Services
 from casebridge.state import LiveState, apply_event, customer_left
@@ -101,7 +101,7 @@ def _create(services: Services, case_id: str, request: OpenConversationRequest) 
             conversation_id = client.find_conversation(case_id, channel_id)
             if conversation_id:
                 logger.warning("conversation of an earlier ambiguous create found; adopted")
-                metrics.add_metric(name="ConversationsReconciled", unit="Count", value=1)
+                metrics.add_metric(name="ConversationsReconciled", unit=MetricUnit.Count, value=1)
         if conversation_id is None:
             conversation_id = client.create_conversation(
                 channel_id, case_id, request.customer, request.history, request.routing
@@ -121,7 +121,7 @@ def _create(services: Services, case_id: str, request: OpenConversationRequest) 
     )
     logger.append_keys(conversationId=conversation_id)
     logger.info("conversation opened for case", extra={"channelId": channel_id})
-    metrics.add_metric(name="ConversationsOpened", unit="Count", value=1)
+    metrics.add_metric(name="ConversationsOpened", unit=MetricUnit.Count, value=1)
     opened = TimelineEntry(
         event_id=f"opened-{conversation_id}",
         type="ConversationOpened",
@@ -181,7 +181,7 @@ def flush_outbox(services: Services, case: CaseRecord) -> None:
     if missing:  # expired from the timeline (TTL): nothing left to publish
         services.store.mark_published(case.case_id, missing)
     logger.info("recorded events published late", extra={"count": len(entries)})
-    metrics.add_metric(name="EventsPublishedLate", unit="Count", value=len(entries))
+    metrics.add_metric(name="EventsPublishedLate", unit=MetricUnit.Count, value=len(entries))
 
 
 def adopt_early_events(services: Services, case_id: str, conversation_id: str) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+__all__ = ["MetricUnit", "logger", "metrics", "tracer"]
 
 SERVICE = "casebridge"
 
