@@ -1,6 +1,6 @@
 """Coverage-guided fuzzing of the webhook intake with atheris (libFuzzer), through the real handler.
 
-    .venv/bin/python tests/fuzz/atheris_webhook.py -runs=100000 -max_len=4096
+    PYTHONPATH=layers/common:emulator:. .venv/bin/python -m tests.fuzz.atheris_webhook -runs=100000 -max_len=4096
 
 Run by tests/fuzz/test_fuzz_webhook_intake.py::test_fuzz_webhook_intake_long (make fuzz). Any answer other
 than 200/400/401/413 (503 only while the key fetch fails), or any exception, stops the run as a crash."""
@@ -11,12 +11,8 @@ import json
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import atheris
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import cb_fuzz_target  # noqa: F401 - puts layers/common on the path
 
 with atheris.instrument_imports():
     import casebridge.api
@@ -26,8 +22,10 @@ with atheris.instrument_imports():
     import casebridge.store
     import casebridge.webhooks  # noqa: F401
 
-from cb_fuzz_target import KID, SIGNATURE_HEADERS, FuzzTarget
 from moto import mock_aws
+
+from tests.fuzz.cb_fuzz_target import KID, FuzzTarget
+from tests.support.signing import SIGNATURE_HEADERS
 
 warnings.filterwarnings("ignore")
 MOCK = mock_aws()

@@ -1,26 +1,20 @@
 """Fixtures for the webhook intake fuzzing: one FuzzTarget (moto active) per test."""
-# ruff: noqa: PLC0415 - imports that must wait for moto, the environment or sys.path
 
 from __future__ import annotations
 
-import sys
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from moto import mock_aws
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "guarantees"))
-
-from cb_fuzz_target import FuzzTarget
+from tests.fuzz.cb_fuzz_target import FuzzTarget
+from tests.support.connector import reset_casebridge
 
 
 @pytest.fixture
 def fuzz_target(monkeypatch: pytest.MonkeyPatch) -> Iterator[FuzzTarget]:
-    from moto import mock_aws
-
-    from casebridge import aws, services, settings
-
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     for name in (
@@ -41,15 +35,11 @@ def fuzz_target(monkeypatch: pytest.MonkeyPatch) -> Iterator[FuzzTarget]:
         try:
             yield target
         finally:
-            services.set_services(None)
-            settings.get_settings.cache_clear()
-            aws.reset_clients()
+            reset_casebridge()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The long run (marked slow) runs only when asked for: `-m slow` or FUZZ_EXAMPLES set."""
-    import os
-
     wanted = "slow" in (config.getoption("-m") or "") or os.environ.get("FUZZ_EXAMPLES")
     if wanted:
         return

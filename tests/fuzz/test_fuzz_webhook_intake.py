@@ -9,15 +9,16 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
-from cb_fuzz_target import KID, SIGNATURE_HEADERS, FuzzTarget
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-HERE = Path(__file__).resolve().parent
+from tests.fuzz.cb_fuzz_target import KID, FuzzTarget
+from tests.support.paths import ROOT
+from tests.support.signing import SIGNATURE_HEADERS
+
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "0") or 0)
 
 json_scalars = st.one_of(
@@ -178,7 +179,8 @@ def test_fuzz_webhook_intake_long(fuzz_target: FuzzTarget) -> None:
         result = subprocess.run(
             [
                 sys.executable,
-                str(HERE / "atheris_webhook.py"),
+                "-m",
+                "tests.fuzz.atheris_webhook",
                 f"-runs={examples}",
                 "-max_len=4096",
                 "-rss_limit_mb=8192",
@@ -187,7 +189,11 @@ def test_fuzz_webhook_intake_long(fuzz_target: FuzzTarget) -> None:
             check=False,
             text=True,
             timeout=3600,
-            cwd=HERE.parents[1],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("layers/common", "emulator", ".")),
+            },
         )
         tail = (result.stdout + result.stderr)[-3000:]
         assert result.returncode == 0, tail

@@ -5,56 +5,38 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 import threading
 import warnings
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import ParamSpec, TypeVar
 
-import boto3
 import pytest
 from hypothesis import HealthCheck, settings
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cc_emulator import EmulatorServer
+from cc_emulator.pytest_plugin import make_test_config
+from tests.guarantees.cb_guarantees_harness import AwsFaults, Harness, MetricsRecorder, WebhookBridge
+from tests.support.aws import AwsResources, create_resources
+from tests.support.connector import reset_casebridge
 
-from cb_guarantees_harness import (
-    BUS,
-    REGION,
-    SECRET,
-    TABLE,
-    AwsFaults,
-    Harness,
-    MetricsRecorder,
-    WebhookBridge,
-)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # The state machine: small in `make test`, bigger with GUARANTEES_PROFILE=long.
-settings.register_profile(
-    "guarantees-fast",
-    max_examples=10,
-    stateful_step_count=15,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-settings.register_profile(
-    "guarantees-long",
-    max_examples=300,
-    stateful_step_count=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+for profile, examples, steps in (("guarantees-fast", 10, 15), ("guarantees-long", 300, 40)):
+    settings.register_profile(
+        profile,
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
 
+# Besides aws_env's credentials and region (tests/conftest.py): short timeouts and retries, so faults play out fast.
 BASE_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_REGION": REGION,
-    "CASES_TABLE_NAME": TABLE,
-    "EVENT_BUS_NAME": BUS,
+    "EIGHTXEIGHT_API": "chat-api-v2",
     "EIGHTXEIGHT_REGION": "us",
-    "EIGHTXEIGHT_SECRET_ARN": SECRET,
     "HTTP_TIMEOUT_SECONDS": "0.5",
     "WEBHOOK_TOLERANCE_SECONDS": "300",
     "MAX_SEND_ATTEMPTS": "5",
@@ -68,9 +50,9 @@ BASE_ENV = {
 _DDB_LOCK = threading.RLock()
 
 
-def _serialised(method: Any) -> Any:
+def _serialised(method: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         with _DDB_LOCK:
             return method(*args, **kwargs)
 
@@ -78,54 +60,19 @@ def _serialised(method: Any) -> Any:
 
 
 @pytest.fixture
-def aws_resources(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    """moto with the template's table, FIFO queue + DLQ, bus and secret. DynamoDB writes are serialised:
-    DynamoDB applies each conditional write and transaction atomically; moto's in-memory backend does not
-    lock, so without this, concurrent tests would test moto's races rather than the connector's."""
-    from moto import mock_aws
+def aws_resources(aws: None, monkeypatch: pytest.MonkeyPatch) -> AwsResources:
+    """moto with template.yaml's resources (a 2 s visibility timeout, so a crashed batch comes back soon).
+    DynamoDB writes are serialised: DynamoDB applies each conditional write and transaction atomically; moto's
+    in-memory backend does not lock, so without this, concurrent tests would test moto's races rather than the
+    connector's."""
     from moto.dynamodb.models import DynamoDBBackend
 
     for name in ("put_item", "update_item", "delete_item", "transact_write_items", "get_item", "query"):
         monkeypatch.setattr(DynamoDBBackend, name, _serialised(getattr(DynamoDBBackend, name)))
-    for key, value in BASE_ENV.items():
+    resources = create_resources(credentials=("K", "S"), visibility_timeout=2)
+    for key, value in {**BASE_ENV, **resources.environment()}.items():
         monkeypatch.setenv(key, value)
-    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    with mock_aws():
-        ddb = boto3.client("dynamodb", region_name=REGION)
-        ddb.create_table(
-            TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        )
-        sqs = boto3.client("sqs", region_name=REGION)
-        dlq_url = sqs.create_queue(
-            QueueName="casebridge-outbound-dlq.fifo",
-            Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "false"},
-        )["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        queue_url = sqs.create_queue(
-            QueueName="casebridge-outbound.fifo",
-            Attributes={
-                "FifoQueue": "true",
-                "ContentBasedDeduplication": "false",
-                "DeduplicationScope": "messageGroup",
-                "FifoThroughputLimit": "perMessageGroupId",
-                "VisibilityTimeout": "2",
-                "RedrivePolicy": f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"60"}}',
-            },
-        )["QueueUrl"]
-        boto3.client("events", region_name=REGION).create_event_bus(Name=BUS)
-        boto3.client("secretsmanager", region_name=REGION).create_secret(
-            Name=SECRET, SecretString='{"apiKey": "K", "apiSecret": "S"}'
-        )
-        monkeypatch.setenv("OUTBOUND_QUEUE_URL", queue_url)
-        monkeypatch.setenv("OUTBOUND_DLQ_URL", dlq_url)
-        yield {"queue_url": queue_url, "dlq_url": dlq_url}
+    return resources
 
 
 @pytest.fixture
@@ -140,25 +87,18 @@ def metrics_recorder(monkeypatch: pytest.MonkeyPatch) -> MetricsRecorder:
 
 
 @pytest.fixture(scope="session")
-def _emulator_process() -> Iterator[Any]:
-    from cc_emulator import EmulatorServer
-    from cc_emulator.pytest_plugin import make_test_config
-
+def _emulator_process() -> Iterator[EmulatorServer]:
     config = make_test_config()
     config.timings.delivery_timeout = 3.0
     config.timings.max_attempts = 8
     config.timings.retry_base_delay = 0.05
     config.timings.retry_max_delay = 0.3
-    server = EmulatorServer(config)
-    server.start()
-    try:
+    with EmulatorServer(config) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
-def emulator_server(_emulator_process: Any) -> Iterator[Any]:
+def emulator_server(_emulator_process: EmulatorServer) -> Iterator[EmulatorServer]:
     """One emulator per session (its RSA key is slow to make), reset to a clean state for every test."""
     _emulator_process.engine.reset()
     for agent in _emulator_process.engine.agents.values():
@@ -170,35 +110,28 @@ def emulator_server(_emulator_process: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def harness(
-    aws_resources: dict[str, str],
-    emulator_server: Any,
+    aws_resources: AwsResources,
+    emulator_server: EmulatorServer,
     metrics_recorder: MetricsRecorder,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Harness]:
-    from casebridge import aws, services, settings
-
     bridge = WebhookBridge()
     url = bridge.start()
     monkeypatch.setenv("EIGHTXEIGHT_BASE_URL", emulator_server.base_url)
     monkeypatch.setenv("EIGHTXEIGHT_TENANT_ID", emulator_server.config.tenant_id)
-    settings.get_settings.cache_clear()
-    services.set_services(None)
-    aws.reset_clients()
+    reset_casebridge()
     _, channel_id = emulator_server.provision(url, "101")
     emulator_server.wait_for_delivery("WEB_HOOK_VERIFY")
     monkeypatch.setenv("EIGHTXEIGHT_CHANNEL_ID", channel_id)
-    settings.get_settings.cache_clear()
-    services.set_services(None)
-    aws.reset_clients()
+    reset_casebridge()
+    from casebridge import services
+
     built = services.get_services()
     faults = AwsFaults()
     faults.attach(built.store.client, built.publisher.client)
-    h = Harness(emulator_server, bridge, aws_resources, faults)
-    h.metrics = metrics_recorder  # type: ignore[attr-defined]
+    h = Harness(emulator_server, bridge, aws_resources, faults, metrics_recorder)
     try:
         yield h
     finally:
         bridge.stop()
-        services.set_services(None)
-        settings.get_settings.cache_clear()
-        aws.reset_clients()
+        reset_casebridge()

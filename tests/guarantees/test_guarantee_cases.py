@@ -8,10 +8,11 @@ import uuid
 
 import pytest
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from cb_guarantees_harness import Crash, Harness, load_app
 
 from casebridge import cases
 from casebridge.services import get_services
+from tests.guarantees.cb_guarantees_harness import Crash, Harness
+from tests.support.lambdas import load_function
 
 
 def sqs_record(case_id: str, text: str) -> SQSRecord:
@@ -31,7 +32,7 @@ def sqs_record(case_id: str, text: str) -> SQSRecord:
 def test_32_concurrent_first_messages_open_exactly_one_conversation(harness: Harness) -> None:
     h = harness
     h.emulator.add_fault("latency", "create_conversation", count=1, seconds=0.3)  # a slow create widens the race
-    outbound = load_app("outbound_sender")
+    outbound = load_function("outbound_sender")
     texts = [f"first-{i:02d}" for i in range(32)]
     barrier = threading.Barrier(32)
     outcomes: list[str] = []

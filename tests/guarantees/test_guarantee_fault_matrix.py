@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from cb_guarantees_harness import Crash, Harness
 
 from casebridge.services import get_services
+from tests.guarantees.cb_guarantees_harness import Harness
 
 
 @dataclass
@@ -176,17 +176,7 @@ def dynamodb_throttling(h: Harness) -> str:
 
 
 def crash_mid_flight(h: Harness) -> str:
-    client = get_services().contact_center
-    original = client.send_message
-    crashes = [1]
-
-    def send_then_crash(conversation_id: str, text: str, author_type: str) -> None:
-        original(conversation_id, text, author_type)
-        if crashes:
-            crashes.pop()
-            raise Crash("died after 8x8 answered")
-
-    h._mp.setattr(client, "send_message", send_then_crash)
+    h.crash_after_next_send(h._mp, "died after 8x8 answered")
     h.bridge.crash_next = 2
     return "sender died after a 202 (counted ambiguous); webhook container died twice"
 
@@ -223,6 +213,11 @@ def replay(h: Harness) -> str:
     return f"{len(recorded)} deliveries replayed: 200 duplicate in the window, 401 after it"
 
 
+def wait_for_late_original(h: Harness) -> str:
+    time.sleep(1.0)
+    return "waited for the late original"
+
+
 MATRIX: list[tuple[str, Callable[[Harness], str | None], Callable[[Harness], str] | None]] = [
     ("none", none, None),
     ("500", status(500, 3), None),
@@ -231,7 +226,7 @@ MATRIX: list[tuple[str, Callable[[Harness], str | None], Callable[[Harness], str
     ("401 expired token", expired_token, None),
     ("401 persistent", persistent_401, redrive_after_clearing),
     ("timeout (hang)", hang, None),
-    ("timeout after accept", late_accept, lambda h: (time.sleep(1.0), "waited for the late original")[1]),
+    ("timeout after accept", late_accept, wait_for_late_original),
     ("connection reset", reset, None),
     ("503 beyond budget", outage_beyond_budget, redrive_after_clearing),
     ("DynamoDB throttling", dynamodb_throttling, None),
@@ -285,11 +280,11 @@ def format_table(rows: list[Row]) -> str:
 
 def test_fault_matrix(harness: Harness, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     h = harness
-    h._mp = monkeypatch  # type: ignore[attr-defined]
+    h._mp = monkeypatch
     rows: list[Row] = []
     for name, inject, after in MATRIX:
         with monkeypatch.context() as mp:
-            h._mp = mp  # type: ignore[attr-defined]
+            h._mp = mp
             try:
                 rows.append(_run(h, "".join(c if c.isalnum() else "_" for c in name), inject, after))
             finally:

@@ -14,12 +14,12 @@ import uuid
 from collections import Counter
 from typing import Any
 
-from cb_guarantees_harness import Harness
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from cc_emulator.engine import InvalidState
+from tests.guarantees.cb_guarantees_harness import Harness
 
 CASES = ["c0", "c1", "c2"]
 
@@ -96,7 +96,7 @@ def build_machine(h: Harness) -> type[RuleBasedStateMachine]:
                 "acceptedAt": 1,
             }
             h.sqs.send_message(
-                QueueUrl=h.resources["queue_url"],
+                QueueUrl=h.resources.queue_url,
                 MessageBody=json.dumps(body),
                 MessageGroupId=self.cid(case),
                 MessageDeduplicationId=str(uuid.uuid4()),

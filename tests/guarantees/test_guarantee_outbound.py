@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from cb_guarantees_harness import Crash, Harness
 
 from casebridge.errors import ContactCenterUnavailable
 from casebridge.services import get_services
+from tests.guarantees.cb_guarantees_harness import Harness
 
 
 def accept(h: Harness, case_id: str, n: int, prefix: str = "msg") -> list[str]:
@@ -71,10 +72,21 @@ def test_a_failing_case_does_not_hold_up_another(harness: Harness, monkeypatch: 
     h.drain(timeout=30)
     assert delivered(h, "fast") == fast
     fast_conv = h.case_conversation("fast")
+    assert fast_conv is not None
     last_fast = max(m["timestamp"] for m in h.engine.transcript(fast_conv)["transcript"] if m["authorType"] == "user")
     assert last_fast / 1000 < min(dead_lettered_at), "the healthy case waited for the failing one"
     assert h.dlq_depth() == len(slow)
     assert delivered(h, "slow") == []
+
+
+def recording(delays: list[float], defer: Callable[[str, float], None]) -> Callable[[str, float], None]:
+    """The queue's defer, noting each delay it is asked for."""
+
+    def recorded(handle: str, seconds: float) -> None:
+        delays.append(seconds)
+        defer(handle, seconds)
+
+    return recorded
 
 
 def test_5xx_reset_and_timeouts_are_deferred_with_capped_jittered_backoff(
@@ -84,7 +96,7 @@ def test_5xx_reset_and_timeouts_are_deferred_with_capped_jittered_backoff(
     queue = get_services().queue
     delays: list[float] = []
     original = queue.defer
-    monkeypatch.setattr(queue, "defer", lambda handle, seconds: (delays.append(seconds), original(handle, seconds)))
+    monkeypatch.setattr(queue, "defer", recording(delays, original))
     texts = accept(h, "backoff", 1)
     h.emulator.add_fault("status", "post_message", count=1, status=502)
     h.emulator.add_fault("reset", "post_message", count=1)
@@ -103,7 +115,7 @@ def test_429_and_503_retry_after_is_honoured(harness: Harness, monkeypatch: pyte
     queue = get_services().queue
     delays: list[float] = []
     original = queue.defer
-    monkeypatch.setattr(queue, "defer", lambda handle, seconds: (delays.append(seconds), original(handle, seconds)))
+    monkeypatch.setattr(queue, "defer", recording(delays, original))
     texts = accept(h, "polite", 1)
     h.emulator.add_fault("status", "post_message", count=1, status=429, retry_after=1)
     h.emulator.add_fault("status", "post_message", count=1, status=503, retry_after=1)
@@ -165,7 +177,7 @@ def test_after_the_retry_budget_dlq_and_message_failed_then_redrive_delivers_onc
     assert h.redrive() == 3
     h.drain(timeout=30)
     assert delivered(h, "budget") == texts  # in order, once each
-    assert all(h.message_record("budget", f["messageId"])["status"] == "sent" for f in failed)
+    assert all((r := h.message_record("budget", f["messageId"])) and r["status"] == "sent" for f in failed)
 
 
 def test_ambiguous_timeout_is_counted_and_is_the_only_duplicate(harness: Harness) -> None:
@@ -188,7 +200,7 @@ def test_a_message_recorded_as_sent_is_not_resent_on_queue_redelivery(harness: H
     h = harness
     texts = accept(h, "redelivered", 2)
     h.drain(timeout=10)
-    queue = h.resources["queue_url"]
+    queue = h.resources.queue_url
     for i in range(2):  # SQS delivering the same messages again (at-least-once), after they were sent
         accepted = h.post_message("redelivered", texts[i], client_id=f"msg-{i}")
         body = json.dumps(
@@ -211,17 +223,7 @@ def test_crash_after_8x8_accepted_before_recording_is_counted_as_ambiguous(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     h = harness
-    client = get_services().contact_center
-    original = client.send_message
-    crashes = [1]
-
-    def send_then_crash(conversation_id: str, text: str, author_type: str) -> None:
-        original(conversation_id, text, author_type)
-        if crashes:
-            crashes.pop()
-            raise Crash("the container died right after 8x8 answered 202")
-
-    monkeypatch.setattr(client, "send_message", send_then_crash)
+    h.crash_after_next_send(monkeypatch, "the container died right after 8x8 answered 202")
     texts = accept(h, "crash", 2)
     stats = h.drain(timeout=20)
     assert stats.crashes == 1

@@ -11,19 +11,14 @@ import uuid
 from typing import Any
 
 import pytest
-from cb_guarantees_harness import (
-    EVENT_EXTRAS,
-    FakeContext,
-    Harness,
-    b64url,
-    event_body,
-    load_app,
-    map_case,
-    signed_headers,
-    webhook_event,
-)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests.guarantees.cb_guarantees_harness import Harness, signed_headers
+from tests.support.connector import map_case
+from tests.support.events import EVENT_EXTRAS, webhook_body, webhook_event
+from tests.support.lambdas import LambdaContext, load_function
+from tests.support.signing import b64url
 
 
 def now_ms() -> int:
@@ -51,7 +46,7 @@ def case(harness: Harness) -> tuple[str, str]:
 
 def test_redelivery_has_one_effect(harness: Harness, case: tuple[str, str]) -> None:
     h, (case_id, conv) = harness, case
-    body = event_body("AGENT_JOINED", conv, now_ms(), **EVENT_EXTRAS["AGENT_JOINED"])
+    body = webhook_body("AGENT_JOINED", conv, now_ms(), **EVENT_EXTRAS["AGENT_JOINED"])
     first = signed_headers(h.emulator, body, retry=0)
     status, answer = answer_of(h.bridge.call(first, body))
     assert (status, answer["status"]) == (200, "accepted")
@@ -65,16 +60,16 @@ def test_redelivery_has_one_effect(harness: Harness, case: tuple[str, str]) -> N
     case_item = next(i for i in h.table_items() if i["pk"] == f"CASE#{case_id}" and i["sk"] == "CASE")
     assert case_item["version"] == version_after_first["version"]  # the state was not applied twice
     assert [p["eventId"] for p in h.faults.published].count(first["x-8x8-event-id"]) == 1
-    assert h.get_case(case_id)["state"] == "with_agent"
+    assert h.case(case_id)["state"] == "with_agent"
 
 
 def test_two_identical_deliveries_at_once_have_one_effect(harness: Harness, case: tuple[str, str]) -> None:
     """Two 'containers' (two copies of the handler module) get the same event at the same moment. One effect;
     a 'duplicate' answer is only ever given once the effect is durable (else 8x8 would stop retrying early)."""
     h, (case_id, conv) = harness, case
-    containers = [load_app("webhook_intake", "-a"), load_app("webhook_intake", "-b")]
+    containers = [load_function("webhook_intake", "-a"), load_function("webhook_intake", "-b")]
     for round_no in range(8):
-        body = event_body("TEXT", conv, now_ms() + round_no, **{**EVENT_EXTRAS["TEXT"], "message": f"m{round_no}"})
+        body = webhook_body("TEXT", conv, now_ms() + round_no, **{**EVENT_EXTRAS["TEXT"], "message": f"m{round_no}"})
         headers = signed_headers(h.emulator, body)
         event_id = headers["x-8x8-event-id"]
         barrier = threading.Barrier(2)
@@ -91,7 +86,7 @@ def test_two_identical_deliveries_at_once_have_one_effect(harness: Harness, case
             results: list[tuple[int, str, int]] = results,
         ) -> None:
             barrier.wait()
-            status, answer = answer_of(app.lambda_handler(webhook_event(headers, body), FakeContext()))
+            status, answer = answer_of(app.lambda_handler(webhook_event(headers, body), LambdaContext()))
             durable = len(entries_for(h, eid))
             with lock:
                 results.append((status, answer.get("status", ""), durable))
@@ -129,7 +124,7 @@ def test_transmission_time_window(
     from casebridge.services import get_services
 
     get_services().verifier.tolerance_ms = tolerance_s * 1000  # WEBHOOK_TOLERANCE_SECONDS
-    body = event_body("QUEUED", conv, now_ms(), **EVENT_EXTRAS["QUEUED"])
+    body = webhook_body("QUEUED", conv, now_ms(), **EVENT_EXTRAS["QUEUED"])
     headers = signed_headers(h.emulator, body, tt=now_ms() + offset_s * 1000)
     status, _ = answer_of(h.bridge.call(headers, body))
     assert status == expected
@@ -174,7 +169,7 @@ TAMPERED = ["body", "body-trailing-space", "retry", "tt", "event-id", "tenant", 
 
 def test_tampering_with_a_signed_field_is_401_and_writes_nothing(harness: Harness, case: tuple[str, str]) -> None:
     h, (_, conv) = harness, case
-    body = event_body("AGENT_JOINED", conv, now_ms(), **EVENT_EXTRAS["AGENT_JOINED"])
+    body = webhook_body("AGENT_JOINED", conv, now_ms(), **EVENT_EXTRAS["AGENT_JOINED"])
     before = h.table_items()
     for field in TAMPERED:
         headers, tampered_body = _tamper(field, signed_headers(h.emulator, body), body)
@@ -189,7 +184,7 @@ def test_tampering_with_a_signed_field_is_401_and_writes_nothing(harness: Harnes
 
 def test_a_tenant_signed_for_another_tenant_is_refused(harness: Harness, case: tuple[str, str]) -> None:
     h, (_, conv) = harness, case
-    body = event_body("QUEUED", conv, now_ms(), **EVENT_EXTRAS["QUEUED"])
+    body = webhook_body("QUEUED", conv, now_ms(), **EVENT_EXTRAS["QUEUED"])
     headers = signed_headers(h.emulator, body, tenant_id="other-tenant")
     status, _ = answer_of(h.bridge.call(headers, body))
     assert status == 401
@@ -222,7 +217,7 @@ HOSTILE_HEADERS: dict[str, Any] = {
 def test_protected_header_is_checked_before_any_key_fetch(harness: Harness, case: tuple[str, str]) -> None:
     """Fresh container (no key cached): every bad header is refused with 401 and no key is fetched."""
     h, (_, conv) = harness, case
-    body = event_body("QUEUED", conv, now_ms(), **EVENT_EXTRAS["QUEUED"])
+    body = webhook_body("QUEUED", conv, now_ms(), **EVENT_EXTRAS["QUEUED"])
     jwk_before = h.engine.request_counts().get("jwk", 0)
     for name, template in sorted(HOSTILE_HEADERS.items()):
         header = dict(template)
@@ -241,7 +236,7 @@ MALFORMED = ["", "abc", "a.b.c", "..", "e30..", "e30..!!", "x" * 5000, "e30.e30.
 
 def test_malformed_signature_is_401_without_key_fetch(harness: Harness, case: tuple[str, str]) -> None:
     h, (_, conv) = harness, case
-    body = event_body("QUEUED", conv, now_ms(), **EVENT_EXTRAS["QUEUED"])
+    body = webhook_body("QUEUED", conv, now_ms(), **EVENT_EXTRAS["QUEUED"])
     jwk_before = h.engine.request_counts().get("jwk", 0)
     for signature in MALFORMED:
         headers = signed_headers(h.emulator, body)
@@ -254,7 +249,7 @@ def test_malformed_signature_is_401_without_key_fetch(harness: Harness, case: tu
 
 def test_unknown_kid_is_401(harness: Harness, case: tuple[str, str]) -> None:
     h, (_, conv) = harness, case
-    body = event_body("QUEUED", conv, now_ms(), **EVENT_EXTRAS["QUEUED"])
+    body = webhook_body("QUEUED", conv, now_ms(), **EVENT_EXTRAS["QUEUED"])
     header = {"b64": False, "crit": ["b64"], "kid": b64url(b"not-a-key-of-8x8"), "alg": "RS256"}
     jwk_before = h.engine.request_counts().get("jwk", 0)
     status, _ = answer_of(h.bridge.call(signed_headers(h.emulator, body, protected=header), body))
@@ -269,13 +264,13 @@ def test_key_endpoint_down_cached_key_verifies_unknown_key_is_5xx_never_401(
     harness: Harness, case: tuple[str, str], fault: dict[str, Any]
 ) -> None:
     h, (case_id, conv) = harness, case
-    body = event_body("QUEUED", conv, now_ms(), **EVENT_EXTRAS["QUEUED"])
+    body = webhook_body("QUEUED", conv, now_ms(), **EVENT_EXTRAS["QUEUED"])
     assert answer_of(h.bridge.call(signed_headers(h.emulator, body), body))[0] == 200  # key now cached
     h.emulator.add_fault(op="jwk", **fault)
-    body2 = event_body("AGENT_JOINED", conv, now_ms(), **EVENT_EXTRAS["AGENT_JOINED"])
+    body2 = webhook_body("AGENT_JOINED", conv, now_ms(), **EVENT_EXTRAS["AGENT_JOINED"])
     assert answer_of(h.bridge.call(signed_headers(h.emulator, body2), body2))[0] == 200  # cached key verifies
     h.engine.keys.rotate()  # 8x8 signs with a key this container has never seen, and its endpoint is down
-    body3 = event_body("AGENT_LEFT", conv, now_ms(), **EVENT_EXTRAS["AGENT_LEFT"])
+    body3 = webhook_body("AGENT_LEFT", conv, now_ms(), **EVENT_EXTRAS["AGENT_LEFT"])
     headers3 = signed_headers(h.emulator, body3)
     status, answer = answer_of(h.bridge.call(headers3, body3))
     assert 500 <= status < 600, (status, answer)
@@ -283,26 +278,26 @@ def test_key_endpoint_down_cached_key_verifies_unknown_key_is_5xx_never_401(
     h.emulator.clear_faults()
     retried = signed_headers(h.emulator, body3, event_id=headers3["x-8x8-event-id"], retry=1)
     assert answer_of(h.bridge.call(retried, body3))[0] == 200  # 8x8's retry succeeds once the endpoint is back
-    assert h.get_case(case_id)["state"] == "agent_left"
+    assert h.case(case_id)["state"] == "agent_left"
 
 
 def test_publish_failure_answers_non_2xx_and_the_retry_publishes_and_records(
     harness: Harness, case: tuple[str, str]
 ) -> None:
     h, (case_id, conv) = harness, case
-    body = event_body("AGENT_JOINED", conv, now_ms(), **EVENT_EXTRAS["AGENT_JOINED"])
+    body = webhook_body("AGENT_JOINED", conv, now_ms(), **EVENT_EXTRAS["AGENT_JOINED"])
     headers = signed_headers(h.emulator, body)
     h.faults.publish_failures = 1
     status, _ = answer_of(h.bridge.call(headers, body))
     assert status >= 500
     assert entries_for(h, headers["x-8x8-event-id"]) == [] and receipts(h) == []
-    assert h.get_case(case_id)["state"] == "open"
+    assert h.case(case_id)["state"] == "open"
     retry = signed_headers(h.emulator, body, event_id=headers["x-8x8-event-id"], retry=1)
     status, answer = answer_of(h.bridge.call(retry, body))
     assert (status, answer["status"]) == (200, "accepted")
     assert len(entries_for(h, headers["x-8x8-event-id"])) == 1
     assert [p["eventId"] for p in h.faults.published] == [headers["x-8x8-event-id"]]
-    assert h.get_case(case_id)["state"] == "with_agent"
+    assert h.case(case_id)["state"] == "with_agent"
 
 
 def test_agent_left_before_agent_joined_and_late_queued_never_move_state_back(
@@ -311,14 +306,14 @@ def test_agent_left_before_agent_joined_and_late_queued_never_move_state_back(
     h, (case_id, conv) = harness, case
     t0 = now_ms() - 10_000
     events = {
-        "QUEUED": event_body("QUEUED", conv, t0, **EVENT_EXTRAS["QUEUED"]),
-        "AGENT_JOINED": event_body("AGENT_JOINED", conv, t0 + 1000, **EVENT_EXTRAS["AGENT_JOINED"]),
-        "AGENT_LEFT": event_body("AGENT_LEFT", conv, t0 + 2000, **EVENT_EXTRAS["AGENT_LEFT"]),
+        "QUEUED": webhook_body("QUEUED", conv, t0, **EVENT_EXTRAS["QUEUED"]),
+        "AGENT_JOINED": webhook_body("AGENT_JOINED", conv, t0 + 1000, **EVENT_EXTRAS["AGENT_JOINED"]),
+        "AGENT_LEFT": webhook_body("AGENT_LEFT", conv, t0 + 2000, **EVENT_EXTRAS["AGENT_LEFT"]),
     }
     states = []
     for name in ("AGENT_LEFT", "AGENT_JOINED", "QUEUED"):  # arrival order: the reverse of what happened
         assert answer_of(h.bridge.call(signed_headers(h.emulator, events[name]), events[name]))[0] == 200
-        view = h.get_case(case_id)
+        view = h.case(case_id)
         states.append((view["state"], view["stateChangedAt"]))
     assert states == [("agent_left", t0 + 2000)] * 3
     assert len(h.timeline(case_id)) == 3  # every event is on the timeline, none moved the state back
@@ -339,12 +334,12 @@ def test_any_arrival_order_never_moves_state_backwards(harness: Harness, kinds: 
     rnd.shuffle(arrival)
     last_at = 0
     for ts, kind in arrival:
-        body = event_body(kind, conv, ts, **EVENT_EXTRAS[kind])
+        body = webhook_body(kind, conv, ts, **EVENT_EXTRAS[kind])
         assert answer_of(h.bridge.call(signed_headers(h.emulator, body), body))[0] == 200
-        view = h.get_case(case_id)
+        view = h.case(case_id)
         at = view["stateChangedAt"] or 0
         assert at >= last_at, "state moved backwards"
         last_at = at
     changing = [ts for ts, kind in timed if kind != "TEXT"]
-    assert (h.get_case(case_id)["stateChangedAt"] or 0) == (max(changing) if changing else 0)
+    assert (h.case(case_id)["stateChangedAt"] or 0) == (max(changing) if changing else 0)
     assert len(h.timeline(case_id)) == len(kinds)
