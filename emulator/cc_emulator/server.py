@@ -10,6 +10,7 @@ from typing import Any
 
 from .config import EmulatorConfig
 from .delivery import DeliveryRecord
+from .desk import DeskSurface
 from .engine import Engine
 from .faults import FaultRule
 from .http_base import EmulatorHTTPServer, Surface
@@ -30,6 +31,8 @@ class EmulatorServer:
             ChatApiV2Surface(self.engine),
             ChatGatewaySurface(self.engine),
             ControlSurface(self.engine),
+            # The agent desk page at /desk (a browser front end over the control API).
+            DeskSurface(self.engine),
         ]
         self.verbose = verbose
         self._httpd: EmulatorHTTPServer | None = None
@@ -100,6 +103,11 @@ class EmulatorServer:
     @property
     def control_url(self) -> str:
         return f"{self.base_url}/_emulator"
+
+    @property
+    def desk_url(self) -> str:
+        """The agent desk page."""
+        return f"{self.base_url}/desk"
 
     # -- conveniences ------------------------------------------------------------------------
 
