@@ -17,6 +17,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m scripts.local_stack", description=__doc__)
     parser.add_argument("--api-port", type=int, default=3000, help="local API port (default 3000, 0 = any free)")
     parser.add_argument("--emulator-port", type=int, default=8088, help="8x8 emulator port (default 8088, 0 = any)")
+    parser.add_argument("--chat-port", type=int, default=3001, help="customer chat page port (default 3001, 0 = any)")
     parser.add_argument("--aws-port", type=int, default=0, help="moto port (default: any free port)")
     parser.add_argument("--api-key", default="local-api-key", help="the x-api-key the business API requires")
     parser.add_argument(
@@ -84,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         api_port=args.api_port,
         emulator_port=args.emulator_port,
         moto_port=args.aws_port,
+        chat_port=args.chat_port,
         api_key=args.api_key,
         api=args.api,
         parameters={"LogLevel": args.log_level},
@@ -98,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     summary = stack.summary()
     print("casebridge local stack is running (Ctrl-C stops it)\n")
+    print(f"  customer chat     {stack.chat_url}   (open in a browser: the business's channel)")
+    print(f"  agent desk        {stack.desk_url}   (open in another tab: sign in as an agent)\n")
     print(f"  API (stage v1)    {stack.api_url}")
     print(f"  8x8 API           {summary['api']}   (--api)")
     print(f"  API key           {stack.api_key}   (header x-api-key)")

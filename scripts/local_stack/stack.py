@@ -30,6 +30,7 @@ from scripts.local_stack import REPO_ROOT
 from scripts.local_stack.api_gateway import LocalApi, RequestLog
 from scripts.local_stack.aws_standin import LOCAL_CREDENTIALS, AwsStandIn
 from scripts.local_stack.channel import BusinessChannel, EventCallback
+from scripts.local_stack.chat_page import ChatPageServer
 from scripts.local_stack.functions import LocalFunction, load_functions
 from scripts.local_stack.sqs_poller import BatchLog, SqsPoller, start_pollers
 from scripts.local_stack.template import Template, TemplateError
@@ -121,6 +122,9 @@ class StackOptions:
     on_event: EventCallback | None = None
     on_request: RequestLog | None = None
     on_batch: BatchLog | None = None
+    # The customer chat page (a browser front end for the business API, with the API key held server-side).
+    chat_page: bool = True
+    chat_port: int = 0
 
 
 class LocalStack:
@@ -147,6 +151,7 @@ class LocalStack:
         )
         self.pollers: list[SqsPoller] = []
         self.channel: BusinessChannel | None = None
+        self.chat_page: ChatPageServer | None = None
         self.environment: dict[str, str] = {}
         self.secret_arn = ""
         self.webhook_id = ""
@@ -217,6 +222,10 @@ class LocalStack:
             on_event=options.on_event,
         )
         self.channel.start()
+        if options.chat_page:
+            self.chat_page = ChatPageServer(
+                self.api_url, self.api_key, self.channel, host=options.host, port=options.chat_port
+            ).start()
 
     def _layers_on_path(self) -> None:
         """As in Lambda, the layers' packages import before any function's code (the provisioning runs first)."""
@@ -250,6 +259,9 @@ class LocalStack:
         if not self._started:
             return
         self._started = False
+        if self.chat_page is not None:
+            self.chat_page.stop()
+            self.chat_page = None
         for poller in self.pollers:
             poller.stop()
         if self.channel is not None:
@@ -361,6 +373,16 @@ class LocalStack:
     @property
     def control_url(self) -> str:
         return self.emulator.control_url
+
+    @property
+    def chat_url(self) -> str:
+        """The customer chat page ("" when `StackOptions.chat_page` is off)."""
+        return self.chat_page.url if self.chat_page is not None else ""
+
+    @property
+    def desk_url(self) -> str:
+        """The emulator's agent desk page."""
+        return self.emulator.desk_url
 
     @property
     def table_name(self) -> str:

@@ -1,0 +1,257 @@
+"""The chat page's HTTP server: static files, the API-key-holding forwarder, and a bus event stream per case."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+import requests
+
+from cc_emulator.http_base import LISTEN_BACKLOG
+
+if TYPE_CHECKING:
+    from scripts.local_stack.channel import BusinessChannel
+
+STATIC = Path(__file__).parent / "static"
+STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+}
+CASE_ID = r"(?P<case>[A-Za-z0-9._:%-]{1,384})"
+# What the page may ask of the business API: (method, path under /api, the business API path).
+FORWARDED: list[tuple[str, re.Pattern[str]]] = [
+    (method, re.compile(f"^/api/cases/{CASE_ID}{tail}$"))
+    for method, tail in [
+        ("POST", "/conversation"),
+        ("DELETE", "/conversation"),
+        ("GET", ""),
+        ("GET", "/events"),
+        ("POST", "/messages"),
+        ("POST", "/typing"),
+        ("GET", "/attachments/(?P<attachment>[A-Za-z0-9._:%-]{1,512})"),
+    ]
+]
+FILES = re.compile(f"^/api/cases/{CASE_ID}/files$")
+STREAM = re.compile(f"^/api/cases/{CASE_ID}/stream$")
+MAX_BODY = 10 * 1024 * 1024
+STREAM_POLL_SECONDS = 0.15
+STREAM_KEEPALIVE_SECONDS = 15.0
+
+
+class ChatPageServer:
+    """`ChatPageServer(api_url, api_key, channel).start()`; `url` is the page."""
+
+    def __init__(
+        self, api_url: str, api_key: str, channel: BusinessChannel | None, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.api_key = api_key
+        self.channel = channel
+        self.stopping = threading.Event()
+        self._httpd = _Server((host, port), self)
+        self._thread: threading.Thread | None = None
+        self._local = threading.local()
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}/"
+
+    def start(self) -> ChatPageServer:
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="chat-page", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def session(self) -> requests.Session:
+        """One session per handler thread (requests' sessions are not thread-safe); the key lives here only."""
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.trust_env = False
+            session.headers["x-api-key"] = self.api_key
+            self._local.session = session
+        return session
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = LISTEN_BACKLOG
+
+    def __init__(self, address: tuple[str, int], page: ChatPageServer) -> None:
+        self.page = page
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "casebridge-chat-page/1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: request lines would carry case ids; the local API logs the business calls already."""
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    # -- dispatch ------------------------------------------------------------------------------
+
+    def _handle(self, method: str) -> None:
+        split = urlsplit(self.path)
+        path = split.path
+        try:
+            body = self._body()
+        except ValueError as error:
+            self._json(413 if "large" in str(error) else 400, {"error": {"code": "BadRequest", "message": str(error)}})
+            return
+        if method == "GET" and path in ("/", "/index.html"):
+            self._static("index.html")
+        elif method == "GET" and path.startswith("/static/"):
+            self._static(path.removeprefix("/static/"))
+        elif method == "GET" and (m := STREAM.match(path)):
+            self._stream(unquote(m["case"]))
+        elif method == "POST" and (m := FILES.match(path)):
+            self._upload(m["case"], body)
+        elif any(method == allowed and pattern.match(path) for allowed, pattern in FORWARDED):
+            self._forward(method, path.removeprefix("/api"), split.query, body)
+        else:
+            self._json(404, {"error": {"code": "NotFound", "message": f"no route {method} {path}"}})
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length < 0:
+            raise ValueError("bad Content-Length")
+        if length > MAX_BODY:
+            raise ValueError("request body too large")
+        return self.rfile.read(length) if length else b""
+
+    # -- answers -------------------------------------------------------------------------------
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, obj: Any) -> None:
+        self._send(status, json.dumps(obj).encode("utf-8"), {"Content-Type": "application/json"})
+
+    def _static(self, name: str) -> None:
+        path = STATIC / name
+        if "/" in name or name.startswith(".") or not path.is_file() or path.suffix not in STATIC_TYPES:
+            self._json(404, {"error": {"code": "NotFound", "message": f"no file {name}"}})
+            return
+        self._send(200, path.read_bytes(), {"Content-Type": STATIC_TYPES[path.suffix], "Cache-Control": "no-cache"})
+
+    # -- the helper: business API calls with the key added ------------------------------------
+
+    def _forward(self, method: str, path: str, query: str, body: bytes) -> None:
+        page = self.server.page
+        url = page.api_url + path + (f"?{query}" if query else "")
+        headers = {"Content-Type": self.headers.get("Content-Type") or "application/json"} if body else {}
+        try:
+            answer = page.session().request(method, url, data=body or None, headers=headers, allow_redirects=False)
+        except requests.RequestException as error:
+            self._json(502, {"error": {"code": "ApiUnreachable", "message": str(error)}})
+            return
+        passed = {"Content-Type": answer.headers.get("Content-Type", "application/json")}
+        for name in ("Location", "Retry-After"):
+            if name in answer.headers:
+                passed[name] = answer.headers[name]
+        self._send(answer.status_code, answer.content, passed)
+
+    def _upload(self, case: str, data: bytes) -> None:
+        """A file from the page: ask the business API for an upload URL, upload there, answer the attachment id.
+        The page then sends a message with `attachments: [id]`."""
+        page = self.server.page
+        name = unquote(self.headers.get("X-File-Name") or "file")
+        content_type = self.headers.get("Content-Type") or "application/octet-stream"
+        session = page.session()
+        try:
+            answer = session.post(
+                f"{page.api_url}/cases/{case}/attachments",
+                json={"fileName": name, "contentType": content_type, "size": len(data)},
+            )
+            if answer.status_code not in (200, 201):
+                self._send(answer.status_code, answer.content, {"Content-Type": answer.headers.get("Content-Type", "")})
+                return
+            grant = answer.json()
+            upload = grant.get("upload") or grant
+            url = str(upload.get("url") or upload.get("uploadUrl"))
+            fields = upload.get("fields")
+            # The pre-signed URL carries its own authority: no API key goes to storage.
+            if fields:  # an S3 pre-signed POST
+                stored = requests.post(url, data=fields, files={"file": (name, data, content_type)}, timeout=30)
+            else:
+                upload_headers = dict(upload.get("headers") or {"Content-Type": content_type})
+                method = str(upload.get("method") or "PUT")
+                stored = requests.request(method, url, data=data, headers=upload_headers, timeout=30)
+        except (requests.RequestException, ValueError) as error:
+            self._json(502, {"error": {"code": "UploadFailed", "message": str(error)}})
+            return
+        if stored.status_code >= 300:
+            message = f"storage answered {stored.status_code}"
+            self._json(502, {"error": {"code": "UploadFailed", "message": message}})
+            return
+        attachment_id = grant.get("attachmentId") or grant.get("id")
+        self._json(201, {"attachmentId": attachment_id, "fileName": name, "contentType": content_type})
+
+    # -- the bus, as server-sent events ------------------------------------------------------
+
+    def _stream(self, case_id: str) -> None:
+        """Every bus event of the case from now on (or after Last-Event-ID), as `data: {type, detail}`."""
+        page = self.server.page
+        channel = page.channel
+        if channel is None:
+            self._json(404, {"error": {"code": "NotFound", "message": "no business channel on this stack"}})
+            return
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+        last = self.headers.get("Last-Event-ID")
+        sent = int(last) + 1 if last and last.isdigit() else len(channel.events_for(case_id))
+        quiet_since = time.monotonic()
+        try:
+            self.wfile.write(b"retry: 1000\n\n")
+            self.wfile.flush()
+            while not page.stopping.is_set():
+                events = channel.events_for(case_id)
+                for index in range(sent, len(events)):
+                    event = events[index]
+                    data = json.dumps({"type": event.detail_type, "detail": event.detail})
+                    self.wfile.write(f"id: {index}\ndata: {data}\n\n".encode())
+                    quiet_since = time.monotonic()
+                sent = max(sent, len(events))
+                if time.monotonic() - quiet_since > STREAM_KEEPALIVE_SECONDS:
+                    self.wfile.write(b": keep-alive\n\n")
+                    quiet_since = time.monotonic()
+                self.wfile.flush()
+                page.stopping.wait(STREAM_POLL_SECONDS)
+        except (BrokenPipeError, ConnectionResetError):
+            return

@@ -1,0 +1,364 @@
+// The customer chat page. It talks only to its own origin (/api/...): the helper there holds the business API key
+// and forwards to casebridge. Agent messages and routing events come from the case timeline; typing comes from the
+// bus (a server-sent event stream), since AgentTyping never goes on the timeline. The customer's own messages are
+// kept in this browser, as a real channel keeps its own transcript.
+"use strict";
+
+const SYNC_MS = 4000;
+const TYPING_EVERY_MS = 2500;
+const AGENT_TYPING_MAX_MS = 15000;
+const $ = (id) => document.getElementById(id);
+
+let caseId = null;
+let events = [];
+let seen = new Set();
+let cursor = null;
+let caseView = null;
+let stream = null;
+let syncTimer = 0;
+let syncing = null;
+let agentTyping = false;
+let agentTypingTimer = 0;
+let lastTypingSent = 0;
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") node.className = v;
+    else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return node;
+}
+
+function showError(message) {
+  $("error").hidden = !message;
+  $("error").textContent = message || "";
+}
+
+function casePath(suffix) {
+  return `/api/cases/${encodeURIComponent(caseId)}${suffix || ""}`;
+}
+
+async function api(method, path, body) {
+  const init = { method, headers: {} };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const res = await fetch(path, init);
+  const data = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    const err = new Error((data.error && data.error.message) || data.message || `${method} ${path}: ${res.status}`);
+    err.status = res.status;
+    throw err;
+  }
+  return data;
+}
+
+// -- the customer's own messages, kept in this browser --------------------------------------------
+
+function mine() {
+  try {
+    return JSON.parse(localStorage.getItem(`cb.mine.${caseId}`) || "[]");
+  } catch {
+    return [];
+  }
+}
+
+function remember(entry) {
+  const list = mine();
+  list.push(entry);
+  localStorage.setItem(`cb.mine.${caseId}`, JSON.stringify(list));
+}
+
+// -- state ----------------------------------------------------------------------------------------
+
+const STATE_TEXT = {
+  open: () => "Connecting you to an agent…",
+  queued: (c) => (c.transferPending ? "Queued · transferring" : "Queued") + (c.queue ? ` · ${c.queue.name || c.queue.id}` : ""),
+  with_agent: (c) => `With agent · ${c.agent ? c.agent.name || c.agent.id : ""}`,
+  agent_left: () => "Agent left · write to reopen",
+  closed: () => "Closed · write to reopen",
+};
+
+function renderState() {
+  const box = $("state");
+  box.hidden = !caseView;
+  if (!caseView) return;
+  const text = STATE_TEXT[caseView.state];
+  box.dataset.state = caseView.state;
+  box.textContent = text ? text(caseView) : caseView.state;
+  $("leave").disabled = caseView.state === "closed";
+}
+
+// -- the transcript -------------------------------------------------------------------------------
+
+function fileLinks(files) {
+  return el("div", { class: "files" }, ...files.map((f) =>
+    el("a", { href: casePath(`/attachments/${encodeURIComponent(f.id)}`), target: "_blank", rel: "noopener" },
+      `📎 ${f.fileName || f.name || "file"}`)));
+}
+
+function agentLabel(e) {
+  return e.agentName || e.agentId || "Agent";
+}
+
+const EVENT_TEXT = {
+  ConversationOpened: () => "Chat opened",
+  Queued: (e) => `Waiting in queue ${e.queueName || e.queueId || ""}`.trim(),
+  AgentJoined: (e) => `${agentLabel(e)} joined`,
+  AgentLeft: (e) => `${agentLabel(e)} left the chat`,
+  Transferred: () => "Transferring you to another team",
+  CustomerLeft: () => "You left the chat",
+  MessageFailed: () => "A message could not be delivered",
+};
+
+function renderMessages() {
+  const list = $("messages");
+  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  // The timeline keeps its own order; the customer's messages go in by when casebridge received the events around them.
+  const own = mine().sort((a, b) => a.at - b.at);
+  const nodes = [];
+  let i = 0;
+  for (const e of events) {
+    const at = e.receivedAt || e.occurredAt || 0;
+    while (i < own.length && own[i].at <= at) nodes.push(ownNode(own[i++]));
+    const node = eventNode(e);
+    if (node) nodes.push(node);
+  }
+  while (i < own.length) nodes.push(ownNode(own[i++]));
+  list.replaceChildren(...nodes);
+  if (atBottom) list.scrollTop = list.scrollHeight;
+}
+
+function time(ms) {
+  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function ownNode(m) {
+  const who = m.authorType === "bot" ? "Bot" : "You";
+  return el("li", { class: `msg ${m.authorType === "bot" ? "bot" : "me"}`, "data-author": m.authorType || "user" },
+    el("div", { class: "meta" }, `${who} · ${time(m.at)}`),
+    m.text ? el("div", { class: "text" }, m.text) : "",
+    m.files && m.files.length ? fileLinks(m.files) : "");
+}
+
+function eventNode(e) {
+  if (e.type === "AgentMessage") {
+    return el("li", { class: "msg agent", "data-author": "agent" },
+      el("div", { class: "meta" }, `${agentLabel(e)} · ${time(e.occurredAt)}`),
+      e.text ? el("div", { class: "text" }, e.text) : "",
+      e.attachments && e.attachments.length ? fileLinks(e.attachments) : "");
+  }
+  const text = EVENT_TEXT[e.type];
+  return text ? el("li", { class: "event", "data-event": e.type }, text(e)) : null;
+}
+
+function renderTyping() {
+  $("agent-typing").textContent = agentTyping ? "The agent is typing…" : "";
+}
+
+// -- talking to casebridge ------------------------------------------------------------------------
+
+async function pullTimeline() {
+  for (;;) {
+    const q = new URLSearchParams({ limit: "100" });
+    if (cursor) q.set("after", cursor);
+    const page = await api("GET", casePath(`/events?${q}`));
+    for (const e of page.events) {
+      if (seen.has(e.eventId)) continue; // at least once: drop repeats
+      seen.add(e.eventId);
+      events.push(e);
+      if (e.type === "AgentMessage") setAgentTyping(false);
+    }
+    cursor = page.next || cursor;
+    if (page.events.length < 100) return;
+  }
+}
+
+function sync() {
+  // One sync at a time; a request for another while one runs is served by a second pass.
+  if (syncing) {
+    syncing.again = true;
+    return syncing.done;
+  }
+  const run = { again: false };
+  run.done = (async () => {
+    do {
+      run.again = false;
+      try {
+        caseView = await api("GET", casePath());
+        await pullTimeline();
+        showError("");
+      } catch (err) {
+        if (err.status !== 404) showError(err.message);
+      }
+    } while (run.again);
+    syncing = null;
+    renderState();
+    renderMessages();
+    renderTyping();
+  })();
+  syncing = run;
+  clearTimeout(syncTimer);
+  syncTimer = setTimeout(sync, SYNC_MS); // the stream may miss nothing, but a slow poll costs little
+  return run.done;
+}
+
+function setAgentTyping(on) {
+  clearTimeout(agentTypingTimer);
+  agentTyping = on;
+  if (on) agentTypingTimer = setTimeout(() => setAgentTyping(false), AGENT_TYPING_MAX_MS);
+  renderTyping();
+}
+
+function listen() {
+  if (stream) stream.close();
+  stream = new EventSource(casePath("/stream"));
+  stream.onmessage = (msg) => {
+    const event = JSON.parse(msg.data);
+    if (event.type === "AgentTyping") setAgentTyping(!!event.detail.typing);
+    else sync();
+  };
+}
+
+async function sendFile(file) {
+  const res = await fetch(casePath("/files"), {
+    method: "POST",
+    headers: { "Content-Type": file.type || "application/octet-stream", "X-File-Name": encodeURIComponent(file.name) },
+    body: file,
+  });
+  const data = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error((data.error && data.error.message) || `file upload: ${res.status}`);
+  return data.attachmentId;
+}
+
+async function send(event) {
+  event.preventDefault();
+  const text = $("text").value.trim();
+  const file = $("file").files[0];
+  if (!text && !file) return;
+  $("send").disabled = true;
+  try {
+    const body = { authorType: "user", clientMessageId: crypto.randomUUID() };
+    if (text) body.text = text;
+    const files = [];
+    if (file) {
+      const id = await sendFile(file);
+      body.attachments = [id];
+      files.push({ id, fileName: file.name });
+    }
+    await api("POST", casePath("/messages"), body);
+    remember({ text, at: Date.now(), files, authorType: "user" });
+    $("text").value = "";
+    $("file").value = "";
+    showError("");
+  } catch (err) {
+    showError(err.message);
+  }
+  $("send").disabled = false;
+  $("text").focus();
+  sync();
+}
+
+function typing() {
+  // The Gateway's typing has no "stopped": one call per few seconds while the customer types.
+  if (!$("text").value || Date.now() - lastTypingSent < TYPING_EVERY_MS) return;
+  lastTypingSent = Date.now();
+  api("POST", casePath("/typing"), { authorType: "user" }).catch(() => {});
+}
+
+function parseHistory(text) {
+  return text.split("\n").map((line) => line.trim()).filter(Boolean).map((line) => {
+    const m = /^(bot|user)\s*:\s*(.*)$/i.exec(line);
+    return m ? { authorType: m[1].toLowerCase(), text: m[2] } : { authorType: "bot", text: line };
+  });
+}
+
+async function start(event) {
+  event.preventDefault();
+  const form = new FormData($("start-form"));
+  const id = String(form.get("caseId") || "").trim() || `web-${crypto.randomUUID().slice(0, 8)}`;
+  const customer = { name: String(form.get("name")).trim() };
+  const email = String(form.get("email") || "").trim();
+  if (email) customer.email = email;
+  const history = parseHistory(String(form.get("history") || ""));
+  $("start-button").disabled = true;
+  try {
+    caseId = id;
+    const opened = Date.now();
+    await api("POST", casePath("/conversation"), { customer, history });
+    // The bot's chat came before the conversation opened.
+    history.forEach((h, n) => remember({ ...h, at: opened - 60000 + n }));
+    await api("POST", casePath("/messages"), {
+      text: String(form.get("question")).trim(), authorType: "user", clientMessageId: crypto.randomUUID(),
+    });
+    remember({ text: String(form.get("question")).trim(), at: Date.now(), authorType: "user" });
+    $("start-form").reset();
+    openCase(id);
+  } catch (err) {
+    showError(err.message);
+  }
+  $("start-button").disabled = false;
+}
+
+async function leave() {
+  try {
+    caseView = await api("DELETE", casePath("/conversation"));
+    showError("");
+  } catch (err) {
+    showError(err.message);
+  }
+  sync();
+}
+
+function openCase(id) {
+  caseId = id;
+  localStorage.setItem("cb.case", id);
+  events = [];
+  seen = new Set();
+  cursor = null;
+  caseView = null;
+  $("case-label").textContent = id;
+  $("start").hidden = true;
+  $("chat").hidden = false;
+  listen();
+  sync();
+  $("text").focus();
+}
+
+function showStart() {
+  if (stream) stream.close();
+  clearTimeout(syncTimer);
+  caseId = null;
+  caseView = null;
+  localStorage.removeItem("cb.case");
+  $("chat").hidden = true;
+  $("start").hidden = false;
+  renderState();
+  $("name").focus();
+}
+
+function init() {
+  $("start-form").addEventListener("submit", start);
+  $("resume-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    openCase($("resume-id").value.trim());
+  });
+  $("composer").addEventListener("submit", send);
+  $("text").addEventListener("input", typing);
+  $("text").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey) {
+      e.preventDefault();
+      $("composer").requestSubmit();
+    }
+  });
+  $("leave").addEventListener("click", leave);
+  $("new-case").addEventListener("click", showStart);
+  const saved = new URLSearchParams(location.search).get("case") || localStorage.getItem("cb.case");
+  if (saved) openCase(saved);
+  else showStart();
+}
+
+init();
