@@ -6,6 +6,7 @@ handlers get API Gateway REST and SQS events, AWS is moto (resources from templa
 
 from __future__ import annotations
 
+import ast
 import json
 import sys
 import time
@@ -27,6 +28,7 @@ from tests.support.aws import aws_client, load_template, template_properties
 from tests.support.events import EVENT_EXTRAS, webhook_body
 from tests.support.fakes import FakeContactCenter
 from tests.support.lambdas import LambdaContext
+from tests.support.paths import FUNCTIONS_DIR
 from tests.support.samples import CONVERSATION_ID, Answer, invoke, load_event, sample_api_event, sample_webhook_event
 from tests.support.signing import WebhookSigner
 
@@ -521,3 +523,20 @@ def test_client_message_id_reused_with_another_text_is_409_and_the_same_text_is_
     assert other.body["error"]["code"] == "ClientMessageIdReused"
     assert process(functions, sqs_batch(receive(fifo_queues.outbound_url))) == []
     assert fake_8x8.sent == [(CONVERSATION_ID, "first text", "user")]
+
+
+# ---- item 11 (X-Ray half): no handler's response goes into a trace -------------------------------------
+def test_no_function_traces_its_response() -> None:
+    """Item 11: powertools' tracer stores a handler's response in X-Ray unless told not to; the responses hold
+    agent text and customer data. Every tracer decorator in the functions says capture_response=False."""
+    decorators: list[tuple[str, bool]] = []  # (function, response capture off)
+    for app in sorted(FUNCTIONS_DIR.glob("*/app.py")):
+        for node in ast.walk(ast.parse(app.read_text())):
+            for decorator in node.decorator_list if isinstance(node, ast.FunctionDef) else []:
+                call = decorator if isinstance(decorator, ast.Call) else None
+                target = call.func if call else decorator
+                if isinstance(target, ast.Attribute) and target.attr in ("capture_lambda_handler", "capture_method"):
+                    flag = next((k.value for k in call.keywords if k.arg == "capture_response"), None) if call else None
+                    decorators.append((app.parent.name, isinstance(flag, ast.Constant) and flag.value is False))
+    assert {name for name, _ in decorators} >= {"conversation_lifecycle", "outbound_sender", "webhook_intake"}
+    assert all(off for _, off in decorators), decorators
