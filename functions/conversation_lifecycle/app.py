@@ -1,20 +1,25 @@
-"""Conversation lifecycle: open a case's conversation, the customer leaving, and reading cases."""
+"""Conversation lifecycle: open a case's conversation, the customer leaving, and reading cases (and their
+attachments)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from casebridge import cases
+from casebridge import attachments, cases
 from casebridge.api import build_resolver, case_id_from_path, int_query, json_response, parse_body
+from casebridge.attachments import AttachmentNotFound, require_gateway
 from casebridge.models import OpenConversationRequest
 from casebridge.observability import logger, metrics, tracer
 from casebridge.services import get_services
 from casebridge.views import case_view
 
 app = build_resolver()
+ATTACHMENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @app.post("/cases/<caseId>/conversation")
@@ -22,7 +27,10 @@ def open_conversation(caseId: str) -> Any:  # noqa: N803 - the path parameter's 
     case_id = case_id_from_path(caseId)
     logger.append_keys(caseId=case_id)
     request = parse_body(app, OpenConversationRequest, optional=True)
-    case, created = cases.open_conversation(get_services(), case_id, request)
+    services = get_services()
+    if any(message.cards for message in request.history):
+        require_gateway(services, "cards in history")  # a 400 before any call to 8x8
+    case, created = cases.open_conversation(services, case_id, request)
     return json_response(201 if created else 200, case_view(case))
 
 
@@ -45,6 +53,18 @@ def case_events(caseId: str) -> Any:  # noqa: N803
     limit = int_query(app, "limit", default=50, low=1, high=100)
     after = app.current_event.get_query_string_value("after")
     return json_response(200, cases.case_timeline(get_services(), case_id, after, limit))
+
+
+@app.get("/cases/<caseId>/attachments/<attachmentId>")
+def get_attachment(caseId: str, attachmentId: str) -> Any:  # noqa: N803
+    case_id = case_id_from_path(caseId)
+    logger.append_keys(caseId=case_id)
+    attachment_id = unquote(attachmentId)
+    if not ATTACHMENT_ID.fullmatch(attachment_id):
+        raise AttachmentNotFound(f"case {case_id} has no attachment {attachment_id[:64]!r}")
+    found = attachments.download(get_services(), case_id, attachment_id)
+    # A redirect to the file (a fresh S3 URL, short-lived); the body says the same for clients that do not follow.
+    return json_response(302, found, headers={"Location": found["url"], "Cache-Control": "no-store"})
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

@@ -1,15 +1,17 @@
-"""Outbound messages: the API accepts a case's message onto its FIFO group; the queue's batches deliver it."""
+"""Outbound messages: the API accepts a case's message onto its FIFO group; the queue's batches deliver it.
+Also the routes that serve sending: attachment upload URLs and the typing indicator."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from casebridge import messages
+from casebridge import attachments, messages, typing_indicator
 from casebridge.api import build_resolver, case_id_from_path, json_response, parse_body
-from casebridge.models import PostMessageRequest
+from casebridge.models import AttachmentUploadRequest, PostMessageRequest, TypingRequest
 from casebridge.observability import logger, metrics, tracer
 from casebridge.outbound_queue import OutboundMessage
 from casebridge.services import get_services
@@ -23,6 +25,25 @@ def post_message(caseId: str) -> Any:  # noqa: N803 - the path parameter's name
     logger.append_keys(caseId=case_id)
     request = parse_body(app, PostMessageRequest)
     return json_response(202, messages.accept_message(get_services(), case_id, request))
+
+
+@app.post("/cases/<caseId>/attachments")
+def create_attachment(caseId: str) -> Any:  # noqa: N803
+    case_id = case_id_from_path(caseId)
+    logger.append_keys(caseId=case_id)
+    request = parse_body(app, AttachmentUploadRequest)
+    return json_response(201, attachments.create_upload(get_services(), case_id, request))
+
+
+@app.post("/cases/<caseId>/typing")
+def send_typing(caseId: str) -> Any:  # noqa: N803
+    case_id = case_id_from_path(caseId)
+    logger.append_keys(caseId=case_id)
+    request = parse_body(app, TypingRequest, optional=True)
+    not_delivered = typing_indicator.send_typing(get_services(), case_id, request)
+    if not_delivered is None:
+        return Response(status_code=204, body="")
+    return json_response(202, not_delivered)
 
 
 def deliver_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -21,6 +21,7 @@ FUNCTION_DIRS = {
     "OutboundSenderFunction": "outbound_sender",
     "ConversationLifecycleFunction": "conversation_lifecycle",
     "ContactCenterProvisionerFunction": "provisioner",
+    "AttachmentCopierFunction": "attachment_copier",
 }
 API_FUNCTIONS = ("WebhookIntakeFunction", "OutboundSenderFunction", "ConversationLifecycleFunction")
 

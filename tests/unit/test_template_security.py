@@ -5,7 +5,9 @@
   of the policy's own conditions;
 - the webhook method is throttled, the intake has reserved concurrency, every function logs to a log group with
   retention, the API has access logs, the webhook tolerance has a maximum below the receipt TTL;
-- the dead-letter queue accepts redrives from the outbound queue only;
+- the dead-letter queues accept redrives from their own source queue only;
+- the attachment bucket is private, encrypted, TLS-only, expires its files, and each function reaches exactly the
+  objects (actions and key prefix) its code uses;
 - every checkov skip carries its reason.
 """
 
@@ -26,6 +28,8 @@ INTAKE = "WebhookIntakeFunction"
 SENDER = "OutboundSenderFunction"
 LIFECYCLE = "ConversationLifecycleFunction"
 PROVISIONER = "ContactCenterProvisionerFunction"
+COPIER = "AttachmentCopierFunction"
+BUCKET_ARN = "${AttachmentsBucket.Arn}"
 
 # What each function's code does on the table (store.py, token_store.py), as IAM actions. Transactions are
 # authorised per item: Put → PutItem, Update → UpdateItem, ConditionCheck → ConditionCheckItem.
@@ -40,6 +44,8 @@ EXPECTED_TABLE_ACTIONS = {
     # the same opening path, customer leaves, the timeline (Query), the outbox (BatchGetItem), the v2 token.
     LIFECYCLE: {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
     PROVISIONER: set(),
+    # copy_agent_attachment: the attachment record (BatchGetItem), ready/failed (UpdateItem); CASE# items only.
+    COPIER: {"BatchGetItem", "UpdateItem"},
 }
 NEVER = {"Scan", "BatchWriteItem", "*", "DeleteTable", "UpdateTable", "CreateTable", "PartiQLSelect"}
 # boto3 DynamoDB client calls the package may make; a new kind of call must be granted (and added here) on purpose.
@@ -178,7 +184,8 @@ def test_functions_that_never_call_8x8_cannot_read_its_credentials(template: dic
         for policy in function["Properties"].get("Policies", [])
         if isinstance(policy, dict) and "AWSSecretsManagerGetSecretValuePolicy" in policy
     }
-    assert readers == {SENDER, LIFECYCLE, PROVISIONER}
+    # The copier: the Gateway's content endpoint (x-api-key) once 8x8's pre-signed URL has expired.
+    assert readers == {SENDER, LIFECYCLE, PROVISIONER, COPIER}
 
 
 # ---- the public webhook: throttle, concurrency, tolerance ---------------------------------------------------
@@ -286,3 +293,82 @@ def test_every_checkov_skip_gives_a_one_line_reason(template: dict[str, Any]) ->
     skipped = {(logical_id, skip["id"]) for logical_id, skip in skips}
     assert ("BusinessApi", "CKV_AWS_76") not in skipped
     assert (INTAKE, "CKV_AWS_115") not in skipped
+
+
+# ---- the attachment bucket ------------------------------------------------------------------------------------
+# What each function does in the bucket (casebridge/attachments.py), and under which keys: the sender signs upload
+# URLs and reads customer/bot files; the lifecycle signs download URLs (HEAD too); the copier writes agent files.
+EXPECTED_BUCKET_ACCESS = {
+    SENDER: ({"s3:PutObject", "s3:GetObject"}, f"{BUCKET_ARN}/cases/*/outbound/*"),
+    LIFECYCLE: ({"s3:GetObject"}, f"{BUCKET_ARN}/cases/*"),
+    COPIER: ({"s3:PutObject", "s3:AbortMultipartUpload"}, f"{BUCKET_ARN}/cases/*/inbound/*"),
+}
+
+
+def s3_statements(function: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in statements(function) if any(str(a).startswith("s3:") for a in as_list(s["Action"]))]
+
+
+def test_only_the_functions_that_need_the_bucket_reach_it_and_only_under_cases(template: dict[str, Any]) -> None:
+    for name, function in functions_of(template).items():
+        found = s3_statements(function)
+        if name not in EXPECTED_BUCKET_ACCESS:
+            assert not found, name
+            assert "AttachmentsBucket" not in str(function["Properties"].get("Policies")), name
+            continue
+        actions, resource = EXPECTED_BUCKET_ACCESS[name]
+        [statement] = found
+        assert statement["Effect"] == "Allow", name
+        assert set(as_list(statement["Action"])) == actions, name
+        assert as_list(statement["Resource"]) == [{"Fn::Sub": resource}], name
+        assert not any("*" in a for a in as_list(statement["Action"])), name
+
+
+def test_the_code_uses_the_key_prefixes_the_policies_name() -> None:
+    from casebridge.attachments import inbound_key, outbound_key  # noqa: PLC0415
+
+    assert fnmatchcase(outbound_key("c-1", "a1"), "cases/*/outbound/*")
+    assert fnmatchcase(inbound_key("c-1", "in-1"), "cases/*/inbound/*")
+    # A caseId cannot climb out of its prefix: it has no "/" (models.CASE_ID_RE).
+    assert not fnmatchcase(outbound_key("c-1", "a1"), "cases/*/inbound/*")
+
+
+def test_the_bucket_is_private_encrypted_tls_only_and_expires_its_files(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    props = resources["AttachmentsBucket"]["Properties"]
+    assert set(props["PublicAccessBlockConfiguration"].values()) == {True}
+    assert len(props["PublicAccessBlockConfiguration"]) == 4
+    [rule] = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    [lifecycle] = props["LifecycleConfiguration"]["Rules"]
+    assert lifecycle["Status"] == "Enabled"
+    assert lifecycle["ExpirationInDays"] == {"Ref": "AttachmentRetentionDays"}
+    assert lifecycle["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] >= 1
+    [deny] = resources["AttachmentsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Action"] == "s3:*"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    limits = template["Parameters"]
+    assert limits["AttachmentMaxBytes"]["Default"] == 10 * 1024 * 1024
+    assert limits["AttachmentMaxPerMessage"]["Default"] == 5
+
+
+def test_the_intake_only_queues_copy_jobs_and_the_copier_only_touches_case_items(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    intake_policies = resources[INTAKE]["Properties"]["Policies"]
+    assert {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["AttachmentCopyQueue", "QueueName"]}}} in (
+        intake_policies
+    )
+    copier = resources[COPIER]
+    assert allowed(copier, "dynamodb:UpdateItem", ["CASE#c-1"])
+    assert not allowed(copier, "dynamodb:UpdateItem", ["TOKEN#acme"])
+    assert not allowed(copier, "dynamodb:PutItem", ["CASE#c-1"])
+    [source] = resources["AttachmentCopyDeadLetterQueue"]["Properties"]["RedriveAllowPolicy"]["sourceQueueArns"]
+    text, variables = source["Fn::Sub"]
+    name_text, name_variables = resources["AttachmentCopyQueue"]["Properties"]["QueueName"]["Fn::Sub"]
+    assert text.endswith(f":{name_text}") and variables == name_variables
+    # The copier's last receive marks the file failed: its setting is the queue's maxReceiveCount.
+    max_receives = resources["AttachmentCopyQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"]
+    assert copier["Properties"]["Environment"]["Variables"]["ATTACHMENT_COPY_MAX_RECEIVES"] == str(max_receives)
+    # SQS event source: visibility timeout at least the function's timeout (6x, as AWS advises).
+    assert resources["AttachmentCopyQueue"]["Properties"]["VisibilityTimeout"] >= 6 * copier["Properties"]["Timeout"]

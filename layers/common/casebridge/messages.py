@@ -12,11 +12,14 @@ BatchSize * MaxSendAttempts below that count.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
+from casebridge.attachments import check_for_message, require_gateway
 from casebridge.cases import flush_outbox, open_conversation, publish_recorded
 from casebridge.clock import now_ms
 from casebridge.contact_center.base import CHAT_GATEWAY_V1
@@ -40,10 +43,22 @@ class RetryLater(Exception):
 
 
 def _text_hash(request: PostMessageRequest) -> str:
-    return hashlib.sha256(f"{request.author_type}\n{request.text}".encode()).hexdigest()
+    """What a clientMessageId stands for. A text message hashes as it always did (claims made before rich
+    messages existed still match); attachments and cards are added only when present."""
+    content = f"{request.author_type}\n{request.text}"
+    if request.is_rich:
+        rich = {"attachments": request.attachments, "cards": [c.wire() for c in request.cards]}
+        content += "\n" + json.dumps(rich, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(content.encode()).hexdigest()
 
 
 def accept_message(services: Services, case_id: str, request: PostMessageRequest) -> MessageAcceptedView:
+    # Attachments and cards: refused now if the configured 8x8 API cannot carry them, and each attachment checked
+    # against its uploaded object, so nothing accepted fails later for a reason known today.
+    attachments: list[dict[str, Any]] = []
+    if request.is_rich:
+        require_gateway(services, "attachments and cards")
+        attachments = check_for_message(services, case_id, request.attachments)
     # A client-chosen id makes the accept idempotent: the same id maps to the same message and dedup id;
     # the same id with another text is refused (an idempotency key reused for a different request).
     if request.client_message_id:
@@ -58,10 +73,24 @@ def accept_message(services: Services, case_id: str, request: PostMessageRequest
     else:
         message_id = str(uuid.uuid4())
     message = OutboundMessage(
-        caseId=case_id, messageId=message_id, text=request.text, authorType=request.author_type, acceptedAt=now_ms()
+        caseId=case_id,
+        messageId=message_id,
+        text=request.text or "",
+        authorType=request.author_type,
+        acceptedAt=now_ms(),
+        attachments=attachments,
+        cards=[card.wire() for card in request.cards],
     )
     services.queue.enqueue(message, deduplication_id=message_id)
-    logger.info("message accepted", extra={"messageId": message_id, "authorType": request.author_type})
+    logger.info(
+        "message accepted",
+        extra={
+            "messageId": message_id,
+            "authorType": request.author_type,
+            "attachments": len(attachments),
+            "cards": len(request.cards),
+        },
+    )
     metrics.add_metric(name="MessagesAccepted", unit="Count", value=1)
     return {"caseId": case_id, "messageId": message_id, "status": "accepted"}
 

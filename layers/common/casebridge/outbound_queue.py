@@ -7,8 +7,8 @@ holds up only its own group.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from casebridge import aws
 
@@ -26,9 +26,17 @@ class OutboundMessage:
     authorType: str  # noqa: N815
     acceptedAt: int  # noqa: N815
     redrive: int = 0  # bumped by scripts/redrive.py: a dead-lettered message is sent again only when redriven
+    # Rich content (Chat Gateway only); defaults keep queue bodies written before these fields readable.
+    # attachments: [{attachmentId, fileName, contentType, size}] as checked at accept time; cards: 8x8's shape.
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    cards: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        body = asdict(self)
+        for name in ("attachments", "cards"):  # plain text messages keep their old body
+            if not body[name]:
+                del body[name]
+        return json.dumps(body, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, body: str) -> OutboundMessage:

@@ -11,7 +11,25 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
 
 from casebridge.errors import ConfigurationError
 
-MAX_WEBHOOK_TOLERANCE_SECONDS = 900  # stays far below the receipt TTL (days), so a replay always meets its receipt
+MAX_WEBHOOK_TOLERANCE_SECONDS = 900
+# Images, PDF, plain text/CSV and the common office formats (template.yaml's AttachmentContentTypes default).
+DEFAULT_ATTACHMENT_CONTENT_TYPES = ",".join(
+    (
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "application/pdf",
+        "text/plain",
+        "text/csv",
+        "application/msword",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.ms-excel",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.ms-powerpoint",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    )
+)  # stays far below the receipt TTL (days), so a replay always meets its receipt
 
 
 class Settings(BaseModel):
@@ -41,6 +59,22 @@ class Settings(BaseModel):
     retry_cap_seconds: float = Field(alias="RETRY_CAP_SECONDS", default=300.0, gt=0)
     timeline_ttl_days: int = Field(alias="TIMELINE_TTL_DAYS", default=90, ge=1)
     webhook_receipt_ttl_days: int = Field(alias="WEBHOOK_RECEIPT_TTL_DAYS", default=30, ge=1)
+    # Attachments (casebridge.attachments): the stack's bucket, its limits, and the agent-attachment copy queue.
+    attachments_bucket_name: str = Field(alias="ATTACHMENTS_BUCKET_NAME", default="")
+    attachment_max_bytes: int = Field(alias="ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024, gt=0)
+    attachment_max_per_message: int = Field(alias="ATTACHMENT_MAX_PER_MESSAGE", default=5, ge=1, le=50)
+    attachment_content_types: str = Field(alias="ATTACHMENT_CONTENT_TYPES", default=DEFAULT_ATTACHMENT_CONTENT_TYPES)
+    attachment_upload_url_seconds: int = Field(alias="ATTACHMENT_UPLOAD_URL_SECONDS", default=900, ge=60, le=3600)
+    attachment_download_url_seconds: int = Field(alias="ATTACHMENT_DOWNLOAD_URL_SECONDS", default=300, ge=10, le=3600)
+    attachment_retention_days: int = Field(alias="ATTACHMENT_RETENTION_DAYS", default=30, ge=1)
+    attachment_inbound_max_bytes: int = Field(alias="ATTACHMENT_INBOUND_MAX_BYTES", default=25 * 1024 * 1024, gt=0)
+    attachment_copy_queue_url: str = Field(alias="ATTACHMENT_COPY_QUEUE_URL", default="")
+    # The copy queue's maxReceiveCount: on its last receive the copier marks the attachment failed.
+    attachment_copy_max_receives: int = Field(alias="ATTACHMENT_COPY_MAX_RECEIVES", default=20, ge=1)
+
+    @property
+    def allowed_attachment_types(self) -> frozenset[str]:
+        return frozenset(t.strip().lower() for t in self.attachment_content_types.split(",") if t.strip())
 
     @property
     def base_url(self) -> str:

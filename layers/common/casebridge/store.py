@@ -5,6 +5,7 @@ Keys (pk / sk):
   CASE#<caseId>            / EVENT#<receivedMs>#<id>    the case timeline (TTL)
   CASE#<caseId>            / MESSAGE#<messageId>        outbound message delivery record (TTL)
   CASE#<caseId>            / CLIENTMSG#<clientId>       a clientMessageId's message and text hash (TTL)
+  CASE#<caseId>            / ATTACHMENT#<id>            an attachment's record (casebridge.attachments; TTL)
   CONVERSATION#<convId>    / CONVERSATION               conversation → case
   CONVERSATION#<convId>    / EVENT#<receivedMs>#<id>    early events: they came before the mapping existed
   WEBHOOK#<tenant>#<id>    / RECEIPT                    webhook receipt: dedupe and replay check (TTL)
@@ -16,6 +17,8 @@ Records and codecs live in records.py and dynamo_codec.py; the clock in clock.py
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -59,6 +62,23 @@ __all__ = [
 ]
 
 _THROTTLED = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB hands numbers back as Decimal, which json.dumps refuses; as they were written instead."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _entry_read_back(item: dict[str, Any]) -> TimelineEntry:
+    """A timeline entry read back to be published (outbox, early events): its detail must serialise."""
+    entry = TimelineEntry.from_item(item)
+    return replace(entry, detail=_plain(entry.detail))
 
 
 class StaleCase(Exception):
@@ -328,7 +348,7 @@ class CaseStore:
 
     def timeline_entries(self, case_id: str, sort_keys: set[str]) -> list[TimelineEntry]:
         found = self._batch_get([key(case_pk(case_id), sk) for sk in sorted(sort_keys)])
-        return sorted((TimelineEntry.from_item(i) for i in found), key=lambda e: e.sort_key)
+        return sorted((_entry_read_back(i) for i in found), key=lambda e: e.sort_key)
 
     def request_reopen(self, case: CaseRecord, message_id: str) -> bool:
         """A message asks 8x8 for a new interaction: the next QUEUED reopens even a closed case.
@@ -385,7 +405,7 @@ class CaseStore:
             ExpressionAttributeValues=to_item({":pk": conversation_pk(conversation_id), ":prefix": EVENT_PREFIX}),
             ConsistentRead=True,
         )
-        return [TimelineEntry.from_item(i) for i in answer.get("Items", [])]
+        return [_entry_read_back(i) for i in answer.get("Items", [])]
 
     def drop_early_event(self, entry: TimelineEntry) -> None:
         self.client.delete_item(TableName=self.table, Key=key(conversation_pk(entry.conversation_id), entry.sort_key))
@@ -509,3 +529,44 @@ class CaseStore:
             found = self.client.get_item(TableName=self.table, Key=item_key, ConsistentRead=True).get("Item")
             return from_item(found) if found else None
         return None
+
+    # ---- attachments (casebridge.attachments) --------------------------------------------------
+    def put_attachment(self, case_id: str, attachment_id: str, values: dict[str, Any], ttl_seconds: int) -> bool:
+        """Record an attachment once; False when it is on file already (a retried webhook, a reused id)."""
+        item = {**key(case_pk(case_id), f"ATTACHMENT#{attachment_id}")}
+        item.update(to_item({**values, "attachmentId": attachment_id, "expiresAt": self._ttl(ttl_seconds)}))
+        try:
+            self.client.put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            if _throttled(error):
+                raise StoreBusy("DynamoDB is throttling; retry shortly", retry_after=1) from error
+            raise
+        return True
+
+    def get_attachments(self, case_id: str, attachment_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The case's attachment records by id (ids of other cases are simply not found)."""
+        if not attachment_ids:
+            return {}
+        found = self._batch_get([key(case_pk(case_id), f"ATTACHMENT#{i}") for i in dict.fromkeys(attachment_ids)])
+        return {str(p["attachmentId"]): p for p in map(from_item, found)}
+
+    def update_attachment(
+        self, case_id: str, attachment_id: str, values: dict[str, Any], *, unless_status: str | None = None
+    ) -> bool:
+        """Set fields of an existing attachment record; False when it is gone or already has `unless_status`."""
+        names = {f"#f{i}": name for i, name in enumerate(values)}
+        placeholders = {f":v{i}": value for i, value in enumerate(values.values())}
+        condition = "attribute_exists(pk)"
+        if unless_status is not None:
+            names["#status"] = "status"
+            placeholders[":unless"] = unless_status
+            condition += " AND #status <> :unless"
+        return self._conditional_update(
+            Key=key(case_pk(case_id), f"ATTACHMENT#{attachment_id}"),
+            UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(values))),
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_item(placeholders),
+        )

@@ -41,6 +41,45 @@ class MessageAcceptedView(TypedDict):
     status: str  # accepted
 
 
+class AttachmentUploadView(TypedDict):
+    """POST /cases/{caseId}/attachments: PUT the file to uploadUrl with uploadHeaders before expiresAt."""
+
+    attachmentId: str
+    uploadUrl: str
+    uploadMethod: str  # PUT
+    uploadHeaders: dict[str, str]
+    expiresAt: int
+
+
+class AttachmentDownloadView(TypedDict):
+    """GET /cases/{caseId}/attachments/{attachmentId}: also the 302's Location."""
+
+    attachmentId: str
+    url: str
+    expiresAt: int
+
+
+class WarningView(TypedDict):
+    code: str
+    message: str
+
+
+class TypingNotDeliveredView(TypedDict):
+    caseId: str
+    status: str  # not_delivered
+    warning: WarningView
+
+
+class AttachmentReferenceView(TypedDict):
+    """An agent attachment in AgentMessage: casebridge's own id (GET /cases/{caseId}/attachments/{attachmentId}
+    serves the file once copied), never 8x8's URL, which expires."""
+
+    attachmentId: str
+    fileName: str
+    type: NotRequired[str]  # 8x8's kind: image, video, audio, file
+    status: str  # pending when the event is published: the copy runs after it
+
+
 class CaseEventView(TypedDict):
     """One event on the bus (the EventBridge detail) and on the case timeline."""
 
@@ -55,7 +94,7 @@ class CaseEventView(TypedDict):
     agentId: NotRequired[str]
     agentName: NotRequired[str]
     text: NotRequired[str]
-    attachments: NotRequired[list[dict[str, Any]]]
+    attachments: NotRequired[list[AttachmentReferenceView]]
     cards: NotRequired[list[dict[str, Any]]]
     typing: NotRequired[bool]
     channelId: NotRequired[str]
@@ -127,10 +166,17 @@ _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
     "text": _STRING,
     "attachments": {
         "type": "array",
+        "description": "casebridge's references: GET /cases/{caseId}/attachments/{attachmentId} serves each file",
         "items": {
             "type": "object",
-            "required": ["id"],
-            "properties": {"id": _STRING, "type": _STRING, "fileName": _STRING, "url": _STRING},
+            "required": ["attachmentId", "fileName", "status"],
+            "properties": {
+                "attachmentId": _STRING,
+                "fileName": _STRING,
+                "type": {"type": "string", "description": "8x8's kind: image, video, audio, file"},
+                "status": {"enum": ["pending"], "description": "the copy from 8x8 runs after the event"},
+            },
+            "additionalProperties": False,
         },
     },
     "cards": {"type": "array", "items": {"type": "object"}},

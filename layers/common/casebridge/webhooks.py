@@ -18,6 +18,7 @@ from dataclasses import replace
 from enum import StrEnum
 from typing import Any
 
+from casebridge.attachments import take_in_agent_attachments
 from casebridge.clock import now_ms
 from casebridge.contact_center.webhook_signature import VerifiedDelivery
 from casebridge.errors import Conflict, InvalidRequest, Unauthorized
@@ -202,6 +203,11 @@ def _apply(
             found = services.store.get_receipt(delivery.tenant_id, delivery.event_id)
             return _seen(found or {}, digest, delivery)
         return WebhookOutcome.PUBLISHED
+    if event.kind is EventKind.AGENT_MESSAGE and event.detail.get("attachments") and event.conversation_id:
+        # The agent's files: casebridge references, recorded and queued for copying (8x8's URLs expire).
+        # Before the publish: a failure here makes 8x8 retry, and the retry maps to the same references.
+        detail = take_in_agent_attachments(services, case.case_id, event.conversation_id, event.detail)
+        event = replace(event, detail=detail)
     live = apply_event(case.live, event.kind, event.occurred_at, event.detail)
     if event.kind in _STATE_ONLY and live is None:
         return _unhandled_outcome(services, delivery, digest, body, event)

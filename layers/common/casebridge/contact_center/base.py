@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal, Protocol
+from collections.abc import Mapping, Sequence
+from typing import IO, Any, Literal, Protocol
+
+import requests
 
 from casebridge.models import Customer, HistoryMessage, Routing
 
@@ -53,4 +55,25 @@ class ContactCenterClient(Protocol):
 
     def send_typing(self, conversation_id: str, author_type: str) -> None:
         """Show the customer or bot typing to the agent (Gateway only)."""
+        ...
+
+    def upload_attachment(
+        self, conversation_id: str, author_type: str, file_name: str, content_type: str, body: bytes | IO[bytes]
+    ) -> str:
+        """Upload a file to the conversation (Gateway multipart); returns 8x8's attachment id. v2 cannot."""
+        ...
+
+    def send_rich_message(
+        self,
+        conversation_id: str,
+        author_type: str,
+        text: str | None,
+        attachment_ids: Sequence[str] = (),
+        cards: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """A message with uploaded attachments (8x8 ids) and/or cards ({contentType, content}). v2 cannot."""
+        ...
+
+    def download_attachment(self, conversation_id: str, attachment_id: str) -> requests.Response:
+        """An agent attachment's content, streamed (the caller closes the response). v2 cannot."""
         ...

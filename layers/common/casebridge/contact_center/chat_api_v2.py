@@ -7,8 +7,8 @@ can do (routing, customer updates, typing) raises UnsupportedByContactCenterApi 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import IO, Any
 from urllib.parse import quote
 
 import requests
@@ -101,6 +101,8 @@ class ChatApiV2Client:
     ) -> str:
         if routing is not None:
             raise UnsupportedByContactCenterApi(f"Chat API v2 cannot route a conversation: routing {NEEDS_GATEWAY}")
+        if any(m.cards for m in history):
+            raise UnsupportedByContactCenterApi(f"Chat API v2 has no cards: cards in history {NEEDS_GATEWAY}")
         body: dict[str, Any] = {"channelId": channel_id, "customer": customer_body(case_id, customer)}
         if history:
             body["history"] = {"messages": [{"text": m.text, "type": m.author_type} for m in history]}
@@ -149,6 +151,26 @@ class ChatApiV2Client:
 
     def send_typing(self, conversation_id: str, author_type: str) -> None:
         raise UnsupportedByContactCenterApi(f"Chat API v2 has no typing indicator: typing {NEEDS_GATEWAY}")
+
+    def upload_attachment(
+        self, conversation_id: str, author_type: str, file_name: str, content_type: str, body: bytes | IO[bytes]
+    ) -> str:
+        raise UnsupportedByContactCenterApi(f"Chat API v2 has no attachments: attachments {NEEDS_GATEWAY}")
+
+    def send_rich_message(
+        self,
+        conversation_id: str,
+        author_type: str,
+        text: str | None,
+        attachment_ids: Sequence[str] = (),
+        cards: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        raise UnsupportedByContactCenterApi(
+            f"Chat API v2 has no attachments or cards: attachments and cards {NEEDS_GATEWAY}"
+        )
+
+    def download_attachment(self, conversation_id: str, attachment_id: str) -> requests.Response:
+        raise UnsupportedByContactCenterApi(f"Chat API v2 has no attachments: attachments {NEEDS_GATEWAY}")
 
     def find_conversation(self, case_id: str, channel_id: str) -> str | None:
         """GET .../conversations filtered by `customer.caseId` (the OAS's `customer.<anyCustomerKeyName>`) and

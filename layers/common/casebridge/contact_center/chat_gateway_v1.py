@@ -38,6 +38,16 @@ def user_body(case_id: str, customer: Customer) -> dict[str, Any]:
     return user
 
 
+def history_item(message: HistoryMessage) -> dict[str, Any]:
+    """One `history.messages` item: {authorType, text?, cards?} (cards pass through as the business gave them)."""
+    item: dict[str, Any] = {"authorType": message.author_type}
+    if message.text is not None:
+        item["text"] = message.text
+    if message.cards:
+        item["cards"] = [card.wire() for card in message.cards]
+    return item
+
+
 def fiql_value(value: str) -> str:
     """A FIQL/RSQL argument: bare when it holds only unreserved characters, else double-quoted (RSQL) with `\\`
     escapes, so a `;` `,` `=` or `)` in a value can never add a clause to the filter."""
@@ -106,7 +116,7 @@ class ChatGatewayV1Client:
         if routing is not None:
             body["assignment"] = {"type": routing.type, "id": routing.id}
         if history:
-            body["history"] = {"messages": [{"authorType": m.author_type, "text": m.text} for m in history]}
+            body["history"] = {"messages": [history_item(m) for m in history]}
         answer = self._call(
             "POST",
             "/conversations",
@@ -176,6 +186,15 @@ class ChatGatewayV1Client:
                 "8x8 accepted the attachment but sent no id", upstream_status=answer.status_code, ambiguous=True
             )
         return attachment_id
+
+    def download_attachment(self, conversation_id: str, attachment_id: str) -> requests.Response:
+        """GET …/attachments/{id}/content, streamed: the way to an agent's file once its pre-signed URL expired."""
+        return self._call(
+            "GET",
+            self._conversation(conversation_id) + "/attachments/" + quote(attachment_id, safe="") + "/content",
+            "download_attachment",
+            stream=True,
+        )
 
     def customer_leaves(self, conversation_id: str) -> None:
         try:
