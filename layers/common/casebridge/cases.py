@@ -143,8 +143,10 @@ def record_and_publish(
     known: CaseRecord | None = None,
     *,
     unless: Callable[[CaseRecord], bool] | None = None,
+    publish: bool = True,
 ) -> CaseRecord:
-    """Timeline entry + state change + outbox mark, retried on concurrent updates; then published.
+    """Timeline entry + state change + outbox mark, retried on concurrent updates; then published (unless
+    `publish` is False: the caller publishes it with others; the outbox holds it meanwhile).
     `known`: the case as the caller just read it, used for the first try instead of reading it again.
     `unless`: nothing is recorded when it holds for the case as read (someone else recorded the same fact)."""
     for _ in range(5):
@@ -158,7 +160,8 @@ def record_and_publish(
             services.store.record_case_event(case, entry, live, pending_publish=True)
         except StaleCase:
             continue
-        publish_recorded(services, case_id, [entry])
+        if publish:
+            publish_recorded(services, case_id, [entry])
         return case
     raise Conflict("the case is changing fast; retry shortly", retry_after=1)
 
@@ -185,7 +188,9 @@ def flush_outbox(services: Services, case: CaseRecord) -> None:
 
 
 def adopt_early_events(services: Services, case_id: str, conversation_id: str) -> None:
-    """Events 8x8 sent before the case knew its conversation (QUEUED usually) join the case now."""
+    """Events 8x8 sent before the case knew its conversation (QUEUED usually) join the case now. All are
+    recorded (each with its outbox mark) before any is published: a failed publish strands none of them."""
+    adopted: list[TimelineEntry] = []
     for entry in sorted(services.store.early_events(conversation_id), key=lambda e: e.sort_key):
         kind = EventKind(entry.type) if entry.type in EventKind._value2member_map_ else None
 
@@ -194,9 +199,11 @@ def adopt_early_events(services: Services, case_id: str, conversation_id: str) -
         ) -> LiveState | None:
             return apply_event(live, kind, entry.occurred_at, entry.detail) if kind else None
 
-        record_and_publish(services, case_id, entry, transition)
+        record_and_publish(services, case_id, entry, transition, publish=False)
         services.store.drop_early_event(entry)
+        adopted.append(entry)
         logger.info("early webhook event taken into its case", extra={"eventId": entry.event_id})
+    publish_recorded(services, case_id, adopted)
 
 
 def require_case(services: Services, case_id: str) -> CaseRecord:

@@ -25,7 +25,7 @@ from casebridge.clock import now_ms
 from casebridge.contact_center.base import CHAT_GATEWAY_V1
 from casebridge.errors import ContactCenterError, ReusedClientMessageId
 from casebridge.models import OpenConversationRequest, PostMessageRequest, Routing
-from casebridge.observability import logger, metrics
+from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.outbound_content import send_to_contact_center
 from casebridge.outbound_queue import OutboundMessage
 from casebridge.records import CaseRecord, MessageRecord, MessageStatus, TimelineEntry
@@ -91,7 +91,7 @@ def accept_message(services: Services, case_id: str, request: PostMessageRequest
             "cards": len(request.cards),
         },
     )
-    metrics.add_metric(name="MessagesAccepted", unit="Count", value=1)
+    metrics.add_metric(name="MessagesAccepted", unit=MetricUnit.Count, value=1)
     return {"caseId": case_id, "messageId": message_id, "status": "accepted"}
 
 
@@ -140,7 +140,7 @@ def deliver_batch(
             continue
         if remaining_ms() < needed_ms:
             # The invocation would end mid-send and the message would be re-sent as ambiguous: leave it.
-            metrics.add_metric(name="MessagesNotAttemptedNoTime", unit="Count", value=1)
+            metrics.add_metric(name="MessagesNotAttemptedNoTime", unit=MetricUnit.Count, value=1)
             give_back.append(delivery.receipt_handle)
             failed_groups.add(delivery.group_id)
             continue
@@ -176,7 +176,7 @@ def deliver_message(services: Services, message: OutboundMessage, receive_count:
         # An earlier attempt ended between posting to 8x8 and learning the outcome (the Lambda crashed or
         # timed out): 8x8 may have the message, so sending again may show it twice. Counted, like a timeout.
         ambiguous_before += 1
-        metrics.add_metric(name="MessagesAmbiguous", unit="Count", value=1)
+        metrics.add_metric(name="MessagesAmbiguous", unit=MetricUnit.Count, value=1)
         logger.warning("an earlier attempt ended without an outcome; 8x8 may have the message")
     attempt = Attempt(message, number, receipt_handle, ambiguous_before, case.conversation_id if case else None)
     try:
@@ -204,8 +204,8 @@ def deliver_message(services: Services, message: OutboundMessage, receive_count:
         # 8x8 has the message. Failing now would make the queue deliver it again (a certain duplicate);
         # the record only guards against queue redelivery, so the message is done either way.
         logger.exception("message delivered to 8x8 but its record could not be written")
-        metrics.add_metric(name="MessageRecordFailures", unit="Count", value=1)
-    metrics.add_metric(name="MessagesDelivered", unit="Count", value=1)
+        metrics.add_metric(name="MessageRecordFailures", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="MessagesDelivered", unit=MetricUnit.Count, value=1)
     logger.info("message delivered to 8x8", extra={"attempt": number, "receiveCount": receive_count})
     return "sent"
 
@@ -232,7 +232,7 @@ def _reopen_if_needed(services: Services, case: CaseRecord, message: OutboundMes
         return
     assert case.conversation_id is not None
     services.contact_center.route(case.conversation_id, routing)
-    metrics.add_metric(name="ConversationsRerouted", unit="Count", value=1)
+    metrics.add_metric(name="ConversationsRerouted", unit=MetricUnit.Count, value=1)
     logger.info("conversation routed again to reopen the case", extra={"routingType": routing.type})
 
 
@@ -242,7 +242,7 @@ def _failed(services: Services, attempt: Attempt, error: ContactCenterError) -> 
     ambiguous = attempt.ambiguous_before + (1 if error.ambiguous else 0)
     if error.ambiguous:
         # 8x8 may have taken the message: sending again may show it twice. Counted, never hidden.
-        metrics.add_metric(name="MessagesAmbiguous", unit="Count", value=1)
+        metrics.add_metric(name="MessagesAmbiguous", unit=MetricUnit.Count, value=1)
         logger.warning("8x8 may have received the message before the failure", extra={"attempt": attempt.number})
     if error.retryable and attempt.number < settings.max_send_attempts:
         # The attempt's outcome is known now (failed, or counted as ambiguous): replaces the 'sending' marker.
@@ -318,7 +318,7 @@ def dead_letter(
         services.publisher.publish(message.caseId, [failed])
     else:
         _record_failed(services, case, record, conversation_id, failed)
-    metrics.add_metric(name="MessagesFailed", unit="Count", value=1)
+    metrics.add_metric(name="MessagesFailed", unit=MetricUnit.Count, value=1)
 
 
 def _record_failed(

@@ -23,7 +23,7 @@ from casebridge.clock import now_ms
 from casebridge.contact_center.webhook_signature import VerifiedDelivery
 from casebridge.errors import Conflict, InvalidRequest, Unauthorized
 from casebridge.events import TIMELINE_KINDS, ContactCenterEvent, EventKind, MalformedEvent
-from casebridge.observability import logger, metrics
+from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.records import CaseRecord, TimelineEntry, WebhookReceipt
 from casebridge.services import Services
 from casebridge.state import apply_event
@@ -53,7 +53,7 @@ def handle_webhook(services: Services, headers: Mapping[str, str], body: bytes) 
     except MalformedEvent as error:
         if _keep(services, delivery, digest, body, "malformed", None) is WebhookOutcome.DUPLICATE:
             return {"status": WebhookOutcome.DUPLICATE}  # answered 400 before: 8x8's retry of it stops here
-        metrics.add_metric(name="WebhookEventsMalformed", unit="Count", value=1)
+        metrics.add_metric(name="WebhookEventsMalformed", unit=MetricUnit.Count, value=1)
         raise InvalidRequest(
             f"webhook event is not a {services.settings.contact_center_api} event: {error}",
             details=[{"field": error.field_name, "message": str(error)}],
@@ -114,10 +114,10 @@ def _receipt(
 def _seen(receipt: Mapping[str, Any], digest: str, delivery: VerifiedDelivery) -> WebhookOutcome:
     """A receipt is on file: a retry of the same event, or a replay of its id with another body."""
     if receipt.get("bodySha256") not in (None, digest):
-        metrics.add_metric(name="WebhookReplaysRefused", unit="Count", value=1)
+        metrics.add_metric(name="WebhookReplaysRefused", unit=MetricUnit.Count, value=1)
         logger.warning("webhook event id seen before with another body: refused as a replay")
         raise Unauthorized("this event id was delivered before with another body")
-    metrics.add_metric(name="WebhookDuplicates", unit="Count", value=1)
+    metrics.add_metric(name="WebhookDuplicates", unit=MetricUnit.Count, value=1)
     logger.info("duplicate webhook delivery ignored", extra={"retry": delivery.retry})
     return WebhookOutcome.DUPLICATE
 
@@ -141,7 +141,7 @@ def _unhandled(
 ) -> dict[str, Any]:
     outcome = _keep(services, delivery, digest, body, "unhandled", event)
     if outcome is WebhookOutcome.KEPT:
-        metrics.add_metric(name="WebhookEventsUnhandled", unit="Count", value=1)
+        metrics.add_metric(name="WebhookEventsUnhandled", unit=MetricUnit.Count, value=1)
         logger.info("webhook event not acted on; kept", extra={"eventType": event.source_type, "note": event.note})
     return {"status": outcome}
 
@@ -175,7 +175,7 @@ def _early(
     except StaleCase:
         return None
     logger.warning("event for a conversation no case knows (yet); kept", extra={"eventType": event.source_type})
-    metrics.add_metric(name="WebhookEventsEarly", unit="Count", value=1)
+    metrics.add_metric(name="WebhookEventsEarly", unit=MetricUnit.Count, value=1)
     return WebhookOutcome.EARLY
 
 
@@ -222,5 +222,5 @@ def _apply(
         found = services.store.get_receipt(delivery.tenant_id, delivery.event_id)
         return _seen(found or {}, digest, delivery)
     logger.info("webhook event recorded", extra={"eventType": event.source_type, "stateChanged": live is not None})
-    metrics.add_metric(name="WebhookEventsRecorded", unit="Count", value=1)
+    metrics.add_metric(name="WebhookEventsRecorded", unit=MetricUnit.Count, value=1)
     return WebhookOutcome.ACCEPTED
