@@ -15,7 +15,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: help venv test lint typecheck template-check checkov unit demo local bench fuzz build deploy clean
+.PHONY: help venv test lint typecheck template-check checkov browser unit demo local screenshots bench fuzz build deploy clean
 
 # Every rule is listed, with its "## " comment when it has one (a rule added without one still shows up).
 help: ## list the targets
@@ -54,7 +54,20 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 checkov: $(CHECKOV_STAMP) ## checkov on template.yaml, offline (each skipped check gives its reason in the template)
 	$(CHECKOV_VENV)/bin/checkov --skip-download --framework cloudformation -f template.yaml --compact --quiet
 
-unit: $(STAMP) ## the pytest suite only (PYTEST_ARGS="..." passes options)
+# The browser tests (tests/browser) drive the distribution's Chromium through Playwright: no browser download.
+# As root (CI) a missing Chromium is installed with apt-get; otherwise this stops with the command to run.
+HAVE_CHROMIUM = command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || test -x "$${CHROMIUM:-/nonexistent}"
+browser: ## the system Chromium the browser tests drive (apt-get install chromium when missing and root)
+	@$(HAVE_CHROMIUM) || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing Debian's chromium for the browser tests"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null; \
+		else \
+			echo "The browser tests need Chromium: sudo apt-get install chromium (or set CHROMIUM=/path/to/chrome)"; exit 1; \
+		fi; }
+	@$(HAVE_CHROMIUM) || { echo "Chromium is still missing: the browser tests cannot run"; exit 1; }
+
+unit: $(STAMP) browser ## the pytest suite only (PYTEST_ARGS="..." passes options)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP) ## run a whole case end to end, offline (local 8x8 emulator + local AWS stand-in)
@@ -65,6 +78,9 @@ local: $(STAMP) ## start the local stack and leave it running; options: make loc
 
 bench: $(STAMP) ## print the benchmark figures (docs/performance.md)
 	$(BIN)/python -m scripts.bench
+
+screenshots: $(STAMP) browser ## docs/img/*.png of the customer chat page and the agent desk, in headless Chromium
+	$(BIN)/python -m scripts.screenshots
 
 fuzz: $(STAMP) ## long fuzz run of the webhook intake
 	FUZZ_EXAMPLES=100000 $(BIN)/python -m pytest tests/fuzz -m slow -p no:randomly -q

@@ -208,9 +208,9 @@ class DeskSurface:
         for inter in inters:
             inter["queueName"] = queues.get(inter["queueId"], inter["queueId"])
             inter["agentNames"] = [names.get(a, a) for a in inter["agents"]]
-            inter["transfers"] = [
-                {**t, "toName": queues.get(t.get("to", ""), t.get("to", ""))} for t in inter["transfers"]
-            ]
+            # The queues it went through: where it started, then each transfer's target.
+            path = [t.get("from", "") for t in inter["transfers"][:1]] + [t.get("to", "") for t in inter["transfers"]]
+            inter["queueNames"] = [queues.get(q, q) for q in path] or [inter["queueName"]]
         messages = [
             {
                 "id": m["id"],

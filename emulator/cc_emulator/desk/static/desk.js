@@ -179,7 +179,7 @@ function renderConversation() {
       group = key;
       const i = inters.get(m.interactionId);
       const label = m.history ? "Bot history (before the customer asked for an agent)"
-        : i ? `Interaction ${i.n} · ${i.queueName}${i.agentNames.length ? " · " + i.agentNames.join(" → ") : ""}${i.endTime ? " · ended" : ""}`
+        : i ? `Interaction ${i.n} · ${i.queueNames.join(" → ")}${i.agentNames.length ? " · " + i.agentNames.join(" → ") : ""}${i.endTime ? " · ended" : ""}`
           : "Waiting for an assignment";
       rows.push(el("li", { class: "divider" }, label));
     }
@@ -188,9 +188,6 @@ function renderConversation() {
       el("div", { class: "meta" }, `${who} · ${time(m.timestamp)}`),
       m.text ? el("div", { class: "text" }, m.text) : "",
       m.attachments.length ? renderFiles(m.attachments) : ""));
-  }
-  for (const i of conv.interactions) {
-    for (const t of i.transfers) rows.push(el("li", { class: "divider" }, `Transferred to ${t.toName}`));
   }
   list.replaceChildren(...rows);
   if (atBottom) list.scrollTop = list.scrollHeight;
