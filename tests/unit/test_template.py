@@ -165,6 +165,11 @@ def test_every_setting_is_provided_by_the_template(template: dict[str, Any]) -> 
         ("get_case.json", "ConversationLifecycleFunction"),
         ("case_events.json", "ConversationLifecycleFunction"),
         ("post_message.json", "OutboundSenderFunction"),
+        ("post_message_attachment.json", "OutboundSenderFunction"),
+        ("post_message_cards.json", "OutboundSenderFunction"),
+        ("create_attachment.json", "OutboundSenderFunction"),
+        ("send_typing.json", "OutboundSenderFunction"),
+        ("get_attachment.json", "ConversationLifecycleFunction"),
         ("webhook_queued.json", "WebhookIntakeFunction"),
         ("webhook_agent_joined.json", "WebhookIntakeFunction"),
         ("webhook_text.json", "WebhookIntakeFunction"),
@@ -200,7 +205,7 @@ def test_api_sample_matches_a_route_of_its_function(template: dict[str, Any], na
 
 def test_every_event_file_is_valid_json_and_env_names_real_functions(template: dict[str, Any]) -> None:
     files = sorted(p.name for p in EVENTS.glob("*.json"))
-    assert len(files) == 13
+    assert len(files) == 19
     for name in files:
         json.loads((EVENTS / name).read_text(encoding="utf-8"))
     env = json.loads((EVENTS / "env.json").read_text())
