@@ -15,18 +15,19 @@ export AWS_DEFAULT_REGION ?= us-east-1
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: help venv test lint typecheck template-check checkov browser unit demo local screenshots bench fuzz build deploy clean
+.PHONY: help venv test lint typecheck template-check checkov browser unit demo local screenshots bench bench-layers lock fuzz build deploy clean
 
 # Every rule is listed, with its "## " comment when it has one (a rule added without one still shows up).
 help: ## list the targets
 	@awk '/^[a-z][a-z0-9_-]*:([^=]|$$)/ { name = $$1; sub(/:.*/, "", name); desc = ""; \
 		if (index($$0, "## ")) { desc = substr($$0, index($$0, "## ") + 3) }; printf "  %-16s %s\n", name, desc }' $(MAKEFILE_LIST)
 
-$(STAMP): requirements-dev.txt layers/common/requirements.txt
+# The layer's pins (layers/common/requirements.lock) constrain the venv too: the tests run the versions that ship.
+$(STAMP): requirements-dev.txt layers/common/requirements.txt layers/common/requirements.lock
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is needed (python3.11, python3.12 or python3.13 on PATH)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -c layers/common/requirements.lock
 	@touch $(STAMP)
 
 venv: $(STAMP) ## create .venv and install everything
@@ -76,8 +77,11 @@ demo: $(STAMP) ## run a whole case end to end, offline (local 8x8 emulator + loc
 local: $(STAMP) ## start the local stack and leave it running; options: make local ARGS="--api-port 9000 ..."
 	$(BIN)/python -m scripts.local_stack $(ARGS)
 
-bench: $(STAMP) ## print the benchmark figures (docs/performance.md)
-	$(BIN)/python -m scripts.bench
+bench: $(STAMP) bench-layers ## print the benchmark figures (docs/performance.md)
+	$(BIN)/python -m scripts.bench $(ARGS)
+
+lock: $(STAMP) ## re-resolve layers/common/requirements.lock (keeps pins; ARGS=--upgrade for new versions)
+	$(BIN)/python -m scripts.lock_layer $(ARGS)
 
 screenshots: $(STAMP) browser ## docs/img/*.png of the customer chat page and the agent desk, in headless Chromium
 	$(BIN)/python -m scripts.screenshots
@@ -87,18 +91,32 @@ fuzz: $(STAMP) ## long fuzz run of the webhook intake
 
 # sam build needs a Python 3.13 (the functions' runtime) that actually runs: `python3.13` may be a pyenv shim
 # with no 3.13 active, so an installed pyenv 3.13 is tried too, and its real directory goes first on PATH.
+# The layer's own build (layers/common/Makefile) compiles its bytecode with the same interpreter (PYTHON313).
+FIND_PYTHON313 = for p in python3.13 $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13; do \
+		"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 13); print(sys.executable)' 2>/dev/null && break; done
+NO_PYTHON313 = { echo "this needs Python 3.13, the functions' runtime, and none runs here."; \
+		echo "  with pyenv:  pyenv install 3.13   (no need to activate it; make finds it), then run make again"; \
+		echo "  or install python3.13 from your OS packages"; \
+		echo "  or build in Docker:  $(BIN)/sam build --use-container"; exit 1; }
 build: $(STAMP) ## sam build (finds a Python 3.13, or says how to get one)
-	@py="$$(for p in python3.13 $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13; do \
-		"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 13); print(sys.executable)' 2>/dev/null && break; done)"; \
-	if [ -z "$$py" ]; then \
-		echo "sam build needs Python 3.13, the functions' runtime, and none runs here."; \
-		echo "  with pyenv:  pyenv install 3.13   (no need to activate it; make build finds it), then: make build"; \
-		echo "  or install python3.13 from your OS packages, then: make build"; \
-		echo "  or build in Docker:  $(BIN)/sam build --use-container"; \
-		exit 1; \
-	fi; \
+	@py="$$($(FIND_PYTHON313))"; [ -n "$$py" ] || $(NO_PYTHON313); \
 	echo "sam build with $$py"; \
-	PATH="$$(dirname "$$py"):$$PATH" $(BIN)/sam build
+	PATH="$$(dirname "$$py"):$$PATH" PYTHON313="$$py" $(BIN)/sam build
+
+# The bench imports the layer as it ships, so it builds it with the recipe sam build runs (layers/common/Makefile):
+# for arm64 (the size that ships) and for this machine (to import it). Rebuilt only when the lock, the recipe or
+# the package change, so a second `make bench` runs offline.
+BENCH_LAYERS := .aws-sam/bench
+LAYER_INPUTS := layers/common/Makefile layers/common/requirements.lock $(shell find layers/common/casebridge -name '*.py')
+$(BENCH_LAYERS)/.built: $(LAYER_INPUTS)
+	@py="$$($(FIND_PYTHON313))"; [ -n "$$py" ] || $(NO_PYTHON313); \
+	for platform in manylinux2014_aarch64 manylinux2014_$$(uname -m); do \
+		$(MAKE) --no-print-directory -s -C layers/common build-CommonLayer PYTHON313="$$py" LAYER_PLATFORM=$$platform \
+			ARTIFACTS_DIR="$(CURDIR)/$(BENCH_LAYERS)/$$platform" || exit 1; \
+	done
+	@touch $@
+
+bench-layers: $(BENCH_LAYERS)/.built ## build the layer for the bench (arm64 and this machine) as sam build does
 
 deploy: build ## sam build, then sam deploy --guided (defaults in samconfig.toml)
 	$(BIN)/sam deploy --guided

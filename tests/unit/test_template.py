@@ -116,11 +116,13 @@ def test_runtime_architecture_and_layer(template: dict[str, Any]) -> None:
         assert props.get("Runtime", "python3.13") == "python3.13"
         assert props.get("Architectures", ["arm64"]) == ["arm64"]
     layer = template["Resources"]["CommonLayer"]
-    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    # layers/common/Makefile builds it from requirements.lock (runtime's boto3 left out, bytecode precompiled).
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
     assert layer["Metadata"].get("BuildArchitecture") == "arm64"
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert (ROOT / layer["Properties"]["ContentUri"] / "casebridge" / "__init__.py").is_file()
-    assert (ROOT / layer["Properties"]["ContentUri"] / "requirements.txt").is_file()
+    for name in ("requirements.txt", "requirements.lock", "Makefile"):
+        assert (ROOT / layer["Properties"]["ContentUri"] / name).is_file(), name
 
 
 def test_table_has_pitr_and_ttl(template: dict[str, Any]) -> None:
