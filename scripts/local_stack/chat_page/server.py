@@ -43,6 +43,7 @@ STREAM = re.compile(f"^/api/cases/{CASE_ID}/stream$")
 MAX_BODY = 10 * 1024 * 1024
 STREAM_POLL_SECONDS = 0.15
 STREAM_KEEPALIVE_SECONDS = 15.0
+PENDING_FILE_WAIT_SECONDS = 15.0
 
 
 class ChatPageServer:
@@ -173,8 +174,14 @@ class _Handler(BaseHTTPRequestHandler):
         page = self.server.page
         url = page.api_url + path + (f"?{query}" if query else "")
         headers = {"Content-Type": self.headers.get("Content-Type") or "application/json"} if body else {}
+        # An agent's file is copied from 8x8 after its message arrives: a click on it waits for the copy (bounded).
+        deadline = time.monotonic() + PENDING_FILE_WAIT_SECONDS
         try:
-            answer = page.session().request(method, url, data=body or None, headers=headers, allow_redirects=False)
+            while True:
+                answer = page.session().request(method, url, data=body or None, headers=headers, allow_redirects=False)
+                if not (_is_pending_file(answer) and time.monotonic() < deadline and not page.stopping.is_set()):
+                    break
+                page.stopping.wait(0.25)
         except requests.RequestException as error:
             self._json(502, {"error": {"code": "ApiUnreachable", "message": str(error)}})
             return
@@ -200,24 +207,23 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(answer.status_code, answer.content, {"Content-Type": answer.headers.get("Content-Type", "")})
                 return
             grant = answer.json()
-            upload = grant.get("upload") or grant
-            url = str(upload.get("url") or upload.get("uploadUrl"))
-            fields = upload.get("fields")
-            # The pre-signed URL carries its own authority: no API key goes to storage.
-            if fields:  # an S3 pre-signed POST
-                stored = requests.post(url, data=fields, files={"file": (name, data, content_type)}, timeout=30)
-            else:
-                upload_headers = dict(upload.get("headers") or {"Content-Type": content_type})
-                method = str(upload.get("method") or "PUT")
-                stored = requests.request(method, url, data=data, headers=upload_headers, timeout=30)
-        except (requests.RequestException, ValueError) as error:
+            # {attachmentId, uploadUrl, uploadMethod, uploadHeaders}: the pre-signed URL carries its own authority,
+            # so no API key goes to storage.
+            stored = requests.request(
+                str(grant.get("uploadMethod") or "PUT"),
+                str(grant["uploadUrl"]),
+                data=data,
+                headers=dict(grant.get("uploadHeaders") or {"Content-Type": content_type}),
+                timeout=30,
+            )
+        except (requests.RequestException, ValueError, KeyError) as error:
             self._json(502, {"error": {"code": "UploadFailed", "message": str(error)}})
             return
         if stored.status_code >= 300:
             message = f"storage answered {stored.status_code}"
             self._json(502, {"error": {"code": "UploadFailed", "message": message}})
             return
-        attachment_id = grant.get("attachmentId") or grant.get("id")
+        attachment_id = grant["attachmentId"]
         self._json(201, {"attachmentId": attachment_id, "fileName": name, "contentType": content_type})
 
     # -- the bus, as server-sent events ------------------------------------------------------
@@ -255,3 +261,12 @@ class _Handler(BaseHTTPRequestHandler):
                 page.stopping.wait(STREAM_POLL_SECONDS)
         except (BrokenPipeError, ConnectionResetError):
             return
+
+
+def _is_pending_file(answer: requests.Response) -> bool:
+    if answer.status_code != 409:
+        return False
+    try:
+        return bool(answer.json()["error"]["code"] == "AttachmentPending")
+    except (ValueError, KeyError, TypeError):
+        return False
