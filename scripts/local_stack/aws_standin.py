@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 # Credentials moto accepts; nothing here ever reaches AWS.
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-CREATED_TYPES = ("AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::Events::EventBus")
+CREATED_TYPES = ("AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::Events::EventBus", "AWS::S3::Bucket")
 
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -180,6 +180,8 @@ class AwsStandIn:
             return self._table(template, logical_id, props)
         if type_ == "AWS::SQS::Queue":
             return self._queue(template, logical_id, props)
+        if type_ == "AWS::S3::Bucket":
+            return self._bucket(template, logical_id, props)
         return self._event_bus(template, logical_id, props)
 
     @staticmethod
@@ -240,6 +242,19 @@ class AwsStandIn:
         name = str(props.get("Name") or self.default_name(template, logical_id))
         arn = self.events.create_event_bus(Name=name)["EventBusArn"]
         return CreatedResource(logical_id, "AWS::Events::EventBus", name, {"Ref": name, "Arn": arn, "Name": name})
+
+    def _bucket(self, template: Template, logical_id: str, props: dict[str, Any]) -> CreatedResource:
+        # Bucket names are lowercase; the policy, encryption and lifecycle properties are not emulated.
+        name = str(props.get("BucketName") or self.default_name(template, logical_id).lower())
+        s3 = self.client("s3")
+        if self.region == "us-east-1":
+            s3.create_bucket(Bucket=name)
+        else:
+            s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.region})
+        arn = f"arn:aws:s3:::{name}"
+        domain = f"{name}.s3.amazonaws.com"
+        attributes = {"Ref": name, "Arn": arn, "DomainName": domain, "RegionalDomainName": domain}
+        return CreatedResource(logical_id, "AWS::S3::Bucket", name, attributes)
 
     def queue_url_for_arn(self, arn: str) -> str:
         for resource in self.created:
