@@ -57,7 +57,7 @@ def launch_chromium(playwright: Playwright) -> Browser:
 
 
 def take(out_dir: Path) -> list[Path]:
-    from playwright.sync_api import expect, sync_playwright  # noqa: PLC0415 - a dev dependency, loaded when used
+    from playwright.sync_api import FilePayload, expect, sync_playwright  # noqa: PLC0415 - a dev dependency
 
     from scripts.local_stack.stack import LocalStack, StackOptions  # noqa: PLC0415 - slow import
 
@@ -90,6 +90,11 @@ def take(out_dir: Path) -> list[Path]:
         chat.fill("#text", "Thank you! The order number is 4711.")
         chat.press("#text", "Enter")
         expect(desk.get_by_text("The order number is 4711.")).to_be_visible(timeout=20_000)
+        desk.fill("#reply-text", "Here is what I see on our side.")
+        invoice: FilePayload = {"name": "invoice-4711.txt", "mimeType": "text/plain", "buffer": b"Order 4711\n"}
+        desk.locator("#reply-file").set_input_files(files=[invoice])
+        desk.get_by_role("button", name="Send").click()
+        expect(chat.get_by_text("invoice-4711.txt")).to_be_visible(timeout=20_000)
         desk.fill("#reply-text", "Let me check order 4711")
         expect(chat.locator("#agent-typing")).to_have_text("The agent is typing…", timeout=20_000)
         expect(chat.locator("#state")).to_have_attribute("data-state", "with_agent")

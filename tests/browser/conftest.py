@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import requests
 
 from scripts.local_stack.stack import LocalStack, StackOptions
 from scripts.screenshots import chromium_path, launch_chromium
@@ -42,12 +41,3 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     with LocalStack(StackOptions(stack_name="casebridge-browser", log_path=log)).start() as running:
         yield running
     print(f"functions' logs: {log}")
-
-
-def route_answers(stack: LocalStack, method: str, path: str) -> bool:
-    """Whether the business API has this route (the local API Gateway answers 403 Missing Authentication Token
-    to unknown routes, even with the key)."""
-    answer = requests.request(
-        method, f"{stack.api_url}{path}", headers={"x-api-key": stack.api_key}, json={}, timeout=10
-    )
-    return "Missing Authentication Token" not in answer.text

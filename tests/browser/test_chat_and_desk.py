@@ -12,7 +12,6 @@ import requests
 from playwright.sync_api import Browser, FilePayload, Page, ViewportSize, expect
 
 from scripts.local_stack.stack import LocalStack
-from tests.browser.conftest import route_answers
 
 PHONE: ViewportSize = {"width": 390, "height": 844}
 DESKTOP: ViewportSize = {"width": 1200, "height": 850}
@@ -161,11 +160,6 @@ def test_a_case_through_the_chat_page_and_the_agent_desk(browser: Browser, stack
 
 @pytest.mark.timeout(300)
 def test_customer_typing_and_files_both_ways(browser: Browser, stack: LocalStack) -> None:
-    missing = [
-        path for path in ("/cases/probe/typing", "/cases/probe/attachments") if not route_answers(stack, "POST", path)
-    ]
-    if missing:
-        pytest.skip(f"the business API has no {' / '.join(missing)} route yet (the pages are ready for them)")
     alice = open_desk(browser, stack, "alice")
     chat = browser.new_context(viewport=PHONE).new_page()
     chat.goto(stack.chat_url)

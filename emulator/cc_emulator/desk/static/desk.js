@@ -139,7 +139,7 @@ function renderQueues() {
 
 function renderFiles(files) {
   return el("div", { class: "files" }, ...files.map((f) =>
-    el("a", { href: f.url, target: "_blank", rel: "noopener", download: f.filename }, `📎 ${f.filename} (${f.size} bytes)`)));
+    el("a", { href: f.url, target: "_blank", rel: "noopener", download: f.filename }, `File: ${f.filename} (${f.size} bytes)`)));
 }
 
 function renderConversation() {

@@ -97,7 +97,7 @@ function renderState() {
 function fileLinks(files) {
   return el("div", { class: "files" }, ...files.map((f) =>
     el("a", { href: casePath(`/attachments/${encodeURIComponent(f.attachmentId || f.id)}`), target: "_blank", rel: "noopener" },
-      `📎 ${f.fileName || f.name || "file"}`)));
+      `File: ${f.fileName || f.name || "file"}`)));
 }
 
 function agentLabel(e) {
