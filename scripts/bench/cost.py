@@ -23,7 +23,7 @@ DYNAMODB_CALL_MS = 6.0
 SQS_CALL_MS = 10.0
 EVENTBRIDGE_CALL_MS = 15.0
 SECRETS_CALL_MS = 15.0
-CONTACT_CENTER_CALL_MS = 120.0  # 8x8 Chat API v2, public internet
+CONTACT_CENTER_CALL_MS = 120.0  # 8x8 (either API), public internet
 # Lambda gives a function CPU in proportion to its memory: one full vCPU at 1,769 MB. Our measured code time
 # (one core of this machine, taken as equal to one Graviton vCPU) is stretched by 1769 / memory below that.
 FULL_VCPU_MB = 1769
@@ -42,6 +42,7 @@ class Invocation:
     sqs: int = 0
     events: int = 0
     contact_center: int = 0
+    secrets: int = 0
 
     def duration_ms(self, memory_mb: int) -> float:
         cpu = self.code_ms * max(1.0, FULL_VCPU_MB / memory_mb)
@@ -50,6 +51,7 @@ class Invocation:
             + self.sqs * SQS_CALL_MS
             + self.events * EVENTBRIDGE_CALL_MS
             + self.contact_center * CONTACT_CENTER_CALL_MS
+            + self.secrets * SECRETS_CALL_MS
         )
         return cpu + io
 
@@ -86,27 +88,45 @@ class PathCost:
         return [i.duration_ms(memory_mb) for i in self.invocations]
 
 
-def message_path(accept_ms: float, deliver_ms: float, deliver_dynamodb: int, rru: float, wru: float) -> PathCost:
-    """Steady-state customer message: API accept (1 SQS send) + delivery (DynamoDB + 1 call to 8x8)."""
+def message_path(
+    accept_ms: float,
+    deliver_ms: float,
+    deliver_dynamodb: int,
+    rru: float,
+    wru: float,
+    contact_center: int = 1,
+    secrets: int = 0,
+) -> PathCost:
+    """Customer message: API accept (1 SQS send) + delivery (DynamoDB + the calls to 8x8: 1 for casebridge's steady
+    state; token + post for a connector that fetches a token per call, which also reads its secret each time)."""
     return PathCost(
         invocations=(
             Invocation(accept_ms, sqs=1),
-            Invocation(deliver_ms, dynamodb=deliver_dynamodb, contact_center=1),
+            Invocation(deliver_ms, dynamodb=deliver_dynamodb, contact_center=contact_center, secrets=secrets),
         ),
         api_requests=1,
         rru=rru,
         wru=wru,
         sqs_requests=1 + 2 / MESSAGES_PER_BATCH,  # send + the mapping's receive and delete
         events_published=0,
+        secret_calls=secrets,
     )
 
 
-def webhook_path(code_ms: float, dynamodb: int, events: int, rru: float, wru: float) -> PathCost:
+def webhook_path(
+    code_ms: float, dynamodb: int, events: int, rru: float, wru: float, contact_center: int = 0
+) -> PathCost:
+    """One webhook event: the intake's invocation (and, without a key cache, a key fetch from 8x8 each time)."""
     return PathCost(
-        invocations=(Invocation(code_ms, dynamodb=dynamodb, events=events),),
+        invocations=(Invocation(code_ms, dynamodb=dynamodb, events=events, contact_center=contact_center),),
         api_requests=1,
         rru=rru,
         wru=wru,
         sqs_requests=0,
         events_published=events,
     )
+
+
+def events_per_second(duration_ms: float) -> float:
+    """Events one container handles per second, one at a time (Lambda gives a container one event at once)."""
+    return 1000.0 / duration_ms if duration_ms > 0 else 0.0

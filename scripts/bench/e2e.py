@@ -15,7 +15,7 @@ import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scripts.bench.harness import NULL
 
@@ -45,7 +45,7 @@ def _echoes(text: str, event: ChannelEvent) -> bool:
     return text in str(event.detail.get("text"))
 
 
-def run(cases: int = CASES, messages: int = MESSAGES_PER_CASE) -> EndToEnd:
+def run(cases: int = CASES, messages: int = MESSAGES_PER_CASE, api: str | None = None) -> EndToEnd:
     result = EndToEnd(cases=cases)
     try:
         from cc_emulator import AgentConfig, EmulatorConfig, QueueConfig, ScriptConfig, TimingConfig  # noqa: PLC0415
@@ -65,12 +65,15 @@ def run(cases: int = CASES, messages: int = MESSAGES_PER_CASE) -> EndToEnd:
         timings=TimingConfig(accept_delay=0.05, reply_delay=0.0, delivery_timeout=5.0, retry_base_delay=0.1),
     )
     log_path = Path(tempfile.gettempdir()) / "casebridge-bench-e2e.log"
+    options: dict[str, Any] = {"emulator_config": config, "log_path": log_path}
+    if api is not None:
+        options["api"] = api
     started = time.perf_counter()
     lock = threading.Lock()
     try:
         with (
             contextlib.redirect_stdout(NULL),  # the functions' metrics (EMF lines) print to stdout
-            LocalStack(StackOptions(emulator_config=config, log_path=log_path)).start() as stack,
+            LocalStack(StackOptions(**options)).start() as stack,
         ):
             session = stack.session()
             channel = stack.channel

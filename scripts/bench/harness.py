@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import requests
 import responses
 from botocore.client import BaseClient
 
@@ -187,6 +188,34 @@ def count_aws_calls(log: CallLog) -> Iterator[None]:
         yield
     finally:
         setattr(BaseClient, _SEND, original)
+
+
+# ---- AWS stand-in as a server -------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """moto as a local HTTP endpoint (its own threads): every AWS call goes through botocore's real serialising,
+    signing and HTTP stack, as on Lambda, and the CPU the server spends is not in the calling thread's time."""
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415 - werkzeug and flask only when a server runs
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per call otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    # moto keeps its state per process, not per server: each figure starts from an empty account.
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    previous = os.environ.get("AWS_ENDPOINT_URL")
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    try:
+        yield endpoint
+    finally:
+        if previous is None:
+            os.environ.pop("AWS_ENDPOINT_URL", None)
+        else:
+            os.environ["AWS_ENDPOINT_URL"] = previous
+        server.stop()
 
 
 # ---- 8x8 stand-in ------------------------------------------------------------------------------

@@ -66,3 +66,13 @@ def test_cost_model_adds_up() -> None:
     assert parts["API Gateway"] == pytest.approx(cost.API_GATEWAY_REST_PER_1M)
     assert parts["DynamoDB"] == pytest.approx(2 * cost.DYNAMODB_PER_1M_RRU + 6 * cost.DYNAMODB_PER_1M_WRU)
     assert path.total(256) > path.total(128) - parts["Lambda"]
+
+
+def test_the_straightforward_alternative_makes_the_calls_casebridge_saves(rows: dict[str, counts.Row]) -> None:
+    from scripts.bench import alternatives  # noqa: PLC0415 - its own moto server, after the counts' one
+
+    (deliver, webhook), batching = alternatives.run(quick=True)
+    assert deliver.of("8x8", "token") == 1 and deliver.of("secretsmanager") == 1  # a token per call
+    assert webhook.of("8x8", "jwk") == 1 and webhook.aws == 7  # a key per event, read-then-write
+    assert rows["webhook TEXT"].aws < webhook.aws
+    assert batching.calls_batched * 10 == batching.calls_single
