@@ -37,6 +37,11 @@ from tests.support.events import api_gateway_event, sqs_event, webhook_event
 from tests.support.lambdas import LambdaContext, load_function
 from tests.support.signing import WebhookSigner
 
+CONTACT_CENTER_APIS = ("chat-gateway-v1", "chat-api-v2")
+# Modules whose guarantees must hold on both 8x8 APIs mark themselves with this (the fault matrix, the
+# concurrency tests, delivery, the lifecycle model); the rest run on Chat API v2, whose flat events they sign.
+both_apis = pytest.mark.parametrize("contact_center_api", CONTACT_CENTER_APIS, indirect=True)
+
 
 class Crash(BaseException):
     """The Lambda container died here (nothing after this point ran, nothing was answered)."""

@@ -109,18 +109,26 @@ def emulator_server(_emulator_process: EmulatorServer) -> Iterator[EmulatorServe
 
 
 @pytest.fixture
+def contact_center_api(request: pytest.FixtureRequest) -> str:
+    """The 8x8 API of the test: Chat API v2 unless the module is marked `both_apis` (cb_guarantees_harness)."""
+    return str(getattr(request, "param", "chat-api-v2"))
+
+
+@pytest.fixture
 def harness(
     aws_resources: AwsResources,
     emulator_server: EmulatorServer,
     metrics_recorder: MetricsRecorder,
+    contact_center_api: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Harness]:
     bridge = WebhookBridge()
     url = bridge.start()
+    monkeypatch.setenv("EIGHTXEIGHT_API", contact_center_api)
     monkeypatch.setenv("EIGHTXEIGHT_BASE_URL", emulator_server.base_url)
     monkeypatch.setenv("EIGHTXEIGHT_TENANT_ID", emulator_server.config.tenant_id)
     reset_casebridge()
-    _, channel_id = emulator_server.provision(url, "101")
+    _, channel_id = emulator_server.provision(url, "101", version=contact_center_api)
     emulator_server.wait_for_delivery("WEB_HOOK_VERIFY")
     monkeypatch.setenv("EIGHTXEIGHT_CHANNEL_ID", channel_id)
     reset_casebridge()

@@ -18,8 +18,11 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
+from casebridge.services import get_services
 from cc_emulator.engine import InvalidState
-from tests.guarantees.cb_guarantees_harness import Harness
+from tests.guarantees.cb_guarantees_harness import Harness, both_apis
+
+pytestmark = both_apis
 
 CASES = ["c0", "c1", "c2"]
 
@@ -34,6 +37,7 @@ def build_machine(h: Harness) -> type[RuleBasedStateMachine]:
             self.accepted: dict[str, list[str]] = {c: [] for c in CASES}
             self.message_ids: dict[str, list[tuple[str, str]]] = {c: [] for c in CASES}
             self.state_at: dict[str, int] = {}
+            self.opened_with_data: set[str] = set()
             self.n = 0
             self.replays = 0
             for i in range(2):  # agents that end the interaction after two messages: AGENT_LEFT, then reopen
@@ -44,10 +48,21 @@ def build_machine(h: Harness) -> type[RuleBasedStateMachine]:
         def cid(self, case: str) -> str:
             return f"{self.prefix}-{case}"
 
+        def open_refused(self, case: str) -> bool:
+            """Opening with customer data a case that a message opened first: 8x8 must get the data (Gateway:
+            200, the user is updated) or the answer says it cannot (v2: 409), never a silent 200."""
+            view = h.get_case(self.cid(case))
+            opened_bare = bool(view and view["conversationId"]) and case not in self.opened_with_data
+            if not opened_bare or get_services().settings.contact_center_api != "chat-api-v2":
+                self.opened_with_data.add(case)
+                return False
+            return True
+
         @rule(case=st.sampled_from(CASES))
         def open_conversation(self, case: str) -> None:
+            refused = self.open_refused(case)
             answer = h.open_case(self.cid(case))
-            assert answer["statusCode"] in (200, 201), answer
+            assert answer["statusCode"] in ((409,) if refused else (200, 201)), answer
 
         @rule(case=st.sampled_from(CASES))
         def message(self, case: str) -> None:
@@ -84,9 +99,9 @@ def build_machine(h: Harness) -> type[RuleBasedStateMachine]:
 
         @rule(case=st.sampled_from(CASES), data=st.data())
         def queue_redelivers_a_message(self, case: str, data: st.DataObject) -> None:
+            pick = data.draw(st.integers(0, 1000))  # drawn first: what is drawn must not depend on timing
             if not self.message_ids[case]:
                 return
-            pick = data.draw(st.integers(0, 1000))
             message_id, text = self.message_ids[case][pick % len(self.message_ids[case])]
             body = {
                 "caseId": self.cid(case),
@@ -104,10 +119,11 @@ def build_machine(h: Harness) -> type[RuleBasedStateMachine]:
 
         @rule(data=st.data())
         def eight_by_eight_redelivers_an_event(self, data: st.DataObject) -> None:
+            pick = data.draw(st.integers(0, 1000))  # drawn first: which events arrived depends on timing
             done = [r for r in h.bridge.requests if r.status == 200 and b"WEB_HOOK_VERIFY" not in r.body]
             if not done:
                 return
-            request = done[-1 - data.draw(st.integers(0, 1000)) % min(20, len(done))]
+            request = done[-1 - pick % min(20, len(done))]
             event_id = request.headers["x-8x8-event-id"]
 
             def copies() -> int:
@@ -116,11 +132,13 @@ def build_machine(h: Harness) -> type[RuleBasedStateMachine]:
             before = copies()
             answer = h.bridge.call(request.headers, request.body)
             assert answer["statusCode"] == 200 and json.loads(answer["body"])["status"] == "duplicate", answer
-            assert copies() == before == 1
+            # Recorded once (timeline kinds), or kept under its receipt only (Gateway echoes and state updates).
+            assert copies() == before <= 1
             self.replays += 1
 
         @rule(case=st.sampled_from(CASES))
         def concurrent_opens(self, case: str) -> None:
+            refused = self.open_refused(case)
             answers: list[dict[str, Any]] = []
             threads = [
                 threading.Thread(target=lambda n=n: answers.append(h.open_case(self.cid(case), copy=f"-sm{n}")))
@@ -130,7 +148,8 @@ def build_machine(h: Harness) -> type[RuleBasedStateMachine]:
                 t.start()
             for t in threads:
                 t.join(20)
-            assert sorted(a["statusCode"] for a in answers) in ([200, 200, 200], [200, 200, 201]), answers
+            expected = ([409, 409, 409],) if refused else ([200, 200, 200], [200, 200, 201])
+            assert sorted(a["statusCode"] for a in answers) in expected, answers
 
         @invariant()
         def one_conversation_per_case_and_state_never_backwards(self) -> None:

@@ -47,7 +47,11 @@ def open_conversation(services: Services, case_id: str, request: OpenConversatio
     deadline = time.monotonic() + WAIT_FOR_PEER_S
     while True:
         if store.claim_opening(case_id, OPENING_LEASE_MS):
-            return _create(services, case_id, request), True
+            # A claim still on the case as last read was never released: its opener died (the claim could be
+            # taken only because its lease expired), maybe after 8x8 created the conversation. So was a
+            # create whose outcome was unknown. Either way, look the conversation up before creating one.
+            unsure = bool(case and (case.opening_ambiguous or case.opening_until))
+            return _create(services, case_id, request, unsure=unsure), True
         # Another request holds the claim: wait for its conversation instead of opening a second one.
         time.sleep(0.1)
         case = store.get_case(case_id)
@@ -90,27 +94,26 @@ def _reconcile(services: Services, case: CaseRecord, request: OpenConversationRe
     return require_case(services, case.case_id)
 
 
-def _create(services: Services, case_id: str, request: OpenConversationRequest) -> CaseRecord:
+def _create(services: Services, case_id: str, request: OpenConversationRequest, *, unsure: bool) -> CaseRecord:
     channel_id = request.channel_id or services.settings.channel_id
     client = services.contact_center
-    claimed = services.store.get_case(case_id)
     try:
         conversation_id = None
-        if claimed and claimed.opening_ambiguous:
+        if unsure:
             # An earlier create may have reached 8x8: find its conversation before making another one.
             conversation_id = client.find_conversation(case_id, channel_id)
             if conversation_id:
-                logger.warning("conversation of an earlier ambiguous create found; adopted")
+                logger.warning("conversation of an earlier unfinished create found; adopted")
                 metrics.add_metric(name="ConversationsReconciled", unit=MetricUnit.Count, value=1)
         if conversation_id is None:
             conversation_id = client.create_conversation(
                 channel_id, case_id, request.customer, request.history, request.routing
             )
     except ContactCenterError as error:
-        services.store.release_claim(case_id, ambiguous=error.ambiguous or bool(claimed and claimed.opening_ambiguous))
+        services.store.release_claim(case_id, ambiguous=error.ambiguous or unsure)
         raise
     except Exception:
-        services.store.release_claim(case_id, ambiguous=bool(claimed and claimed.opening_ambiguous))
+        services.store.release_claim(case_id, ambiguous=unsure)
         raise
     services.store.record_conversation(
         case_id,

@@ -82,7 +82,7 @@ def signing_payload(body: bytes, customer_id: str, event_id: str, retry: int, te
 MAX_UNKNOWN_KIDS = 256
 FETCH_BUDGET = 10  # key fetches per FETCH_WINDOW_S, whatever the kids: unauthenticated traffic can't spend more
 FETCH_WINDOW_S = 60.0
-_FAILED_KID_TTL_S = 5.0
+FAILED_KID_TTL_S = 2.0  # a key endpoint failure is remembered this long per kid (8x8 retries after a delay)
 
 
 class JwkCache:
@@ -152,7 +152,7 @@ class JwkCache:
             try:
                 jwk = self._fetch(kid)
             except SigningKeyUnavailable:
-                self._remember(self._failed, kid, _FAILED_KID_TTL_S)
+                self._remember(self._failed, kid, FAILED_KID_TTL_S)
                 raise
             if jwk is None:
                 self._remember(self._unknown, kid, _UNKNOWN_KID_TTL_S)
