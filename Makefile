@@ -71,11 +71,11 @@ browser: ## the system Chromium the browser tests drive (apt-get install chromiu
 unit: $(STAMP) browser ## the pytest suite only (PYTEST_ARGS="..." passes options)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-demo: $(STAMP) ## run a whole case end to end, offline (local 8x8 emulator + local AWS stand-in)
-	$(BIN)/python -m scripts.demo
+demo: $(STAMP) ## run a whole case end to end, offline (local 8x8 emulator + local AWS stand-in); API=chat-api-v2 for v2
+	$(BIN)/python -m scripts.demo $(if $(API),--api $(API))
 
-local: $(STAMP) ## start the local stack and leave it running; options: make local ARGS="--api-port 9000 ..."
-	$(BIN)/python -m scripts.local_stack $(ARGS)
+local: $(STAMP) ## start the local stack and leave it running; options: make local ARGS="--api-port 9000 ..." API=chat-api-v2
+	$(BIN)/python -m scripts.local_stack $(if $(API),--api $(API)) $(ARGS)
 
 bench: $(STAMP) bench-layers ## print the benchmark figures (docs/performance.md)
 	$(BIN)/python -m scripts.bench $(ARGS)

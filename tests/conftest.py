@@ -126,6 +126,7 @@ def casebridge_env(
     values = {
         **aws_resources.environment(),
         "EIGHTXEIGHT_BASE_URL": BASE_URL,
+        "EIGHTXEIGHT_API": "chat-api-v2",
         "EIGHTXEIGHT_REGION": "us",
         "EIGHTXEIGHT_TENANT_ID": TENANT_ID,
         "EIGHTXEIGHT_CHANNEL_ID": CHANNEL_ID,
