@@ -75,7 +75,7 @@ demo: $(STAMP) ## run a whole case end to end, offline (local 8x8 emulator + loc
 	$(BIN)/python -m scripts.demo $(if $(API),--api $(API))
 
 local: $(STAMP) ## start the local stack and leave it running; options: make local ARGS="--api-port 9000 ..." API=chat-api-v2
-	$(BIN)/python -m scripts.local_stack $(if $(API),--api $(API)) $(ARGS)
+	$(BIN)/python -m scripts.local_stack $(strip $(if $(API),--api $(API)) $(ARGS))
 
 bench: $(STAMP) bench-layers ## print the benchmark figures (docs/performance.md)
 	$(BIN)/python -m scripts.bench $(ARGS)
