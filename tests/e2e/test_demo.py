@@ -1,0 +1,31 @@
+"""`make demo` on both 8x8 APIs: the whole case (open with data and history → queued → agent → messages both ways →
+transfer → leave → reopen on the same conversation) plays through the local stack, provisioned by the template's
+custom resource. The demo checks every step itself and exits non-zero if one does not happen."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("api", ["chat-gateway-v1", "chat-api-v2"])
+def test_the_demo_plays_the_whole_case(api: str, tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "scripts.demo", "--api", api, "--log", str(tmp_path / "functions.log")],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert f"8x8 API: {api}" in run.stdout
+    assert "Demo OK: every step happened" in run.stdout
+    assert run.stdout.count("CustomerLeft") >= 2, "the case closed, reopened and closed again"
