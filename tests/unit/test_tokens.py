@@ -11,9 +11,9 @@ import pytest
 import responses
 
 from casebridge.contact_center.chat_api_v2 import token_fetcher
+from casebridge.contact_center.token_store import TableTokenCache
 from casebridge.contact_center.tokens import AccessToken, TokenProvider
 from casebridge.errors import ContactCenterError
-from casebridge.contact_center.token_store import TableTokenCache as CaseStore
 
 BASE = "https://api.8x8.test"
 
@@ -123,11 +123,11 @@ def test_twenty_cold_providers_sharing_one_store_fetch_once() -> None:
 
 def test_cold_providers_share_the_token_through_the_table(cases_table: str) -> None:
     fetch = CountingFetch()
-    store = CaseStore(cases_table)
+    store = TableTokenCache(cases_table)
     first = TokenProvider("t1", fetch, store)
     assert first.get() == "token-1"
     for _ in range(3):
-        assert TokenProvider("t1", fetch, CaseStore(cases_table)).get() == "token-1"
+        assert TokenProvider("t1", fetch, TableTokenCache(cases_table)).get() == "token-1"
     assert fetch.calls == 1
     assert store.get_token("t1")["accessToken"] == "token-1"  # type: ignore[index]
 
@@ -178,7 +178,7 @@ def test_invalidate_of_an_already_replaced_token_keeps_the_new_one() -> None:
 
 
 def test_drop_token_in_the_table_is_conditional(cases_table: str) -> None:
-    store = CaseStore(cases_table)
+    store = TableTokenCache(cases_table)
     store.put_token("t1", "current", int(time.time() * 1000) + 3_600_000)
     store.drop_token("t1", "stale")
     assert store.get_token("t1")["accessToken"] == "current"  # type: ignore[index]
@@ -187,7 +187,7 @@ def test_drop_token_in_the_table_is_conditional(cases_table: str) -> None:
 
 
 def test_table_lease_has_one_holder(cases_table: str) -> None:
-    store = CaseStore(cases_table)
+    store = TableTokenCache(cases_table)
     assert store.lease_token_refresh("t1", 10_000) is True
     assert store.lease_token_refresh("t1", 10_000) is False
     store.put_token("t1", "tok", int(time.time() * 1000) + 3_600_000)  # writing the token ends the lease
