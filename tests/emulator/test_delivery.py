@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from emulator_support import jwk_for, new_conversation, verify_8x8_signature
-
 from cc_emulator.control import ChatV2Client, ControlClient
 from cc_emulator.pytest_plugin import ReceivedRequest, WebhookReceiver
 from cc_emulator.server import EmulatorServer
+from tests.emulator.emulator_support import jwk_for, new_conversation, verify_8x8_signature
 
 
 def test_non_2xx_is_retried_with_same_event_id_and_new_transmission_time(

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 import requests
-from emulator_support import new_conversation
 
 from cc_emulator.__main__ import parse_fault
 from cc_emulator.config import load_config
 from cc_emulator.control import ChatV2Client, ControlClient
 from cc_emulator.pytest_plugin import WebhookReceiver
 from cc_emulator.server import EmulatorServer
+from tests.emulator.emulator_support import new_conversation
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from emulator_support import gateway_events, new_gateway_conversation, summary
 
 from cc_emulator.config import ScriptConfig
 from cc_emulator.control import ControlClient, GatewayClient
 from cc_emulator.pytest_plugin import WebhookReceiver, make_test_config
 from cc_emulator.server import EmulatorServer
+from tests.emulator.emulator_support import gateway_events, new_gateway_conversation, summary
 
 USER = {
     "name": "Jane Doe",

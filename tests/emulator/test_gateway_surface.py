@@ -6,12 +6,17 @@ import base64
 from typing import Any
 
 import requests
-from emulator_support import gateway_events, new_gateway_conversation, signature_kid, verify_8x8_signature
 
 from cc_emulator.config import ScriptConfig
 from cc_emulator.control import ControlClient, GatewayClient
 from cc_emulator.pytest_plugin import WebhookReceiver, make_test_config
 from cc_emulator.server import EmulatorServer
+from tests.emulator.emulator_support import (
+    gateway_events,
+    new_gateway_conversation,
+    signature_kid,
+    verify_8x8_signature,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from emulator_support import new_conversation
 
 from cc_emulator.config import AgentConfig, QueueConfig, ScriptConfig
 from cc_emulator.control import ChatV2Client, ControlClient
 from cc_emulator.pytest_plugin import WebhookReceiver, make_test_config
 from cc_emulator.server import EmulatorServer
+from tests.emulator.emulator_support import new_conversation
 
 
 def test_create_conversation_queues_then_agent_joins_and_replies(

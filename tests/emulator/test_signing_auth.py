@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 
 import requests
-from emulator_support import jwk_for, new_conversation, signature_kid, verify_8x8_signature
 
 from cc_emulator.control import ChatV2Client, ControlClient
 from cc_emulator.pytest_plugin import WebhookReceiver, make_test_config
 from cc_emulator.server import EmulatorServer
+from tests.emulator.emulator_support import jwk_for, new_conversation, signature_kid, verify_8x8_signature
 
 HEADERS = (
     "x-8x8-signature",

@@ -10,11 +10,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from unit_support import EVENTS, ROOT, invoke, load_event
 
 from casebridge.provisioning import ResourceRequest
 from casebridge.services import set_services
 from casebridge.settings import Settings, get_settings, load_settings
+from tests.unit.unit_support import EVENTS, ROOT, invoke, load_event
 
 FUNCTION_DIRS = {
     "WebhookIntakeFunction": "webhook_intake",
