@@ -38,6 +38,7 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     log = tmp_path_factory.mktemp("browser") / "functions.log"
-    with LocalStack(StackOptions(stack_name="casebridge-browser", log_path=log)).start() as running:
+    options = StackOptions(stack_name="casebridge-browser", log_path=log, api="chat-gateway-v1")
+    with LocalStack(options).start() as running:
         yield running
     print(f"functions' logs: {log}")
