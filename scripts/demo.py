@@ -9,6 +9,7 @@ that does not happen in time stops the demo with a non-zero exit and says what w
 from __future__ import annotations
 
 import argparse
+import base64
 import sys
 import threading
 import time
@@ -49,6 +50,16 @@ class Transcript:
 
     def channel_event(self, event: ChannelEvent) -> None:
         self.line("channel <- bus", event.describe())
+
+
+# A 1x1 PNG: the customer's "screenshot".
+DEMO_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+
+
+def b64encode(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
 def wait(what: str, check: Callable[[], Any], timeout: float = STEP_TIMEOUT_S) -> Any:
@@ -258,13 +269,81 @@ class Demo:
                 f"conversation {view['id']}: interaction 2 of 2, {len(view['transcript'])} messages visible to Bob",
             )
 
-        with self.step("9. The agent answers, the customer is done"):
+        with self.step("9. The agent answers"):
             self.channel_got("AgentMessage", 4, agentId="bob")
             self.expect_state("with_agent", "bob")
+
+        if self.stack.options.api == "chat-gateway-v1":
+            with self.step("10. Files both ways and typing (Chat Gateway)"):
+                self.files_and_typing()
+        else:
+            self.out.heading("10. Files both ways and typing: Chat Gateway only (Chat API v2 answers 400), skipped")
+
+        with self.step("11. The customer is done"):
             left = self.call("DELETE", f"/cases/{self.case_id}/conversation", 200)
             self.out.line("API -> customer", f"DELETE conversation: 200 state={left['state']}")
             self.channel_got("CustomerLeft", 2)
             self.expect_state("closed")
+
+    def files_and_typing(self) -> None:
+        """The customer sends a screenshot, the agent types and answers with a file, the business downloads it
+        through casebridge."""
+        screenshot = DEMO_PNG
+        self.out.line("customer -> API", f"POST /cases/{self.case_id}/attachments screenshot.png ({len(screenshot)} B)")
+        upload = self.call(
+            "POST",
+            f"/cases/{self.case_id}/attachments",
+            201,
+            {"fileName": "screenshot.png", "contentType": "image/png", "size": len(screenshot)},
+        )
+        put = self.control.put(upload["uploadUrl"], data=screenshot, headers=upload.get("uploadHeaders"), timeout=15)
+        if put.status_code not in (200, 204):
+            raise DemoFailed(f"the pre-signed upload answered {put.status_code}: {put.text[:200]}")
+        self.out.line("customer -> S3", f"PUT pre-signed URL: {put.status_code}")
+        accepted = self.call(
+            "POST",
+            f"/cases/{self.case_id}/messages",
+            202,
+            {"text": "Here is the error I get.", "attachments": [upload["attachmentId"]]},
+        )
+        self.out.line("API -> customer", f"202 accepted, messageId {accepted['messageId'][:8]}...")
+        wait(
+            "8x8 holding the screenshot",
+            lambda: any(a["filename"] == "screenshot.png" for a in self.agent_view()["attachments"]),
+        )
+        self.out.line("8x8 agent view", "the agent sees the customer's screenshot.png")
+        self.agent_action("bob", "typing", {"typing": True})
+        typing = self.channel_got("AgentTyping", agentId="bob")
+        if typing.detail.get("typing") is not True:
+            raise DemoFailed(f"AgentTyping said typing={typing.detail.get('typing')!r}")
+        receipt = b"%PDF-1.4\n% casebridge demo refund receipt\n"
+        self.out.line("agent bob", "replies with refund-receipt.pdf")
+        self.agent_action(
+            "bob",
+            "reply",
+            {
+                "text": "Here is your refund receipt.",
+                "attachments": [
+                    {"name": "refund-receipt.pdf", "contentType": "application/pdf", "content": b64encode(receipt)}
+                ],
+            },
+        )
+        message = self.channel_got("AgentMessage", 5, agentId="bob")
+        attachment_id = str(message.detail["attachments"][0]["attachmentId"])
+        path = f"/cases/{self.case_id}/attachments/{attachment_id}"
+
+        def copied() -> str | None:
+            answer = self.api.get(f"{self.stack.api_url}{path}", allow_redirects=False, timeout=15)
+            return answer.headers.get("Location") if answer.status_code == 302 else None
+
+        location = str(wait("casebridge copying the agent's file", copied))
+        self.out.line("API -> business", f"GET {path}: 302 to a short-lived download URL")
+        downloaded = self.control.get(location, timeout=15)
+        if downloaded.content != receipt:
+            raise DemoFailed("the downloaded file is not the one the agent sent")
+        self.out.line(
+            "  check", f"ok: the business downloaded refund-receipt.pdf ({len(receipt)} B) through casebridge"
+        )
 
     # -- the end -------------------------------------------------------------------------------
 
