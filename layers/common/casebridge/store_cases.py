@@ -1,0 +1,179 @@
+"""Cases: the claim to open a conversation, the case ↔ conversation binding, case events with their state change
+and outbox mark, and the timeline."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from casebridge.clock import now_ms
+from casebridge.dynamo_codec import (
+    CASE_SK,
+    CONVERSATION_SK,
+    EVENT_PREFIX,
+    case_pk,
+    conversation_pk,
+    decode_cursor,
+    encode_cursor,
+    key,
+    to_item,
+)
+from casebridge.models import CaseState
+from casebridge.records import CaseRecord, TimelineEntry, WebhookReceipt
+from casebridge.state import LiveState
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+from casebridge.store_table import ReceiptExists, TableAccess, entry_read_back
+
+
+class CaseItems(TableAccess):
+    def claim_opening(self, case_id: str, lease_ms: int) -> bool:
+        """Take the right to create the case's 8x8 conversation. One winner, enforced by DynamoDB."""
+        now = now_ms()
+        return self._conditional_update(
+            Key=key(case_pk(case_id), CASE_SK),
+            UpdateExpression="SET caseId = :case, openingUntil = :until, updatedAt = :now,"
+            " createdAt = if_not_exists(createdAt, :now), #state = if_not_exists(#state, :open),"
+            " version = if_not_exists(version, :zero)",
+            ConditionExpression="attribute_not_exists(conversationId) AND "
+            "(attribute_not_exists(openingUntil) OR openingUntil < :now)",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues=to_item(
+                {":case": case_id, ":until": now + lease_ms, ":now": now, ":open": CaseState.OPEN.value, ":zero": 0}
+            ),
+        )
+
+    def release_claim(self, case_id: str, *, ambiguous: bool = False) -> None:
+        """Give the claim back. `ambiguous`: 8x8 may have created the conversation, so whoever claims next
+        looks it up before creating another."""
+        expression = "REMOVE openingUntil" + (" SET openingAmbiguous = :yes" if ambiguous else "")
+        request: dict[str, Any] = {
+            "Key": key(case_pk(case_id), CASE_SK),
+            "UpdateExpression": expression,
+            "ConditionExpression": "attribute_exists(caseId)",
+        }
+        if ambiguous:
+            request["ExpressionAttributeValues"] = to_item({":yes": True})
+        self._conditional_update(**request)
+
+    def record_conversation(
+        self,
+        case_id: str,
+        conversation_id: str,
+        channel_id: str,
+        *,
+        open_request_hash: str | None = None,
+        routing: dict[str, str] | None = None,
+    ) -> None:
+        """Bind the case to its conversation, and the conversation to its case, in one transaction."""
+        now = now_ms()
+        values: dict[str, Any] = {":conv": conversation_id, ":channel": channel_id, ":now": now}
+        sets = ["conversationId = :conv", "channelId = :channel", "updatedAt = :now"]
+        for attribute, value in (("openRequestHash", open_request_hash), ("routing", routing)):
+            if value is not None:
+                sets.append(f"{attribute} = :{attribute}")
+                values[f":{attribute}"] = value
+        self._transact(
+            [
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": key(case_pk(case_id), CASE_SK),
+                        "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE openingUntil, openingAmbiguous",
+                        "ConditionExpression": "attribute_not_exists(conversationId)",
+                        "ExpressionAttributeValues": to_item(values),
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": to_item(
+                            {
+                                "pk": conversation_pk(conversation_id),
+                                "sk": CONVERSATION_SK,
+                                "caseId": case_id,
+                                "createdAt": now,
+                            }
+                        ),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ]
+        )
+
+    def set_open_request_hash(self, case: CaseRecord, open_request_hash: str) -> bool:
+        """After 8x8 took new customer data for the case. False: the case changed meanwhile."""
+        return self._conditional_update(
+            Key=key(case_pk(case.case_id), CASE_SK),
+            UpdateExpression="SET openRequestHash = :hash, updatedAt = :now",
+            ConditionExpression="version = :v",
+            ExpressionAttributeValues=to_item({":hash": open_request_hash, ":now": now_ms(), ":v": case.version}),
+        )
+
+    def record_case_event(
+        self,
+        case: CaseRecord,
+        entry: TimelineEntry,
+        live: LiveState | None,
+        receipt: WebhookReceipt | None = None,
+        *,
+        pending_publish: bool = False,
+    ) -> bool:
+        """Timeline entry + state change (+ webhook receipt) at once. False: the receipt existed (duplicate).
+        `pending_publish`: the entry is published after this write; until then the case lists it (outbox)."""
+        items: list[TransactWriteItemTypeDef] = []
+        if receipt:
+            items.append(self._receipt_put(receipt))
+        items.append(self._timeline_put(case_pk(case.case_id), entry))
+        pending = entry.sort_key if pending_publish else None
+        if live is not None or pending_publish:
+            # Without a state change the version check still guards the outbox entry against a lost update.
+            items.append(self._state_update(case, live or case.live, pending))
+        try:
+            self._transact(items, receipt_first=receipt is not None)
+        except ReceiptExists:
+            return False
+        return True
+
+    def mark_published(self, case_id: str, sort_keys: set[str]) -> None:
+        """The entries reached the bus: take them off the case's outbox."""
+        self.client.update_item(
+            TableName=self.table,
+            Key=key(case_pk(case_id), CASE_SK),
+            UpdateExpression="DELETE pendingPublish :sks",
+            ExpressionAttributeValues=to_item({":sks": sort_keys}),
+        )
+
+    def timeline_entries(self, case_id: str, sort_keys: set[str]) -> list[TimelineEntry]:
+        found = self._batch_get([key(case_pk(case_id), sk) for sk in sorted(sort_keys)])
+        return sorted((entry_read_back(i) for i in found), key=lambda e: e.sort_key)
+
+    def request_reopen(self, case: CaseRecord, message_id: str) -> bool:
+        """A message asks 8x8 for a new interaction: the next QUEUED reopens even a closed case.
+        False: the case changed meanwhile."""
+        return self._conditional_update(
+            Key=key(case_pk(case.case_id), CASE_SK),
+            UpdateExpression="SET reopenRequested = :yes, reopenBy = :by, updatedAt = :now, version = :next",
+            ConditionExpression="version = :v",
+            ExpressionAttributeValues=to_item(
+                {":yes": True, ":by": message_id, ":now": now_ms(), ":next": case.version + 1, ":v": case.version}
+            ),
+        )
+
+    # ---- timeline ----------------------------------------------------------------------------
+    def list_timeline(self, case_id: str, after: str | None, limit: int) -> tuple[list[TimelineEntry], str | None]:
+        values = {":pk": case_pk(case_id), ":prefix": EVENT_PREFIX}
+        condition = "pk = :pk AND begins_with(sk, :prefix)"
+        if after:
+            condition = "pk = :pk AND sk > :after"
+            values = {":pk": case_pk(case_id), ":after": decode_cursor(after)}
+        answer = self.client.query(
+            TableName=self.table,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=to_item(values),
+            Limit=limit,
+            ConsistentRead=True,
+        )
+        entries = [TimelineEntry.from_item(i) for i in answer.get("Items", []) if i["sk"]["S"].startswith(EVENT_PREFIX)]
+        next_cursor = encode_cursor(entries[-1].sort_key) if entries else after
+        return entries, next_cursor

@@ -1,0 +1,114 @@
+"""Outbound messages: delivery records, MessageFailed with its record, clientMessageId claims, attachment records."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from casebridge.dynamo_codec import (
+    CASE_SK,
+    case_pk,
+    from_item,
+    key,
+    to_item,
+)
+from casebridge.errors import StoreBusy
+from casebridge.records import CaseRecord, MessageRecord, TimelineEntry
+
+if TYPE_CHECKING:
+    pass
+from casebridge.store_table import TableAccess, throttled
+
+
+class MessageItems(TableAccess):
+    # ---- outbound messages -------------------------------------------------------------------
+    def lookup_for_delivery(self, case_id: str, message_id: str) -> tuple[CaseRecord | None, MessageRecord | None]:
+        found = self._batch_get([key(case_pk(case_id), CASE_SK), key(case_pk(case_id), f"MESSAGE#{message_id}")])
+        case = next((CaseRecord.from_item(i) for i in found if i["sk"]["S"] == CASE_SK), None)
+        item = next((i for i in found if i["sk"]["S"].startswith("MESSAGE#")), None)
+        return case, (MessageRecord.from_item(message_id, item) if item else None)
+
+    def record_message(self, case_id: str, message: MessageRecord, conversation_id: str | None) -> None:
+        self.client.put_item(TableName=self.table, Item=self._message_item(case_id, message, conversation_id))
+
+    def record_message_failed(
+        self, case: CaseRecord, message: MessageRecord, conversation_id: str | None, entry: TimelineEntry
+    ) -> None:
+        """The failed record and its MessageFailed entry (on the case's outbox) at once: a redelivery finds
+        both or neither. StaleCase: the case changed, read it again."""
+        self._transact(
+            [
+                {"Put": {"TableName": self.table, "Item": self._message_item(case.case_id, message, conversation_id)}},
+                self._timeline_put(case_pk(case.case_id), entry),
+                self._state_update(case, case.live, entry.sort_key),
+            ]
+        )
+
+    def claim_client_message_id(
+        self, case_id: str, client_message_id: str, message_id: str, text_sha256: str
+    ) -> dict[str, Any] | None:
+        """Remember which message a clientMessageId named. Returns the earlier claim when there was one."""
+        item_key = key(case_pk(case_id), f"CLIENTMSG#{client_message_id}")
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={
+                    **item_key,
+                    **to_item(
+                        {
+                            "messageId": message_id,
+                            "textSha256": text_sha256,
+                            "expiresAt": self._ttl(self.timeline_ttl_seconds),
+                        }
+                    ),
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            found = self.client.get_item(TableName=self.table, Key=item_key, ConsistentRead=True).get("Item")
+            return from_item(found) if found else None
+        return None
+
+    # ---- attachments (casebridge.attachments) --------------------------------------------------
+    def put_attachment(self, case_id: str, attachment_id: str, values: dict[str, Any], ttl_seconds: int) -> bool:
+        """Record an attachment once; False when it is on file already (a retried webhook, a reused id)."""
+        item = {**key(case_pk(case_id), f"ATTACHMENT#{attachment_id}")}
+        item.update(to_item({**values, "attachmentId": attachment_id, "expiresAt": self._ttl(ttl_seconds)}))
+        try:
+            self.client.put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            if throttled(error):
+                raise StoreBusy("DynamoDB is throttling; retry shortly", retry_after=1) from error
+            raise
+        return True
+
+    def get_attachments(self, case_id: str, attachment_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The case's attachment records by id (ids of other cases are simply not found)."""
+        if not attachment_ids:
+            return {}
+        found = self._batch_get([key(case_pk(case_id), f"ATTACHMENT#{i}") for i in dict.fromkeys(attachment_ids)])
+        return {str(p["attachmentId"]): p for p in map(from_item, found)}
+
+    def update_attachment(
+        self, case_id: str, attachment_id: str, values: dict[str, Any], *, unless_status: str | None = None
+    ) -> bool:
+        """Set fields of an existing attachment record; False when it is gone or already has `unless_status`."""
+        names = {f"#f{i}": name for i, name in enumerate(values)}
+        placeholders = {f":v{i}": value for i, value in enumerate(values.values())}
+        condition = "attribute_exists(pk)"
+        if unless_status is not None:
+            names["#status"] = "status"
+            placeholders[":unless"] = unless_status
+            condition += " AND #status <> :unless"
+        return self._conditional_update(
+            Key=key(case_pk(case_id), f"ATTACHMENT#{attachment_id}"),
+            UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(values))),
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_item(placeholders),
+        )

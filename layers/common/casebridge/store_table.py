@@ -1,0 +1,230 @@
+"""The single table's plumbing, shared by the store's parts: the client, TTLs, conditional writes,
+transactions and the items they are made of (state update, timeline entry, receipt, message record), batched
+reads. The key schema is documented in store.py."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from casebridge import aws
+from casebridge.clock import now_ms
+from casebridge.dynamo_codec import (
+    CASE_SK,
+    case_pk,
+    from_item,
+    key,
+    receipt_key,
+    to_item,
+)
+from casebridge.errors import StoreBusy
+from casebridge.records import CaseRecord, MessageRecord, TimelineEntry, WebhookReceipt
+from casebridge.state import LiveState
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+
+
+_THROTTLED = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB hands numbers back as Decimal, which json.dumps refuses; as they were written instead."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def entry_read_back(item: dict[str, Any]) -> TimelineEntry:
+    """A timeline entry read back to be published (outbox, early events): its detail must serialise."""
+    entry = TimelineEntry.from_item(item)
+    return replace(entry, detail=_plain(entry.detail))
+
+
+class StaleCase(Exception):
+    """The case changed between read and conditional write: read again and retry."""
+
+
+class ReceiptExists(Exception):
+    """The webhook receipt is already on file: the event was handled before."""
+
+
+def throttled(error: ClientError) -> bool:
+    if error.response["Error"]["Code"] in _THROTTLED:
+        return True
+    reasons = error.response.get("CancellationReasons") or []
+    return any(r.get("Code") in ("ThrottlingError", "ProvisionedThroughputExceeded") for r in reasons)
+
+
+class TableAccess:
+    def __init__(
+        self,
+        table_name: str,
+        client: DynamoDBClient | None = None,
+        timeline_ttl_days: int = 90,
+        receipt_ttl_days: int = 30,
+    ) -> None:
+        self.table = table_name
+        self._client = client
+        self.timeline_ttl_seconds = timeline_ttl_days * 86400
+        self.receipt_ttl_seconds = receipt_ttl_days * 86400
+        self._case_by_conversation: dict[str, str] = {}
+
+    @property
+    def client(self) -> DynamoDBClient:
+        if self._client is None:
+            self._client = aws.dynamodb_client()
+        return self._client
+
+    def _ttl(self, seconds: int) -> int:
+        return int(time.time()) + seconds
+
+    def get_case(self, case_id: str) -> CaseRecord | None:
+        found = self.client.get_item(TableName=self.table, Key=key(case_pk(case_id), CASE_SK), ConsistentRead=True).get(
+            "Item"
+        )
+        return CaseRecord.from_item(found) if found else None
+
+    def _conditional_update(self, **request: Any) -> bool:
+        """An UpdateItem whose condition failing is an answer (False), not an error."""
+        try:
+            self.client.update_item(TableName=self.table, **request)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            if throttled(error):
+                raise StoreBusy("DynamoDB is throttling; retry shortly", retry_after=1) from error
+            raise
+        return True
+
+    def _state_update(
+        self, case: CaseRecord, live: LiveState, pending_sort_key: str | None = None
+    ) -> TransactWriteItemTypeDef:
+        """The case's new live state, checked against the version read. `pending_sort_key` also puts a
+        timeline entry on the case's outbox (one operation: a transaction may touch an item only once)."""
+        values: dict[str, Any] = {
+            ":state": live.state.value,
+            ":at": live.state_at,
+            ":changed": live.changed_at,
+            ":tp": live.transfer_pending,
+            ":reopen": live.reopen_requested,
+            ":now": now_ms(),
+            ":next": case.version + 1,
+            ":v": case.version,
+        }
+        sets = [
+            "#state = :state",
+            "stateAt = :at",
+            "changedAt = :changed",
+            "transferPending = :tp",
+            "reopenRequested = :reopen",
+            "updatedAt = :now",
+            "version = :next",
+        ]
+        removes = [] if live.reopen_requested else ["reopenBy"]
+        for attr, value in (
+            ("queueId", live.queue_id),
+            ("queueName", live.queue_name),
+            ("agentId", live.agent_id),
+            ("agentName", live.agent_name),
+        ):
+            if value is None:
+                removes.append(attr)
+            else:
+                sets.append(f"{attr} = :{attr}")
+                values[f":{attr}"] = value
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        if pending_sort_key is not None:
+            expression += " ADD pendingPublish :pending"
+            values[":pending"] = {pending_sort_key}
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": key(case_pk(case.case_id), CASE_SK),
+                "UpdateExpression": expression,
+                "ConditionExpression": "version = :v"
+                if case.version
+                else "attribute_not_exists(version) OR version = :v",
+                "ExpressionAttributeNames": {"#state": "state"},
+                "ExpressionAttributeValues": to_item(values),
+            }
+        }
+
+    def _timeline_put(self, pk: str, entry: TimelineEntry) -> TransactWriteItemTypeDef:
+        item = {"pk": pk, "sk": entry.sort_key, **entry.attributes(self._ttl(self.timeline_ttl_seconds))}
+        return {"Put": {"TableName": self.table, "Item": to_item(item)}}
+
+    def _receipt_put(self, receipt: WebhookReceipt) -> TransactWriteItemTypeDef:
+        item = {
+            **from_item(receipt_key(receipt.tenant_id, receipt.event_id)),
+            "bodySha256": receipt.body_sha256,
+            "eventType": receipt.event_type or None,
+            "conversationId": receipt.conversation_id,
+            "outcome": receipt.outcome,
+            "keptBody": receipt.kept_body,
+            "receivedAt": now_ms(),
+            "expiresAt": self._ttl(self.receipt_ttl_seconds),
+        }
+        return {
+            "Put": {"TableName": self.table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}
+        }
+
+    def _transact(self, items: list[TransactWriteItemTypeDef], *, receipt_first: bool = False) -> None:
+        """Run a transaction. Raises ReceiptExists (first item was the receipt and it existed), StaleCase (a
+        version check failed), or StoreBusy (throttled)."""
+        try:
+            self.client.transact_write_items(TransactItems=items)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "TransactionCanceledException":
+                if throttled(error):
+                    raise StoreBusy("DynamoDB is throttling; retry shortly", retry_after=1) from error
+                raise
+            reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+            if receipt_first and reasons and reasons[0] == "ConditionalCheckFailed":
+                raise ReceiptExists from error
+            if "ConditionalCheckFailed" in reasons:
+                raise StaleCase from error
+            if throttled(error) or "TransactionConflict" in reasons:
+                raise StoreBusy("DynamoDB is busy with this case; retry shortly", retry_after=1) from error
+            raise
+
+    def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
+        for _ in range(5):
+            try:
+                answer = self.client.batch_get_item(RequestItems=request)
+            except ClientError as error:
+                if throttled(error):
+                    raise StoreBusy("DynamoDB is throttling reads; retry shortly", retry_after=1) from error
+                raise
+            found.extend(answer.get("Responses", {}).get(self.table, []))
+            request = dict(answer.get("UnprocessedKeys") or {})
+            if not request:
+                return found
+            time.sleep(0.05)
+        raise StoreBusy("DynamoDB is throttling reads; retry shortly", retry_after=1)
+
+    def _message_item(self, case_id: str, message: MessageRecord, conversation_id: str | None) -> dict[str, Any]:
+        return to_item(
+            {
+                "pk": case_pk(case_id),
+                "sk": f"MESSAGE#{message.message_id}",
+                "status": message.status.value,
+                "attempts": message.attempts,
+                "ambiguousAttempts": message.ambiguous_attempts,
+                "redrive": message.redrive,
+                "conversationId": conversation_id,
+                "updatedAt": now_ms(),
+                "expiresAt": self._ttl(self.timeline_ttl_seconds),
+            }
+        )
