@@ -5,6 +5,7 @@ pre-signed URLs and its content endpoint)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -289,7 +290,7 @@ def test_too_big_in_the_bucket_is_413(
     put(upload, b"y" * 4000)
     # The limit was lowered after the upload URL was given.
     monkeypatch.setattr(
-        gateway.services, "settings", gateway.services.settings.model_copy(update={"attachment_max_bytes": 100})
+        gateway.services, "settings", dataclasses.replace(gateway.services.settings, **{"attachment_max_bytes": 100})
     )
     answer = post_message(functions, attachments=[upload.body["attachmentId"]])
     assert (answer.status, answer.body["error"]["code"]) == (413, "AttachmentTooLarge")

@@ -7,6 +7,7 @@ handlers get API Gateway REST and SQS events, AWS is moto (resources from templa
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import sys
 import time
@@ -117,7 +118,7 @@ def message_record(case_id: str, message_id: str) -> dict[str, Any] | None:
 
 
 def with_settings(services: Any, **updates: Any) -> Any:
-    changed = replace(services, settings=services.settings.model_copy(update=updates))
+    changed = replace(services, settings=dataclasses.replace(services.settings, **updates))
     set_services(changed)
     return changed
 

@@ -9,8 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from casebridge.events import EventKind
-from casebridge.models import CaseState
-from casebridge.state import LiveState, apply_event, customer_left, reopen_requested
+from casebridge.state import CaseState, LiveState, apply_event, customer_left, reopen_requested
 from casebridge.views import live_view
 
 E = EventKind

@@ -9,9 +9,8 @@ import pytest
 
 from casebridge.cases import adopt_early_events
 from casebridge.errors import InvalidRequest
-from casebridge.models import CaseState
 from casebridge.records import WebhookReceipt
-from casebridge.state import LiveState
+from casebridge.state import CaseState, LiveState
 from casebridge.store import (
     CaseStore,
     MessageRecord,

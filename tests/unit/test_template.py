@@ -151,7 +151,7 @@ def test_every_setting_is_provided_by_the_template(template: dict[str, Any]) -> 
     variables = set(template["Globals"]["Function"]["Environment"]["Variables"])
     for resource in functions_of(template).values():
         variables |= set(resource["Properties"].get("Environment", {}).get("Variables", {}))
-    required = {f.alias for f in Settings.model_fields.values() if f.is_required()}
+    required = Settings.required_variables()
     assert required <= variables
     assert {"OUTBOUND_QUEUE_URL", "OUTBOUND_DLQ_URL"} <= set(
         template["Resources"]["OutboundSenderFunction"]["Properties"]["Environment"]["Variables"]

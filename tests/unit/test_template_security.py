@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from fnmatch import fnmatchcase
@@ -224,7 +225,7 @@ def test_the_intake_has_reserved_concurrency(template: dict[str, Any]) -> None:
 def test_the_webhook_tolerance_has_a_maximum_below_the_receipt_ttl(template: dict[str, Any]) -> None:
     parameter = template["Parameters"]["WebhookToleranceSeconds"]
     assert 0 < parameter["MinValue"] <= parameter["Default"] <= parameter["MaxValue"] <= 900
-    receipt_ttl_days = Settings.model_fields["webhook_receipt_ttl_days"].default
+    receipt_ttl_days = int({f.name: f.default for f in dataclasses.fields(Settings)}["webhook_receipt_ttl_days"])  # type: ignore[arg-type]
     receipt_ttl_env = {
         name: value
         for function in functions_of(template).values()

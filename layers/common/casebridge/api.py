@@ -9,18 +9,20 @@ import json
 import re
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from pydantic import BaseModel, ValidationError
 
 from casebridge.errors import CasebridgeError, InvalidRequest, PayloadTooLarge
-from casebridge.models import CASE_ID_RE
+from casebridge.identifiers import CASE_ID_RE
 from casebridge.observability import logger
 
+if TYPE_CHECKING:
+    from pydantic import BaseModel, ValidationError
+
 MAX_BODY_BYTES = 256 * 1024
-Model = TypeVar("Model", bound=BaseModel)
+Model = TypeVar("Model", bound="BaseModel")
 # ASCII digits only, and few of them: str.isdigit() also accepts "²" or "٣" (int() then fails or reads them),
 # and int() refuses strings of more than 4300 digits; both ended as a 500.
 _ASCII_INT = re.compile(r"[0-9]{1,9}")
@@ -93,10 +95,6 @@ def build_resolver(*, json_bodies_only: bool = True) -> APIGatewayRestResolver:
         log("request failed", extra={"errorCode": error.code, "status": error.status_code})
         return error_response(error)
 
-    @app.exception_handler(ValidationError)  # type: ignore[untyped-decorator]
-    def _invalid(error: ValidationError) -> Response[str]:
-        return error_response(InvalidRequest("request body is not valid", details=validation_details(error)))
-
     @app.not_found
     def _no_route(_: Exception) -> Response[str]:
         event = app.current_event
@@ -151,7 +149,13 @@ def parse_body(app: APIGatewayRestResolver, model: type[Model], *, optional: boo
         raise InvalidRequest("request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise InvalidRequest("request body must be a JSON object")
-    return model.model_validate(data)
+    # pydantic loads here, with the first body to validate: the webhook intake never pays for it.
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise InvalidRequest("request body is not valid", details=validation_details(error)) from None
 
 
 def int_query(app: APIGatewayRestResolver, name: str, default: int, low: int, high: int) -> int:

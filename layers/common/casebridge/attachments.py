@@ -44,7 +44,6 @@ from casebridge.errors import (
     PayloadTooLarge,
     UnsupportedByContactCenterApi,
 )
-from casebridge.models import AttachmentUploadRequest
 from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.outbound_queue import OutboundMessage
 from casebridge.services import Services
@@ -52,6 +51,8 @@ from casebridge.views import AttachmentDownloadView, AttachmentUploadView
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+    from casebridge.models import AttachmentUploadRequest  # annotations only: no pydantic in the intake
 
 OUTBOUND = "outbound"
 INBOUND = "inbound"

@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterable
 from casebridge.clock import now_ms
 from casebridge.errors import CaseNotFound, Conflict, ContactCenterError, UnsupportedByContactCenterApi
 from casebridge.events import EventKind
-from casebridge.models import CaseState, OpenConversationRequest
+from casebridge.models import OpenConversationRequest
 from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.records import CaseRecord, TimelineEntry
 from casebridge.services import Services
-from casebridge.state import LiveState, apply_event, customer_left
+from casebridge.state import CaseState, LiveState, apply_event, customer_left
 from casebridge.store import StaleCase
 from casebridge.views import TimelineView, timeline_view
 

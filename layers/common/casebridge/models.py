@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-CASE_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_CUSTOMER_PROPERTIES = 30  # 8x8 caps the whole customer object, standard fields and caseId included
 MAX_HISTORY_MESSAGES = 200
 MAX_TEXT_LENGTH = 4096
@@ -198,11 +196,3 @@ class AttachmentUploadRequest(_Strict):
 
 class TypingRequest(_Strict):
     author_type: AuthorType = Field(default="user", alias="authorType")
-
-
-class CaseState(StrEnum):
-    OPEN = "open"
-    QUEUED = "queued"
-    WITH_AGENT = "with_agent"
-    AGENT_LEFT = "agent_left"
-    CLOSED = "closed"

@@ -8,8 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from casebridge.dynamo_codec import EVENT_PREFIX, from_item
-from casebridge.models import CaseState
-from casebridge.state import LiveState
+from casebridge.state import CaseState, LiveState
 
 
 class MessageStatus(StrEnum):

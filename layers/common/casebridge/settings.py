@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from functools import lru_cache
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
+from typing import Any
+from urllib.parse import urlsplit
 
 from casebridge.errors import ConfigurationError
 
@@ -32,45 +32,57 @@ DEFAULT_ATTACHMENT_CONTENT_TYPES = ",".join(
 )  # stays far below the receipt TTL (days), so a replay always meets its receipt
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
+def _env(
+    name: str,
+    default: Any = MISSING,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    above: float | None = None,
+    choices: tuple[str, ...] = (),
+    url: bool = False,
+) -> Any:
+    """A setting's field: its environment variable and the checks its value must pass."""
+    spec = {"env": name, "low": low, "high": high, "above": above, "choices": choices, "url": url}
+    return field(default=default, metadata=spec)
 
-    contact_center_api: Literal["chat-gateway-v1", "chat-api-v2"] = Field(
-        alias="EIGHTXEIGHT_API", default="chat-gateway-v1"
-    )
-    cases_table_name: str = Field(alias="CASES_TABLE_NAME", min_length=1)
-    event_bus_name: str = Field(alias="EVENT_BUS_NAME", default="default")
-    outbound_queue_url: str = Field(alias="OUTBOUND_QUEUE_URL", default="")
-    outbound_dead_letter_queue_url: str = Field(alias="OUTBOUND_DLQ_URL", default="")
-    contact_center_base_url: HttpUrl = Field(alias="EIGHTXEIGHT_BASE_URL", default=HttpUrl("https://api.8x8.com"))
-    contact_center_region: Literal["us", "eu", "ca", "ap"] = Field(alias="EIGHTXEIGHT_REGION", default="us")
-    tenant_id: str = Field(alias="EIGHTXEIGHT_TENANT_ID", min_length=1)
-    channel_id: str = Field(alias="EIGHTXEIGHT_CHANNEL_ID", default="")
-    credentials_secret_id: str = Field(alias="EIGHTXEIGHT_SECRET_ARN", default="")
-    http_timeout_seconds: float = Field(alias="HTTP_TIMEOUT_SECONDS", default=5.0, gt=0)
-    webhook_tolerance_seconds: int = Field(
-        alias="WEBHOOK_TOLERANCE_SECONDS", default=300, gt=0, le=MAX_WEBHOOK_TOLERANCE_SECONDS
-    )
-    max_send_attempts: int = Field(alias="MAX_SEND_ATTEMPTS", default=8, ge=1)
+
+# A frozen dataclass, not a pydantic model: every function (the webhook intake too) parses it at start-up, and
+# pydantic's import and model building cost cold-start time the intake otherwise never pays.
+@dataclass(frozen=True)
+class Settings:
+    cases_table_name: str = _env("CASES_TABLE_NAME")
+    tenant_id: str = _env("EIGHTXEIGHT_TENANT_ID")
+    contact_center_api: str = _env("EIGHTXEIGHT_API", "chat-gateway-v1", choices=("chat-gateway-v1", "chat-api-v2"))
+    event_bus_name: str = _env("EVENT_BUS_NAME", "default")
+    outbound_queue_url: str = _env("OUTBOUND_QUEUE_URL", "")
+    outbound_dead_letter_queue_url: str = _env("OUTBOUND_DLQ_URL", "")
+    contact_center_base_url: str = _env("EIGHTXEIGHT_BASE_URL", "https://api.8x8.com", url=True)
+    contact_center_region: str = _env("EIGHTXEIGHT_REGION", "us", choices=("us", "eu", "ca", "ap"))
+    channel_id: str = _env("EIGHTXEIGHT_CHANNEL_ID", "")
+    credentials_secret_id: str = _env("EIGHTXEIGHT_SECRET_ARN", "")
+    http_timeout_seconds: float = _env("HTTP_TIMEOUT_SECONDS", 5.0, above=0)
+    webhook_tolerance_seconds: int = _env("WEBHOOK_TOLERANCE_SECONDS", 300, low=1, high=MAX_WEBHOOK_TOLERANCE_SECONDS)
+    max_send_attempts: int = _env("MAX_SEND_ATTEMPTS", 8, low=1)
     # The outbound queue's maxReceiveCount: the sender dead-letters a message itself (record + MessageFailed)
     # before SQS's own redrive could move it silently.
-    outbound_max_receive_count: int = Field(alias="OUTBOUND_MAX_RECEIVE_COUNT", default=1000, ge=2)
-    retry_base_seconds: float = Field(alias="RETRY_BASE_SECONDS", default=2.0, gt=0)
-    retry_cap_seconds: float = Field(alias="RETRY_CAP_SECONDS", default=300.0, gt=0)
-    timeline_ttl_days: int = Field(alias="TIMELINE_TTL_DAYS", default=90, ge=1)
-    webhook_receipt_ttl_days: int = Field(alias="WEBHOOK_RECEIPT_TTL_DAYS", default=30, ge=1)
+    outbound_max_receive_count: int = _env("OUTBOUND_MAX_RECEIVE_COUNT", 1000, low=2)
+    retry_base_seconds: float = _env("RETRY_BASE_SECONDS", 2.0, above=0)
+    retry_cap_seconds: float = _env("RETRY_CAP_SECONDS", 300.0, above=0)
+    timeline_ttl_days: int = _env("TIMELINE_TTL_DAYS", 90, low=1)
+    webhook_receipt_ttl_days: int = _env("WEBHOOK_RECEIPT_TTL_DAYS", 30, low=1)
     # Attachments (casebridge.attachments): the stack's bucket, its limits, and the agent-attachment copy queue.
-    attachments_bucket_name: str = Field(alias="ATTACHMENTS_BUCKET_NAME", default="")
-    attachment_max_bytes: int = Field(alias="ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024, gt=0)
-    attachment_max_per_message: int = Field(alias="ATTACHMENT_MAX_PER_MESSAGE", default=5, ge=1, le=50)
-    attachment_content_types: str = Field(alias="ATTACHMENT_CONTENT_TYPES", default=DEFAULT_ATTACHMENT_CONTENT_TYPES)
-    attachment_upload_url_seconds: int = Field(alias="ATTACHMENT_UPLOAD_URL_SECONDS", default=900, ge=60, le=3600)
-    attachment_download_url_seconds: int = Field(alias="ATTACHMENT_DOWNLOAD_URL_SECONDS", default=300, ge=10, le=3600)
-    attachment_retention_days: int = Field(alias="ATTACHMENT_RETENTION_DAYS", default=30, ge=1)
-    attachment_inbound_max_bytes: int = Field(alias="ATTACHMENT_INBOUND_MAX_BYTES", default=25 * 1024 * 1024, gt=0)
-    attachment_copy_queue_url: str = Field(alias="ATTACHMENT_COPY_QUEUE_URL", default="")
+    attachments_bucket_name: str = _env("ATTACHMENTS_BUCKET_NAME", "")
+    attachment_max_bytes: int = _env("ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024, low=1)
+    attachment_max_per_message: int = _env("ATTACHMENT_MAX_PER_MESSAGE", 5, low=1, high=50)
+    attachment_content_types: str = _env("ATTACHMENT_CONTENT_TYPES", DEFAULT_ATTACHMENT_CONTENT_TYPES)
+    attachment_upload_url_seconds: int = _env("ATTACHMENT_UPLOAD_URL_SECONDS", 900, low=60, high=3600)
+    attachment_download_url_seconds: int = _env("ATTACHMENT_DOWNLOAD_URL_SECONDS", 300, low=10, high=3600)
+    attachment_retention_days: int = _env("ATTACHMENT_RETENTION_DAYS", 30, low=1)
+    attachment_inbound_max_bytes: int = _env("ATTACHMENT_INBOUND_MAX_BYTES", 25 * 1024 * 1024, low=1)
+    attachment_copy_queue_url: str = _env("ATTACHMENT_COPY_QUEUE_URL", "")
     # The copy queue's maxReceiveCount: on its last receive the copier marks the attachment failed.
-    attachment_copy_max_receives: int = Field(alias="ATTACHMENT_COPY_MAX_RECEIVES", default=20, ge=1)
+    attachment_copy_max_receives: int = _env("ATTACHMENT_COPY_MAX_RECEIVES", 20, low=1)
 
     @property
     def allowed_attachment_types(self) -> frozenset[str]:
@@ -78,17 +90,52 @@ class Settings(BaseModel):
 
     @property
     def base_url(self) -> str:
-        return str(self.contact_center_base_url).rstrip("/")
+        return self.contact_center_base_url.rstrip("/")
+
+    @classmethod
+    def required_variables(cls) -> set[str]:
+        return {f.metadata["env"] for f in fields(cls) if f.default is MISSING}
+
+
+def _parse(spec: Mapping[str, Any], kind: str, raw: str) -> Any:
+    value: Any = raw
+    if kind in ("int", "float"):
+        number = float(raw) if kind == "float" else int(raw, 10)
+        if spec["low"] is not None and number < spec["low"]:
+            raise ValueError
+        if spec["high"] is not None and number > spec["high"]:
+            raise ValueError
+        if spec["above"] is not None and number <= spec["above"]:
+            raise ValueError
+        value = number
+    if spec["choices"] and raw not in spec["choices"]:
+        raise ValueError
+    if spec["url"]:
+        parsed = urlsplit(raw)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError
+    return value
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
-    try:
-        return Settings.model_validate({k: v for k, v in env.items() if v != ""})
-    except ValidationError as error:
-        # Not a pydantic ValidationError to the caller: the API would answer it as the client's 400.
-        names = sorted({".".join(map(str, e["loc"])) for e in error.errors(include_url=False)})
-        raise ConfigurationError(f"the function's environment is missing or invalid: {', '.join(names)}") from None
+    values: dict[str, Any] = {}
+    wrong: list[str] = []
+    for spec_field in fields(Settings):
+        spec = spec_field.metadata
+        raw = env.get(spec["env"], "").strip()
+        if not raw:
+            if spec_field.default is MISSING:
+                wrong.append(spec["env"])
+            continue
+        try:
+            values[spec_field.name] = _parse(spec, str(spec_field.type), raw)
+        except ValueError:
+            wrong.append(spec["env"])
+    if wrong:
+        # A ConfigurationError (500), never the caller's 400: the function's own environment is at fault.
+        raise ConfigurationError(f"the function's environment is missing or invalid: {', '.join(sorted(wrong))}")
+    return Settings(**values)
 
 
 @lru_cache(maxsize=1)

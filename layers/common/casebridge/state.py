@@ -10,10 +10,18 @@ and then only the new interaction's QUEUED moves it.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Any
 
 from casebridge.events import EventKind
-from casebridge.models import CaseState
+
+
+class CaseState(StrEnum):
+    OPEN = "open"
+    QUEUED = "queued"
+    WITH_AGENT = "with_agent"
+    AGENT_LEFT = "agent_left"
+    CLOSED = "closed"
 
 
 @dataclass(frozen=True)

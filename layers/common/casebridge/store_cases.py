@@ -17,9 +17,8 @@ from casebridge.dynamo_codec import (
     key,
     to_item,
 )
-from casebridge.models import CaseState
 from casebridge.records import CaseRecord, TimelineEntry, WebhookReceipt
-from casebridge.state import LiveState
+from casebridge.state import CaseState, LiveState
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef

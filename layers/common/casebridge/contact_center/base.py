@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import IO, Any, Literal, Protocol
+from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 
 import requests
 
-from casebridge.models import Customer, HistoryMessage, Routing
+if TYPE_CHECKING:
+    from casebridge.models import Customer, HistoryMessage, Routing  # annotations only: no pydantic at import
+
 
 ContactCenterApi = Literal["chat-gateway-v1", "chat-api-v2"]
 CHAT_GATEWAY_V1: ContactCenterApi = "chat-gateway-v1"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import requests
@@ -22,7 +22,9 @@ from casebridge.errors import (
     ContactCenterMisconfigured,
     UnsupportedByContactCenterApi,
 )
-from casebridge.models import Customer, HistoryMessage, Routing
+
+if TYPE_CHECKING:
+    from casebridge.models import Customer, HistoryMessage, Routing  # annotations only: no pydantic at import
 
 NEEDS_GATEWAY = "needs the Chat Gateway (EightByEightApi=chat-gateway-v1)"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import requests
@@ -16,7 +16,9 @@ import requests
 from casebridge.contact_center import http
 from casebridge.contact_center.base import CHAT_GATEWAY_V1, ContactCenterApi
 from casebridge.errors import ContactCenterError, ContactCenterMisconfigured, InvalidRequest
-from casebridge.models import Customer, HistoryMessage, Routing
+
+if TYPE_CHECKING:
+    from casebridge.models import Customer, HistoryMessage, Routing  # annotations only: no pydantic at import
 
 PREFIX = "/chat-gateway/v1"
 ACCEPT = "application/hal+json, application/json"  # success is HAL, errors problem+json; both parse as JSON
