@@ -84,13 +84,7 @@ class ChatApiV2Client(ClientBase):
         return self._open_conversation(body)
 
     def send_message(self, conversation_id: str, text: str, author_type: str) -> None:
-        self._call(
-            "POST",
-            self._conversation(conversation_id) + "/messages",
-            "post_message",
-            caller_input=True,
-            json={"text": text, "authorType": author_type},
-        )
+        self._post_message(conversation_id, {"text": text, "authorType": author_type})
 
     def customer_leaves(self, conversation_id: str) -> None:
         self._leave("DELETE", conversation_id, "customer")

@@ -99,13 +99,7 @@ class ChatGatewayV1Client(ClientBase):
         return self._open_conversation(body)
 
     def send_message(self, conversation_id: str, text: str, author_type: str) -> None:
-        self._call(
-            "POST",
-            self._conversation(conversation_id) + "/messages",
-            "post_message",
-            caller_input=True,
-            json={"authorType": author_type, "text": text},
-        )
+        self._post_message(conversation_id, {"authorType": author_type, "text": text})
 
     def send_rich_message(
         self,
@@ -125,9 +119,7 @@ class ChatGatewayV1Client(ClientBase):
             body["attachments"] = [{"id": attachment_id} for attachment_id in attachment_ids]
         if cards:
             body["cards"] = [dict(card) for card in cards]
-        self._call(
-            "POST", self._conversation(conversation_id) + "/messages", "post_message", caller_input=True, json=body
-        )
+        self._post_message(conversation_id, body)
 
     def upload_attachment(
         self, conversation_id: str, author_type: str, file_name: str, content_type: str, body: bytes | IO[bytes]

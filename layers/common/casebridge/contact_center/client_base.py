@@ -67,6 +67,11 @@ class ClientBase:
             )
         return str(conversation_id)
 
+    def _post_message(self, conversation_id: str, body: dict[str, Any]) -> None:
+        self._call(
+            "POST", self._conversation(conversation_id) + "/messages", "post_message", caller_input=True, json=body
+        )
+
     def _find_conversation(self, params: dict[str, str], pick: Callable[[Any], str | None]) -> str | None:
         """GET /conversations filtered by `params`; `pick` chooses from the answer. Not found is None."""
         try:
