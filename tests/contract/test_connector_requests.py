@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import re
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -17,42 +13,16 @@ from openapi_schema_validator import OAS30Validator
 from casebridge.contact_center.chat_api_v2 import ChatApiV2Client, token_fetcher
 from casebridge.contact_center.tokens import TokenProvider
 from casebridge.models import Customer, HistoryMessage
+from tests.support.openapi import find_operation, load_spec
 
 BASE = "https://api.8x8.test"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # CONTRACT.md: the v2 file marks `user` required but production clients send `customer`.
 EXPECTED_FINDINGS = {("createcctransaction", "'user' is a required property")}
 
 
-def _resolve(node: Any, root: dict[str, Any]) -> Any:
-    if isinstance(node, dict):
-        if "$ref" in node:
-            target: Any = root
-            for part in node["$ref"].lstrip("#/").split("/"):
-                target = target[part]
-            return _resolve(target, root)
-        return {k: _resolve(v, root) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_resolve(v, root) for v in node]
-    return node
-
-
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
-    directory = Path(os.environ.get("EIGHTXEIGHT_CONTRACT_DIR") or REPO_ROOT.parent / "shared" / "8x8")
-    path = directory / "chat-api-v2.openapi.json"
-    if not path.is_file():
-        pytest.skip(f"8x8's Chat API v2 contract is not at {path}; set EIGHTXEIGHT_CONTRACT_DIR to check against it")
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    return dict(_resolve(raw, raw))
-
-
-def _operation(spec: dict[str, Any], method: str, url: str) -> tuple[str, dict[str, Any]]:
-    path = urlsplit(url).path
-    for template in sorted(spec["paths"], key=lambda p: p.count("{")):
-        if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", template), path) and method.lower() in spec["paths"][template]:
-            return template, spec["paths"][template][method.lower()]
-    raise AssertionError(f"{method} {path} is not an operation of Chat API v2")
+    return load_spec("chat-api-v2.openapi.json", "Chat API v2")
 
 
 @responses.activate
@@ -77,7 +47,7 @@ def test_every_call_the_connector_makes_is_in_the_contract(spec: dict[str, Any])
     findings: set[tuple[str, str]] = set()
     operations = []
     for call in responses.calls:
-        _, operation = _operation(spec, call.request.method or "", call.request.url or "")
+        _, operation = find_operation(spec, call.request.method or "", call.request.url or "")
         operations.append(operation["operationId"])
         content = (operation.get("requestBody") or {}).get("content", {})
         if "application/json" in content and call.request.body:

@@ -4,25 +4,22 @@ query parameters, bodies (no key the OAS does not define), and the answers the c
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 import responses
-import yaml
 from openapi_schema_validator import OAS30Validator
 
 from casebridge.contact_center.chat_gateway_v1 import ChatGatewayV1Client
 from casebridge.models import Customer, HistoryMessage, Routing
+from tests.support.openapi import find_operation, load_spec
 
 BASE = "https://api.8x8.test"
 GW = f"{BASE}/chat-gateway/v1"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # OAS defects we tolerate, each by its GATEWAY.md trap id; any other finding fails the test.
 TOLERATED: dict[tuple[str, str], str] = {
@@ -37,37 +34,9 @@ TOLERATED: dict[tuple[str, str], str] = {
 }
 
 
-def _resolve(node: Any, root: dict[str, Any]) -> Any:
-    if isinstance(node, dict):
-        if "$ref" in node:
-            target: Any = root
-            for part in node["$ref"].lstrip("#/").split("/"):
-                target = target[part]
-            return _resolve(target, root)
-        return {k: _resolve(v, root) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_resolve(v, root) for v in node]
-    return node
-
-
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
-    directory = Path(os.environ.get("EIGHTXEIGHT_CONTRACT_DIR") or REPO_ROOT.parent / "shared" / "8x8")
-    path = directory / "chat-gateway-v1.openapi.yml"
-    if not path.is_file():
-        pytest.skip(
-            f"8x8's Chat Gateway v1 contract is not at {path}; set EIGHTXEIGHT_CONTRACT_DIR to check against it"
-        )
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return dict(_resolve(raw, raw))
-
-
-def _operation(spec: dict[str, Any], method: str, url: str) -> dict[str, Any]:
-    path = urlsplit(url).path
-    for template in sorted(spec["paths"], key=lambda p: p.count("{")):
-        if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", template), path) and method.lower() in spec["paths"][template]:
-            return dict(spec["paths"][template][method.lower()])
-    raise AssertionError(f"{method} {path} is not an operation of the Chat Gateway v1")
+    return load_spec("chat-gateway-v1.openapi.yml", "Chat Gateway v1")
 
 
 def _subschemas(schema: Any) -> Iterator[dict[str, Any]]:
@@ -114,7 +83,7 @@ def _json_schema(content: dict[str, Any]) -> Any:
 
 def check_call(spec: dict[str, Any], call: Any) -> tuple[str, set[str]]:
     request = call.request
-    operation = _operation(spec, request.method or "", request.url or "")
+    _, operation = find_operation(spec, request.method or "", request.url or "")
     operation_id = str(operation["operationId"])
     findings: set[str] = set()
     parameters = operation.get("parameters", [])

@@ -2,63 +2,28 @@
 
 from __future__ import annotations
 
-import json
-import os
-import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from openapi_schema_validator import OAS30Validator
 
 from cc_emulator.pytest_plugin import WebhookReceiver
 from cc_emulator.server import EmulatorServer
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _spec_path() -> Path:
-    base = os.environ.get("EIGHTXEIGHT_CONTRACT_DIR")
-    directory = Path(base) if base else REPO_ROOT.parent / "shared" / "8x8"
-    return directory / "chat-api-v2.openapi.json"
-
-
-def _deref(node: Any, root: dict[str, Any]) -> Any:
-    if isinstance(node, dict):
-        if "$ref" in node:
-            target: Any = root
-            for part in node["$ref"].lstrip("#/").split("/"):
-                target = target[part]
-            return _deref(target, root)
-        return {k: _deref(v, root) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_deref(v, root) for v in node]
-    return node
+from tests.support.openapi import ExchangeRecorder, load_spec
 
 
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
-    path = _spec_path()
-    if not path.is_file():
-        pytest.skip(f"8x8 contract not found at {path}; set EIGHTXEIGHT_CONTRACT_DIR to the directory holding it")
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    return dict(_deref(raw, raw))
+    return load_spec("chat-api-v2.openapi.json", "Chat API v2")
 
 
-class Recorder:
+class Recorder(ExchangeRecorder):
     """Sends requests and keeps (operationId, request, response) for validation."""
 
     def __init__(self, emu: EmulatorServer, spec: dict[str, Any]) -> None:
+        super().__init__(spec)
         self.emu = emu
-        self.spec = spec
-        self.exchanges: list[tuple[str, str, Any, requests.Response]] = []
         self.token = ""
-        # Literal paths first, so /web-hooks/verify is not taken for /web-hooks/{web-hook-id}.
-        self._templates = [
-            (re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", p) + "$"), p)
-            for p in sorted(spec["paths"], key=lambda p: p.count("{"))
-        ]
 
     def call(
         self, method: str, path: str, body: Any = None, auth: bool = True, valid: bool = True
@@ -66,55 +31,24 @@ class Recorder:
         """`valid=False` marks a deliberately invalid request: only its response is checked."""
         headers = {"Authorization": f"Bearer {self.token}"} if auth and self.token else {}
         resp = requests.request(method, self.emu.base_url + path, json=body, headers=headers, timeout=5)
-        template = next(t for rx, t in self._templates if rx.match(path))
-        self.exchanges.append((template, method.lower(), body if valid else None, resp))
-        return resp
+        return self.record(method, path, body if valid else None, resp)
 
     def token_call(self, basic: tuple[str, str], grant: str, valid: bool = True) -> requests.Response:
         form = {"grant_type": grant}
         resp = requests.post(self.emu.token_url, auth=basic, data=form, timeout=5)
-        self.exchanges.append(("/oauth/v2/token", "post", form if valid else None, resp))
-        return resp
+        return self.record("POST", "/oauth/v2/token", form if valid else None, resp)
 
-    def findings(self) -> set[tuple[str, str, str]]:
-        found: set[tuple[str, str, str]] = set()
-        for template, method, body, resp in self.exchanges:
-            op = self.spec["paths"][template][method]
-            op_id = op["operationId"]
-            request_body = op.get("requestBody")
-            if body is not None and request_body:
-                schema = next(iter(request_body["content"].values()))["schema"]
-                for err in OAS30Validator(schema).iter_errors(body):
-                    found.add((op_id, "request", err.message))
-            declared = op["responses"].get(str(resp.status_code)) or op["responses"].get("default")
-            if declared is None:
-                found.add((op_id, "response", f"undeclared status {resp.status_code}"))
-                continue
-            content = declared.get("content")
-            if not content:
-                if resp.content:
-                    found.add((op_id, "response", f"{resp.status_code} must have no body"))
-                continue
-            media = resp.headers.get("Content-Type", "").split(";")[0]
-            if media not in content:
-                found.add((op_id, "response", f"{resp.status_code} content type {media} not in {list(content)}"))
-                continue
-            schema = content[media]["schema"]
-            if op_id == "getjwkpublickey" and resp.status_code == 200:
-                # The file types this body as a string but shows (and 8x8 serves) a JWK object:
-                # validate it against the keys of the file's own example instead.
-                example = schema["example"]
-                schema = {
-                    "type": "object",
-                    "required": sorted(example),
-                    "properties": {k: {"type": "string"} for k in example},
-                }
-            for err in OAS30Validator(schema).iter_errors(resp.json()):
-                found.add((op_id, f"response {resp.status_code}", err.message))
-        return found
-
-    def covered(self) -> set[tuple[str, str]]:
-        return {(t, m) for t, m, _, _ in self.exchanges}
+    def response_schema(self, op_id: str, status: int, schema: dict[str, Any]) -> dict[str, Any]:
+        if op_id == "getjwkpublickey" and status == 200:
+            # The file types this body as a string but shows (and 8x8 serves) a JWK object:
+            # validate it against the keys of the file's own example instead.
+            example = schema["example"]
+            return {
+                "type": "object",
+                "required": sorted(example),
+                "properties": {k: {"type": "string"} for k in example},
+            }
+        return schema
 
 
 def test_all_operations_conform_to_openapi(

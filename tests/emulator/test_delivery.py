@@ -37,7 +37,7 @@ def test_non_2xx_is_retried_with_same_event_id_and_new_transmission_time(
 
 
 def test_gives_up_after_max_attempts_and_timeouts_count_as_failures(
-    emulator: EmulatorServer, v2: ChatV2Client, webhook_receiver: WebhookReceiver
+    emulator: EmulatorServer, webhook_receiver: WebhookReceiver
 ) -> None:
     emulator.engine.config.timings.delivery_timeout = 0.2
     webhook_receiver.delay = 0.5  # longer than the delivery timeout
@@ -51,9 +51,7 @@ def test_gives_up_after_max_attempts_and_timeouts_count_as_failures(
     assert records[0].retry == 3
 
 
-def test_delivery_log_via_control_api(
-    emulator: EmulatorServer, v2: ChatV2Client, channel: str, control: ControlClient
-) -> None:
+def test_delivery_log_via_control_api(v2: ChatV2Client, channel: str, control: ControlClient) -> None:
     conv_id = new_conversation(v2, channel)
     found = control.wait_for_deliveries("AGENT_JOINED", conv_id)
     assert found[0]["status"] == 200 and found[0]["body"]["agentId"] == "agent-1"
@@ -81,7 +79,6 @@ def test_duplicate_delivery_fault(
 
 
 def test_out_of_order_fault_holds_event_until_next(
-    emulator: EmulatorServer,
     v2: ChatV2Client,
     channel: str,
     webhook_receiver: WebhookReceiver,

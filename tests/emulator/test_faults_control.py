@@ -37,9 +37,7 @@ def test_status_fault_for_next_n_calls(emulator: EmulatorServer, v2: ChatV2Clien
     assert v2.request("GET", f"/conversations/{conv_id}").status_code == 200
 
 
-def test_fault_until_cleared_and_request_log(
-    emulator: EmulatorServer, v2: ChatV2Client, control: ControlClient
-) -> None:
+def test_fault_until_cleared_and_request_log(v2: ChatV2Client, control: ControlClient) -> None:
     control.add_fault("status", "get_conversation", status=500)
     for _ in range(3):
         assert v2.request("GET", "/conversations/x").status_code == 500
@@ -117,9 +115,7 @@ def test_raw_reset_is_a_connection_reset(emulator: EmulatorServer) -> None:
         conn.getresponse()
 
 
-def test_control_provision_state_and_reset(
-    emulator: EmulatorServer, control: ControlClient, webhook_receiver: WebhookReceiver
-) -> None:
+def test_control_provision_state_and_reset(control: ControlClient, webhook_receiver: WebhookReceiver) -> None:
     webhook_id, channel_id = control.provision(webhook_receiver.url, "102")
     webhook_receiver.wait_for_events("WEB_HOOK_VERIFY")
     state = control.state()

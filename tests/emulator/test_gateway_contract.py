@@ -7,31 +7,21 @@ and so does an entry that no longer matches anything (the file or the emulator c
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-import yaml
-from openapi_schema_validator import OAS30Validator, oas30_format_checker
+from openapi_schema_validator import oas30_format_checker
 
 from cc_emulator.pytest_plugin import WebhookReceiver
 from cc_emulator.server import EmulatorServer
+from tests.support.openapi import ExchangeRecorder, Finding, load_spec
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 P = "/chat-gateway/v1"
-
-
-@dataclass(frozen=True)
-class Finding:
-    op: str
-    where: str  # "request" or "response <status>"
-    message: str
 
 
 @dataclass(frozen=True)
@@ -89,46 +79,18 @@ NOT_EMULATED = {
 }
 
 
-def _spec_path() -> Path:
-    base = os.environ.get("EIGHTXEIGHT_CONTRACT_DIR")
-    directory = Path(base) if base else REPO_ROOT.parent / "shared" / "8x8"
-    return directory / "chat-gateway-v1.openapi.yml"
-
-
-def _deref(node: Any, root: dict[str, Any]) -> Any:
-    if isinstance(node, dict):
-        if "$ref" in node:
-            target: Any = root
-            for part in node["$ref"].lstrip("#/").split("/"):
-                target = target[part]
-            return _deref(target, root)
-        return {k: _deref(v, root) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_deref(v, root) for v in node]
-    return node
-
-
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
-    path = _spec_path()
-    if not path.is_file():
-        pytest.skip(f"8x8 Gateway contract not found at {path}; set EIGHTXEIGHT_CONTRACT_DIR to its directory")
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return dict(_deref(raw, raw))
+    return load_spec("chat-gateway-v1.openapi.yml", "Chat Gateway v1")
 
 
-class Recorder:
+class Recorder(ExchangeRecorder):
     """Sends Gateway requests and keeps (path template, method, request body, response) for validation."""
 
     def __init__(self, emu: EmulatorServer, spec: dict[str, Any]) -> None:
+        super().__init__(spec, format_checker=oas30_format_checker)
         self.emu = emu
-        self.spec = spec
-        self.exchanges: list[tuple[str, str, Any, requests.Response]] = []
         self.headers = {"x-api-key": emu.config.api_key, "X-8x8-Tenant": emu.config.tenant_id}
-        self._templates = [
-            (re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", p) + "$"), p)
-            for p in sorted(spec["paths"], key=lambda p: p.count("{"))
-        ]
 
     def call(
         self,
@@ -142,47 +104,11 @@ class Recorder:
         """`valid=False` marks a deliberately invalid request: only its response is checked."""
         sent_headers = self.headers if headers is None else headers
         resp = requests.request(method, self.emu.base_url + path, json=body, headers=sent_headers, timeout=5, **kwargs)
-        template = next(t for rx, t in self._templates if rx.match(path))
         record = body
         if "files" in kwargs:
             # Multipart: validate the form's fields (the file part as a string).
             record = {k: (v[1] if isinstance(v[1], str) else "<binary>") for k, v in kwargs["files"].items()}
-        self.exchanges.append((template, method.lower(), record if valid else None, resp))
-        return resp
-
-    def findings(self) -> set[Finding]:
-        found: set[Finding] = set()
-        for template, method, body, resp in self.exchanges:
-            op = self.spec["paths"][template][method]
-            op_id = op["operationId"]
-            request_body = op.get("requestBody")
-            if body is not None and request_body:
-                schema = next(iter(request_body["content"].values()))["schema"]
-                for err in OAS30Validator(schema, format_checker=oas30_format_checker).iter_errors(body):
-                    found.add(Finding(op_id, "request", err.message))
-            declared = op["responses"].get(str(resp.status_code)) or op["responses"].get("default")
-            where = f"response {resp.status_code}"
-            if declared is None:
-                found.add(Finding(op_id, where, "undeclared status"))
-                continue
-            content = declared.get("content")
-            if not content:
-                if resp.content:
-                    found.add(Finding(op_id, where, "must have no body"))
-                continue
-            media = resp.headers.get("Content-Type", "").split(";")[0]
-            if media not in content:
-                found.add(Finding(op_id, where, f"content type {media} not in {sorted(content)}"))
-                continue
-            if not media.endswith("json"):
-                continue  # binary download: the media type is the contract
-            schema = content[media]["schema"]
-            for err in OAS30Validator(schema, format_checker=oas30_format_checker).iter_errors(resp.json()):
-                found.add(Finding(op_id, where, err.message))
-        return found
-
-    def covered(self) -> set[tuple[str, str]]:
-        return {(t, m) for t, m, _, _ in self.exchanges}
+        return self.record(method, path, record if valid else None, resp)
 
 
 def test_all_gateway_operations_conform_to_openapi(

@@ -193,7 +193,6 @@ def test_assignment_while_queued_moves_the_conversation(
 
 
 def test_user_leaves_then_messages_per_setting(
-    emulator: EmulatorServer,
     gw: GatewayClient,
     gw_channel: str,
     webhook_receiver: WebhookReceiver,

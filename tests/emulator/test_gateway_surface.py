@@ -200,7 +200,7 @@ def test_typing_is_not_sent_to_v2_webhooks(
     assert webhook_receiver.event_types(conv_id) == ["QUEUED", "AGENT_JOINED"]
 
 
-def test_list_conversations_filter_and_paging(emulator: EmulatorServer, gw: GatewayClient, gw_channel: str) -> None:
+def test_list_conversations_filter_and_paging(gw: GatewayClient, gw_channel: str) -> None:
     ids = [
         new_gateway_conversation(gw, gw_channel, user={"name": f"n{i}", "caseId": f"case-{i % 2}"}) for i in range(5)
     ]

@@ -12,7 +12,7 @@ from tests.emulator.emulator_support import new_conversation
 
 
 def test_create_conversation_queues_then_agent_joins_and_replies(
-    emulator: EmulatorServer, v2: ChatV2Client, channel: str, webhook_receiver: WebhookReceiver
+    v2: ChatV2Client, channel: str, webhook_receiver: WebhookReceiver
 ) -> None:
     conv_id = new_conversation(v2, channel, history=[{"text": "my order is late", "type": "user"}])
     joined = webhook_receiver.wait_for_events("AGENT_JOINED", conversation_id=conv_id)[0].json()
@@ -148,7 +148,7 @@ def test_customer_leaves_while_queued_sends_no_agent_left(
 
 
 def test_agent_sees_full_history_across_interactions(
-    emulator: EmulatorServer, v2: ChatV2Client, channel: str, webhook_receiver: WebhookReceiver, control: ControlClient
+    v2: ChatV2Client, channel: str, webhook_receiver: WebhookReceiver, control: ControlClient
 ) -> None:
     history = [{"text": "h1", "type": "user"}, {"text": "bot says", "type": "bot"}]
     conv_id = new_conversation(v2, channel, history=history)

@@ -10,15 +10,7 @@ from cc_emulator.control import ChatV2Client, ControlClient
 from cc_emulator.pytest_plugin import WebhookReceiver, make_test_config
 from cc_emulator.server import EmulatorServer
 from tests.emulator.emulator_support import jwk_for, new_conversation, signature_kid, verify_8x8_signature
-
-HEADERS = (
-    "x-8x8-signature",
-    "x-8x8-event-id",
-    "x-8x8-retry",
-    "x-8x8-transmission-time",
-    "x-8x8-tenant-id",
-    "x-8x8-customer-id",
-)
+from tests.support.signing import SIGNATURE_HEADERS
 
 
 def test_every_event_carries_headers_and_a_valid_signature(
@@ -31,7 +23,7 @@ def test_every_event_carries_headers_and_a_valid_signature(
     assert jwk["kty"] == "RSA" and jwk["kid"] == emulator.engine.keys.active.kid
     assert len(webhook_receiver.requests) >= 4
     for req in webhook_receiver.requests:
-        for name in HEADERS:
+        for name in SIGNATURE_HEADERS:
             assert name in req.headers, name
         assert req.headers["x-8x8-tenant-id"] == "t1"
         assert req.headers["x-8x8-customer-id"] == "c1"

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+import requests
+
+from casebridge.models import Customer
 from tests.support.lambdas import LambdaContext
 from tests.support.paths import EVENTS_DIR
 from tests.support.signing import SIGNATURE_HEADERS, WebhookSigner
@@ -109,3 +112,28 @@ def invoke(module: ModuleType, event: dict[str, Any]) -> Answer:
     for k, v in (result.get("multiValueHeaders") or {}).items():
         headers.setdefault(k.lower(), v[0] if isinstance(v, list) and v else v)
     return Answer(result["statusCode"], body, headers, raw)
+
+
+def crm_customer() -> Customer:
+    """A customer with every standard field and two custom properties."""
+    return Customer(
+        name="Ann",
+        email="ann@example.com",
+        phone="+44 20 7946 0000",
+        customerId="crm-42",
+        company="Acme",
+        language="de",
+        properties={"plan": "gold", "tier": "2"},
+    )
+
+
+class TimeoutRecorder(requests.Session):
+    """A session that records the timeout of each request and answers none (a connect timeout)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeouts: list[Any] = []
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        self.timeouts.append(kwargs.get("timeout"))
+        raise requests.ConnectTimeout("recorded")

@@ -16,13 +16,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 # The headers of a signed delivery, in CONTRACT.md's order.
-SIGNATURE_HEADERS = (
-    "x-8x8-signature",
-    "x-8x8-event-id",
-    "x-8x8-retry",
-    "x-8x8-transmission-time",
-    "x-8x8-tenant-id",
-    "x-8x8-customer-id",
+SIGNATURE_HEADERS = tuple(
+    f"x-8x8-{name}" for name in ("signature", "event-id", "retry", "transmission-time", "tenant-id", "customer-id")
 )
 TENANT_ID = "acme-tenant"
 CUSTOMER_ID = "acme-customer"

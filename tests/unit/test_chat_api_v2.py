@@ -23,6 +23,7 @@ from casebridge.errors import (
     UnsupportedByContactCenterApi,
 )
 from casebridge.models import Customer, HistoryMessage, Routing
+from tests.support.samples import TimeoutRecorder, crm_customer
 
 BASE = "https://api.8x8.test"
 TENANT_PATH = f"{BASE}/vcc/eu/chat/v2/tenant/acme-tenant"
@@ -205,49 +206,28 @@ def test_400_is_not_retryable_and_carries_the_upstream_code(
     assert error.body()["error"]["upstream"] == {"status": 400, "code": code}
 
 
-def test_read_timeout_is_retryable_and_ambiguous(mock_8x8: Any, client: ChatApiV2Client) -> None:
-    mock_8x8.post(f"{TENANT_PATH}/conversations/conv-1/messages", body=requests.ReadTimeout("slow"))
+@pytest.mark.parametrize(
+    ("failure", "ambiguous"),
+    [
+        (requests.ReadTimeout("slow"), True),
+        (requests.ConnectTimeout("no route"), False),
+        (requests.ConnectionError("NewConnectionError: [Errno 111] Connection refused"), False),
+        (requests.ConnectionError("Connection aborted.', RemoteDisconnected('Remote end closed connection')"), True),
+    ],
+    ids=["read-timeout", "connect-timeout", "connection-refused", "dropped-mid-answer"],
+)
+def test_network_failures_are_retryable_and_ambiguous_when_8x8_may_have_acted(
+    mock_8x8: Any, client: ChatApiV2Client, failure: Exception, ambiguous: bool
+) -> None:
+    mock_8x8.post(f"{TENANT_PATH}/conversations/conv-1/messages", body=failure)
     with pytest.raises(ContactCenterError) as raised:
         client.send_message("conv-1", "hi", "user")
-    assert (raised.value.retryable, raised.value.ambiguous) == (True, True)
-
-
-def test_connect_timeout_is_retryable_and_not_ambiguous(mock_8x8: Any, client: ChatApiV2Client) -> None:
-    mock_8x8.post(f"{TENANT_PATH}/conversations/conv-1/messages", body=requests.ConnectTimeout("no route"))
-    with pytest.raises(ContactCenterError) as raised:
-        client.send_message("conv-1", "hi", "user")
-    assert (raised.value.retryable, raised.value.ambiguous) == (True, False)
-
-
-def test_connection_refused_is_not_ambiguous(mock_8x8: Any, client: ChatApiV2Client) -> None:
-    mock_8x8.post(
-        f"{TENANT_PATH}/conversations/conv-1/messages",
-        body=requests.ConnectionError("NewConnectionError: [Errno 111] Connection refused"),
-    )
-    with pytest.raises(ContactCenterError) as raised:
-        client.send_message("conv-1", "hi", "user")
-    assert (raised.value.retryable, raised.value.ambiguous) == (True, False)
-
-
-def test_connection_dropped_mid_answer_is_ambiguous(mock_8x8: Any, client: ChatApiV2Client) -> None:
-    mock_8x8.post(
-        f"{TENANT_PATH}/conversations/conv-1/messages",
-        body=requests.ConnectionError("Connection aborted.', RemoteDisconnected('Remote end closed connection')"),
-    )
-    with pytest.raises(ContactCenterError) as raised:
-        client.send_message("conv-1", "hi", "user")
-    assert (raised.value.retryable, raised.value.ambiguous) == (True, True)
+    assert (raised.value.retryable, raised.value.ambiguous) == (True, ambiguous)
 
 
 def test_every_call_has_a_timeout(client: ChatApiV2Client) -> None:
-    seen: list[Any] = []
-
-    class Recorder(requests.Session):
-        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-            seen.append(kwargs.get("timeout"))
-            raise requests.ConnectTimeout("recorded")
-
-    client.session = Recorder()
+    client.session = session = TimeoutRecorder()
+    seen = session.timeouts
     client.tokens = TokenProvider("acme-tenant", lambda: AccessToken("t", 2**62))
     with pytest.raises(ContactCenterError):
         client.send_message("conv-1", "hi", "user")
@@ -261,15 +241,7 @@ def test_customer_is_one_flat_object_with_case_id_standard_fields_and_properties
     mock_8x8: Any, client: ChatApiV2Client
 ) -> None:
     route = mock_8x8.post(f"{TENANT_PATH}/conversations", status=202, json={"conversationId": "conv-1"})
-    customer = Customer(
-        name="Ann",
-        email="ann@example.com",
-        phone="+44 20 7946 0000",
-        customerId="crm-42",
-        company="Acme",
-        language="de",
-        properties={"plan": "gold", "tier": "2"},
-    )
+    customer = crm_customer()
     client.create_conversation("channel-1", "case-9", customer, [])
     assert json.loads(route.calls[0].request.body)["customer"] == {
         "caseId": "case-9",

@@ -27,6 +27,7 @@ from casebridge.errors import (
     InvalidRequest,
 )
 from casebridge.models import Customer, HistoryMessage, Routing
+from tests.support.samples import TimeoutRecorder, crm_customer
 
 BASE = "https://api.8x8.test"
 GW = f"{BASE}/chat-gateway/v1"
@@ -66,15 +67,7 @@ def test_create_conversation_sends_user_assignment_and_history(mock_8x8: Any, cl
         json={"conversationId": "9jIczlQm7mbIVzgpIp-Oxze83Oo", "createdAt": "2026-01-01T00:00:00Z"},
         content_type="application/hal+json",
     )
-    customer = Customer(
-        name="Ann",
-        email="ann@example.com",
-        phone="+44 20 7946 0000",
-        customerId="crm-42",
-        company="Acme",
-        language="de",
-        properties={"plan": "gold", "tier": "2"},
-    )
+    customer = crm_customer()
     history = [HistoryMessage(authorType="bot", text="Hello"), HistoryMessage(authorType="user", text="Grüße ✓")]
     conversation_id = client.create_conversation("25", "case-9", customer, history, Routing(type="script", id="s-7"))
     assert conversation_id == "9jIczlQm7mbIVzgpIp-Oxze83Oo"
@@ -635,14 +628,8 @@ def test_network_failures_are_unavailable_and_ambiguous_when_8x8_may_have_acted(
 
 
 def test_every_call_has_a_timeout(client: ChatGatewayV1Client) -> None:
-    seen: list[Any] = []
-
-    class Recorder(requests.Session):
-        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-            seen.append(kwargs.get("timeout"))
-            raise requests.ConnectTimeout("recorded")
-
-    client.session = Recorder()
+    client.session = session = TimeoutRecorder()
+    seen = session.timeouts
     calls: list[Callable[[], object]] = [
         lambda: client.create_conversation("25", "case-1", Customer(), []),
         lambda: client.send_message("c-1", "hi", "user"),

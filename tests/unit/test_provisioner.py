@@ -420,27 +420,31 @@ def cfn_event(request_type: str, url: str, props: dict[str, Any], **extra: Any) 
     }
 
 
+def v2_props(emu: EmulatorServer, webhook_url: str, secret_name: str, secret: dict[str, str]) -> dict[str, Any]:
+    """The custom resource's properties for Chat API v2 on the emulator, queue 101, with `secret` stored
+    under `secret_name` (inside mock_aws)."""
+    secret_arn = aws_client("secretsmanager").create_secret(Name=secret_name, SecretString=json.dumps(secret))["ARN"]
+    return {
+        "Api": V2,
+        "BaseUrl": emu.base_url,
+        "TenantId": emu.config.tenant_id,
+        "Region": emu.config.region,
+        "SecretArn": secret_arn,
+        "QueueId": "101",
+        "Name": NAME,
+        "WebhookUrl": webhook_url,
+    }
+
+
 def test_the_custom_resource_answers_cloudformation_on_create_update_and_delete(
     emulator: EmulatorServer,  # noqa: F811
     webhook_receiver: WebhookReceiver,  # noqa: F811
     cloudformation: CloudFormationStandIn,
 ) -> None:
     with mock_aws():
-        secret_arn = aws_client("secretsmanager").create_secret(
-            Name="casebridge/8x8",
-            SecretString=json.dumps({"apiKey": emulator.config.api_key, "apiSecret": emulator.config.api_secret}),
-        )["ARN"]
+        secret = {"apiKey": emulator.config.api_key, "apiSecret": emulator.config.api_secret}
+        props = v2_props(emulator, webhook_receiver.url, "casebridge/8x8", secret)
         app = load_function("provisioner")
-        props = {
-            "Api": V2,
-            "BaseUrl": emulator.base_url,
-            "TenantId": emulator.config.tenant_id,
-            "Region": emulator.config.region,
-            "SecretArn": secret_arn,
-            "QueueId": "101",
-            "Name": NAME,
-            "WebhookUrl": webhook_receiver.url,
-        }
         app.lambda_handler(cfn_event("Create", cloudformation.url, props), LambdaContext())
         [created] = cloudformation.wait(1)
         assert created["Status"] == "SUCCESS", created["Reason"]
@@ -473,20 +477,11 @@ def test_the_custom_resource_fails_with_the_reason_and_its_rollback_succeeds(
     cloudformation: CloudFormationStandIn,
 ) -> None:
     with mock_aws():
-        secret_arn = aws_client("secretsmanager").create_secret(
-            Name="casebridge/8x8-gateway-shape", SecretString=json.dumps({"apiKey": emulator.config.api_key})
-        )["ARN"]
+        props = v2_props(
+            emulator, webhook_receiver.url, "casebridge/8x8-gateway-shape", {"apiKey": emulator.config.api_key}
+        )
+        secret_arn = props["SecretArn"]
         app = load_function("provisioner")
-        props = {
-            "Api": V2,
-            "BaseUrl": emulator.base_url,
-            "TenantId": emulator.config.tenant_id,
-            "Region": emulator.config.region,
-            "SecretArn": secret_arn,
-            "QueueId": "101",
-            "Name": NAME,
-            "WebhookUrl": webhook_receiver.url,
-        }
         app.lambda_handler(cfn_event("Create", cloudformation.url, props), LambdaContext())
         [failed] = cloudformation.wait(1)
         assert failed["Status"] == "FAILED"

@@ -84,6 +84,16 @@ def text_field(value: Any, name: str, *, required: bool = False, max_length: int
     return text
 
 
+def event_type_field(payload: Any) -> str:
+    """The `eventType` of a webhook body (both dialects' envelope); MalformedEvent when the body is no event."""
+    if not isinstance(payload, dict):
+        raise MalformedEvent("webhook body must be a JSON object")
+    event_type = payload.get("eventType")
+    if not isinstance(event_type, str) or not event_type:
+        raise MalformedEvent("eventType is required", "eventType")
+    return text_field(event_type, "eventType", max_length=128) or ""
+
+
 def conversation_id_field(value: Any) -> str:
     text = text_field(value, "conversationId", required=True, max_length=MAX_ID_LENGTH)
     assert text is not None

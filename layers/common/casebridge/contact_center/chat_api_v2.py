@@ -9,12 +9,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import requests
 
 from casebridge.contact_center import http
 from casebridge.contact_center.base import CHAT_API_V2, ContactCenterApi
+from casebridge.contact_center.client_base import ClientBase, is_case_conversation
 from casebridge.contact_center.tokens import AccessToken, TokenProvider
 from casebridge.errors import (
     ContactCenterAuthError,
@@ -34,7 +34,7 @@ def customer_body(case_id: str, customer: Customer) -> dict[str, str]:
     return {"caseId": case_id, **customer.standard_fields(), **customer.properties}
 
 
-class ChatApiV2Client:
+class ChatApiV2Client(ClientBase):
     api: ContactCenterApi = CHAT_API_V2
 
     def __init__(
@@ -47,38 +47,17 @@ class ChatApiV2Client:
         timeout: float = 5.0,
         session: requests.Session | None = None,
     ) -> None:
-        self.base_url = http.require_safe_base_url(base_url)
-        self.tenant_path = f"{self.base_url}/vcc/{region}/chat/v2/tenant/{tenant_id}"
+        super().__init__(base_url, timeout, session)
+        self.tenant_path = self.root = f"{self.base_url}/vcc/{region}/chat/v2/tenant/{tenant_id}"
         self.tokens = tokens
-        self.timeout = timeout
-        self.session = session or http.new_session()
 
-    def _call(
-        self,
-        method: str,
-        path: str,
-        operation: str,
-        *,
-        caller_input: bool = False,
-        not_found: type[ContactCenterError] = ContactCenterError,
-        **kwargs: Any,
-    ) -> requests.Response:
+    def _call(self, method: str, path: str, operation: str, **kwargs: Any) -> requests.Response:
         """Authenticated call; on 401 the token is refreshed once and the call retried once. A second 401 means
         8x8 refuses these credentials: the stack's configuration, not something a retry fixes."""
         for attempt in (1, 2):
             token = self.tokens.get()
             try:
-                return http.request(
-                    self.session,
-                    method,
-                    self.tenant_path + path,
-                    operation,
-                    self.timeout,
-                    caller_input=caller_input,
-                    not_found=not_found,
-                    headers={"Authorization": f"Bearer {token}"},
-                    **kwargs,
-                )
+                return super()._call(method, path, operation, headers={"Authorization": f"Bearer {token}"}, **kwargs)
             except ContactCenterAuthError as error:
                 self.tokens.invalidate(token)
                 if attempt == 2:
@@ -88,10 +67,6 @@ class ChatApiV2Client:
                         upstream_code=error.upstream_code,
                     ) from error
         raise AssertionError("unreachable")
-
-    @staticmethod
-    def _conversation(conversation_id: str) -> str:
-        return "/conversations/" + quote(conversation_id, safe="")
 
     def create_conversation(
         self,
@@ -108,40 +83,13 @@ class ChatApiV2Client:
         body: dict[str, Any] = {"channelId": channel_id, "customer": customer_body(case_id, customer)}
         if history:
             body["history"] = {"messages": [{"text": m.text, "type": m.author_type} for m in history]}
-        answer = self._call(
-            "POST",
-            "/conversations",
-            "create_conversation",
-            caller_input=True,
-            not_found=ContactCenterMisconfigured,  # nothing exists yet but the channel
-            json=body,
-        )
-        payload = http.json_body(answer)
-        conversation_id = payload.get("conversationId") if isinstance(payload, dict) else None
-        if not isinstance(conversation_id, (str, int)) or isinstance(conversation_id, bool) or conversation_id == "":
-            # 8x8 took the request, so the conversation may exist: ambiguous, look it up before creating again.
-            raise ContactCenterError(
-                "8x8 accepted the conversation but sent no conversationId",
-                upstream_status=answer.status_code,
-                ambiguous=True,
-            )
-        return str(conversation_id)
+        return self._open_conversation(body)
 
     def send_message(self, conversation_id: str, text: str, author_type: str) -> None:
-        self._call(
-            "POST",
-            self._conversation(conversation_id) + "/messages",
-            "post_message",
-            caller_input=True,
-            json={"text": text, "authorType": author_type},
-        )
+        self._post_message(conversation_id, {"text": text, "authorType": author_type})
 
     def customer_leaves(self, conversation_id: str) -> None:
-        try:
-            self._call("DELETE", self._conversation(conversation_id) + "/participants/customer", "customer_leaves")
-        except ContactCenterError as error:
-            if error.upstream_status != 404:  # already gone: leaving is idempotent
-                raise
+        self._leave("DELETE", conversation_id, "customer")
 
     def route(self, conversation_id: str, routing: Routing) -> None:
         raise UnsupportedByContactCenterApi(f"Chat API v2 cannot route a conversation: routing {NEEDS_GATEWAY}")
@@ -178,13 +126,7 @@ class ChatApiV2Client:
         """GET .../conversations filtered by `customer.caseId` (the OAS's `customer.<anyCustomerKeyName>`) and
         `channel-id`, newest first; the answer is `{data:[{id, channelId, customer, startTime}], page}`."""
         params = {"customer.caseId": case_id, "channel-id": channel_id, "order": "desc"}
-        try:
-            answer = self._call("GET", "/conversations", "find_conversation", params=params)
-        except ContactCenterError as error:
-            if error.upstream_status == 404:
-                return None
-            raise
-        return newest_match(http.json_body(answer), case_id, channel_id)
+        return self._find_conversation(params, lambda payload: newest_match(payload, case_id, channel_id))
 
 
 def newest_match(payload: Any, case_id: str, channel_id: str) -> str | None:
@@ -193,21 +135,10 @@ def newest_match(payload: Any, case_id: str, channel_id: str) -> str | None:
     items = payload.get("data") if isinstance(payload, dict) else None
     found: list[tuple[str, int, str]] = []
     for position, item in enumerate(items if isinstance(items, list) else []):
-        if not isinstance(item, dict):
-            continue
-        customer = item.get("customer")
-        conversation_id = item.get("id")
-        if (
-            isinstance(customer, dict)
-            and str(customer.get("caseId")) == case_id
-            and str(item.get("channelId")) == channel_id
-            and isinstance(conversation_id, (str, int))
-            and not isinstance(conversation_id, bool)
-            and str(conversation_id)
-        ):
+        if isinstance(item, dict) and is_case_conversation(item, "customer", case_id, channel_id):
             started = item.get("startTime")
             # ISO-8601 times of one server sort as text; without them, the first of a newest-first list wins.
-            found.append((started if isinstance(started, str) else "", -position, str(conversation_id)))
+            found.append((started if isinstance(started, str) else "", -position, str(item["id"])))
     return max(found)[2] if found else None
 
 

@@ -15,6 +15,7 @@ import requests
 
 from casebridge.contact_center import http
 from casebridge.contact_center.base import CHAT_GATEWAY_V1, ContactCenterApi
+from casebridge.contact_center.client_base import ClientBase, is_case_conversation
 from casebridge.errors import ContactCenterError, ContactCenterMisconfigured, InvalidRequest
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def fiql_value(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class ChatGatewayV1Client:
+class ChatGatewayV1Client(ClientBase):
     api: ContactCenterApi = CHAT_GATEWAY_V1
 
     def __init__(
@@ -70,41 +71,19 @@ class ChatGatewayV1Client:
         timeout: float = 5.0,
         session: requests.Session | None = None,
     ) -> None:
-        self.base_url = http.require_safe_base_url(base_url)
+        super().__init__(base_url, timeout, session)
+        self.root = self.base_url + PREFIX
         self.tenant_id = tenant_id
         self.api_key = api_key
-        self.timeout = timeout
-        self.session = session or http.new_session()
 
-    def _call(
-        self,
-        method: str,
-        path: str,
-        operation: str,
-        *,
-        caller_input: bool = False,
-        not_found: type[ContactCenterError] = ContactCenterError,
-        **kwargs: Any,
-    ) -> requests.Response:
+    def _call(self, method: str, path: str, operation: str, **kwargs: Any) -> requests.Response:
         # X-8x8-Tenant on every call, also where the OAS forgets to declare it (T25): a key serving several
         # tenants needs it, and a mismatch is a 403 we report as misconfiguration.
         headers = {"x-api-key": self.api_key(), "X-8x8-Tenant": self.tenant_id, "Accept": ACCEPT}
-        return http.request(
-            self.session,
-            method,
-            self.base_url + PREFIX + path,
-            operation,
-            self.timeout,
-            caller_input=caller_input,
-            not_found=not_found,
-            unauthorized=ContactCenterMisconfigured,  # an API key cannot be refreshed: an operator must fix it
-            headers=headers,
-            **kwargs,
+        # An API key cannot be refreshed: an operator must fix it.
+        return super()._call(
+            method, path, operation, unauthorized=ContactCenterMisconfigured, headers=headers, **kwargs
         )
-
-    @staticmethod
-    def _conversation(conversation_id: str) -> str:
-        return "/conversations/" + quote(conversation_id, safe="")
 
     def create_conversation(
         self,
@@ -119,33 +98,10 @@ class ChatGatewayV1Client:
             body["assignment"] = {"type": routing.type, "id": routing.id}
         if history:
             body["history"] = {"messages": [history_item(m) for m in history]}
-        answer = self._call(
-            "POST",
-            "/conversations",
-            "create_conversation",
-            caller_input=True,
-            not_found=ContactCenterMisconfigured,  # the conversation does not exist yet: the channel is unknown
-            json=body,
-        )
-        payload = http.json_body(answer)
-        conversation_id = payload.get("conversationId") if isinstance(payload, dict) else None
-        if not isinstance(conversation_id, (str, int)) or isinstance(conversation_id, bool) or conversation_id == "":
-            # 8x8 took the request, so the conversation may exist: ambiguous, look it up before creating again.
-            raise ContactCenterError(
-                "8x8 accepted the conversation but sent no conversationId",
-                upstream_status=answer.status_code,
-                ambiguous=True,
-            )
-        return str(conversation_id)
+        return self._open_conversation(body)
 
     def send_message(self, conversation_id: str, text: str, author_type: str) -> None:
-        self._call(
-            "POST",
-            self._conversation(conversation_id) + "/messages",
-            "post_message",
-            caller_input=True,
-            json={"authorType": author_type, "text": text},
-        )
+        self._post_message(conversation_id, {"authorType": author_type, "text": text})
 
     def send_rich_message(
         self,
@@ -165,9 +121,7 @@ class ChatGatewayV1Client:
             body["attachments"] = [{"id": attachment_id} for attachment_id in attachment_ids]
         if cards:
             body["cards"] = [dict(card) for card in cards]
-        self._call(
-            "POST", self._conversation(conversation_id) + "/messages", "post_message", caller_input=True, json=body
-        )
+        self._post_message(conversation_id, body)
 
     def upload_attachment(
         self, conversation_id: str, author_type: str, file_name: str, content_type: str, body: bytes | IO[bytes]
@@ -199,16 +153,7 @@ class ChatGatewayV1Client:
         )
 
     def customer_leaves(self, conversation_id: str) -> None:
-        try:
-            self._call(
-                "PATCH",
-                self._conversation(conversation_id) + "/participants/user",
-                "customer_leaves",
-                json={"removed": True},
-            )
-        except ContactCenterError as error:
-            if error.upstream_status != 404:  # already gone: leaving is idempotent
-                raise
+        self._leave("PATCH", conversation_id, "user", json={"removed": True})
 
     def route(self, conversation_id: str, routing: Routing) -> None:
         self._call(
@@ -230,13 +175,7 @@ class ChatGatewayV1Client:
 
     def find_conversation(self, case_id: str, channel_id: str) -> str | None:
         query = f"user.caseId=={fiql_value(case_id)};channelId=={fiql_value(channel_id)}"
-        try:
-            answer = self._call("GET", "/conversations", "find_conversation", params={"filter": query})
-        except ContactCenterError as error:
-            if error.upstream_status == 404:
-                return None
-            raise
-        return newest_match(http.json_body(answer), case_id, channel_id)
+        return self._find_conversation({"filter": query}, lambda payload: newest_match(payload, case_id, channel_id))
 
     def send_typing(self, conversation_id: str, author_type: str) -> None:
         self._call(
@@ -251,20 +190,9 @@ def newest_match(payload: Any, case_id: str, channel_id: str) -> str | None:
     items = embedded.get("conversations") if isinstance(embedded, dict) else None
     found: list[tuple[str, str]] = []
     for item in items if isinstance(items, list) else []:
-        if not isinstance(item, dict):
-            continue
-        user = item.get("user")
-        conversation_id = item.get("id")
-        if (
-            isinstance(user, dict)
-            and str(user.get("caseId")) == case_id
-            and str(item.get("channelId")) == channel_id
-            and isinstance(conversation_id, (str, int))
-            and not isinstance(conversation_id, bool)
-            and str(conversation_id)
-        ):
+        if isinstance(item, dict) and is_case_conversation(item, "user", case_id, channel_id):
             created = item.get("createdAt")  # not in ConversationResult today; used if 8x8 sends it
-            found.append((str(created) if isinstance(created, (str, int)) else "", str(conversation_id)))
+            found.append((str(created) if isinstance(created, (str, int)) else "", str(item["id"])))
     if not found:
         return None
     # Stable sort: with no createdAt, 8x8's own order decides and the last one listed wins.

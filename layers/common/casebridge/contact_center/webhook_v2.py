@@ -11,9 +11,9 @@ from typing import Any
 from casebridge.events import (
     ContactCenterEvent,
     EventKind,
-    MalformedEvent,
     compact,
     conversation_id_field,
+    event_type_field,
     text_field,
     timestamp_field,
 )
@@ -31,12 +31,7 @@ _KINDS = {
 
 def parse_webhook_event(payload: Any) -> ContactCenterEvent:
     """Raises MalformedEvent for a known event type in the wrong shape; unknown types are UNHANDLED."""
-    if not isinstance(payload, dict):
-        raise MalformedEvent("webhook body must be a JSON object")
-    event_type = payload.get("eventType")
-    if not isinstance(event_type, str) or not event_type:
-        raise MalformedEvent("eventType is required", "eventType")
-    source = text_field(event_type, "eventType", max_length=128) or ""
+    source = event_type = event_type_field(payload)
     if event_type == "WEB_HOOK_VERIFY":
         return ContactCenterEvent(EventKind.VERIFY, source)
     kind = _KINDS.get(event_type)
