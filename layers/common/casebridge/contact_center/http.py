@@ -58,13 +58,14 @@ def require_safe_base_url(base_url: str) -> str:
     if parts.scheme == "http" and _is_loopback(host):
         return base_url.strip().rstrip("/")
     raise ConfigurationError(
-        f"the 8x8 base URL {base_url!r} must use https:// (http:// is allowed only for localhost/127.0.0.1/::1): "
-        "credentials and webhook signing keys must not travel in cleartext"
+        f"the 8x8 base URL {base_url!r} must use https:// (http:// only to this machine: localhost, 127.0.0.1, "
+        "::1, host.docker.internal): credentials and webhook signing keys must not travel in cleartext"
     )
 
 
 def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
+    # host.docker.internal: the developer's own machine seen from `sam local`'s container (events/env.json).
+    if host in ("localhost", "host.docker.internal") or host.endswith(".localhost"):
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
