@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from .engine import Validation, ValidationFailed
 from .faults import FaultRule
 
 if TYPE_CHECKING:
@@ -62,6 +63,61 @@ class Response:
     @staticmethod
     def empty(status: int) -> Response:
         return Response(status)
+
+
+class JsonBody:
+    """Collects validations while reading a JSON object body (shared by the API surfaces)."""
+
+    # The gateway takes numeric ids as strings; Chat API v2 does not.
+    numbers_as_strings = False
+
+    def __init__(self, req: Request, allow_empty: bool = False) -> None:
+        data = {} if allow_empty and not req.body else req.json()
+        if not isinstance(data, dict):
+            raise BadRequest("request body must be a JSON object")
+        self.data: dict[str, Any] = data
+        self.problems: list[Validation] = []
+
+    def fail(self, field: str, value: Any, code: str, message: str) -> None:
+        self.problems.append(Validation(field, "" if value is None else str(value)[:200], code, message))
+
+    def optional_string(
+        self,
+        field: str,
+        required: bool = True,
+        max_len: int | None = None,
+        src: dict[str, Any] | None = None,
+        label: str | None = None,
+    ) -> str | None:
+        """The string at `field`, or None (with a validation recorded when it is required or malformed)."""
+        src = self.data if src is None else src
+        label = label or field
+        value = src.get(field)
+        if value is None:
+            if required:
+                self.fail(label, None, "not_null", "must not be null")
+            return None
+        if self.numbers_as_strings and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or (required and not value.strip()):
+            self.fail(label, value, "invalid_value", "must be a non-empty string")
+            return None
+        if max_len is not None and len(value) > max_len:
+            self.fail(label, value, "max_length", f"must be at most {max_len} characters")
+        return value
+
+    def check(self) -> None:
+        if self.problems:
+            raise ValidationFailed(self.problems)
+
+
+def http_uri(body: JsonBody, field: str) -> str:
+    uri = body.optional_string(field) or ""
+    if uri:
+        parts = urlsplit(uri)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            body.fail(field, uri, "invalid_uri", "must be an absolute http(s) URI")
+    return uri
 
 
 Handler = Callable[[Request], Response]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from .engine import (
     EXTERNAL_AUTHOR_TYPES,
@@ -32,7 +32,7 @@ from .engine import (
     iso,
 )
 from .faults import FaultRule
-from .http_base import BadRequest, Handler, Request, Response, Route, route
+from .http_base import BadRequest, Handler, JsonBody, Request, Response, Route, http_uri, route
 from .model import MAX_CUSTOMER_PROPS, MAX_HISTORY_MESSAGES, gateway_user
 
 P = "/chat-gateway/v1"
@@ -244,49 +244,13 @@ def hal_list(
 # -- body reading -------------------------------------------------------------------------------
 
 
-class _Body:
-    """Collects validations while reading a JSON object body."""
+class _Body(JsonBody):
+    numbers_as_strings = True  # ids are strings; be lenient with numbers
 
-    def __init__(self, req: Request, allow_empty: bool = False) -> None:
-        data = {} if allow_empty and not req.body else req.json()
-        if not isinstance(data, dict):
-            raise BadRequest("request body must be a JSON object")
-        self.data: dict[str, Any] = data
-        self.problems: list[Validation] = []
-
-    def fail(self, field: str, value: Any, code: str, message: str) -> None:
-        self.problems.append(Validation(field, "" if value is None else str(value)[:200], code, message))
-
-    def string(
-        self, field: str, required: bool = True, max_len: int | None = None, src: dict[str, Any] | None = None
-    ) -> str | None:
-        src = self.data if src is None else src
-        value = src.get(field)
-        if value is None:
-            if required:
-                self.fail(field, None, "not_null", "must not be null")
-            return None
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)  # ids are strings; be lenient with numbers
-        if not isinstance(value, str) or (required and not value.strip()):
-            self.fail(field, value, "invalid_value", "must be a non-empty string")
-            return None
-        if max_len is not None and len(value) > max_len:
-            self.fail(field, value, "max_length", f"must be at most {max_len} characters")
-        return value
-
-    def check(self) -> None:
-        if self.problems:
-            raise ValidationFailed(self.problems)
+    string = JsonBody.optional_string
 
 
-def _uri(body: _Body, field: str) -> str:
-    uri = body.string(field) or ""
-    if uri:
-        parts = urlsplit(uri)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            body.fail(field, uri, "invalid_uri", "must be an absolute http(s) URI")
-    return uri
+_uri = http_uri
 
 
 def _user(body: _Body, raw: Any, label: str = "user") -> tuple[dict[str, str], list[dict[str, str]]]:

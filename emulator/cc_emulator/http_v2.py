@@ -8,7 +8,7 @@ import math
 import secrets
 from collections.abc import Sequence
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from .delivery import now_ms
 from .engine import (
@@ -25,7 +25,7 @@ from .engine import (
     iso,
 )
 from .faults import FaultRule
-from .http_base import BadRequest, Handler, Request, Response, Route, route
+from .http_base import BadRequest, Handler, JsonBody, Request, Response, Route, http_uri, route
 
 PROBLEM = "application/problem+json"
 EVENT_VERSIONS = ("v1.0", "v2.0")
@@ -91,53 +91,13 @@ def _v2_participants(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in p.items() if k != "removed"} for p in parts]
 
 
-class _Body:
-    """Collects validations while reading a JSON object body."""
-
-    def __init__(self, req: Request) -> None:
-        data = req.json()
-        if not isinstance(data, dict):
-            raise BadRequest("request body must be a JSON object")
-        self.data: dict[str, Any] = data
-        self.problems: list[Validation] = []
-
-    def fail(self, field: str, value: Any, code: str, message: str) -> None:
-        self.problems.append(Validation(field, "" if value is None else str(value)[:200], code, message))
-
-    def string(
-        self,
-        field: str,
-        required: bool = True,
-        max_len: int | None = None,
-        src: dict[str, Any] | None = None,
-        label: str | None = None,
-    ) -> str:
-        src = self.data if src is None else src
-        label = label or field
-        value = src.get(field)
-        if value is None:
-            if required:
-                self.fail(label, None, "not_null", "must not be null")
-            return ""
-        if not isinstance(value, str) or (required and not value.strip()):
-            self.fail(label, value, "invalid_value", "must be a non-empty string")
-            return ""
-        if max_len is not None and len(value) > max_len:
-            self.fail(label, value, "max_length", f"must be at most {max_len} characters")
-        return value
-
-    def check(self) -> None:
-        if self.problems:
-            raise ValidationFailed(self.problems)
+class _Body(JsonBody):
+    def string(self, field: str, *args: Any, **kwargs: Any) -> str:
+        """Chat API v2 handlers read a missing or bad string as ""."""
+        return self.optional_string(field, *args, **kwargs) or ""
 
 
-def _uri(body: _Body, field: str) -> str:
-    uri = body.string(field)
-    if uri:
-        parts = urlsplit(uri)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            body.fail(field, uri, "invalid_uri", "must be an absolute http(s) URI")
-    return uri
+_uri = http_uri
 
 
 def _version(body: _Body, field: str) -> str:
