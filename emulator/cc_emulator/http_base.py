@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from .engine import Validation, ValidationFailed
+from .engine import NotFound, Validation, ValidationFailed
 from .faults import FaultRule
 
 if TYPE_CHECKING:
@@ -121,6 +121,33 @@ def http_uri(body: JsonBody, field: str) -> str:
 
 
 Handler = Callable[[Request], Response]
+
+
+def error_json(status: int, message: str) -> Response:
+    """The emulator's own APIs (control, desk) answer errors as {"error": message}."""
+    return Response.json(status, {"error": message})
+
+
+Errors = tuple[type[Exception], ...]
+
+
+def answer_errors(handler: Handler, conflict: Errors, invalid: Errors = (), other: Errors = ()) -> Handler:
+    """Wraps a control/desk handler: NotFound is 404, `conflict` 409, `invalid` and `other` 400
+    (`invalid` names the exception type in the message)."""
+
+    def wrapped(req: Request) -> Response:
+        try:
+            return handler(req)
+        except NotFound as exc:
+            return error_json(404, str(exc))
+        except conflict as exc:
+            return error_json(409, str(exc))
+        except invalid as exc:
+            return error_json(400, f"{type(exc).__name__}: {exc}")
+        except other as exc:
+            return error_json(400, str(exc))
+
+    return wrapped
 
 
 @dataclass
