@@ -7,7 +7,7 @@ import re
 import socket
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Protocol
@@ -106,9 +106,49 @@ class JsonBody:
             self.fail(label, value, "max_length", f"must be at most {max_len} characters")
         return value
 
+    def history_messages(self, max_messages: int, too_many: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(label, item) for each object in `history.messages`, failing a bad list or a non-object item."""
+        raw = self.data.get("history")
+        if raw is None:
+            return
+        messages = raw.get("messages") if isinstance(raw, dict) else None
+        if not isinstance(messages, list):
+            self.fail("history.messages", None, "not_null", "must be an array")
+            return
+        if len(messages) > max_messages:
+            self.fail("history.messages", len(messages), "max_size", too_many)
+        for n, item in enumerate(messages):
+            label = f"history.messages[{n}]"
+            if isinstance(item, dict):
+                yield label, item
+            else:
+                self.fail(label, item, "invalid_value", "must be an object")
+
     def check(self) -> None:
         if self.problems:
             raise ValidationFailed(self.problems)
+
+
+class SharedHandlers:
+    """Handlers that Chat API v2 and Chat Gateway v1 answer alike."""
+
+    engine: Engine
+
+    def delete_webhook(self, req: Request) -> Response:
+        self.engine.delete_webhook(req.params["id"])
+        return Response.empty(204)
+
+    def delete_channel(self, req: Request) -> Response:
+        self.engine.delete_channel(req.params["id"])
+        return Response.empty(204)
+
+    def verified(self, uri: str, version: str, failure: str) -> Response:
+        """Sends WEB_HOOK_VERIFY to `uri`: 204 on a 2xx, else a 400 naming `failure` and the outcome."""
+        record = self.engine.verify_webhook_uri(uri, version)
+        if not record.ok:
+            outcome = record.error or f"HTTP {record.status}"
+            raise ValidationFailed([Validation("uri", uri, "webhook_verification_failed", f"{failure} ({outcome})")])
+        return Response.empty(204)
 
 
 def http_uri(body: JsonBody, field: str) -> str:

@@ -32,7 +32,7 @@ from .engine import (
     iso,
 )
 from .faults import FaultRule
-from .http_base import BadRequest, Handler, JsonBody, Request, Response, Route, http_uri, route
+from .http_base import BadRequest, Handler, JsonBody, Request, Response, Route, SharedHandlers, http_uri, route
 from .model import MAX_CUSTOMER_PROPS, MAX_HISTORY_MESSAGES, gateway_user
 
 P = "/chat-gateway/v1"
@@ -355,7 +355,7 @@ def parse_multipart(req: Request) -> dict[str, tuple[str | None, str, bytes]]:
 # -- the surface --------------------------------------------------------------------------------
 
 
-class ChatGatewaySurface:
+class ChatGatewaySurface(SharedHandlers):
     name = "gateway"
 
     def __init__(self, engine: Engine) -> None:
@@ -490,22 +490,12 @@ class ChatGatewaySurface:
         self.engine.get_webhook(req.params["id"])
         return hal(200, self._webhook(self.engine.update_webhook(req.params["id"], *self._webhook_body(req))))
 
-    def delete_webhook(self, req: Request) -> Response:
-        self.engine.delete_webhook(req.params["id"])
-        return Response.empty(204)
-
     def verify_webhook(self, req: Request) -> Response:
         body = _Body(req)
         version = body.string("version") or ""
         uri = _uri(body, "uri")
         body.check()
-        record = self.engine.verify_webhook_uri(uri, version)
-        if not record.ok:
-            outcome = record.error or f"HTTP {record.status}"
-            raise ValidationFailed(
-                [Validation("uri", uri, "webhook_verification_failed", f"WEB_HOOK_VERIFY got no 2xx ({outcome})")]
-            )
-        return Response.empty(204)
+        return self.verified(uri, version, "WEB_HOOK_VERIFY got no 2xx")
 
     # -- channels ----------------------------------------------------------------------------
 
@@ -550,10 +540,6 @@ class ChatGatewaySurface:
         self.engine.get_channel(req.params["id"])
         return hal(200, self._channel(self.engine.update_channel(req.params["id"], *self._channel_body(req))))
 
-    def delete_channel(self, req: Request) -> Response:
-        self.engine.delete_channel(req.params["id"])
-        return Response.empty(204)
-
     # -- conversations -----------------------------------------------------------------------
 
     @staticmethod
@@ -578,28 +564,13 @@ class ChatGatewaySurface:
             customer, props = _user(body, body.data["user"])
         assignment = _assignment(body, body.data.get("assignment"))
         history: list[dict[str, Any]] = []
-        raw_history = body.data.get("history")
-        if raw_history is not None:
-            messages = raw_history.get("messages") if isinstance(raw_history, dict) else None
-            if not isinstance(messages, list):
-                body.fail("history.messages", None, "not_null", "must be an array")
-            else:
-                if len(messages) > MAX_HISTORY_MESSAGES:
-                    body.fail(
-                        "history.messages", len(messages), "max_size", f"must have at most {MAX_HISTORY_MESSAGES} items"
-                    )
-                for n, item in enumerate(messages):
-                    label = f"history.messages[{n}]"
-                    if not isinstance(item, dict):
-                        body.fail(label, item, "invalid_value", "must be an object")
-                        continue
-                    author = item.get("authorType", "user")
-                    if author not in EXTERNAL_AUTHOR_TYPES:
-                        body.fail(f"{label}.authorType", author, "invalid_value", "must be one of [user, bot]")
-                    text = body.string("text", required=False, src=item)
-                    history.append(
-                        {"authorType": author, "text": text or "", "cards": _cards(body, item.get("cards"), label)}
-                    )
+        too_many = f"must have at most {MAX_HISTORY_MESSAGES} items"
+        for label, item in body.history_messages(MAX_HISTORY_MESSAGES, too_many):
+            author = item.get("authorType", "user")
+            if author not in EXTERNAL_AUTHOR_TYPES:
+                body.fail(f"{label}.authorType", author, "invalid_value", "must be one of [user, bot]")
+            text = body.string("text", required=False, src=item)
+            history.append({"authorType": author, "text": text or "", "cards": _cards(body, item.get("cards"), label)})
         body.check()
         conv = self.engine.create_conversation(channel_id, customer, history, props, assignment)
         return hal(202, {"conversationId": conv.id, "createdAt": iso(conv.created)})

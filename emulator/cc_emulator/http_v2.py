@@ -25,7 +25,7 @@ from .engine import (
     iso,
 )
 from .faults import FaultRule
-from .http_base import BadRequest, Handler, JsonBody, Request, Response, Route, http_uri, route
+from .http_base import BadRequest, Handler, JsonBody, Request, Response, Route, SharedHandlers, http_uri, route
 
 PROBLEM = "application/problem+json"
 EVENT_VERSIONS = ("v1.0", "v2.0")
@@ -107,7 +107,7 @@ def _version(body: _Body, field: str) -> str:
     return version
 
 
-class ChatApiV2Surface:
+class ChatApiV2Surface(SharedHandlers):
     name = "v2"
 
     def __init__(self, engine: Engine) -> None:
@@ -283,29 +283,12 @@ class ChatApiV2Surface:
         name, uri, version = self._webhook_body(req)
         return Response.json(200, self._webhook(self.engine.update_webhook(req.params["id"], name, uri, version)))
 
-    def delete_webhook(self, req: Request) -> Response:
-        self.engine.delete_webhook(req.params["id"])
-        return Response.empty(204)
-
     def verify_webhook(self, req: Request) -> Response:
         body = _Body(req)
         version = _version(body, "version")
         uri = _uri(body, "uri")
         body.check()
-        record = self.engine.verify_webhook_uri(uri, version)
-        if not record.ok:
-            outcome = record.error or f"HTTP {record.status}"
-            raise ValidationFailed(
-                [
-                    Validation(
-                        "uri",
-                        uri,
-                        "webhook_verification_failed",
-                        f"WEB_HOOK_VERIFY was not answered with 2xx ({outcome})",
-                    )
-                ]
-            )
-        return Response.empty(204)
+        return self.verified(uri, version, "WEB_HOOK_VERIFY was not answered with 2xx")
 
     # -- channels ----------------------------------------------------------------------------
 
@@ -354,10 +337,6 @@ class ChatApiV2Surface:
             200, self._channel(self.engine.update_channel(req.params["id"], name, webhook_id, queue_id))
         )
 
-    def delete_channel(self, req: Request) -> Response:
-        self.engine.delete_channel(req.params["id"])
-        return Response.empty(204)
-
     # -- conversations -----------------------------------------------------------------------
 
     @staticmethod
@@ -396,23 +375,12 @@ class ChatApiV2Surface:
                 else:
                     customer[key] = value
         history: list[dict[str, str]] = []
-        raw_history = body.data.get("history")
-        if raw_history is not None:
-            messages = raw_history.get("messages") if isinstance(raw_history, dict) else None
-            if not isinstance(messages, list):
-                body.fail("history.messages", None, "not_null", "must be an array")
-            else:
-                if len(messages) > 200:
-                    body.fail("history.messages", len(messages), "max_size", "must have at most 200 messages")
-                for n, item in enumerate(messages):
-                    if not isinstance(item, dict):
-                        body.fail(f"history.messages[{n}]", item, "invalid_value", "must be an object")
-                        continue
-                    text = body.string("text", src=item, label=f"history.messages[{n}].text")
-                    mtype = item.get("type", "user")
-                    if mtype not in EXTERNAL_AUTHOR_TYPES:
-                        body.fail(f"history.messages[{n}].type", mtype, "invalid_value", "must be one of [user, bot]")
-                    history.append({"text": text, "type": str(mtype)})
+        for label, item in body.history_messages(200, "must have at most 200 messages"):
+            text = body.string("text", src=item, label=f"{label}.text")
+            mtype = item.get("type", "user")
+            if mtype not in EXTERNAL_AUTHOR_TYPES:
+                body.fail(f"{label}.type", mtype, "invalid_value", "must be one of [user, bot]")
+            history.append({"text": text, "type": str(mtype)})
         body.check()
         conv = self.engine.create_conversation(channel_id, customer, history)
         return Response.json(202, {"conversationId": conv.id, "timestamp": int(conv.created * 1000)})
