@@ -132,7 +132,11 @@ class JsonBody:
 class SharedHandlers:
     """Handlers that Chat API v2 and Chat Gateway v1 answer alike."""
 
-    engine: Engine
+    body_type: type[JsonBody]
+    verify_failure: str  # the start of the 400's message when verification fails
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
     def delete_webhook(self, req: Request) -> Response:
         self.engine.delete_webhook(req.params["id"])
@@ -142,12 +146,21 @@ class SharedHandlers:
         self.engine.delete_channel(req.params["id"])
         return Response.empty(204)
 
-    def verified(self, uri: str, version: str, failure: str) -> Response:
-        """Sends WEB_HOOK_VERIFY to `uri`: 204 on a 2xx, else a 400 naming `failure` and the outcome."""
+    def webhook_version(self, body: JsonBody) -> str:
+        """The `version` of a verify request, as this surface validates it."""
+        raise NotImplementedError
+
+    def verify_webhook(self, req: Request) -> Response:
+        """Sends WEB_HOOK_VERIFY to `uri`: 204 on a 2xx, else a 400 naming the outcome."""
+        body = self.body_type(req)
+        version = self.webhook_version(body)
+        uri = http_uri(body, "uri")
+        body.check()
         record = self.engine.verify_webhook_uri(uri, version)
         if not record.ok:
             outcome = record.error or f"HTTP {record.status}"
-            raise ValidationFailed([Validation("uri", uri, "webhook_verification_failed", f"{failure} ({outcome})")])
+            failure = f"{self.verify_failure} ({outcome})"
+            raise ValidationFailed([Validation("uri", uri, "webhook_verification_failed", failure)])
         return Response.empty(204)
 
 

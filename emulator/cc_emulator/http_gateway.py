@@ -22,7 +22,6 @@ from .engine import (
     Attachment,
     Channel,
     Conversation,
-    Engine,
     EngineError,
     Message,
     NotFound,
@@ -357,9 +356,8 @@ def parse_multipart(req: Request) -> dict[str, tuple[str | None, str, bytes]]:
 
 class ChatGatewaySurface(SharedHandlers):
     name = "gateway"
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    body_type = _Body
+    verify_failure = "WEB_HOOK_VERIFY got no 2xx"
 
     def routes(self) -> list[Route]:
         def r(method: str, path: str, op: str, handler: Handler, errors: Errors = DEFAULT) -> Route:
@@ -490,12 +488,8 @@ class ChatGatewaySurface(SharedHandlers):
         self.engine.get_webhook(req.params["id"])
         return hal(200, self._webhook(self.engine.update_webhook(req.params["id"], *self._webhook_body(req))))
 
-    def verify_webhook(self, req: Request) -> Response:
-        body = _Body(req)
-        version = body.string("version") or ""
-        uri = _uri(body, "uri")
-        body.check()
-        return self.verified(uri, version, "WEB_HOOK_VERIFY got no 2xx")
+    def webhook_version(self, body: JsonBody) -> str:
+        return body.optional_string("version") or ""
 
     # -- channels ----------------------------------------------------------------------------
 

@@ -100,8 +100,8 @@ class _Body(JsonBody):
 _uri = http_uri
 
 
-def _version(body: _Body, field: str) -> str:
-    version = body.string(field)
+def _version(body: JsonBody, field: str) -> str:
+    version = body.optional_string(field) or ""
     if version and version not in EVENT_VERSIONS:
         body.fail(field, version, "invalid_version", f"must be one of {list(EVENT_VERSIONS)}")
     return version
@@ -109,9 +109,11 @@ def _version(body: _Body, field: str) -> str:
 
 class ChatApiV2Surface(SharedHandlers):
     name = "v2"
+    body_type = _Body
+    verify_failure = "WEB_HOOK_VERIFY was not answered with 2xx"
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        super().__init__(engine)
         cfg = engine.config
         self.prefix = f"/vcc/{cfg.region}/chat/v2/tenant/{{tenant}}"
 
@@ -283,12 +285,8 @@ class ChatApiV2Surface(SharedHandlers):
         name, uri, version = self._webhook_body(req)
         return Response.json(200, self._webhook(self.engine.update_webhook(req.params["id"], name, uri, version)))
 
-    def verify_webhook(self, req: Request) -> Response:
-        body = _Body(req)
-        version = _version(body, "version")
-        uri = _uri(body, "uri")
-        body.check()
-        return self.verified(uri, version, "WEB_HOOK_VERIFY was not answered with 2xx")
+    def webhook_version(self, body: JsonBody) -> str:
+        return _version(body, "version")
 
     # -- channels ----------------------------------------------------------------------------
 
