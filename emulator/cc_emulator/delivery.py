@@ -15,7 +15,7 @@ import requests
 
 from .config import TimingConfig
 from .faults import FaultManager
-from .loop import ConditionLoop
+from .loop import ConditionLoop, wait_on
 from .signing import KeyStore, b64url, signature_payload
 
 
@@ -265,22 +265,17 @@ class DeliveryWorker(ConditionLoop):
 
     def wait_for(self, predicate: Callable[[list[DeliveryRecord]], Any], timeout: float = 5.0) -> Any:
         """Block until predicate(records) is truthy; return its value, or raise TimeoutError."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                value = predicate(list(self._records))
-                if value:
-                    return value
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"delivery condition not met within {timeout}s")
-                self._cond.wait(timeout=min(remaining, 0.05))
+        return wait_on(
+            self._cond,
+            lambda: predicate(list(self._records)),
+            timeout,
+            lambda: f"delivery condition not met within {timeout}s",
+        )
 
     def wait_idle(self, timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._heap or self._held or self._in_flight:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"deliveries still pending after {timeout}s")
-                self._cond.wait(timeout=min(remaining, 0.05))
+        wait_on(
+            self._cond,
+            lambda: not (self._heap or self._held or self._in_flight),
+            timeout,
+            lambda: f"deliveries still pending after {timeout}s",
+        )

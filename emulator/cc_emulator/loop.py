@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
+from typing import Any
 
 
 class ConditionLoop:
@@ -26,3 +29,19 @@ class ConditionLoop:
             self._stopping = True
             self._cond.notify_all()
         self._thread.join(timeout=join_timeout)
+
+
+def wait_on(cond: threading.Condition, probe: Callable[[], Any], timeout: float, failure: Callable[[], str]) -> Any:
+    """Holding `cond`, waits until probe() is truthy and returns it; TimeoutError(failure()) after `timeout`.
+
+    Re-checks at least every 50 ms, so a change made without a notify is still seen."""
+    deadline = time.monotonic() + timeout
+    with cond:
+        while True:
+            value = probe()
+            if value:
+                return value
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(failure())
+            cond.wait(timeout=min(remaining, 0.05))
