@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .config import EmulatorConfig, FaultSpec, load_config
 from .server import EmulatorServer, wait_until_interrupted
@@ -77,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _set_given(target: object, values: dict[str, Any]) -> None:
+    """Sets each attribute whose command-line value was given (None: not given, keep the config's)."""
+    for name, value in values.items():
+        if value is not None:
+            setattr(target, name, value)
+
+
 def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     cfg = load_config(args.config)
     overrides = {
@@ -92,19 +100,10 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         "gateway_echo_is_echo": args.gateway_echo_is_echo,
         "gateway_removed_accepts_messages": args.gateway_removed_accepts_messages,
     }
-    for name, value in overrides.items():
-        if value is not None:
-            setattr(cfg, name, value)
-    timing_overrides = {
-        "accept_delay": args.accept_delay,
-        "reply_delay": args.reply_delay,
-        "retry_base_delay": args.retry_base_delay,
-        "max_attempts": args.max_attempts,
-        "agent_wrap_up_idle": args.agent_wrap_up_idle,
-    }
-    for name, value in timing_overrides.items():
-        if value is not None:
-            setattr(cfg.timings, name, value)
+    _set_given(cfg, overrides)
+    # These flags are named after the TimingConfig fields they set.
+    timing_names = ("accept_delay", "reply_delay", "retry_base_delay", "max_attempts", "agent_wrap_up_idle")
+    _set_given(cfg.timings, {name: getattr(args, name) for name in timing_names})
     cfg.faults.extend(parse_fault(f) for f in args.fault)
     return cfg
 

@@ -6,7 +6,6 @@ import heapq
 import itertools
 import json
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -16,6 +15,7 @@ import requests
 
 from .config import TimingConfig
 from .faults import FaultManager
+from .loop import ConditionLoop, wait_on
 from .signing import KeyStore, b64url, signature_payload
 
 
@@ -89,7 +89,7 @@ class _Job:
     out_of_order: bool = False
 
 
-class DeliveryWorker:
+class DeliveryWorker(ConditionLoop):
     def __init__(
         self,
         keys: KeyStore,
@@ -103,26 +103,18 @@ class DeliveryWorker:
         self.customer_id = customer_id
         self.timings = timings
         self.faults = faults
-        self._cond = threading.Condition()
+        super().__init__("cc-emulator-delivery")
         self._heap: list[tuple[float, int, _Job]] = []
         self._held: list[tuple[float, _Job]] = []
         self._seq = itertools.count()
         self._records: list[DeliveryRecord] = []
         self._record_seq = itertools.count(1)
         self._in_flight = 0
-        self._stopping = False
         self._generation = 0
         self._session = requests.Session()
-        self._thread = threading.Thread(target=self._run, name="cc-emulator-delivery", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
 
     def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        self._thread.join(timeout=self.timings.delivery_timeout + 1)
+        self._stop_thread(self.timings.delivery_timeout + 1)
         self._session.close()
 
     def reset(self) -> None:
@@ -273,22 +265,17 @@ class DeliveryWorker:
 
     def wait_for(self, predicate: Callable[[list[DeliveryRecord]], Any], timeout: float = 5.0) -> Any:
         """Block until predicate(records) is truthy; return its value, or raise TimeoutError."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                value = predicate(list(self._records))
-                if value:
-                    return value
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"delivery condition not met within {timeout}s")
-                self._cond.wait(timeout=min(remaining, 0.05))
+        return wait_on(
+            self._cond,
+            lambda: predicate(list(self._records)),
+            timeout,
+            lambda: f"delivery condition not met within {timeout}s",
+        )
 
     def wait_idle(self, timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._heap or self._held or self._in_flight:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"deliveries still pending after {timeout}s")
-                self._cond.wait(timeout=min(remaining, 0.05))
+        wait_on(
+            self._cond,
+            lambda: not (self._heap or self._held or self._in_flight),
+            timeout,
+            lambda: f"deliveries still pending after {timeout}s",
+        )

@@ -14,7 +14,7 @@ import itertools
 import secrets
 import threading
 import time
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from .config import AgentConfig, EmulatorConfig, QueueConfig
@@ -73,6 +73,7 @@ __all__ = [
 ]
 
 API_VERSIONS = {"chat-api-v2": V2_VERSION, "chat-gateway-v1": GATEWAY_VERSION}
+T = TypeVar("T")
 
 
 class TokenStore:
@@ -260,12 +261,15 @@ class Engine:
         )
         return hook
 
-    def get_webhook(self, webhook_id: str) -> Webhook:
+    def _lookup(self, table: dict[str, T], kind: str, key: str) -> T:
         with self.lock:
-            hook = self.webhooks.get(webhook_id)
-            if hook is None:
-                raise NotFound("WebHook", webhook_id)
-            return hook
+            found = table.get(key)
+            if found is None:
+                raise NotFound(kind, key)
+            return found
+
+    def get_webhook(self, webhook_id: str) -> Webhook:
+        return self._lookup(self.webhooks, "WebHook", webhook_id)
 
     def list_webhooks(self) -> list[Webhook]:
         with self.lock:
@@ -317,11 +321,7 @@ class Engine:
             return channel
 
     def get_channel(self, channel_id: str) -> Channel:
-        with self.lock:
-            channel = self.channels.get(channel_id)
-            if channel is None:
-                raise NotFound("Channel", channel_id)
-            return channel
+        return self._lookup(self.channels, "Channel", channel_id)
 
     def list_channels(self) -> list[Channel]:
         with self.lock:
@@ -363,11 +363,7 @@ class Engine:
     # -- conversations -----------------------------------------------------------------------
 
     def get_conversation(self, conversation_id: str) -> Conversation:
-        with self.lock:
-            conv = self.conversations.get(conversation_id)
-            if conv is None:
-                raise NotFound("Conversation", conversation_id)
-            return conv
+        return self._lookup(self.conversations, "Conversation", conversation_id)
 
     def list_conversations(self, channel_id: str | None = None, status: str | None = None) -> list[Conversation]:
         with self.lock:

@@ -7,12 +7,13 @@ import re
 import socket
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from .engine import NotFound, Validation, ValidationFailed
 from .faults import FaultRule
 
 if TYPE_CHECKING:
@@ -64,7 +65,142 @@ class Response:
         return Response(status)
 
 
+class JsonBody:
+    """Collects validations while reading a JSON object body (shared by the API surfaces)."""
+
+    # The gateway takes numeric ids as strings; Chat API v2 does not.
+    numbers_as_strings = False
+
+    def __init__(self, req: Request, allow_empty: bool = False) -> None:
+        data = {} if allow_empty and not req.body else req.json()
+        if not isinstance(data, dict):
+            raise BadRequest("request body must be a JSON object")
+        self.data: dict[str, Any] = data
+        self.problems: list[Validation] = []
+
+    def fail(self, field: str, value: Any, code: str, message: str) -> None:
+        self.problems.append(Validation(field, "" if value is None else str(value)[:200], code, message))
+
+    def optional_string(
+        self,
+        field: str,
+        required: bool = True,
+        max_len: int | None = None,
+        src: dict[str, Any] | None = None,
+        label: str | None = None,
+    ) -> str | None:
+        """The string at `field`, or None (with a validation recorded when it is required or malformed)."""
+        src = self.data if src is None else src
+        label = label or field
+        value = src.get(field)
+        if value is None:
+            if required:
+                self.fail(label, None, "not_null", "must not be null")
+            return None
+        if self.numbers_as_strings and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or (required and not value.strip()):
+            self.fail(label, value, "invalid_value", "must be a non-empty string")
+            return None
+        if max_len is not None and len(value) > max_len:
+            self.fail(label, value, "max_length", f"must be at most {max_len} characters")
+        return value
+
+    def history_messages(self, max_messages: int, too_many: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(label, item) for each object in `history.messages`, failing a bad list or a non-object item."""
+        raw = self.data.get("history")
+        if raw is None:
+            return
+        messages = raw.get("messages") if isinstance(raw, dict) else None
+        if not isinstance(messages, list):
+            self.fail("history.messages", None, "not_null", "must be an array")
+            return
+        if len(messages) > max_messages:
+            self.fail("history.messages", len(messages), "max_size", too_many)
+        for n, item in enumerate(messages):
+            label = f"history.messages[{n}]"
+            if isinstance(item, dict):
+                yield label, item
+            else:
+                self.fail(label, item, "invalid_value", "must be an object")
+
+    def check(self) -> None:
+        if self.problems:
+            raise ValidationFailed(self.problems)
+
+
+class SharedHandlers:
+    """Handlers that Chat API v2 and Chat Gateway v1 answer alike."""
+
+    body_type: type[JsonBody]
+    verify_failure: str  # the start of the 400's message when verification fails
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def delete_webhook(self, req: Request) -> Response:
+        self.engine.delete_webhook(req.params["id"])
+        return Response.empty(204)
+
+    def delete_channel(self, req: Request) -> Response:
+        self.engine.delete_channel(req.params["id"])
+        return Response.empty(204)
+
+    def webhook_version(self, body: JsonBody) -> str:
+        """The `version` of a verify request, as this surface validates it."""
+        raise NotImplementedError
+
+    def verify_webhook(self, req: Request) -> Response:
+        """Sends WEB_HOOK_VERIFY to `uri`: 204 on a 2xx, else a 400 naming the outcome."""
+        body = self.body_type(req)
+        version = self.webhook_version(body)
+        uri = http_uri(body, "uri")
+        body.check()
+        record = self.engine.verify_webhook_uri(uri, version)
+        if not record.ok:
+            outcome = record.error or f"HTTP {record.status}"
+            failure = f"{self.verify_failure} ({outcome})"
+            raise ValidationFailed([Validation("uri", uri, "webhook_verification_failed", failure)])
+        return Response.empty(204)
+
+
+def http_uri(body: JsonBody, field: str) -> str:
+    uri = body.optional_string(field) or ""
+    if uri:
+        parts = urlsplit(uri)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            body.fail(field, uri, "invalid_uri", "must be an absolute http(s) URI")
+    return uri
+
+
 Handler = Callable[[Request], Response]
+
+
+def error_json(status: int, message: str) -> Response:
+    """The emulator's own APIs (control, desk) answer errors as {"error": message}."""
+    return Response.json(status, {"error": message})
+
+
+Errors = tuple[type[Exception], ...]
+
+
+def answer_errors(handler: Handler, conflict: Errors, invalid: Errors = (), other: Errors = ()) -> Handler:
+    """Wraps a control/desk handler: NotFound is 404, `conflict` 409, `invalid` and `other` 400
+    (`invalid` names the exception type in the message)."""
+
+    def wrapped(req: Request) -> Response:
+        try:
+            return handler(req)
+        except NotFound as exc:
+            return error_json(404, str(exc))
+        except conflict as exc:
+            return error_json(409, str(exc))
+        except invalid as exc:
+            return error_json(400, f"{type(exc).__name__}: {exc}")
+        except other as exc:
+            return error_json(400, str(exc))
+
+    return wrapped
 
 
 @dataclass

@@ -7,15 +7,14 @@ from typing import Any
 
 from .config import AgentConfig, QueueConfig, ScriptConfig, attachment_spec
 from .delivery import DeliveryRecord
-from .engine import Engine, EngineError, InvalidState, NotFound, ValidationFailed
+from .engine import Engine, EngineError, InvalidState, ValidationFailed
 from .faults import FaultRule
-from .http_base import BadRequest, Handler, Request, Response, Route, route
+from .http_base import BadRequest, Handler, Request, Response, Route, answer_errors, error_json, route
 
 P = "/_emulator"
 
 
-def _error(status: int, message: str) -> Response:
-    return Response.json(status, {"error": message})
+_error = error_json
 
 
 def filter_records(
@@ -87,19 +86,12 @@ class ControlSurface:
         return _error(rule.status, "fault")
 
     def _wrap(self, handler: Handler) -> Handler:
-        def wrapped(req: Request) -> Response:
-            try:
-                return handler(req)
-            except NotFound as exc:
-                return _error(404, str(exc))
-            except (InvalidState, ValidationFailed) as exc:
-                return _error(409, str(exc))
-            except (BadRequest, ValueError, TypeError, KeyError) as exc:
-                return _error(400, f"{type(exc).__name__}: {exc}")
-            except EngineError as exc:
-                return _error(400, str(exc))
-
-        return wrapped
+        return answer_errors(
+            handler,
+            conflict=(InvalidState, ValidationFailed),
+            invalid=(BadRequest, ValueError, TypeError, KeyError),
+            other=(EngineError,),
+        )
 
     @staticmethod
     def _body(req: Request) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from .engine import (
     EXTERNAL_AUTHOR_TYPES,
@@ -22,7 +22,6 @@ from .engine import (
     Attachment,
     Channel,
     Conversation,
-    Engine,
     EngineError,
     Message,
     NotFound,
@@ -32,7 +31,7 @@ from .engine import (
     iso,
 )
 from .faults import FaultRule
-from .http_base import BadRequest, Handler, Request, Response, Route, route
+from .http_base import BadRequest, Handler, JsonBody, Request, Response, Route, SharedHandlers, http_uri, route
 from .model import MAX_CUSTOMER_PROPS, MAX_HISTORY_MESSAGES, gateway_user
 
 P = "/chat-gateway/v1"
@@ -244,49 +243,13 @@ def hal_list(
 # -- body reading -------------------------------------------------------------------------------
 
 
-class _Body:
-    """Collects validations while reading a JSON object body."""
+class _Body(JsonBody):
+    numbers_as_strings = True  # ids are strings; be lenient with numbers
 
-    def __init__(self, req: Request, allow_empty: bool = False) -> None:
-        data = {} if allow_empty and not req.body else req.json()
-        if not isinstance(data, dict):
-            raise BadRequest("request body must be a JSON object")
-        self.data: dict[str, Any] = data
-        self.problems: list[Validation] = []
-
-    def fail(self, field: str, value: Any, code: str, message: str) -> None:
-        self.problems.append(Validation(field, "" if value is None else str(value)[:200], code, message))
-
-    def string(
-        self, field: str, required: bool = True, max_len: int | None = None, src: dict[str, Any] | None = None
-    ) -> str | None:
-        src = self.data if src is None else src
-        value = src.get(field)
-        if value is None:
-            if required:
-                self.fail(field, None, "not_null", "must not be null")
-            return None
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)  # ids are strings; be lenient with numbers
-        if not isinstance(value, str) or (required and not value.strip()):
-            self.fail(field, value, "invalid_value", "must be a non-empty string")
-            return None
-        if max_len is not None and len(value) > max_len:
-            self.fail(field, value, "max_length", f"must be at most {max_len} characters")
-        return value
-
-    def check(self) -> None:
-        if self.problems:
-            raise ValidationFailed(self.problems)
+    string = JsonBody.optional_string
 
 
-def _uri(body: _Body, field: str) -> str:
-    uri = body.string(field) or ""
-    if uri:
-        parts = urlsplit(uri)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            body.fail(field, uri, "invalid_uri", "must be an absolute http(s) URI")
-    return uri
+_uri = http_uri
 
 
 def _user(body: _Body, raw: Any, label: str = "user") -> tuple[dict[str, str], list[dict[str, str]]]:
@@ -391,11 +354,10 @@ def parse_multipart(req: Request) -> dict[str, tuple[str | None, str, bytes]]:
 # -- the surface --------------------------------------------------------------------------------
 
 
-class ChatGatewaySurface:
+class ChatGatewaySurface(SharedHandlers):
     name = "gateway"
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    body_type = _Body
+    verify_failure = "WEB_HOOK_VERIFY got no 2xx"
 
     def routes(self) -> list[Route]:
         def r(method: str, path: str, op: str, handler: Handler, errors: Errors = DEFAULT) -> Route:
@@ -526,22 +488,8 @@ class ChatGatewaySurface:
         self.engine.get_webhook(req.params["id"])
         return hal(200, self._webhook(self.engine.update_webhook(req.params["id"], *self._webhook_body(req))))
 
-    def delete_webhook(self, req: Request) -> Response:
-        self.engine.delete_webhook(req.params["id"])
-        return Response.empty(204)
-
-    def verify_webhook(self, req: Request) -> Response:
-        body = _Body(req)
-        version = body.string("version") or ""
-        uri = _uri(body, "uri")
-        body.check()
-        record = self.engine.verify_webhook_uri(uri, version)
-        if not record.ok:
-            outcome = record.error or f"HTTP {record.status}"
-            raise ValidationFailed(
-                [Validation("uri", uri, "webhook_verification_failed", f"WEB_HOOK_VERIFY got no 2xx ({outcome})")]
-            )
-        return Response.empty(204)
+    def webhook_version(self, body: JsonBody) -> str:
+        return body.optional_string("version") or ""
 
     # -- channels ----------------------------------------------------------------------------
 
@@ -586,10 +534,6 @@ class ChatGatewaySurface:
         self.engine.get_channel(req.params["id"])
         return hal(200, self._channel(self.engine.update_channel(req.params["id"], *self._channel_body(req))))
 
-    def delete_channel(self, req: Request) -> Response:
-        self.engine.delete_channel(req.params["id"])
-        return Response.empty(204)
-
     # -- conversations -----------------------------------------------------------------------
 
     @staticmethod
@@ -614,28 +558,13 @@ class ChatGatewaySurface:
             customer, props = _user(body, body.data["user"])
         assignment = _assignment(body, body.data.get("assignment"))
         history: list[dict[str, Any]] = []
-        raw_history = body.data.get("history")
-        if raw_history is not None:
-            messages = raw_history.get("messages") if isinstance(raw_history, dict) else None
-            if not isinstance(messages, list):
-                body.fail("history.messages", None, "not_null", "must be an array")
-            else:
-                if len(messages) > MAX_HISTORY_MESSAGES:
-                    body.fail(
-                        "history.messages", len(messages), "max_size", f"must have at most {MAX_HISTORY_MESSAGES} items"
-                    )
-                for n, item in enumerate(messages):
-                    label = f"history.messages[{n}]"
-                    if not isinstance(item, dict):
-                        body.fail(label, item, "invalid_value", "must be an object")
-                        continue
-                    author = item.get("authorType", "user")
-                    if author not in EXTERNAL_AUTHOR_TYPES:
-                        body.fail(f"{label}.authorType", author, "invalid_value", "must be one of [user, bot]")
-                    text = body.string("text", required=False, src=item)
-                    history.append(
-                        {"authorType": author, "text": text or "", "cards": _cards(body, item.get("cards"), label)}
-                    )
+        too_many = f"must have at most {MAX_HISTORY_MESSAGES} items"
+        for label, item in body.history_messages(MAX_HISTORY_MESSAGES, too_many):
+            author = item.get("authorType", "user")
+            if author not in EXTERNAL_AUTHOR_TYPES:
+                body.fail(f"{label}.authorType", author, "invalid_value", "must be one of [user, bot]")
+            text = body.string("text", required=False, src=item)
+            history.append({"authorType": author, "text": text or "", "cards": _cards(body, item.get("cards"), label)})
         body.check()
         conv = self.engine.create_conversation(channel_id, customer, history, props, assignment)
         return hal(202, {"conversationId": conv.id, "createdAt": iso(conv.created)})

@@ -8,7 +8,7 @@ import math
 import secrets
 from collections.abc import Sequence
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from .delivery import now_ms
 from .engine import (
@@ -25,7 +25,7 @@ from .engine import (
     iso,
 )
 from .faults import FaultRule
-from .http_base import BadRequest, Handler, Request, Response, Route, route
+from .http_base import BadRequest, Handler, JsonBody, Request, Response, Route, SharedHandlers, http_uri, route
 
 PROBLEM = "application/problem+json"
 EVENT_VERSIONS = ("v1.0", "v2.0")
@@ -91,67 +91,29 @@ def _v2_participants(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in p.items() if k != "removed"} for p in parts]
 
 
-class _Body:
-    """Collects validations while reading a JSON object body."""
-
-    def __init__(self, req: Request) -> None:
-        data = req.json()
-        if not isinstance(data, dict):
-            raise BadRequest("request body must be a JSON object")
-        self.data: dict[str, Any] = data
-        self.problems: list[Validation] = []
-
-    def fail(self, field: str, value: Any, code: str, message: str) -> None:
-        self.problems.append(Validation(field, "" if value is None else str(value)[:200], code, message))
-
-    def string(
-        self,
-        field: str,
-        required: bool = True,
-        max_len: int | None = None,
-        src: dict[str, Any] | None = None,
-        label: str | None = None,
-    ) -> str:
-        src = self.data if src is None else src
-        label = label or field
-        value = src.get(field)
-        if value is None:
-            if required:
-                self.fail(label, None, "not_null", "must not be null")
-            return ""
-        if not isinstance(value, str) or (required and not value.strip()):
-            self.fail(label, value, "invalid_value", "must be a non-empty string")
-            return ""
-        if max_len is not None and len(value) > max_len:
-            self.fail(label, value, "max_length", f"must be at most {max_len} characters")
-        return value
-
-    def check(self) -> None:
-        if self.problems:
-            raise ValidationFailed(self.problems)
+class _Body(JsonBody):
+    def string(self, field: str, *args: Any, **kwargs: Any) -> str:
+        """Chat API v2 handlers read a missing or bad string as ""."""
+        return self.optional_string(field, *args, **kwargs) or ""
 
 
-def _uri(body: _Body, field: str) -> str:
-    uri = body.string(field)
-    if uri:
-        parts = urlsplit(uri)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            body.fail(field, uri, "invalid_uri", "must be an absolute http(s) URI")
-    return uri
+_uri = http_uri
 
 
-def _version(body: _Body, field: str) -> str:
-    version = body.string(field)
+def _version(body: JsonBody, field: str) -> str:
+    version = body.optional_string(field) or ""
     if version and version not in EVENT_VERSIONS:
         body.fail(field, version, "invalid_version", f"must be one of {list(EVENT_VERSIONS)}")
     return version
 
 
-class ChatApiV2Surface:
+class ChatApiV2Surface(SharedHandlers):
     name = "v2"
+    body_type = _Body
+    verify_failure = "WEB_HOOK_VERIFY was not answered with 2xx"
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        super().__init__(engine)
         cfg = engine.config
         self.prefix = f"/vcc/{cfg.region}/chat/v2/tenant/{{tenant}}"
 
@@ -323,29 +285,8 @@ class ChatApiV2Surface:
         name, uri, version = self._webhook_body(req)
         return Response.json(200, self._webhook(self.engine.update_webhook(req.params["id"], name, uri, version)))
 
-    def delete_webhook(self, req: Request) -> Response:
-        self.engine.delete_webhook(req.params["id"])
-        return Response.empty(204)
-
-    def verify_webhook(self, req: Request) -> Response:
-        body = _Body(req)
-        version = _version(body, "version")
-        uri = _uri(body, "uri")
-        body.check()
-        record = self.engine.verify_webhook_uri(uri, version)
-        if not record.ok:
-            outcome = record.error or f"HTTP {record.status}"
-            raise ValidationFailed(
-                [
-                    Validation(
-                        "uri",
-                        uri,
-                        "webhook_verification_failed",
-                        f"WEB_HOOK_VERIFY was not answered with 2xx ({outcome})",
-                    )
-                ]
-            )
-        return Response.empty(204)
+    def webhook_version(self, body: JsonBody) -> str:
+        return _version(body, "version")
 
     # -- channels ----------------------------------------------------------------------------
 
@@ -394,10 +335,6 @@ class ChatApiV2Surface:
             200, self._channel(self.engine.update_channel(req.params["id"], name, webhook_id, queue_id))
         )
 
-    def delete_channel(self, req: Request) -> Response:
-        self.engine.delete_channel(req.params["id"])
-        return Response.empty(204)
-
     # -- conversations -----------------------------------------------------------------------
 
     @staticmethod
@@ -436,23 +373,12 @@ class ChatApiV2Surface:
                 else:
                     customer[key] = value
         history: list[dict[str, str]] = []
-        raw_history = body.data.get("history")
-        if raw_history is not None:
-            messages = raw_history.get("messages") if isinstance(raw_history, dict) else None
-            if not isinstance(messages, list):
-                body.fail("history.messages", None, "not_null", "must be an array")
-            else:
-                if len(messages) > 200:
-                    body.fail("history.messages", len(messages), "max_size", "must have at most 200 messages")
-                for n, item in enumerate(messages):
-                    if not isinstance(item, dict):
-                        body.fail(f"history.messages[{n}]", item, "invalid_value", "must be an object")
-                        continue
-                    text = body.string("text", src=item, label=f"history.messages[{n}].text")
-                    mtype = item.get("type", "user")
-                    if mtype not in EXTERNAL_AUTHOR_TYPES:
-                        body.fail(f"history.messages[{n}].type", mtype, "invalid_value", "must be one of [user, bot]")
-                    history.append({"text": text, "type": str(mtype)})
+        for label, item in body.history_messages(200, "must have at most 200 messages"):
+            text = body.string("text", src=item, label=f"{label}.text")
+            mtype = item.get("type", "user")
+            if mtype not in EXTERNAL_AUTHOR_TYPES:
+                body.fail(f"{label}.type", mtype, "invalid_value", "must be one of [user, bot]")
+            history.append({"text": text, "type": str(mtype)})
         body.check()
         conv = self.engine.create_conversation(channel_id, customer, history)
         return Response.json(202, {"conversationId": conv.id, "timestamp": int(conv.created * 1000)})

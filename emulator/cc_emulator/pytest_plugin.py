@@ -18,6 +18,7 @@ import pytest
 
 from .config import EmulatorConfig, default_topology, fast_timings
 from .http_base import LISTEN_BACKLOG
+from .loop import wait_on
 from .server import EmulatorServer
 
 
@@ -126,16 +127,12 @@ class WebhookReceiver:
             ]
 
     def wait_for(self, predicate: Callable[[list[ReceivedRequest]], Any], timeout: float = 5.0) -> Any:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                value = predicate(list(self.requests))
-                if value:
-                    return value
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"webhook condition not met within {timeout}s; got {len(self.requests)}")
-                self._cond.wait(min(remaining, 0.05))
+        return wait_on(
+            self._cond,
+            lambda: predicate(list(self.requests)),
+            timeout,
+            lambda: f"webhook condition not met within {timeout}s; got {len(self.requests)}",
+        )
 
     def wait_for_events(
         self, event_type: str, count: int = 1, timeout: float = 5.0, conversation_id: str | None = None

@@ -10,13 +10,13 @@ import functools
 import heapq
 import itertools
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .config import AgentConfig
 from .delivery import now_ms
+from .loop import ConditionLoop
 from .model import (
     Agent,
     AgentState,
@@ -33,28 +33,17 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 
-class Scheduler:
+class Scheduler(ConditionLoop):
     """Runs delayed agent actions on one thread; reset() drops everything pending.
 
     Background calls (idle wrap-up timers) do not make the emulator busy: `wait_quiet` ignores them.
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        super().__init__("cc-emulator-scheduler")
         self._heap: list[tuple[float, int, bool, Callable[[], None]]] = []
         self._seq = itertools.count()
-        self._stopping = False
         self._running = 0
-        self._thread = threading.Thread(target=self._run, name="cc-emulator-scheduler", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        self._thread.join(timeout=2)
 
     def clear(self) -> None:
         with self._cond:

@@ -231,6 +231,10 @@ def webhook_headers(signer: WebhookSigner, body: bytes, event_id: str) -> dict[s
     return {**signer.headers(body, event_id=event_id), "Content-Type": "application/json"}
 
 
+# A `responses` callback body: (status, headers, body text).
+Answer = Callable[[Any], tuple[int, dict[str, str], str]]
+
+
 class Fake8x8:
     """Answers the Chat API v2 calls the connector makes and logs each one by operation."""
 
@@ -249,7 +253,7 @@ class Fake8x8:
             self._n += 1
             return self._n
 
-    def _logged(self, operation: str, answer: Callable[[Any], tuple[int, dict[str, str], str]]) -> Any:
+    def _logged(self, operation: str, answer: Answer) -> Any:
         def callback(request: Any) -> tuple[int, dict[str, str], str]:
             started = time.perf_counter()
             try:
@@ -283,27 +287,21 @@ class Fake8x8:
     def serving(self) -> Iterator[None]:
         tenant = re.escape(f"{BASE_URL}/vcc/{CC_REGION}/chat/v2/tenant/{TENANT}")
         mock = responses.RequestsMock(assert_all_requests_are_fired=False)
-        mock.add_callback("POST", f"{BASE_URL}/oauth/v2/token", callback=self._logged("token", self._token))
-        mock.add_callback(
-            "POST",
-            re.compile(tenant + r"/conversations$"),
-            callback=self._logged("create_conversation", self._conversation),
-        )
-        mock.add_callback(
-            "POST",
-            re.compile(tenant + r"/conversations/[^/]+/messages$"),
-            callback=self._logged("post_message", self._accepted),
-        )
-        mock.add_callback(
-            "DELETE",
-            re.compile(tenant + r"/conversations/[^/]+/participants/customer$"),
-            callback=self._logged("customer_leaves", self._left),
-        )
-        mock.add_callback(
-            "GET",
-            re.compile(re.escape(f"{BASE_URL}/vcc/{CC_REGION}/chat/v2/jwk/") + r"[^/]+/public$"),
-            callback=self._logged("jwk", self._jwk),
-        )
+        jwk = re.escape(f"{BASE_URL}/vcc/{CC_REGION}/chat/v2/jwk/") + r"[^/]+/public$"
+        routes: list[tuple[str, str | re.Pattern[str], str, Answer]] = [
+            ("POST", f"{BASE_URL}/oauth/v2/token", "token", self._token),
+            ("POST", re.compile(tenant + r"/conversations$"), "create_conversation", self._conversation),
+            ("POST", re.compile(tenant + r"/conversations/[^/]+/messages$"), "post_message", self._accepted),
+            (
+                "DELETE",
+                re.compile(tenant + r"/conversations/[^/]+/participants/customer$"),
+                "customer_leaves",
+                self._left,
+            ),
+            ("GET", re.compile(jwk), "jwk", self._jwk),
+        ]
+        for method, url, name, handler in routes:
+            mock.add_callback(method, url, callback=self._logged(name, handler))
         with mock:
             yield
 

@@ -243,30 +243,33 @@ class Template:
             merged.update(variables)
         return {name: self.as_string(self.resolve(value)) for name, value in merged.items()}
 
-    def api_routes(self) -> list[ApiRoute]:
-        routes = []
+    def function_events(self, event_type: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """(function id, event id, event Properties) for each function event of `event_type`."""
         for function_id in self.functions():
             for event_id, event in (self.properties(function_id).get("Events") or {}).items():
-                if event.get("Type") != "Api":
-                    continue
-                props = event.get("Properties", {})
-                api_ref = props.get("RestApiId")
-                api_id = api_ref.get("Ref") if isinstance(api_ref, dict) else None
-                auth = props.get("Auth") or {}
-                if "ApiKeyRequired" in auth:
-                    key_required = bool(auth["ApiKeyRequired"])
-                else:
-                    key_required = bool(self.api_auth(api_id).get("ApiKeyRequired", False))
-                routes.append(
-                    ApiRoute(
-                        function_id=function_id,
-                        event_id=event_id,
-                        api_id=api_id,
-                        path=str(props["Path"]),
-                        method=str(props["Method"]).upper(),
-                        api_key_required=key_required,
-                    )
+                if event.get("Type") == event_type:
+                    yield function_id, event_id, event.get("Properties", {})
+
+    def api_routes(self) -> list[ApiRoute]:
+        routes = []
+        for function_id, event_id, props in self.function_events("Api"):
+            api_ref = props.get("RestApiId")
+            api_id = api_ref.get("Ref") if isinstance(api_ref, dict) else None
+            auth = props.get("Auth") or {}
+            if "ApiKeyRequired" in auth:
+                key_required = bool(auth["ApiKeyRequired"])
+            else:
+                key_required = bool(self.api_auth(api_id).get("ApiKeyRequired", False))
+            routes.append(
+                ApiRoute(
+                    function_id=function_id,
+                    event_id=event_id,
+                    api_id=api_id,
+                    path=str(props["Path"]),
+                    method=str(props["Method"]).upper(),
+                    api_key_required=key_required,
                 )
+            )
         return routes
 
     def api_auth(self, api_id: str | None) -> dict[str, Any]:
@@ -288,24 +291,17 @@ class Template:
         return {}
 
     def sqs_sources(self) -> list[SqsSource]:
-        sources = []
-        for function_id in self.functions():
-            for event_id, event in (self.properties(function_id).get("Events") or {}).items():
-                if event.get("Type") != "SQS":
-                    continue
-                props = event.get("Properties", {})
-                sources.append(
-                    SqsSource(
-                        function_id=function_id,
-                        event_id=event_id,
-                        queue_arn=props["Queue"],
-                        batch_size=int(props.get("BatchSize", 10)),
-                        report_batch_item_failures="ReportBatchItemFailures"
-                        in (props.get("FunctionResponseTypes") or []),
-                        enabled=bool(props.get("Enabled", True)),
-                    )
-                )
-        return sources
+        return [
+            SqsSource(
+                function_id=function_id,
+                event_id=event_id,
+                queue_arn=props["Queue"],
+                batch_size=int(props.get("BatchSize", 10)),
+                report_batch_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
+                enabled=bool(props.get("Enabled", True)),
+            )
+            for function_id, event_id, props in self.function_events("SQS")
+        ]
 
     # -- parameters ----------------------------------------------------------------------------
 

@@ -161,25 +161,24 @@ def test_a_malformed_chunked_body_is_400_json(stack: LocalStack, case_id: str, c
     assert b"application/json" in head and b'"error"' in body
 
 
-def test_a_transfer_coding_other_than_chunked_is_refused(stack: LocalStack, case_id: str) -> None:
+def post_message_head(stack: LocalStack, case_id: str, framing_header: str) -> bytes:
+    """A POST of a case message with only headers, `framing_header` saying how the body is framed."""
     target = urlsplit(stack.api_url)
     request = (
         f"POST {target.path}/cases/{case_id}/messages HTTP/1.1\r\nHost: {target.netloc}\r\n"
-        f"x-api-key: {stack.api_key}\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip\r\n"
+        f"x-api-key: {stack.api_key}\r\nContent-Type: application/json\r\n{framing_header}\r\n"
         "Connection: close\r\n\r\n"
     ).encode()
-    response = raw_request(stack, request)
+    return raw_request(stack, request)
+
+
+def test_a_transfer_coding_other_than_chunked_is_refused(stack: LocalStack, case_id: str) -> None:
+    response = post_message_head(stack, case_id, "Transfer-Encoding: gzip")
     assert response.startswith(b"HTTP/1.1 501"), response[:300]
 
 
 def test_an_invalid_content_length_is_400(stack: LocalStack, case_id: str) -> None:
-    target = urlsplit(stack.api_url)
-    request = (
-        f"POST {target.path}/cases/{case_id}/messages HTTP/1.1\r\nHost: {target.netloc}\r\n"
-        f"x-api-key: {stack.api_key}\r\nContent-Type: application/json\r\nContent-Length: 1e3\r\n"
-        "Connection: close\r\n\r\n"
-    ).encode()
-    response = raw_request(stack, request)
+    response = post_message_head(stack, case_id, "Content-Length: 1e3")
     assert response.startswith(b"HTTP/1.1 400"), response[:300]
 
 

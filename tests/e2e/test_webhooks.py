@@ -173,15 +173,23 @@ def test_badly_signed_webhook_is_401_and_writes_nothing(
     assert client.case(case_id) == before_case
 
 
+def reply_with_delivery_fault(
+    client: Client, opened: tuple[str, str], stack: LocalStack, fault: str, label: str
+) -> tuple[str, str, str]:
+    """The agent replies with a fresh text while the next delivery of its event has `fault`:
+    returns (case id, event type, text)."""
+    case_id, _ = opened
+    event_type = agent_message_event(stack)
+    stack.emulator.add_fault(fault, event_type, count=1)
+    text = f"{label} {uuid.uuid4().hex[:6]}"
+    client.agent(client.agent_of(case_id), "reply", text=text)
+    return case_id, event_type, text
+
+
 def test_a_refused_delivery_is_recorded_once_when_8x8_retries(
     client: Client, opened: tuple[str, str], stack: LocalStack
 ) -> None:
-    case_id, _ = opened
-    agent_id = client.agent_of(case_id)
-    event_type = agent_message_event(stack)
-    stack.emulator.add_fault("bad_signature", event_type, count=1)
-    text = f"retried {uuid.uuid4().hex[:6]}"
-    client.agent(agent_id, "reply", text=text)
+    case_id, event_type, text = reply_with_delivery_fault(client, opened, stack, "bad_signature", "retried")
     client.wait_event(case_id, "AgentMessage", text=text)
     attempts = [d for d in stack.emulator.deliveries(event_type=event_type) if delivered_text(d.body) == text]
     assert [d.status for d in attempts][:2] == [401, 200]
@@ -192,12 +200,7 @@ def test_a_refused_delivery_is_recorded_once_when_8x8_retries(
 def test_a_duplicate_delivery_is_recorded_and_published_once(
     client: Client, opened: tuple[str, str], stack: LocalStack
 ) -> None:
-    case_id, _ = opened
-    agent_id = client.agent_of(case_id)
-    event_type = agent_message_event(stack)
-    stack.emulator.add_fault("duplicate", event_type, count=1)
-    text = f"twice {uuid.uuid4().hex[:6]}"
-    client.agent(agent_id, "reply", text=text)
+    case_id, event_type, text = reply_with_delivery_fault(client, opened, stack, "duplicate", "twice")
     attempts = wait_until(
         "two deliveries",
         lambda: (

@@ -17,6 +17,7 @@ from cc_emulator import pytest_plugin as _plugin  # noqa: E402
 from cc_emulator.control import ChatV2Client, ControlClient, GatewayClient  # noqa: E402
 from cc_emulator.pytest_plugin import WebhookReceiver  # noqa: E402
 from cc_emulator.server import EmulatorServer  # noqa: E402
+from tests.emulator.emulator_support import GatewayRig, V2Rig  # noqa: E402
 
 # The plugin's fixtures, made visible to the tests under this directory.
 emulator_config = _plugin.emulator_config
@@ -53,3 +54,21 @@ def gw_channel(emulator: EmulatorServer, webhook_receiver: WebhookReceiver) -> I
     _, channel_id = emulator.provision(webhook_receiver.url, "101", version="chat-gateway-v1")
     webhook_receiver.wait_for_events("WEB_HOOK_VERIFY")
     yield channel_id
+
+
+@pytest.fixture
+def v2_rig(
+    emulator: EmulatorServer, v2: ChatV2Client, channel: str, webhook_receiver: WebhookReceiver, control: ControlClient
+) -> V2Rig:
+    return V2Rig(emulator, v2, channel, webhook_receiver, control)
+
+
+@pytest.fixture
+def gw_rig(
+    emulator: EmulatorServer,
+    gw: GatewayClient,
+    gw_channel: str,
+    webhook_receiver: WebhookReceiver,
+    control: ControlClient,
+) -> GatewayRig:
+    return GatewayRig(emulator, gw, gw_channel, webhook_receiver, control)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import zlib
-from typing import Any
+from typing import Any, NamedTuple
 
 import requests
 from cryptography.exceptions import InvalidSignature
@@ -13,9 +13,29 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicNumbers
 
-from cc_emulator.control import ChatV2Client, GatewayClient
+from cc_emulator.control import ChatV2Client, ControlClient, GatewayClient
 from cc_emulator.pytest_plugin import WebhookReceiver
 from cc_emulator.server import EmulatorServer
+
+
+class V2Rig(NamedTuple):
+    """The fixtures most Chat API v2 tests take together (the `v2_rig` fixture)."""
+
+    emulator: EmulatorServer
+    v2: ChatV2Client
+    channel: str
+    webhook_receiver: WebhookReceiver
+    control: ControlClient
+
+
+class GatewayRig(NamedTuple):
+    """The fixtures most Chat Gateway v1 tests take together (the `gw_rig` fixture)."""
+
+    emulator: EmulatorServer
+    gw: GatewayClient
+    gw_channel: str
+    webhook_receiver: WebhookReceiver
+    control: ControlClient
 
 
 def _b64d(text: str) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cc_emulator.control import ChatV2Client, ControlClient
 from cc_emulator.pytest_plugin import ReceivedRequest, WebhookReceiver
 from cc_emulator.server import EmulatorServer
-from tests.emulator.emulator_support import jwk_for, new_conversation, verify_8x8_signature
+from tests.emulator.emulator_support import V2Rig, jwk_for, new_conversation, verify_8x8_signature
 
 
 def test_non_2xx_is_retried_with_same_event_id_and_new_transmission_time(
@@ -61,13 +61,8 @@ def test_delivery_log_via_control_api(v2: ChatV2Client, channel: str, control: C
         assert key in all_for_conv[0]
 
 
-def test_duplicate_delivery_fault(
-    emulator: EmulatorServer,
-    v2: ChatV2Client,
-    channel: str,
-    webhook_receiver: WebhookReceiver,
-    control: ControlClient,
-) -> None:
+def test_duplicate_delivery_fault(v2_rig: V2Rig) -> None:
+    emulator, v2, channel, webhook_receiver, control = v2_rig
     control.add_fault("duplicate", "QUEUED", count=1)
     conv_id = new_conversation(v2, channel)
     webhook_receiver.wait_for_events("AGENT_JOINED", conversation_id=conv_id)
@@ -90,13 +85,8 @@ def test_out_of_order_fault_holds_event_until_next(
     assert webhook_receiver.event_types(conv_id) == ["AGENT_JOINED", "QUEUED"]
 
 
-def test_out_of_order_event_is_released_when_nothing_follows(
-    emulator: EmulatorServer,
-    v2: ChatV2Client,
-    channel: str,
-    webhook_receiver: WebhookReceiver,
-    control: ControlClient,
-) -> None:
+def test_out_of_order_event_is_released_when_nothing_follows(v2_rig: V2Rig) -> None:
+    emulator, v2, channel, webhook_receiver, control = v2_rig
     control.set_agent_available("agent-1", False)
     control.add_fault("out_of_order", "QUEUED", count=1)
     conv_id = new_conversation(v2, channel)
@@ -105,13 +95,8 @@ def test_out_of_order_event_is_released_when_nothing_follows(
     assert emulator.wait_for_delivery("QUEUED", conv_id)[0].out_of_order is True
 
 
-def test_bad_signature_fault_then_valid_retry(
-    emulator: EmulatorServer,
-    v2: ChatV2Client,
-    channel: str,
-    webhook_receiver: WebhookReceiver,
-    control: ControlClient,
-) -> None:
+def test_bad_signature_fault_then_valid_retry(v2_rig: V2Rig) -> None:
+    emulator, v2, channel, webhook_receiver, control = v2_rig
     jwk = jwk_for(emulator, emulator.engine.keys.active.kid)
     # The receiver behaves like the connector: 401 on a bad signature.
     webhook_receiver.responder = lambda r: None if verify_8x8_signature(r.headers, r.body, jwk) else 401

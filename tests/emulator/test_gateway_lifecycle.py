@@ -10,7 +10,7 @@ from cc_emulator.config import ScriptConfig
 from cc_emulator.control import ControlClient, GatewayClient
 from cc_emulator.pytest_plugin import WebhookReceiver, make_test_config
 from cc_emulator.server import EmulatorServer
-from tests.emulator.emulator_support import gateway_events, new_gateway_conversation, summary
+from tests.emulator.emulator_support import GatewayRig, gateway_events, new_gateway_conversation, summary
 
 USER = {
     "name": "Jane Doe",
@@ -21,6 +21,13 @@ USER = {
     "language": "en",
     "additionalProperties": [{"key": "plan", "value": "gold"}],
 }
+# What a new conversation on queue 101 sends until agent-1 has it.
+ASSIGNED = [
+    "CONVERSATION_UPDATE:created",
+    "CONVERSATION_UPDATE:active",
+    "QUEUED:101",
+    "MEMBERS_CHANGED:agent:agent-1 joined",
+]
 
 
 def wait_summaries(receiver: WebhookReceiver, conv_id: str, wanted: list[str], timeout: float = 5.0) -> list[str]:
@@ -48,12 +55,7 @@ def test_lifecycle_create_queue_join_messages_transfer_leave_reopen(
     assert resp.status_code == 202 and resp.headers["Content-Type"] == "application/hal+json"
     assert set(resp.json()) == {"conversationId", "createdAt"}
     conv_id = resp.json()["conversationId"]
-    start = [
-        "CONVERSATION_UPDATE:created",
-        "CONVERSATION_UPDATE:active",
-        "QUEUED:101",
-        "MEMBERS_CHANGED:agent:agent-1 joined",
-    ]
+    start = ASSIGNED
     wait_summaries(webhook_receiver, conv_id, start)
     events = gateway_events(webhook_receiver, conv_id)
     created, active, queued, joined = events[:4]
@@ -121,13 +123,8 @@ def test_lifecycle_create_queue_join_messages_transfer_leave_reopen(
         assert b"Agent" not in req.body and b"agentName" not in req.body
 
 
-def test_reopen_needs_assignment_waits_for_an_assignment(
-    emulator: EmulatorServer,
-    gw: GatewayClient,
-    gw_channel: str,
-    webhook_receiver: WebhookReceiver,
-    control: ControlClient,
-) -> None:
+def test_reopen_needs_assignment_waits_for_an_assignment(gw_rig: GatewayRig) -> None:
+    emulator, gw, gw_channel, webhook_receiver, control = gw_rig
     assert control.update_settings(gatewayReopen="needs_assignment")["gatewayReopen"] == "needs_assignment"
     conv_id = new_gateway_conversation(gw, gw_channel, user=USER)
     start = ["CONVERSATION_UPDATE:created", "CONVERSATION_UPDATE:active", "QUEUED:101"]
@@ -199,12 +196,7 @@ def test_user_leaves_then_messages_per_setting(
     control: ControlClient,
 ) -> None:
     conv_id = new_gateway_conversation(gw, gw_channel, user=USER)
-    start = [
-        "CONVERSATION_UPDATE:created",
-        "CONVERSATION_UPDATE:active",
-        "QUEUED:101",
-        "MEMBERS_CHANGED:agent:agent-1 joined",
-    ]
+    start = ASSIGNED
     wait_summaries(webhook_receiver, conv_id, start)
     assert gw.user_leaves(conv_id).status_code == 204
     left = [
@@ -232,13 +224,8 @@ def test_user_leaves_then_messages_per_setting(
     assert ("cust-1", False) in {(p["id"], p["removed"]) for p in parts}
 
 
-def test_echo_flag_setting_and_bot_sender(
-    emulator: EmulatorServer,
-    gw: GatewayClient,
-    gw_channel: str,
-    webhook_receiver: WebhookReceiver,
-    control: ControlClient,
-) -> None:
+def test_echo_flag_setting_and_bot_sender(gw_rig: GatewayRig) -> None:
+    emulator, gw, gw_channel, webhook_receiver, control = gw_rig
     control.update_settings(gatewayEchoIsEcho=True)
     conv_id = new_gateway_conversation(gw, gw_channel, user=USER)
     gw.post_message(conv_id, "bot says", "bot")

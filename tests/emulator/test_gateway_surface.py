@@ -12,6 +12,7 @@ from cc_emulator.control import ControlClient, GatewayClient
 from cc_emulator.pytest_plugin import WebhookReceiver, make_test_config
 from cc_emulator.server import EmulatorServer
 from tests.emulator.emulator_support import (
+    GatewayRig,
     gateway_events,
     new_gateway_conversation,
     signature_kid,
@@ -78,13 +79,8 @@ def test_every_gateway_event_is_signed_and_verifies_with_the_gateway_jwk(
     assert len(kids) == 2
 
 
-def test_attachments_upload_list_content_and_presigned_urls(
-    emulator: EmulatorServer,
-    gw: GatewayClient,
-    gw_channel: str,
-    webhook_receiver: WebhookReceiver,
-    control: ControlClient,
-) -> None:
+def test_attachments_upload_list_content_and_presigned_urls(gw_rig: GatewayRig) -> None:
+    emulator, gw, gw_channel, webhook_receiver, control = gw_rig
     conv_id = new_gateway_conversation(gw, gw_channel)
     up = gw.upload_attachment(conv_id, "shot.png", PNG, "image/png")
     assert up.status_code == 200 and up.headers["Content-Type"] == "application/hal+json"
@@ -167,13 +163,8 @@ def test_scripted_agent_sends_attachments_cards_and_typing(webhook_receiver: Web
         assert kinds == [("MESSAGE", None), ("ACTIVITY", 1), ("ACTIVITY", 0), ("MESSAGE", None)]
 
 
-def test_agent_typing_activity_and_user_typing_endpoint(
-    emulator: EmulatorServer,
-    gw: GatewayClient,
-    gw_channel: str,
-    webhook_receiver: WebhookReceiver,
-    control: ControlClient,
-) -> None:
+def test_agent_typing_activity_and_user_typing_endpoint(gw_rig: GatewayRig) -> None:
+    emulator, gw, gw_channel, webhook_receiver, control = gw_rig
     conv_id = new_gateway_conversation(gw, gw_channel)
     emulator.wait_for_delivery("MEMBERS_CHANGED", conv_id)
     control.agent_typing("agent-1", True)

@@ -9,7 +9,7 @@ import requests
 from cc_emulator.control import ChatV2Client, ControlClient
 from cc_emulator.pytest_plugin import WebhookReceiver, make_test_config
 from cc_emulator.server import EmulatorServer
-from tests.emulator.emulator_support import jwk_for, new_conversation, signature_kid, verify_8x8_signature
+from tests.emulator.emulator_support import V2Rig, jwk_for, new_conversation, signature_kid, verify_8x8_signature
 from tests.support.signing import SIGNATURE_HEADERS
 
 
@@ -34,13 +34,8 @@ def test_every_event_carries_headers_and_a_valid_signature(
     assert len({r.headers["x-8x8-event-id"] for r in webhook_receiver.requests}) == len(webhook_receiver.requests)
 
 
-def test_key_rotation_serves_old_and_new_kid(
-    emulator: EmulatorServer,
-    v2: ChatV2Client,
-    channel: str,
-    webhook_receiver: WebhookReceiver,
-    control: ControlClient,
-) -> None:
+def test_key_rotation_serves_old_and_new_kid(v2_rig: V2Rig) -> None:
+    emulator, v2, channel, webhook_receiver, control = v2_rig
     old_kid = emulator.engine.keys.active.kid
     new_kid = control.rotate_keys()
     assert new_kid != old_kid

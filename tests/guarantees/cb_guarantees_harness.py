@@ -437,3 +437,27 @@ def signed_headers(emulator: EmulatorServer, body: bytes, **sign: Any) -> dict[s
         key.private_key, key.kid, tenant_id=emulator.config.tenant_id, customer_id=emulator.config.customer_id
     )
     return {**signer.headers(body, **sign), "Content-Type": "application/json"}
+
+
+def connect_harness(
+    emulator: EmulatorServer,
+    bridge: WebhookBridge,
+    bridge_url: str,
+    resources: AwsResources,
+    metrics: MetricsRecorder,
+    monkeypatch: pytest.MonkeyPatch,
+    api: str,
+) -> Harness:
+    """Provisions a channel whose webhook is `bridge`, points the connector at it and attaches the AWS faults.
+
+    The caller has set the connector's other EIGHTXEIGHT_* variables and started the bridge."""
+    _, channel_id = emulator.provision(bridge_url, "101", version=api)
+    emulator.wait_for_delivery("WEB_HOOK_VERIFY")
+    monkeypatch.setenv("EIGHTXEIGHT_CHANNEL_ID", channel_id)
+    reset_casebridge()
+    from casebridge import services
+
+    built = services.get_services()
+    faults = AwsFaults()
+    faults.attach(built.store.client, built.publisher.client)
+    return Harness(emulator, bridge, resources, faults, metrics)

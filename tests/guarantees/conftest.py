@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, settings
 
 from cc_emulator import EmulatorServer
 from cc_emulator.pytest_plugin import make_test_config
-from tests.guarantees.cb_guarantees_harness import AwsFaults, Harness, MetricsRecorder, WebhookBridge
+from tests.guarantees.cb_guarantees_harness import Harness, MetricsRecorder, WebhookBridge, connect_harness
 from tests.support.aws import AwsResources, create_resources
 from tests.support.connector import reset_casebridge
 
@@ -128,16 +128,7 @@ def harness(
     monkeypatch.setenv("EIGHTXEIGHT_BASE_URL", emulator_server.base_url)
     monkeypatch.setenv("EIGHTXEIGHT_TENANT_ID", emulator_server.config.tenant_id)
     reset_casebridge()
-    _, channel_id = emulator_server.provision(url, "101", version=contact_center_api)
-    emulator_server.wait_for_delivery("WEB_HOOK_VERIFY")
-    monkeypatch.setenv("EIGHTXEIGHT_CHANNEL_ID", channel_id)
-    reset_casebridge()
-    from casebridge import services
-
-    built = services.get_services()
-    faults = AwsFaults()
-    faults.attach(built.store.client, built.publisher.client)
-    h = Harness(emulator_server, bridge, aws_resources, faults, metrics_recorder)
+    h = connect_harness(emulator_server, bridge, url, aws_resources, metrics_recorder, monkeypatch, contact_center_api)
     try:
         yield h
     finally:

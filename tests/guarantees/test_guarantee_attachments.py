@@ -6,7 +6,6 @@ real HTTP (its multipart upload, its pre-signed URLs and its signed webhooks).
 - a failing upload (or a failing send after the upload) is retried without a duplicate in 8x8;
 - on Chat API v2 each rich feature is a 400 at request time.
 """
-# ruff: noqa: PLC0415 - casebridge is imported after the environment is set
 
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ import pytest
 import requests
 
 from cc_emulator import EmulatorServer
-from tests.guarantees.cb_guarantees_harness import Harness, MetricsRecorder, WebhookBridge
+from tests.guarantees.cb_guarantees_harness import Harness, MetricsRecorder, WebhookBridge, connect_harness
 from tests.support.aws import AwsResources, aws_client
 from tests.support.connector import reset_casebridge
 from tests.support.events import api_gateway_event, sqs_event
@@ -96,8 +95,6 @@ def gateway(
     metrics_recorder: MetricsRecorder,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Gateway]:
-    from tests.guarantees.cb_guarantees_harness import AwsFaults
-
     aws_client("s3").create_bucket(Bucket=BUCKET)
     copy_queue = aws_client("sqs").create_queue(QueueName="attachment-copy")["QueueUrl"]
     bridge = WebhookBridge()
@@ -110,17 +107,9 @@ def gateway(
         "ATTACHMENT_COPY_QUEUE_URL": copy_queue,
     }.items():
         monkeypatch.setenv(name, value)
-    _, channel_id = emulator_server.provision(url, "101", version="chat-gateway-v1")
-    emulator_server.wait_for_delivery("WEB_HOOK_VERIFY")
-    monkeypatch.setenv("EIGHTXEIGHT_CHANNEL_ID", channel_id)
-    reset_casebridge()
-    from casebridge import services
-
-    built = services.get_services()
-    faults = AwsFaults()
-    faults.attach(built.store.client, built.publisher.client)
+    h = connect_harness(emulator_server, bridge, url, aws_resources, metrics_recorder, monkeypatch, "chat-gateway-v1")
     try:
-        yield Gateway(Harness(emulator_server, bridge, aws_resources, faults, metrics_recorder), copy_queue)
+        yield Gateway(h, copy_queue)
     finally:
         bridge.stop()
         reset_casebridge()

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -128,6 +129,16 @@ def status(code: int, count: int, retry_after: int | None = None) -> Callable[[H
     return inject
 
 
+def emulator_fault(description: str, kind: str, op: str = "post_message", **kwargs: Any) -> Callable[[Harness], str]:
+    """A row that only adds one emulator fault."""
+
+    def inject(h: Harness) -> str:
+        h.emulator.add_fault(kind, op, **kwargs)
+        return description
+
+    return inject
+
+
 def expired_token(h: Harness) -> str:
     h.post_message("warm-up", "warm-up", client_id="w")  # a token is fetched and cached
     h.drain(timeout=10)
@@ -135,9 +146,7 @@ def expired_token(h: Harness) -> str:
     return "every token expired mid-run: refreshed once, retried once"
 
 
-def persistent_401(h: Harness) -> str:
-    h.emulator.add_fault("status", "post_message", count=2, status=401)
-    return "401 after the refresh too: DLQ + MessageFailed"
+persistent_401 = emulator_fault("401 after the refresh too: DLQ + MessageFailed", "status", count=2, status=401)
 
 
 def redrive_after_clearing(h: Harness) -> str:
@@ -149,29 +158,33 @@ def redrive_after_clearing(h: Harness) -> str:
     return f"{moved} dead-lettered, redriven, delivered"
 
 
-def hang(h: Harness) -> str:
-    h.emulator.add_fault("hang", "post_message", count=2, seconds=1.0)
-    return "no answer within HTTP_TIMEOUT_SECONDS (not processed): counted ambiguous, no duplicate"
+hang = emulator_fault(
+    "no answer within HTTP_TIMEOUT_SECONDS (not processed): counted ambiguous, no duplicate",
+    "hang",
+    count=2,
+    seconds=1.0,
+)
 
 
-def late_accept(h: Harness) -> str:
-    h.emulator.add_fault("latency", "post_message", count=1, seconds=1.0)
-    return "8x8 took it but answered after the timeout: the counted duplicate"
+late_accept = emulator_fault(
+    "8x8 took it but answered after the timeout: the counted duplicate", "latency", count=1, seconds=1.0
+)
 
 
-def reset(h: Harness) -> str:
-    h.emulator.add_fault("reset", "post_message", count=3)
-    return "TCP reset x3"
+reset = emulator_fault("TCP reset x3", "reset", count=3)
 
 
-def accept_then_fail(h: Harness) -> str:
-    h.emulator.add_fault("accept_then_fail", "post_message", count=1, status=500)
-    return "8x8 took it, then answered 500: a duplicate 8x8 does not let us see (not counted)"
+accept_then_fail = emulator_fault(
+    "8x8 took it, then answered 500: a duplicate 8x8 does not let us see (not counted)",
+    "accept_then_fail",
+    count=1,
+    status=500,
+)
 
 
-def outage_beyond_budget(h: Harness) -> str:
-    h.emulator.add_fault("status", "post_message", status=503, retry_after=0)
-    return "503 until cleared: MAX_SEND_ATTEMPTS then DLQ"
+outage_beyond_budget = emulator_fault(
+    "503 until cleared: MAX_SEND_ATTEMPTS then DLQ", "status", status=503, retry_after=0
+)
 
 
 def dynamodb_throttling(h: Harness) -> str:
@@ -189,19 +202,15 @@ def crash_mid_flight(h: Harness) -> str:
     return "sender died after a 202 (counted ambiguous); webhook container died twice"
 
 
-def duplicate_delivery(h: Harness) -> str:
-    h.emulator.add_fault("duplicate", "*")
-    return "8x8 delivers every event twice"
+duplicate_delivery = emulator_fault("8x8 delivers every event twice", "duplicate", "*")
 
 
-def out_of_order(h: Harness) -> str:
-    h.emulator.add_fault("out_of_order", "*", count=6)
-    return "events held back and sent after the next one"
+out_of_order = emulator_fault("events held back and sent after the next one", "out_of_order", "*", count=6)
 
 
-def bad_signature(h: Harness) -> str:
-    h.emulator.add_fault("bad_signature", "*", count=4)
-    return "4 deliveries with a bad signature: 401, then 8x8's retry verifies"
+bad_signature = emulator_fault(
+    "4 deliveries with a bad signature: 401, then 8x8's retry verifies", "bad_signature", "*", count=4
+)
 
 
 def publish_failure(h: Harness) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -81,24 +80,25 @@ def test_a_failing_case_does_not_hold_up_another(harness: Harness, monkeypatch: 
     assert delivered(h, "slow") == []
 
 
-def recording(delays: list[float], defer: Callable[[str, float], None]) -> Callable[[str, float], None]:
-    """The queue's defer, noting each delay it is asked for."""
+def record_defers(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Patches the queue's defer to note each delay it is asked for; returns that (growing) list."""
+    queue = get_services().queue
+    delays: list[float] = []
+    defer = queue.defer
 
     def recorded(handle: str, seconds: float) -> None:
         delays.append(seconds)
         defer(handle, seconds)
 
-    return recorded
+    monkeypatch.setattr(queue, "defer", recorded)
+    return delays
 
 
 def test_5xx_reset_and_timeouts_are_deferred_with_capped_jittered_backoff(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     h = harness
-    queue = get_services().queue
-    delays: list[float] = []
-    original = queue.defer
-    monkeypatch.setattr(queue, "defer", recording(delays, original))
+    delays = record_defers(monkeypatch)
     texts = accept(h, "backoff", 1)
     h.emulator.add_fault("status", "post_message", count=1, status=502)
     h.emulator.add_fault("reset", "post_message", count=1)
@@ -114,10 +114,7 @@ def test_5xx_reset_and_timeouts_are_deferred_with_capped_jittered_backoff(
 
 def test_429_and_503_retry_after_is_honoured(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     h = harness
-    queue = get_services().queue
-    delays: list[float] = []
-    original = queue.defer
-    monkeypatch.setattr(queue, "defer", recording(delays, original))
+    delays = record_defers(monkeypatch)
     texts = accept(h, "polite", 1)
     h.emulator.add_fault("status", "post_message", count=1, status=429, retry_after=1)
     h.emulator.add_fault("status", "post_message", count=1, status=503, retry_after=1)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from cc_emulator.delivery import now_ms
-from cc_emulator.http_base import Handler, Request, Response, Route, route
+from cc_emulator.http_base import Handler, Request, Response, Route, answer_errors, error_json, route
 from cc_emulator.model import Agent, AgentState, Conversation, InvalidState, NotFound
 
 if TYPE_CHECKING:
@@ -31,8 +31,7 @@ CUSTOMER_TYPING_MS = 6000
 INLINE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "text/plain", "application/pdf")
 
 
-def _error(status: int, message: str) -> Response:
-    return Response.json(status, {"error": message})
+_error = error_json
 
 
 class DeskSurface:
@@ -64,15 +63,7 @@ class DeskSurface:
         return _error(rule.status, "fault")
 
     def _wrap(self, handler: Handler) -> Handler:
-        def wrapped(req: Request) -> Response:
-            try:
-                return handler(req)
-            except NotFound as exc:
-                return _error(404, str(exc))
-            except InvalidState as exc:
-                return _error(409, str(exc))
-
-        return wrapped
+        return answer_errors(handler, conflict=(InvalidState,))
 
     # -- static ------------------------------------------------------------------------------
 
