@@ -11,7 +11,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from casebridge import attachments, cases
-from casebridge.api import build_resolver, case_id_from_path, int_query, json_response, parse_body
+from casebridge.api import build_resolver, case_and_body, case_id_from_path, int_query, json_response
 from casebridge.attachments import AttachmentNotFound, require_gateway
 from casebridge.models import OpenConversationRequest
 from casebridge.observability import logger, metrics, tracer
@@ -24,9 +24,7 @@ ATTACHMENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 @app.post("/cases/<caseId>/conversation")
 def open_conversation(caseId: str) -> Any:  # noqa: N803 - the path parameter's name
-    case_id = case_id_from_path(caseId)
-    logger.append_keys(caseId=case_id)
-    request = parse_body(app, OpenConversationRequest, optional=True)
+    case_id, request = case_and_body(app, caseId, OpenConversationRequest, optional=True)
     services = get_services()
     if any(message.cards for message in request.history):
         require_gateway(services, "cards in history")  # a 400 before any call to 8x8

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from casebridge import attachments, messages, typing_indicator
-from casebridge.api import build_resolver, case_id_from_path, json_response, parse_body
+from casebridge.api import build_resolver, case_and_body, json_response
 from casebridge.models import AttachmentUploadRequest, PostMessageRequest, TypingRequest
 from casebridge.observability import logger, metrics, tracer
 from casebridge.outbound_queue import OutboundMessage
@@ -21,25 +21,19 @@ app = build_resolver()
 
 @app.post("/cases/<caseId>/messages")
 def post_message(caseId: str) -> Any:  # noqa: N803 - the path parameter's name
-    case_id = case_id_from_path(caseId)
-    logger.append_keys(caseId=case_id)
-    request = parse_body(app, PostMessageRequest)
+    case_id, request = case_and_body(app, caseId, PostMessageRequest)
     return json_response(202, messages.accept_message(get_services(), case_id, request))
 
 
 @app.post("/cases/<caseId>/attachments")
 def create_attachment(caseId: str) -> Any:  # noqa: N803
-    case_id = case_id_from_path(caseId)
-    logger.append_keys(caseId=case_id)
-    request = parse_body(app, AttachmentUploadRequest)
+    case_id, request = case_and_body(app, caseId, AttachmentUploadRequest)
     return json_response(201, attachments.create_upload(get_services(), case_id, request))
 
 
 @app.post("/cases/<caseId>/typing")
 def send_typing(caseId: str) -> Any:  # noqa: N803
-    case_id = case_id_from_path(caseId)
-    logger.append_keys(caseId=case_id)
-    request = parse_body(app, TypingRequest, optional=True)
+    case_id, request = case_and_body(app, caseId, TypingRequest, optional=True)
     not_delivered = typing_indicator.send_typing(get_services(), case_id, request)
     if not_delivered is None:
         return Response(status_code=204, body="")

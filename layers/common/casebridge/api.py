@@ -158,6 +158,15 @@ def parse_body(app: APIGatewayRestResolver, model: type[Model], *, optional: boo
         raise InvalidRequest("request body is not valid", details=validation_details(error)) from None
 
 
+def case_and_body(
+    app: APIGatewayRestResolver, case_id_param: str, model: type[Model], *, optional: bool = False
+) -> tuple[str, Model]:
+    """A case route's caseId (put on every log line from here on) and its validated JSON body."""
+    case_id = case_id_from_path(case_id_param)
+    logger.append_keys(caseId=case_id)
+    return case_id, parse_body(app, model, optional=optional)
+
+
 def int_query(app: APIGatewayRestResolver, name: str, default: int, low: int, high: int) -> int:
     value = app.current_event.get_query_string_value(name)
     if value is None:

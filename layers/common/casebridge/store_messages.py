@@ -13,12 +13,11 @@ from casebridge.dynamo_codec import (
     key,
     to_item,
 )
-from casebridge.errors import StoreBusy
 from casebridge.records import CaseRecord, MessageRecord, TimelineEntry
 
 if TYPE_CHECKING:
     pass
-from casebridge.store_table import TableAccess, throttled
+from casebridge.store_table import TableAccess
 
 
 class MessageItems(TableAccess):
@@ -77,15 +76,7 @@ class MessageItems(TableAccess):
         """Record an attachment once; False when it is on file already (a retried webhook, a reused id)."""
         item = {**key(case_pk(case_id), f"ATTACHMENT#{attachment_id}")}
         item.update(to_item({**values, "attachmentId": attachment_id, "expiresAt": self._ttl(ttl_seconds)}))
-        try:
-            self.client.put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            if throttled(error):
-                raise StoreBusy("DynamoDB is throttling; retry shortly", retry_after=1) from error
-            raise
-        return True
+        return self._conditional(self.client.put_item, Item=item, ConditionExpression="attribute_not_exists(pk)")
 
     def get_attachments(self, case_id: str, attachment_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The case's attachment records by id (ids of other cases are simply not found)."""

@@ -5,6 +5,7 @@ reads. The key schema is documented in store.py."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -96,8 +97,12 @@ class TableAccess:
 
     def _conditional_update(self, **request: Any) -> bool:
         """An UpdateItem whose condition failing is an answer (False), not an error."""
+        return self._conditional(self.client.update_item, **request)
+
+    def _conditional(self, write: Callable[..., Any], **request: Any) -> bool:
+        """A conditional write (UpdateItem or PutItem): False when its condition fails; throttling is StoreBusy."""
         try:
-            self.client.update_item(TableName=self.table, **request)
+            write(TableName=self.table, **request)
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
