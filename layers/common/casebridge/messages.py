@@ -161,11 +161,7 @@ def deliver_message(services: Services, message: OutboundMessage, receive_count:
     if record and record.status is MessageStatus.SENT:
         logger.info("message already delivered; queue redelivery ignored")
         return "duplicate"
-    if record and record.status is MessageStatus.FAILED and message.redrive <= record.redrive:
-        # Dead-lettered already (its MessageFailed may still wait on the outbox): never sent again without an
-        # operator's redrive.
-        if case is not None:
-            flush_outbox(services, case)
+    if _already_dead_lettered(services, case, record, message):
         logger.info("message already dead-lettered; queue redelivery ignored")
         return "failed"
     ambiguous_before = record.ambiguous_attempts if record else 0
@@ -208,6 +204,18 @@ def deliver_message(services: Services, message: OutboundMessage, receive_count:
     metrics.add_metric(name="MessagesDelivered", unit=MetricUnit.Count, value=1)
     logger.info("message delivered to 8x8", extra={"attempt": number, "receiveCount": receive_count})
     return "sent"
+
+
+def _already_dead_lettered(
+    services: Services, case: CaseRecord | None, record: MessageRecord | None, message: OutboundMessage
+) -> bool:
+    """Dead-lettered already and not redriven since: never sent again without an operator's redrive. Its
+    MessageFailed may still wait on the case's outbox, so it is published now."""
+    if not (record and record.status is MessageStatus.FAILED and message.redrive <= record.redrive):
+        return False
+    if case is not None:
+        flush_outbox(services, case)
+    return True
 
 
 def _reopen_if_needed(services: Services, case: CaseRecord, message: OutboundMessage) -> None:
@@ -274,9 +282,7 @@ def _dead_letter_unsent(services: Services, delivery: QueuedDelivery, reason: st
     case, record = services.store.lookup_for_delivery(message.caseId, message.messageId)
     if record and record.status is MessageStatus.SENT:
         return  # delivered after all: nothing to dead-letter
-    if record and record.status is MessageStatus.FAILED and message.redrive <= record.redrive:
-        if case is not None:
-            flush_outbox(services, case)
+    if _already_dead_lettered(services, case, record, message):
         return
     attempts = record.attempts if record and record.status is not MessageStatus.FAILED else 0
     failed = MessageRecord(

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from casebridge.errors import ConfigurationError
 
+# Stays far below the receipt TTL (days), so a replay inside the window always meets its receipt.
 MAX_WEBHOOK_TOLERANCE_SECONDS = 900
 # Images, PDF, plain text/CSV and the common office formats (template.yaml's AttachmentContentTypes default).
 DEFAULT_ATTACHMENT_CONTENT_TYPES = ",".join(
@@ -29,7 +30,7 @@ DEFAULT_ATTACHMENT_CONTENT_TYPES = ",".join(
         "application/vnd.ms-powerpoint",
         "application/vnd.openxmlformats-officedocument.presentationml.presentation",
     )
-)  # stays far below the receipt TTL (days), so a replay always meets its receipt
+)
 
 
 def _env(

@@ -65,7 +65,7 @@ def handle_webhook(services: Services, headers: Mapping[str, str], body: bytes) 
         logger.info("webhook verification request answered")
         return {"status": WebhookOutcome.VERIFIED if outcome is WebhookOutcome.KEPT else outcome}
     if event.kind is EventKind.UNHANDLED or event.conversation_id is None:
-        return _unhandled(services, delivery, digest, body, event)
+        return {"status": _unhandled(services, delivery, digest, body, event)}
     for _ in range(5):
         case_id, case, receipt = services.store.lookup_for_webhook(
             event.conversation_id, delivery.tenant_id, delivery.event_id
@@ -132,18 +132,22 @@ def _keep(
 ) -> WebhookOutcome:
     if services.store.record_receipt(_receipt(delivery, digest, event, outcome, body)):
         return WebhookOutcome.KEPT
-    found = services.store.get_receipt(delivery.tenant_id, delivery.event_id)
-    return _seen(found or {}, digest, delivery)
+    return _seen_on_file(services, delivery, digest)
+
+
+def _seen_on_file(services: Services, delivery: VerifiedDelivery, digest: str) -> WebhookOutcome:
+    """A conditional write found the receipt already there: read it and answer as `_seen` does."""
+    return _seen(services.store.get_receipt(delivery.tenant_id, delivery.event_id) or {}, digest, delivery)
 
 
 def _unhandled(
     services: Services, delivery: VerifiedDelivery, digest: str, body: bytes, event: ContactCenterEvent
-) -> dict[str, Any]:
+) -> WebhookOutcome:
     outcome = _keep(services, delivery, digest, body, "unhandled", event)
     if outcome is WebhookOutcome.KEPT:
         metrics.add_metric(name="WebhookEventsUnhandled", unit=MetricUnit.Count, value=1)
         logger.info("webhook event not acted on; kept", extra={"eventType": event.source_type, "note": event.note})
-    return {"status": outcome}
+    return outcome
 
 
 def _entry(delivery: VerifiedDelivery, event: ContactCenterEvent) -> TimelineEntry:
@@ -165,24 +169,17 @@ def _early(
     """An event for a conversation no case knows yet (QUEUED often beats the create's answer): kept under
     the conversation, taken into the case when it is recorded. None: the case appeared meanwhile."""
     if event.kind not in TIMELINE_KINDS:
-        return _unhandled_outcome(services, delivery, digest, body, event)
+        return _unhandled(services, delivery, digest, body, event)
     try:
         if not services.store.record_early_event(
             _receipt(delivery, digest, event, "early", None), _entry(delivery, event)
         ):
-            found = services.store.get_receipt(delivery.tenant_id, delivery.event_id)
-            return _seen(found or {}, digest, delivery)
+            return _seen_on_file(services, delivery, digest)
     except StaleCase:
         return None
     logger.warning("event for a conversation no case knows (yet); kept", extra={"eventType": event.source_type})
     metrics.add_metric(name="WebhookEventsEarly", unit=MetricUnit.Count, value=1)
     return WebhookOutcome.EARLY
-
-
-def _unhandled_outcome(
-    services: Services, delivery: VerifiedDelivery, digest: str, body: bytes, event: ContactCenterEvent
-) -> WebhookOutcome:
-    return WebhookOutcome(_unhandled(services, delivery, digest, body, event)["status"])
 
 
 def _apply(
@@ -200,8 +197,7 @@ def _apply(
             typing = replace(typing, detail={**typing.detail, "agentId": case.live.agent_id})
         services.publisher.publish(case.case_id, [typing])  # the bus only: typing never goes on the timeline
         if not services.store.record_receipt(_receipt(delivery, digest, event, "published", None)):
-            found = services.store.get_receipt(delivery.tenant_id, delivery.event_id)
-            return _seen(found or {}, digest, delivery)
+            return _seen_on_file(services, delivery, digest)
         return WebhookOutcome.PUBLISHED
     if event.kind is EventKind.AGENT_MESSAGE and event.detail.get("attachments") and event.conversation_id:
         # The agent's files: casebridge references, recorded and queued for copying (8x8's URLs expire).
@@ -210,7 +206,7 @@ def _apply(
         event = replace(event, detail=detail)
     live = apply_event(case.live, event.kind, event.occurred_at, event.detail)
     if event.kind in _STATE_ONLY and live is None:
-        return _unhandled_outcome(services, delivery, digest, body, event)
+        return _unhandled(services, delivery, digest, body, event)
     entry = _entry(delivery, event)
     services.publisher.publish(case.case_id, [entry])
     try:
@@ -219,8 +215,7 @@ def _apply(
     except StaleCase:
         return None
     if not recorded:
-        found = services.store.get_receipt(delivery.tenant_id, delivery.event_id)
-        return _seen(found or {}, digest, delivery)
+        return _seen_on_file(services, delivery, digest)
     logger.info("webhook event recorded", extra={"eventType": event.source_type, "stateChanged": live is not None})
     metrics.add_metric(name="WebhookEventsRecorded", unit=MetricUnit.Count, value=1)
     return WebhookOutcome.ACCEPTED
