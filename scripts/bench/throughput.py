@@ -1,5 +1,5 @@
 """Figure 4: webhook verification throughput on one core, and the intake's own overhead per event with
-every AWS call stubbed (in-memory fakes answer at once: only our code, powertools and pydantic are timed)."""
+every AWS call stubbed (in-memory fakes answer at once: only our code, powertools and msgspec are timed)."""
 
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ def run(seconds: float = 1.0, events: int = 2000) -> Throughput:
                 answer = fn.lambda_handler(event, context)
                 t1 = time.perf_counter()
                 assert answer["statusCode"] == 200, answer
-                if n >= 100:  # the first ones warm the caches (conversation map, pydantic, key)
+                if n >= 100:  # the first ones warm the caches (conversation map, request decoders, key)
                     timings.append((t1 - t0) * 1000)
     finally:
         h.cold_container()

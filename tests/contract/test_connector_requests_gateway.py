@@ -14,6 +14,7 @@ import requests
 import responses
 from openapi_schema_validator import OAS30Validator
 
+from casebridge.contact_center.base import NewConversation, RichMessage
 from casebridge.contact_center.chat_gateway_v1 import ChatGatewayV1Client
 from casebridge.models import Customer, HistoryMessage, Routing
 from tests.support.openapi import find_operation, load_spec
@@ -168,22 +169,23 @@ def test_every_call_the_gateway_client_makes_is_in_the_contract(spec: dict[str, 
         name="Ann",
         email="ann@example.com",
         phone="+1 555 0100",
-        customerId="42",
+        customer_id="42",
         company="Acme",
         language="zh-CN",
         properties={"plan": "gold"},
     )
-    history = [HistoryMessage(authorType="bot", text="Hi!"), HistoryMessage(authorType="user", text="A person please")]
+    history = [HistoryMessage(author_type="bot", text="Hi!"), HistoryMessage(author_type="user", text="A person please")]
     card = {
         "contentType": "application/8x8.quick.replies",
         "content": {"options": [{"title": "one", "data": {"postback": "1"}}]},
     }
 
-    assert client.create_conversation("25", "case-7", customer, history, Routing(type="queue", id="100")) == "c-1"
+    new = NewConversation("25", "case-7", customer, history, Routing(type="queue", id="100"))
+    assert client.create_conversation(new) == "c-1"
     client.send_message("c-1", "hello", "user")
     attachment_id = client.upload_attachment("c-1", "user", "shot.png", "image/png", b"\x89PNG\r\n")
-    client.send_rich_message("c-1", "user", "see this", [attachment_id], [card])
-    client.send_rich_message("c-1", "bot", None, [], [card])
+    client.send_rich_message("c-1", RichMessage("user", "see this", [attachment_id], [card]))
+    client.send_rich_message("c-1", RichMessage("bot", None, [], [card]))
     client.route("c-1", Routing(type="script", id="s-1"))
     client.update_customer("c-1", "case-7", customer)
     assert client.find_conversation("case-7", "25") == "c-1"

@@ -120,7 +120,7 @@ def crm_customer() -> Customer:
         name="Ann",
         email="ann@example.com",
         phone="+44 20 7946 0000",
-        customerId="crm-42",
+        customer_id="crm-42",
         company="Acme",
         language="de",
         properties={"plan": "gold", "tier": "2"},

@@ -11,7 +11,7 @@ import requests
 import responses
 from responses import matchers
 
-from casebridge.contact_center.base import ContactCenterClient
+from casebridge.contact_center.base import ContactCenterClient, NewConversation
 from casebridge.contact_center.chat_api_v2 import ChatApiV2Client, token_fetcher
 from casebridge.contact_center.tokens import AccessToken, TokenProvider
 from casebridge.errors import (
@@ -50,10 +50,10 @@ def token_calls(rsps: Any) -> int:
 def test_create_conversation_sends_customer_and_history(mock_8x8: Any, client: ChatApiV2Client) -> None:
     route = mock_8x8.post(f"{TENANT_PATH}/conversations", status=202, json={"conversationId": "conv-1"})
     history = [
-        HistoryMessage(authorType="bot", text="Hello"),
-        HistoryMessage(authorType="user", text="Grüße ✓"),
+        HistoryMessage(author_type="bot", text="Hello"),
+        HistoryMessage(author_type="user", text="Grüße ✓"),
     ]
-    conversation_id = client.create_conversation("channel-1", "case-1", Customer(name="Ada"), history)
+    conversation_id = client.create_conversation(NewConversation("channel-1", "case-1", Customer(name="Ada"), history))
     assert conversation_id == "conv-1"
     request = route.calls[0].request
     assert request.headers["Authorization"] == "Bearer token-1"
@@ -67,7 +67,7 @@ def test_create_conversation_sends_customer_and_history(mock_8x8: Any, client: C
 
 def test_create_conversation_without_history_sends_none(mock_8x8: Any, client: ChatApiV2Client) -> None:
     route = mock_8x8.post(f"{TENANT_PATH}/conversations", status=202, json={"conversationId": 12345})
-    assert client.create_conversation("channel-1", "case-1", Customer(), []) == "12345"
+    assert client.create_conversation(NewConversation("channel-1", "case-1", Customer(), [])) == "12345"
     assert json.loads(route.calls[0].request.body) == {"channelId": "channel-1", "customer": {"caseId": "case-1"}}
 
 
@@ -77,7 +77,7 @@ def test_create_conversation_without_an_id_is_an_error(
 ) -> None:
     mock_8x8.post(f"{TENANT_PATH}/conversations", status=202, **answer)
     with pytest.raises(ContactCenterError, match="no conversationId"):
-        client.create_conversation("channel-1", "case-1", Customer(), [])
+        client.create_conversation(NewConversation("channel-1", "case-1", Customer(), []))
 
 
 def test_send_message(mock_8x8: Any, client: ChatApiV2Client) -> None:
@@ -199,7 +199,7 @@ def test_400_is_not_retryable_and_carries_the_upstream_code(
     kwargs = {"json": body} if isinstance(body, dict) else {"body": body}
     mock_8x8.post(f"{TENANT_PATH}/conversations", status=400, **kwargs)
     with pytest.raises(ContactCenterError) as raised:
-        client.create_conversation("channel-1", "c", Customer(), [])
+        client.create_conversation(NewConversation("channel-1", "c", Customer(), []))
     error = raised.value
     assert (error.retryable, error.upstream_status, error.upstream_code) == (False, 400, code)
     assert error.status_code == status_code
@@ -242,7 +242,7 @@ def test_customer_is_one_flat_object_with_case_id_standard_fields_and_properties
 ) -> None:
     route = mock_8x8.post(f"{TENANT_PATH}/conversations", status=202, json={"conversationId": "conv-1"})
     customer = crm_customer()
-    client.create_conversation("channel-1", "case-9", customer, [])
+    client.create_conversation(NewConversation("channel-1", "case-9", customer, []))
     assert json.loads(route.calls[0].request.body)["customer"] == {
         "caseId": "case-9",
         "name": "Ann",
@@ -262,7 +262,7 @@ def test_routing_and_gateway_only_operations_are_refused_before_any_call(
 ) -> None:
     routing = Routing(type="queue", id="q-1")
     calls: list[Callable[[], object]] = [
-        lambda: client.create_conversation("channel-1", "case-1", Customer(), [], routing),
+        lambda: client.create_conversation(NewConversation("channel-1", "case-1", Customer(), [], routing)),
         lambda: client.route("conv-1", routing),
         lambda: client.update_customer("conv-1", "case-1", Customer(name="Ann")),
         lambda: client.send_typing("conv-1", "user"),
@@ -351,14 +351,14 @@ def test_token_lifetime_must_be_ascii_digits(mock_8x8: Any, client: ChatApiV2Cli
 def test_create_answer_without_an_id_is_ambiguous(mock_8x8: Any, client: ChatApiV2Client) -> None:
     mock_8x8.post(f"{TENANT_PATH}/conversations", status=202, json={"conversationId": ""})
     with pytest.raises(ContactCenterError) as raised:
-        client.create_conversation("channel-1", "case-1", Customer(), [])
+        client.create_conversation(NewConversation("channel-1", "case-1", Customer(), []))
     assert raised.value.ambiguous is True
 
 
 def test_404_on_create_is_an_unknown_channel(mock_8x8: Any, client: ChatApiV2Client) -> None:
     mock_8x8.post(f"{TENANT_PATH}/conversations", status=404, json={"message": "Not found"})
     with pytest.raises(ContactCenterMisconfigured):
-        client.create_conversation("channel-1", "case-1", Customer(), [])
+        client.create_conversation(NewConversation("channel-1", "case-1", Customer(), []))
 
 
 def test_validation_messages_reach_the_caller_without_the_refused_value(mock_8x8: Any, client: ChatApiV2Client) -> None:
@@ -372,7 +372,7 @@ def test_validation_messages_reach_the_caller_without_the_refused_value(mock_8x8
         },
     )
     with pytest.raises(ContactCenterRejected) as raised:
-        client.create_conversation("channel-1", "case-1", Customer(), [])
+        client.create_conversation(NewConversation("channel-1", "case-1", Customer(), []))
     assert raised.value.status_code == 422
     assert raised.value.details == [
         {"code": "VALIDATION", "message": "invalid request"},

@@ -16,7 +16,7 @@ import responses
 from responses import matchers
 
 from casebridge.contact_center import http
-from casebridge.contact_center.base import ContactCenterClient
+from casebridge.contact_center.base import ContactCenterClient, NewConversation, RichMessage
 from casebridge.contact_center.chat_gateway_v1 import ChatGatewayV1Client, fiql_value, user_body
 from casebridge.errors import (
     ConfigurationError,
@@ -68,8 +68,9 @@ def test_create_conversation_sends_user_assignment_and_history(mock_8x8: Any, cl
         content_type="application/hal+json",
     )
     customer = crm_customer()
-    history = [HistoryMessage(authorType="bot", text="Hello"), HistoryMessage(authorType="user", text="Grüße ✓")]
-    conversation_id = client.create_conversation("25", "case-9", customer, history, Routing(type="script", id="s-7"))
+    history = [HistoryMessage(author_type="bot", text="Hello"), HistoryMessage(author_type="user", text="Grüße ✓")]
+    conversation = NewConversation("25", "case-9", customer, history, Routing(type="script", id="s-7"))
+    conversation_id = client.create_conversation(conversation)
     assert conversation_id == "9jIczlQm7mbIVzgpIp-Oxze83Oo"
     assert_gateway_headers(route.calls[0])
     assert route.calls[0].request.headers["Content-Type"] == "application/json"
@@ -92,7 +93,7 @@ def test_create_conversation_sends_user_assignment_and_history(mock_8x8: Any, cl
 
 def test_create_conversation_minimal_omits_empty_parts(mock_8x8: Any, client: ChatGatewayV1Client) -> None:
     route = mock_8x8.post(CONV, status=202, json={"conversationId": 12345})
-    assert client.create_conversation("25", "case-1", Customer(), []) == "12345"
+    assert client.create_conversation(NewConversation("25", "case-1", Customer(), [])) == "12345"
     assert sent_json(route.calls[0]) == {"channelId": "25", "user": {"caseId": "case-1"}}
 
 
@@ -104,7 +105,7 @@ def test_create_answer_without_an_id_is_an_ambiguous_error(
 ) -> None:
     mock_8x8.post(CONV, status=202, **answer)
     with pytest.raises(ContactCenterError, match="no conversationId") as raised:
-        client.create_conversation("25", "case-1", Customer(), [])
+        client.create_conversation(NewConversation("25", "case-1", Customer(), []))
     assert (raised.value.ambiguous, raised.value.status_code) == (True, 502)
 
 
@@ -122,19 +123,19 @@ def test_send_message(mock_8x8: Any, client: ChatGatewayV1Client) -> None:
 def test_send_rich_message_with_attachments_and_cards(mock_8x8: Any, client: ChatGatewayV1Client) -> None:
     route = mock_8x8.post(f"{CONV}/c-1/messages", status=202)
     card = {"contentType": "application/8x8.quick.replies", "content": {"options": [{"title": "one"}]}}
-    client.send_rich_message("c-1", "bot", None, ["att-1", "att-2"], [card])
+    client.send_rich_message("c-1", RichMessage("bot", None, ["att-1", "att-2"], [card]))
     assert sent_json(route.calls[0]) == {
         "authorType": "bot",
         "attachments": [{"id": "att-1"}, {"id": "att-2"}],
         "cards": [card],
     }
-    client.send_rich_message("c-1", "user", "see this", ["att-3"])
+    client.send_rich_message("c-1", RichMessage("user", "see this", ["att-3"]))
     assert sent_json(route.calls[1]) == {"authorType": "user", "text": "see this", "attachments": [{"id": "att-3"}]}
 
 
 def test_send_rich_message_needs_some_content(mock_8x8: Any, client: ChatGatewayV1Client) -> None:
     with pytest.raises(InvalidRequest):
-        client.send_rich_message("c-1", "user", None, [], [])
+        client.send_rich_message("c-1", RichMessage("user", None, [], []))
     assert len(mock_8x8.calls) == 0
 
 
@@ -491,7 +492,7 @@ ERROR_CASES: list[tuple[str, str, int, Any, type[ContactCenterError], int, str |
 
 def _invoke(client: ChatGatewayV1Client, operation: str) -> None:
     if operation == "create":
-        client.create_conversation("25", "case-1", Customer(), [])
+        client.create_conversation(NewConversation("25", "case-1", Customer(), []))
     elif operation == "send":
         client.send_message("c-1", "hi", "user")
     elif operation == "typing":
@@ -623,7 +624,7 @@ def test_network_failures_are_unavailable_and_ambiguous_when_8x8_may_have_acted(
 ) -> None:
     mock_8x8.post(CONV, body=failure)
     with pytest.raises(ContactCenterUnavailable) as raised:
-        client.create_conversation("25", "case-1", Customer(), [])
+        client.create_conversation(NewConversation("25", "case-1", Customer(), []))
     assert (raised.value.retryable, raised.value.ambiguous, raised.value.status_code) == (True, ambiguous, 503)
 
 
@@ -631,7 +632,7 @@ def test_every_call_has_a_timeout(client: ChatGatewayV1Client) -> None:
     client.session = session = TimeoutRecorder()
     seen = session.timeouts
     calls: list[Callable[[], object]] = [
-        lambda: client.create_conversation("25", "case-1", Customer(), []),
+        lambda: client.create_conversation(NewConversation("25", "case-1", Customer(), [])),
         lambda: client.send_message("c-1", "hi", "user"),
         lambda: client.customer_leaves("c-1"),
         lambda: client.find_conversation("case-1", "25"),
@@ -681,7 +682,7 @@ def test_jwk_url_for_each_api() -> None:
 
 
 def test_user_body_maps_customer_id_to_user_id() -> None:
-    assert user_body("case-1", Customer(customerId="crm-1", language="zh-CN")) == {
+    assert user_body("case-1", Customer(customer_id="crm-1", language="zh-CN")) == {
         "userId": "crm-1",
         "caseId": "case-1",
         "language": "zh-CN",

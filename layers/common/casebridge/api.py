@@ -19,10 +19,10 @@ from casebridge.identifiers import CASE_ID_RE
 from casebridge.observability import logger
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel, ValidationError
+    from casebridge.models import _Strict
 
 MAX_BODY_BYTES = 256 * 1024
-Model = TypeVar("Model", bound="BaseModel")
+Model = TypeVar("Model", bound="_Strict")
 # ASCII digits only, and few of them: str.isdigit() also accepts "²" or "٣" (int() then fails or reads them),
 # and int() refuses strings of more than 4300 digits; both ended as a 500.
 _ASCII_INT = re.compile(r"[0-9]{1,9}")
@@ -56,13 +56,6 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
 def error_response(error: CasebridgeError) -> Response[str]:
     headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else None
     return json_response(error.status_code, error.body(), headers)
-
-
-def validation_details(error: ValidationError) -> list[dict[str, str]]:
-    return [
-        {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
-        for e in error.errors(include_url=False, include_input=False)
-    ]
 
 
 def is_json_media_type(content_type: str | None) -> bool:
@@ -149,13 +142,14 @@ def parse_body(app: APIGatewayRestResolver, model: type[Model], *, optional: boo
         raise InvalidRequest("request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise InvalidRequest("request body must be a JSON object")
-    # pydantic loads here, with the first body to validate: the webhook intake never pays for it.
-    from pydantic import ValidationError  # noqa: PLC0415
+    # The request models load here, with the first body to validate: the webhook intake never pays for them.
+    from casebridge.models import RequestInvalid, validate  # noqa: PLC0415
 
     try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        raise InvalidRequest("request body is not valid", details=validation_details(error)) from None
+        return validate(model, data)
+    except RequestInvalid as error:
+        details = [{"field": error.field, "message": error.message}]
+        raise InvalidRequest("request body is not valid", details=details) from None
 
 
 def case_and_body(

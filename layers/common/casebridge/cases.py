@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable, Iterable
 
 from casebridge.clock import now_ms
+from casebridge.contact_center.base import NewConversation
 from casebridge.errors import CaseNotFound, Conflict, ContactCenterError, UnsupportedByContactCenterApi
 from casebridge.events import EventKind
-from casebridge.models import OpenConversationRequest
+from casebridge.models import OpenConversationRequest, to_json_data
 from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.records import CaseRecord, TimelineEntry
 from casebridge.services import Services
@@ -29,7 +30,7 @@ WAIT_FOR_PEER_S = 8.0
 
 
 def open_request_hash(request: OpenConversationRequest) -> str:
-    canonical = json.dumps(request.model_dump(by_alias=True, exclude_none=True), sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(to_json_data(request), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -107,7 +108,7 @@ def _create(services: Services, case_id: str, request: OpenConversationRequest, 
                 metrics.add_metric(name="ConversationsReconciled", unit=MetricUnit.Count, value=1)
         if conversation_id is None:
             conversation_id = client.create_conversation(
-                channel_id, case_id, request.customer, request.history, request.routing
+                NewConversation(channel_id, case_id, request.customer, request.history, request.routing)
             )
     except ContactCenterError as error:
         services.store.release_claim(case_id, ambiguous=error.ambiguous or unsure)
@@ -120,7 +121,7 @@ def _create(services: Services, case_id: str, request: OpenConversationRequest, 
         conversation_id,
         channel_id,
         open_request_hash=open_request_hash(request),
-        routing=request.routing.model_dump() if request.routing else None,
+        routing=to_json_data(request.routing) if request.routing else None,
     )
     logger.append_keys(conversationId=conversation_id)
     logger.info("conversation opened for case", extra={"channelId": channel_id})

@@ -24,7 +24,7 @@ from casebridge.cases import flush_outbox, open_conversation, publish_recorded
 from casebridge.clock import now_ms
 from casebridge.contact_center.base import CHAT_GATEWAY_V1
 from casebridge.errors import ContactCenterError, ReusedClientMessageId
-from casebridge.models import OpenConversationRequest, PostMessageRequest, Routing
+from casebridge.models import OpenConversationRequest, PostMessageRequest, Routing, validate
 from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.outbound_content import send_to_contact_center
 from casebridge.outbound_queue import OutboundMessage
@@ -232,7 +232,7 @@ def _reopen_if_needed(services: Services, case: CaseRecord, message: OutboundMes
         services.store.request_reopen(case, message.messageId)
     if services.contact_center.api != CHAT_GATEWAY_V1:
         return
-    routing = Routing.model_validate(case.routing) if case.routing else None
+    routing = validate(Routing, case.routing) if case.routing else None
     if routing is None and live.queue_id:
         routing = Routing(type="queue", id=live.queue_id)
     if routing is None:
