@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,18 +29,16 @@ class FakeContactCenter:
     typing: list[tuple[str, str]] = field(default_factory=list)
     found: dict[str, str] = field(default_factory=dict)  # caseId -> conversation id 8x8 already holds
 
-    def create_conversation(
-        self, channel_id: str, case_id: str, customer: Any, history: Iterable[Any], routing: Any = None
-    ) -> str:
+    def create_conversation(self, conversation: Any) -> str:
         from casebridge.contact_center.chat_api_v2 import customer_body  # noqa: PLC0415 - casebridge only when called
 
         self._maybe_fail("create")
         self.created.append(
             {
-                "channelId": channel_id,
-                "customer": customer_body(case_id, customer),
-                "history": list(history),
-                "routing": routing,
+                "channelId": conversation.channel_id,
+                "customer": customer_body(conversation.case_id, conversation.customer),
+                "history": list(conversation.history),
+                "routing": conversation.routing,
             }
         )
         return self.conversation_ids.pop(0) if len(self.conversation_ids) > 1 else self.conversation_ids[0]

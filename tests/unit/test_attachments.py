@@ -48,22 +48,15 @@ class GatewayFake(FakeContactCenter):
         self.uploads.append((conversation_id, file_name, content_type, data))
         return f"cc-att-{len(self.uploads)}"
 
-    def send_rich_message(
-        self,
-        conversation_id: str,
-        author_type: str,
-        text: str | None,
-        attachment_ids: Any = (),
-        cards: Any = (),
-    ) -> None:
+    def send_rich_message(self, conversation_id: str, message: Any) -> None:
         self._maybe_fail("rich")
         self.rich.append(
             {
                 "conversationId": conversation_id,
-                "authorType": author_type,
-                "text": text,
-                "attachments": list(attachment_ids),
-                "cards": list(cards),
+                "authorType": message.author_type,
+                "text": message.text,
+                "attachments": list(message.attachment_ids),
+                "cards": list(message.cards),
             }
         )
 

@@ -9,6 +9,7 @@ references 8x8's ids and carries the cards.
 from __future__ import annotations
 
 from casebridge.attachments import deliver_attachments
+from casebridge.contact_center.base import RichMessage
 from casebridge.outbound_queue import OutboundMessage
 from casebridge.services import Services
 
@@ -20,5 +21,5 @@ def send_to_contact_center(services: Services, conversation_id: str, message: Ou
         return
     attachment_ids = deliver_attachments(services, conversation_id, message) if message.attachments else []
     services.contact_center.send_rich_message(
-        conversation_id, message.authorType, message.text or None, attachment_ids, message.cards
+        conversation_id, RichMessage(message.authorType, message.text or None, attachment_ids, message.cards)
     )

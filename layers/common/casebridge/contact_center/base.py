@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 
 import requests
@@ -16,21 +17,35 @@ CHAT_GATEWAY_V1: ContactCenterApi = "chat-gateway-v1"
 CHAT_API_V2: ContactCenterApi = "chat-api-v2"
 
 
+@dataclass(frozen=True)
+class NewConversation:
+    """A case's conversation to open on a channel: what create_conversation needs, whichever the API."""
+
+    channel_id: str
+    case_id: str
+    customer: Customer
+    history: Sequence[HistoryMessage] = ()
+    routing: Routing | None = None  # Gateway only: v2 refuses a conversation with routing
+
+
+@dataclass(frozen=True)
+class RichMessage:
+    """A message with uploaded attachments (8x8 ids) and/or cards ({contentType, content}); Gateway only."""
+
+    author_type: str
+    text: str | None = None
+    attachment_ids: Sequence[str] = ()
+    cards: Sequence[Mapping[str, Any]] = ()
+
+
 class ContactCenterClient(Protocol):
     """One 8x8 API. Errors are casebridge.errors ContactCenter* classes; what an API cannot do raises
     UnsupportedByContactCenterApi (a 400 the business sees), before any call to 8x8."""
 
     api: ContactCenterApi
 
-    def create_conversation(
-        self,
-        channel_id: str,
-        case_id: str,
-        customer: Customer,
-        history: Sequence[HistoryMessage],
-        routing: Routing | None = None,
-    ) -> str:
-        """Open a conversation on the channel; returns 8x8's conversation id."""
+    def create_conversation(self, conversation: NewConversation) -> str:
+        """Open the case's conversation on its channel; returns 8x8's conversation id."""
         ...
 
     def send_message(self, conversation_id: str, text: str, author_type: str) -> None:
@@ -65,15 +80,8 @@ class ContactCenterClient(Protocol):
         """Upload a file to the conversation (Gateway multipart); returns 8x8's attachment id. v2 cannot."""
         ...
 
-    def send_rich_message(
-        self,
-        conversation_id: str,
-        author_type: str,
-        text: str | None,
-        attachment_ids: Sequence[str] = (),
-        cards: Sequence[Mapping[str, Any]] = (),
-    ) -> None:
-        """A message with uploaded attachments (8x8 ids) and/or cards ({contentType, content}). v2 cannot."""
+    def send_rich_message(self, conversation_id: str, message: RichMessage) -> None:
+        """Post a message with attachments and/or cards. v2 cannot."""
         ...
 
     def download_attachment(self, conversation_id: str, attachment_id: str) -> requests.Response:

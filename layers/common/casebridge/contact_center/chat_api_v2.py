@@ -7,13 +7,13 @@ can do (routing, customer updates, typing) raises UnsupportedByContactCenterApi 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 import requests
 
 from casebridge.contact_center import http
-from casebridge.contact_center.base import CHAT_API_V2, ContactCenterApi
+from casebridge.contact_center.base import CHAT_API_V2, ContactCenterApi, NewConversation, RichMessage
 from casebridge.contact_center.client_base import ClientBase, is_case_conversation
 from casebridge.contact_center.tokens import AccessToken, TokenProvider
 from casebridge.errors import (
@@ -24,7 +24,7 @@ from casebridge.errors import (
 )
 
 if TYPE_CHECKING:
-    from casebridge.models import Customer, HistoryMessage, Routing  # annotations only: no pydantic at import
+    from casebridge.models import Customer, Routing  # annotations only: no pydantic at import
 
 NEEDS_GATEWAY = "needs the Chat Gateway (EightByEightApi=chat-gateway-v1)"
 
@@ -68,19 +68,16 @@ class ChatApiV2Client(ClientBase):
                     ) from error
         raise AssertionError("unreachable")
 
-    def create_conversation(
-        self,
-        channel_id: str,
-        case_id: str,
-        customer: Customer,
-        history: Sequence[HistoryMessage],
-        routing: Routing | None = None,
-    ) -> str:
-        if routing is not None:
+    def create_conversation(self, conversation: NewConversation) -> str:
+        history = conversation.history
+        if conversation.routing is not None:
             raise UnsupportedByContactCenterApi(f"Chat API v2 cannot route a conversation: routing {NEEDS_GATEWAY}")
         if any(m.cards for m in history):
             raise UnsupportedByContactCenterApi(f"Chat API v2 has no cards: cards in history {NEEDS_GATEWAY}")
-        body: dict[str, Any] = {"channelId": channel_id, "customer": customer_body(case_id, customer)}
+        body: dict[str, Any] = {
+            "channelId": conversation.channel_id,
+            "customer": customer_body(conversation.case_id, conversation.customer),
+        }
         if history:
             body["history"] = {"messages": [{"text": m.text, "type": m.author_type} for m in history]}
         return self._open_conversation(body)
@@ -107,14 +104,7 @@ class ChatApiV2Client(ClientBase):
     ) -> str:
         raise UnsupportedByContactCenterApi(f"Chat API v2 has no attachments: attachments {NEEDS_GATEWAY}")
 
-    def send_rich_message(
-        self,
-        conversation_id: str,
-        author_type: str,
-        text: str | None,
-        attachment_ids: Sequence[str] = (),
-        cards: Sequence[Mapping[str, Any]] = (),
-    ) -> None:
+    def send_rich_message(self, conversation_id: str, message: RichMessage) -> None:
         raise UnsupportedByContactCenterApi(
             f"Chat API v2 has no attachments or cards: attachments and cards {NEEDS_GATEWAY}"
         )

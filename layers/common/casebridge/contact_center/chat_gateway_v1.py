@@ -7,14 +7,14 @@ Mapping of the business API: customer → `user` (customerId → userId, custom 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import requests
 
 from casebridge.contact_center import http
-from casebridge.contact_center.base import CHAT_GATEWAY_V1, ContactCenterApi
+from casebridge.contact_center.base import CHAT_GATEWAY_V1, ContactCenterApi, NewConversation, RichMessage
 from casebridge.contact_center.client_base import ClientBase, is_case_conversation
 from casebridge.errors import ContactCenterError, ContactCenterMisconfigured, InvalidRequest
 
@@ -85,42 +85,31 @@ class ChatGatewayV1Client(ClientBase):
             method, path, operation, unauthorized=ContactCenterMisconfigured, headers=headers, **kwargs
         )
 
-    def create_conversation(
-        self,
-        channel_id: str,
-        case_id: str,
-        customer: Customer,
-        history: Sequence[HistoryMessage],
-        routing: Routing | None = None,
-    ) -> str:
-        body: dict[str, Any] = {"channelId": channel_id, "user": user_body(case_id, customer)}
-        if routing is not None:
-            body["assignment"] = {"type": routing.type, "id": routing.id}
-        if history:
-            body["history"] = {"messages": [history_item(m) for m in history]}
+    def create_conversation(self, conversation: NewConversation) -> str:
+        body: dict[str, Any] = {
+            "channelId": conversation.channel_id,
+            "user": user_body(conversation.case_id, conversation.customer),
+        }
+        if conversation.routing is not None:
+            body["assignment"] = {"type": conversation.routing.type, "id": conversation.routing.id}
+        if conversation.history:
+            body["history"] = {"messages": [history_item(m) for m in conversation.history]}
         return self._open_conversation(body)
 
     def send_message(self, conversation_id: str, text: str, author_type: str) -> None:
         self._post_message(conversation_id, {"authorType": author_type, "text": text})
 
-    def send_rich_message(
-        self,
-        conversation_id: str,
-        author_type: str,
-        text: str | None,
-        attachment_ids: Sequence[str] = (),
-        cards: Sequence[Mapping[str, Any]] = (),
-    ) -> None:
+    def send_rich_message(self, conversation_id: str, message: RichMessage) -> None:
         """A message with attachments (ids from upload_attachment) and/or cards ({contentType, content})."""
-        if not text and not attachment_ids and not cards:
+        if not message.text and not message.attachment_ids and not message.cards:
             raise InvalidRequest("a message needs text, an attachment or a card")
-        body: dict[str, Any] = {"authorType": author_type}
-        if text:
-            body["text"] = text
-        if attachment_ids:
-            body["attachments"] = [{"id": attachment_id} for attachment_id in attachment_ids]
-        if cards:
-            body["cards"] = [dict(card) for card in cards]
+        body: dict[str, Any] = {"authorType": message.author_type}
+        if message.text:
+            body["text"] = message.text
+        if message.attachment_ids:
+            body["attachments"] = [{"id": attachment_id} for attachment_id in message.attachment_ids]
+        if message.cards:
+            body["cards"] = [dict(card) for card in message.cards]
         self._post_message(conversation_id, body)
 
     def upload_attachment(
