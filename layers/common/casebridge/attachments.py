@@ -22,13 +22,10 @@ import mimetypes
 import secrets
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
-import boto3
 import requests
 from boto3.s3.transfer import TransferConfig
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.response import StreamingBody
 
@@ -66,9 +63,6 @@ _COPY_BATCH = 10  # SQS SendMessageBatch's limit
 _PART_BYTES = 8 * 1024 * 1024
 _TRANSFER = TransferConfig(
     multipart_threshold=_PART_BYTES, multipart_chunksize=_PART_BYTES, max_concurrency=1, use_threads=False
-)
-_S3_CONFIG = Config(
-    signature_version="s3v4", connect_timeout=2, read_timeout=10, retries={"mode": "standard", "max_attempts": 3}
 )
 
 
@@ -152,18 +146,14 @@ def content_disposition(file_name: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name, safe='')}"
 
 
-@dataclass
 class AttachmentBucket:
-    """The stack's attachment bucket. A client of its own: pre-signed URLs need SigV4 (s3v4)."""
+    """The stack's attachment bucket (aws.s3_client signs its pre-signed URLs with SigV4)."""
 
-    name: str
-    _client: S3Client | None = None
+    client = aws.InjectableClient(aws.s3_client)
 
-    @property
-    def client(self) -> S3Client:
-        if self._client is None:
-            self._client = boto3.client("s3", config=_S3_CONFIG)
-        return self._client
+    def __init__(self, name: str, client: S3Client | None = None) -> None:
+        self.name = name
+        self.client = client
 
     def upload_url(self, key: str, content_type: str, size: int, expires_in: int) -> str:
         # ContentType and ContentLength become signed headers: S3 refuses a PUT with any other type or size.

@@ -44,16 +44,12 @@ class OutboundMessage:
 
 
 class OutboundQueue:
+    client = aws.InjectableClient(aws.sqs_client)
+
     def __init__(self, queue_url: str, dead_letter_queue_url: str = "", client: SQSClient | None = None) -> None:
         self.queue_url = queue_url
         self.dead_letter_queue_url = dead_letter_queue_url
-        self._client = client
-
-    @property
-    def client(self) -> SQSClient:
-        if self._client is None:
-            self._client = aws.sqs_client()
-        return self._client
+        self.client = client
 
     def enqueue(self, message: OutboundMessage, deduplication_id: str) -> None:
         self.client.send_message(

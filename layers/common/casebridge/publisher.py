@@ -22,15 +22,11 @@ class PublishFailed(Exception):
 
 
 class EventPublisher:
+    client = aws.InjectableClient(aws.events_client)
+
     def __init__(self, bus_name: str, client: EventBridgeClient | None = None) -> None:
         self.bus_name = bus_name
-        self._client = client
-
-    @property
-    def client(self) -> EventBridgeClient:
-        if self._client is None:
-            self._client = aws.events_client()
-        return self._client
+        self.client = client
 
     def publish(self, case_id: str, entries: Sequence[TimelineEntry]) -> None:
         batch: list[PutEventsRequestEntryTypeDef] = [

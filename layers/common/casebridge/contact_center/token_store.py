@@ -21,15 +21,11 @@ def token_key(tenant_id: str) -> dict[str, Any]:
 
 
 class TableTokenCache:
+    client = aws.InjectableClient(aws.dynamodb_client)
+
     def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
         self.table = table_name
-        self._client = client
-
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            self._client = aws.dynamodb_client()
-        return self._client
+        self.client = client
 
     def get_token(self, tenant_id: str) -> dict[str, Any] | None:
         found = self.client.get_item(TableName=self.table, Key=token_key(tenant_id), ConsistentRead=True).get("Item")
