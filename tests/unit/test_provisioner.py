@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import responses
@@ -37,7 +37,6 @@ from casebridge.provisioning import (
     deprovision_contact_center,
     parse_credentials,
     provision_contact_center,
-    update_contact_center,
 )
 from cc_emulator.pytest_plugin import WebhookReceiver, emulator, emulator_config, webhook_receiver  # noqa: F401 - fixtures
 from cc_emulator.server import EmulatorServer
@@ -48,9 +47,22 @@ NAME = "casebridge-test-stack"
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:casebridge/8x8-AbCdEf"
 
 
+class Rig(NamedTuple):
+    """What each test on the emulator takes together (the `rig` fixture): 8x8, serving both APIs on one engine;
+    the stack's webhook receiver; and the API under test."""
+
+    emulator: EmulatorServer
+    webhook_receiver: WebhookReceiver
+    api: str
+
+
 @pytest.fixture(params=[GATEWAY, V2])
-def api(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+def rig(
+    request: pytest.FixtureRequest,
+    emulator: EmulatorServer,  # noqa: F811
+    webhook_receiver: WebhookReceiver,  # noqa: F811
+) -> Rig:
+    return Rig(emulator, webhook_receiver, str(request.param))
 
 
 def args(emu: EmulatorServer, api: str, credentials: Any = None) -> tuple[str, str, str, str, Credentials]:
@@ -83,11 +95,8 @@ def test_each_api_needs_its_own_secret_shape() -> None:
 
 
 # ---- both APIs on the emulator -----------------------------------------------------------------------------------
-def test_create_registers_a_webhook_and_a_channel_on_the_queue(
-    emulator: EmulatorServer,  # noqa: F811
-    webhook_receiver: WebhookReceiver,  # noqa: F811
-    api: str,
-) -> None:
+def test_create_registers_a_webhook_and_a_channel_on_the_queue(rig: Rig) -> None:
+    emulator, webhook_receiver, api = rig
     webhook_id, channel_id = provision_contact_center(*args(emulator, api), webhook_receiver.url, "101", NAME)
     [hook] = webhooks(emulator)
     assert (hook.id, hook.name, hook.uri, hook.version) == (
@@ -102,11 +111,8 @@ def test_create_registers_a_webhook_and_a_channel_on_the_queue(
     webhook_receiver.wait_for_events("WEB_HOOK_VERIFY")
 
 
-def test_a_cloudformation_retry_makes_nothing_twice(
-    emulator: EmulatorServer,  # noqa: F811
-    webhook_receiver: WebhookReceiver,  # noqa: F811
-    api: str,
-) -> None:
+def test_a_cloudformation_retry_makes_nothing_twice(rig: Rig) -> None:
+    emulator, webhook_receiver, api = rig
     first = provision_contact_center(*args(emulator, api), webhook_receiver.url, "101", NAME)
     second = provision_contact_center(*args(emulator, api), webhook_receiver.url, "101", NAME)
     assert first == second
@@ -114,11 +120,8 @@ def test_a_cloudformation_retry_makes_nothing_twice(
     assert len(channels(emulator)) == 1
 
 
-def test_an_existing_webhook_with_the_same_name_and_uri_is_adopted(
-    emulator: EmulatorServer,  # noqa: F811
-    webhook_receiver: WebhookReceiver,  # noqa: F811
-    api: str,
-) -> None:
+def test_an_existing_webhook_with_the_same_name_and_uri_is_adopted(rig: Rig) -> None:
+    emulator, webhook_receiver, api = rig
     other = emulator.engine.create_webhook("someone-else", "https://elsewhere.example/hook")
     mine = emulator.engine.create_webhook(NAME, webhook_receiver.url)
     webhook_id, _ = provision_contact_center(*args(emulator, api), webhook_receiver.url, "102", NAME)
@@ -128,58 +131,44 @@ def test_an_existing_webhook_with_the_same_name_and_uri_is_adopted(
     assert (channel.webhook_id, channel.queue_id) == (mine.id, "102")
 
 
-def test_an_adopted_channel_on_another_queue_is_moved_to_the_queue_asked_for(
-    emulator: EmulatorServer,  # noqa: F811
-    webhook_receiver: WebhookReceiver,  # noqa: F811
-    api: str,
-) -> None:
+def test_an_adopted_channel_on_another_queue_is_moved_to_the_queue_asked_for(rig: Rig) -> None:
+    emulator, webhook_receiver, api = rig
     webhook_id, channel_id = provision_contact_center(*args(emulator, api), webhook_receiver.url, "101", NAME)
     assert provision_contact_center(*args(emulator, api), webhook_receiver.url, "102", NAME) == (webhook_id, channel_id)
     assert emulator.engine.get_channel(channel_id).queue_id == "102"
 
 
-def test_update_repoints_the_channel_to_a_new_queue_and_the_webhook_to_a_new_url(
-    emulator: EmulatorServer,  # noqa: F811
-    webhook_receiver: WebhookReceiver,  # noqa: F811
-    api: str,
-) -> None:
+def test_update_repoints_the_channel_to_a_new_queue_and_the_webhook_to_a_new_url(rig: Rig) -> None:
+    emulator, webhook_receiver, api = rig
     ids = provision_contact_center(*args(emulator, api), webhook_receiver.url, "101", NAME)
     new_url = webhook_receiver.url + "?stage=v2"
-    assert update_contact_center(*args(emulator, api), new_url, "102", NAME, *ids) == ids
+    assert provision_contact_center(*args(emulator, api), new_url, "102", NAME, existing=ids) == ids
     assert emulator.engine.get_channel(ids[1]).queue_id == "102"
     assert emulator.engine.get_webhook(ids[0]).uri == new_url
     assert len(webhooks(emulator)) == len(channels(emulator)) == 1
 
 
-def test_update_of_a_webhook_that_is_gone_provisions_afresh(
-    emulator: EmulatorServer,  # noqa: F811
-    webhook_receiver: WebhookReceiver,  # noqa: F811
-    api: str,
-) -> None:
+def test_update_of_a_webhook_that_is_gone_provisions_afresh(rig: Rig) -> None:
+    emulator, webhook_receiver, api = rig
     old_webhook, old_channel = provision_contact_center(*args(emulator, api), webhook_receiver.url, "101", NAME)
     emulator.engine.delete_channel(old_channel)
     emulator.engine.delete_webhook(old_webhook)
-    new_ids = update_contact_center(*args(emulator, api), webhook_receiver.url, "102", NAME, old_webhook, old_channel)
+    old_ids = (old_webhook, old_channel)
+    new_ids = provision_contact_center(*args(emulator, api), webhook_receiver.url, "102", NAME, existing=old_ids)
     assert new_ids != (old_webhook, old_channel)
     assert emulator.engine.get_channel(new_ids[1]).queue_id == "102"
 
 
-def test_delete_removes_both_and_deleting_again_is_fine(
-    emulator: EmulatorServer,  # noqa: F811
-    webhook_receiver: WebhookReceiver,  # noqa: F811
-    api: str,
-) -> None:
+def test_delete_removes_both_and_deleting_again_is_fine(rig: Rig) -> None:
+    emulator, webhook_receiver, api = rig
     ids = provision_contact_center(*args(emulator, api), webhook_receiver.url, "101", NAME)
     deprovision_contact_center(*args(emulator, api), *ids)
     assert webhooks(emulator) == channels(emulator) == []
     deprovision_contact_center(*args(emulator, api), *ids)  # 404: already gone
 
 
-def test_delete_without_ids_finds_what_a_failed_create_left_by_name_and_uri(
-    emulator: EmulatorServer,  # noqa: F811
-    webhook_receiver: WebhookReceiver,  # noqa: F811
-    api: str,
-) -> None:
+def test_delete_without_ids_finds_what_a_failed_create_left_by_name_and_uri(rig: Rig) -> None:
+    emulator, webhook_receiver, api = rig
     keep = emulator.engine.create_webhook("someone-else", webhook_receiver.url)
     provision_contact_center(*args(emulator, api), webhook_receiver.url, "101", NAME)
     deprovision_contact_center(*args(emulator, api), None, None, name=NAME, webhook_url=webhook_receiver.url)
@@ -187,11 +176,8 @@ def test_delete_without_ids_finds_what_a_failed_create_left_by_name_and_uri(
     assert channels(emulator) == []
 
 
-def test_8x8_refusing_the_credentials_is_a_reason_naming_the_secret(
-    emulator: EmulatorServer,  # noqa: F811
-    webhook_receiver: WebhookReceiver,  # noqa: F811
-    api: str,
-) -> None:
+def test_8x8_refusing_the_credentials_is_a_reason_naming_the_secret(rig: Rig) -> None:
+    emulator, webhook_receiver, api = rig
     wrong = Credentials("not-the-key", "not-the-secret", SECRET_ARN)
     with pytest.raises(ProvisioningError) as refused:
         provision_contact_center(*args(emulator, api, wrong), webhook_receiver.url, "101", NAME)
@@ -206,11 +192,8 @@ def test_8x8_refusing_the_credentials_is_a_reason_naming_the_secret(
     assert webhooks(emulator) == []
 
 
-def test_8x8_refusing_the_queue_names_the_parameter_and_leaves_no_webhook_behind(
-    emulator: EmulatorServer,  # noqa: F811
-    webhook_receiver: WebhookReceiver,  # noqa: F811
-    api: str,
-) -> None:
+def test_8x8_refusing_the_queue_names_the_parameter_and_leaves_no_webhook_behind(rig: Rig) -> None:
+    emulator, webhook_receiver, api = rig
     with pytest.raises(ProvisioningError) as refused:
         provision_contact_center(*args(emulator, api), webhook_receiver.url, "999", NAME)
     message = str(refused.value)
@@ -220,11 +203,8 @@ def test_8x8_refusing_the_queue_names_the_parameter_and_leaves_no_webhook_behind
     assert webhooks(emulator) == channels(emulator) == []
 
 
-def test_another_tenant_is_a_reason_naming_the_tenant_parameter(
-    emulator: EmulatorServer,  # noqa: F811
-    webhook_receiver: WebhookReceiver,  # noqa: F811
-    api: str,
-) -> None:
+def test_another_tenant_is_a_reason_naming_the_tenant_parameter(rig: Rig) -> None:
+    emulator, webhook_receiver, api = rig
     _, base, _, region, creds = args(emulator, api)
     with pytest.raises(ProvisioningError, match=r"\(403: .*\): check EightByEightTenantId \(other-tenant\)"):
         provision_contact_center(api, base, "other-tenant", region, creds, webhook_receiver.url, "101", NAME)
@@ -238,11 +218,8 @@ def test_an_unreachable_8x8_is_a_reason_naming_the_base_url() -> None:
         provision_contact_center(V2, "http://127.0.0.1:9", "t1", "us", creds, "https://x.example/h", "101", NAME)
 
 
-def test_no_time_left_is_a_reason_not_a_hang(
-    emulator: EmulatorServer,  # noqa: F811
-    webhook_receiver: WebhookReceiver,  # noqa: F811
-    api: str,
-) -> None:
+def test_no_time_left_is_a_reason_not_a_hang(rig: Rig) -> None:
+    emulator, webhook_receiver, api = rig
     with pytest.raises(ProvisioningError, match="did not finish answering in the time CloudFormation allows"):
         provision_contact_center(
             *args(emulator, api), webhook_receiver.url, "101", NAME, deadline=time.monotonic() + 0.5
@@ -324,7 +301,8 @@ def test_gateway_refusing_the_api_key_names_the_secret() -> None:
 def test_gateway_update_repoints_with_put_and_delete_treats_404_as_gone() -> None:
     hook = responses.put(f"{GW}/chat-gateway/v1/webhooks/wh-1", json={"id": "wh-1"})
     chan = responses.put(f"{GW}/chat-gateway/v1/channels/ch-1", json={"id": "ch-1"})
-    ids = update_contact_center(GATEWAY, GW, "acme", "us", GW_CREDS, HOOK_URL, "102", NAME, "wh-1", "ch-1")
+    known = ("wh-1", "ch-1")
+    ids = provision_contact_center(GATEWAY, GW, "acme", "us", GW_CREDS, HOOK_URL, "102", NAME, existing=known)
     assert ids == ("wh-1", "ch-1")
     assert json.loads(hook.calls[0].request.body)["version"] == "Chat Gateway v1.0"
     assert json.loads(chan.calls[0].request.body)["routingOptions"] == {"type": "queue", "id": "102"}

@@ -382,46 +382,31 @@ def provision_contact_center(
     queue_id: str,
     name: str,
     *,
+    existing: tuple[str, str] | None = None,
     timeout: float = 10.0,
     deadline: float | None = None,
 ) -> tuple[str, str]:
-    """Webhook for `webhook_url` + channel on `queue_id`, adopting what already exists. Returns (webhook, channel)."""
+    """Webhook for `webhook_url` + channel on `queue_id`; returns (webhook, channel). `existing` (the ids of an
+    earlier deploy) are re-pointed with PUT (URL, API version, queue). Without them, or either one gone (404, e.g.
+    an API switch 8x8 does not carry over), what already exists is adopted or made afresh, and the new ids are
+    returned (the caller then deletes the old)."""
     if not queue_id:
         raise ProvisioningError("EightByEightQueueId is empty: give the 8x8 chat queue, or an EightByEightChannelId")
     client = _Client(_place(api, base_url, tenant_id, region, credentials, timeout, deadline))
+    if existing is not None and _repoint(client, name, webhook_url, queue_id, *existing):
+        return existing
     return _ensure(client, name, webhook_url, queue_id)
 
 
-def update_contact_center(
-    api: str,
-    base_url: str,
-    tenant_id: str,
-    region: str,
-    credentials: Credentials | Mapping[str, Any],
-    webhook_url: str,
-    queue_id: str,
-    name: str,
-    webhook_id: str,
-    channel_id: str,
-    *,
-    timeout: float = 10.0,
-    deadline: float | None = None,
-) -> tuple[str, str]:
-    """Re-point the existing webhook (URL, API version) and channel (queue) with PUT. Either one gone (404, e.g. an
-    API switch 8x8 does not carry over): provision afresh and return the new ids (the caller then deletes the old)."""
-    if not queue_id:
-        raise ProvisioningError("EightByEightQueueId is empty: give the 8x8 chat queue, or an EightByEightChannelId")
-    client = _Client(_place(api, base_url, tenant_id, region, credentials, timeout, deadline))
-    place = client.place
+def _repoint(client: _Client, name: str, webhook_url: str, queue_id: str, webhook_id: str, channel_id: str) -> bool:
+    """PUT the known webhook and channel; False when either one is gone."""
     hook = client.call(
         "PUT",
-        f"{place.webhooks_path}/{webhook_id}",
+        f"{client.place.webhooks_path}/{webhook_id}",
         f"the webhook {webhook_url}",
-        _webhook_body(api, name, webhook_url),
+        _webhook_body(client.place.api, name, webhook_url),
     )
-    if hook is None or not _put_channel(client, channel_id, name, webhook_id, queue_id):
-        return _ensure(client, name, webhook_url, queue_id)
-    return webhook_id, channel_id
+    return hook is not None and _put_channel(client, channel_id, name, webhook_id, queue_id)
 
 
 def deprovision_contact_center(
@@ -518,12 +503,7 @@ def parse_physical_id(value: str | None) -> tuple[str, str] | None:
 
 
 def on_create(props: Mapping[str, Any], deadline: float | None = None) -> tuple[str, dict[str, str]]:
-    request = ResourceRequest.from_properties(props)
-    credentials = read_credentials(request.api, request.secret_arn)
-    ids = provision_contact_center(
-        *request.args(credentials), request.webhook_url, request.queue_id, request.name, deadline=deadline
-    )
-    return physical_id(*ids), {"WebhookId": ids[0], "ChannelId": ids[1]}
+    return _provision(ResourceRequest.from_properties(props), None, deadline)
 
 
 def on_update(
@@ -534,21 +514,22 @@ def on_update(
     known = parse_physical_id(current_id)
     if known is not None and request.same_target(old):
         return current_id, {"WebhookId": known[0], "ChannelId": known[1]}  # e.g. only the secret's ARN changed
+    # Another tenant or 8x8 endpoint: make new ones there; CloudFormation then deletes the old (old properties).
+    return _provision(request, known if request.same_place(old) else None, deadline)
+
+
+def _provision(
+    request: ResourceRequest, existing: tuple[str, str] | None, deadline: float | None
+) -> tuple[str, dict[str, str]]:
     credentials = read_credentials(request.api, request.secret_arn)
-    if known is None or not request.same_place(old):
-        # Another tenant or 8x8 endpoint: make new ones there; CloudFormation then deletes the old (old properties).
-        ids = provision_contact_center(
-            *request.args(credentials), request.webhook_url, request.queue_id, request.name, deadline=deadline
-        )
-    else:
-        ids = update_contact_center(
-            *request.args(credentials),
-            request.webhook_url,
-            request.queue_id,
-            request.name,
-            *known,
-            deadline=deadline,
-        )
+    ids = provision_contact_center(
+        *request.args(credentials),
+        request.webhook_url,
+        request.queue_id,
+        request.name,
+        existing=existing,
+        deadline=deadline,
+    )
     return physical_id(*ids), {"WebhookId": ids[0], "ChannelId": ids[1]}
 
 
