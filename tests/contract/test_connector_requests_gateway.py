@@ -16,8 +16,9 @@ from openapi_schema_validator import OAS30Validator
 
 from casebridge.contact_center.base import NewConversation, RichMessage
 from casebridge.contact_center.chat_gateway_v1 import ChatGatewayV1Client
-from casebridge.models import Customer, HistoryMessage, Routing
+from casebridge.models import HistoryMessage, Routing
 from tests.support.openapi import find_operation, load_spec
+from tests.support.samples import crm_customer
 
 BASE = "https://api.8x8.test"
 GW = f"{BASE}/chat-gateway/v1"
@@ -165,16 +166,11 @@ def test_every_call_the_gateway_client_makes_is_in_the_contract(spec: dict[str, 
     responses.patch(f"{GW}/conversations/c-1/participants/user", status=204)
 
     client = ChatGatewayV1Client(BASE, "acme", lambda: "key-1", session=requests.Session())
-    customer = Customer(
-        name="Ann",
-        email="ann@example.com",
-        phone="+1 555 0100",
-        customer_id="42",
-        company="Acme",
-        language="zh-CN",
-        properties={"plan": "gold"},
-    )
-    history = [HistoryMessage(author_type="bot", text="Hi!"), HistoryMessage(author_type="user", text="A person please")]
+    customer = crm_customer()
+    history = [
+        HistoryMessage(author_type="bot", text="Hi!"),
+        HistoryMessage(author_type="user", text="A person please"),
+    ]
     card = {
         "contentType": "application/8x8.quick.replies",
         "content": {"options": [{"title": "one", "data": {"postback": "1"}}]},

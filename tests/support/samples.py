@@ -18,6 +18,7 @@ from tests.support.paths import EVENTS_DIR
 from tests.support.signing import SIGNATURE_HEADERS, WebhookSigner
 
 CONVERSATION_ID = "8f1c9a52-6c1e-4be8-9d27-0c5c1f9e1a01"  # the conversation of the webhook samples
+CASE_ID = "case-1001"  # the case of the API samples
 
 _EVENT_CACHE: dict[str, dict[str, Any]] = {}
 
@@ -114,6 +115,21 @@ def invoke(module: ModuleType, event: dict[str, Any]) -> Answer:
     return Answer(result["statusCode"], body, headers, raw)
 
 
+def post_message(outbound: ModuleType, **adapt: Any) -> Answer:
+    """POST /cases/{caseId}/messages to the outbound function: the sample, adapted as `sample_api_event` does."""
+    return invoke(outbound, sample_api_event("post_message.json", **adapt))
+
+
+def accept_messages(outbound: ModuleType, *texts: str, case_id: str = CASE_ID) -> list[str]:
+    """Post each text on the case; every one must be accepted (202). Their message ids, in order."""
+    ids = []
+    for text in texts:
+        answer = post_message(outbound, case_id=case_id, body={"text": text})
+        assert answer.status == 202, answer.raw
+        ids.append(answer.body["messageId"])
+    return ids
+
+
 def crm_customer() -> Customer:
     """A customer with every standard field and two custom properties."""
     return Customer(
@@ -125,6 +141,19 @@ def crm_customer() -> Customer:
         language="de",
         properties={"plan": "gold", "tier": "2"},
     )
+
+
+# What the HTTP transport raises when no answer comes (failure, ambiguous), by test id: ambiguous where 8x8 may
+# already have acted on the request (it was sent, the answer was lost).
+NETWORK_FAILURES: dict[str, tuple[Exception, bool]] = {
+    "read-timeout": (requests.ReadTimeout("slow"), True),
+    "connect-timeout": (requests.ConnectTimeout("no route"), False),
+    "connection-refused": (requests.ConnectionError("NewConnectionError: [Errno 111] Connection refused"), False),
+    "dropped-mid-answer": (
+        requests.ConnectionError("Connection aborted.', RemoteDisconnected('Remote end closed connection')"),
+        True,
+    ),
+}
 
 
 class TimeoutRecorder(requests.Session):

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import requests
 import responses
 from responses import matchers
 
@@ -23,7 +22,7 @@ from casebridge.errors import (
     UnsupportedByContactCenterApi,
 )
 from casebridge.models import Customer, HistoryMessage, Routing
-from tests.support.samples import TimeoutRecorder, crm_customer
+from tests.support.samples import NETWORK_FAILURES, TimeoutRecorder, crm_customer
 
 BASE = "https://api.8x8.test"
 TENANT_PATH = f"{BASE}/vcc/eu/chat/v2/tenant/acme-tenant"
@@ -206,16 +205,7 @@ def test_400_is_not_retryable_and_carries_the_upstream_code(
     assert error.body()["error"]["upstream"] == {"status": 400, "code": code}
 
 
-@pytest.mark.parametrize(
-    ("failure", "ambiguous"),
-    [
-        (requests.ReadTimeout("slow"), True),
-        (requests.ConnectTimeout("no route"), False),
-        (requests.ConnectionError("NewConnectionError: [Errno 111] Connection refused"), False),
-        (requests.ConnectionError("Connection aborted.', RemoteDisconnected('Remote end closed connection')"), True),
-    ],
-    ids=["read-timeout", "connect-timeout", "connection-refused", "dropped-mid-answer"],
-)
+@pytest.mark.parametrize(("failure", "ambiguous"), NETWORK_FAILURES.values(), ids=NETWORK_FAILURES.keys())
 def test_network_failures_are_retryable_and_ambiguous_when_8x8_may_have_acted(
     mock_8x8: Any, client: ChatApiV2Client, failure: Exception, ambiguous: bool
 ) -> None:

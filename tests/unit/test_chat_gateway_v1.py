@@ -27,7 +27,7 @@ from casebridge.errors import (
     InvalidRequest,
 )
 from casebridge.models import Customer, HistoryMessage, Routing
-from tests.support.samples import TimeoutRecorder, crm_customer
+from tests.support.samples import NETWORK_FAILURES, TimeoutRecorder, crm_customer
 
 BASE = "https://api.8x8.test"
 GW = f"{BASE}/chat-gateway/v1"
@@ -608,16 +608,16 @@ def test_retry_after_as_a_future_http_date() -> None:
 # ---- network failures ----
 
 
+# The Chat Gateway client also names a refused TLS handshake and an answer cut off mid-body.
+GATEWAY_NETWORK_FAILURES: dict[str, tuple[Exception, bool]] = {
+    **NETWORK_FAILURES,
+    "tls-refused": (requests.exceptions.SSLError("certificate verify failed"), False),
+    "broken-chunks": (requests.exceptions.ChunkedEncodingError("broken"), True),
+}
+
+
 @pytest.mark.parametrize(
-    ("failure", "ambiguous"),
-    [
-        (requests.ReadTimeout("slow"), True),
-        (requests.ConnectTimeout("no route"), False),
-        (requests.ConnectionError("NewConnectionError: [Errno 111] Connection refused"), False),
-        (requests.ConnectionError("Connection aborted.', RemoteDisconnected('Remote end closed connection')"), True),
-        (requests.exceptions.SSLError("certificate verify failed"), False),
-        (requests.exceptions.ChunkedEncodingError("broken"), True),
-    ],
+    ("failure", "ambiguous"), GATEWAY_NETWORK_FAILURES.values(), ids=GATEWAY_NETWORK_FAILURES.keys()
 )
 def test_network_failures_are_unavailable_and_ambiguous_when_8x8_may_have_acted(
     mock_8x8: Any, client: ChatGatewayV1Client, failure: Exception, ambiguous: bool

@@ -30,10 +30,18 @@ from tests.support.events import EVENT_EXTRAS, webhook_body
 from tests.support.fakes import FakeContactCenter
 from tests.support.lambdas import LambdaContext
 from tests.support.paths import FUNCTIONS_DIR
-from tests.support.samples import CONVERSATION_ID, Answer, invoke, load_event, sample_api_event, sample_webhook_event
+from tests.support.samples import (
+    CASE_ID,
+    CONVERSATION_ID,
+    Answer,
+    accept_messages,
+    invoke,
+    load_event,
+    post_message,
+    sample_api_event,
+    sample_webhook_event,
+)
 from tests.support.signing import WebhookSigner
-
-CASE = "case-1001"  # the samples' case
 
 
 # ---- helpers -------------------------------------------------------------------------------------
@@ -50,29 +58,16 @@ class ShortOnTime(LambdaContext):
         return value
 
 
-def post(functions: SimpleNamespace, **adapt: Any) -> Answer:
-    return invoke(functions.outbound, sample_api_event("post_message.json", **adapt))
-
-
-def open_case(functions: SimpleNamespace, body: Any = ..., case_id: str = CASE) -> Answer:
+def open_case(functions: SimpleNamespace, body: Any = ..., case_id: str = CASE_ID) -> Answer:
     return invoke(functions.lifecycle, sample_api_event("open_conversation.json", case_id=case_id, body=body))
 
 
-def leave(functions: SimpleNamespace, case_id: str = CASE) -> Answer:
+def leave(functions: SimpleNamespace, case_id: str = CASE_ID) -> Answer:
     return invoke(functions.lifecycle, sample_api_event("customer_leaves.json", case_id=case_id))
 
 
-def get_case(functions: SimpleNamespace, case_id: str = CASE) -> Answer:
+def get_case(functions: SimpleNamespace, case_id: str = CASE_ID) -> Answer:
     return invoke(functions.lifecycle, sample_api_event("get_case.json", case_id=case_id))
-
-
-def accept(functions: SimpleNamespace, *texts: str, case_id: str = CASE) -> list[str]:
-    ids = []
-    for text in texts:
-        answer = post(functions, case_id=case_id, body={"text": text})
-        assert answer.status == 202, answer.raw
-        ids.append(answer.body["messageId"])
-    return ids
 
 
 def receive(queue_url: str) -> list[dict[str, Any]]:
@@ -191,7 +186,7 @@ def test_held_back_messages_reaching_the_receive_limit_are_dead_lettered_by_the_
     dead-letters both itself: DLQ, `failed` record, MessageFailed each."""
     queue, dlq, _ = tight_queue
     assert open_case(functions).status == 201
-    head, held = accept(functions, "head", "held back")
+    head, held = accept_messages(functions.outbound, "head", "held back")
     event_bus.published()
     fake_8x8.errors["send"] = [ContactCenterUnavailable("8x8 answered 503", upstream_status=503) for _ in range(20)]
     sqs = aws_client("sqs")
@@ -207,7 +202,7 @@ def test_held_back_messages_reaching_the_receive_limit_are_dead_lettered_by_the_
     dead = sorted(json.loads(m["Body"])["messageId"] for m in receive(dlq))
     assert dead == sorted([head, held])
     for message_id in (head, held):
-        record = message_record(CASE, message_id)
+        record = message_record(CASE_ID, message_id)
         assert record is not None and record["status"]["S"] == "failed", message_id
     published = event_bus.published()
     assert sorted(e["detail"]["messageId"] for e in published if e["detail-type"] == "MessageFailed") == sorted(
@@ -222,12 +217,12 @@ def test_a_held_back_message_below_the_receive_limit_just_waits(
     """Item 1, the other side: below the limit the held-back message goes back to the queue untouched."""
     queue, dlq, _ = tight_queue
     assert open_case(functions).status == 201
-    head, held = accept(functions, "head", "held back")
+    head, held = accept_messages(functions.outbound, "head", "held back")
     fake_8x8.errors["send"] = [ContactCenterUnavailable("8x8 answered 503", upstream_status=503)]
     batch = sqs_batch(receive(queue))
     ids = body_ids(batch)
     assert set(process(functions, batch)) == {ids[head], ids[held]}
-    assert message_record(CASE, held) is None
+    assert message_record(CASE_ID, held) is None
     assert receive(dlq) == []
 
 
@@ -288,7 +283,7 @@ def test_message_failed_publish_failing_does_not_resend_the_message_and_a_redriv
     """Item 3: 8x8 refuses the message (dead letter) and EventBridge refuses its MessageFailed. SQS delivers the
     message again: it only publishes MessageFailed, it does not send. An operator's redrive sends it once."""
     assert open_case(functions).status == 201
-    [message_id] = accept(functions, "refused once")
+    [message_id] = accept_messages(functions.outbound, "refused once")
     event_bus.published()
     fake_8x8.errors["send"] = [ContactCenterError("8x8 answered 400", upstream_status=400, upstream_code="BAD")]
     fail_publishes(services, False)
@@ -299,7 +294,7 @@ def test_message_failed_publish_failing_does_not_resend_the_message_and_a_redriv
     sqs.change_message_visibility(
         QueueUrl=fifo_queues.dead_letter_url, ReceiptHandle=dead["ReceiptHandle"], VisibilityTimeout=0
     )
-    record = message_record(CASE, message_id)
+    record = message_record(CASE_ID, message_id)
     assert record is not None and record["status"]["S"] == "failed"
     assert event_bus.published() == []
 
@@ -307,7 +302,7 @@ def test_message_failed_publish_failing_does_not_resend_the_message_and_a_redriv
     assert process(functions, batch) == []
     assert fake_8x8.sent == [], "a dead-lettered message is not sent again by a queue redelivery"
     sqs.delete_message(QueueUrl=fifo_queues.outbound_url, ReceiptHandle=batch["Records"][0]["receiptHandle"])
-    record = message_record(CASE, message_id)
+    record = message_record(CASE_ID, message_id)
     assert record is not None and (record["status"]["S"], record["redrive"]["N"]) == ("failed", "0")
     [failed] = event_bus.published()
     assert (failed["detail-type"], failed["detail"]["messageId"]) == ("MessageFailed", message_id)
@@ -319,7 +314,7 @@ def test_message_failed_publish_failing_does_not_resend_the_message_and_a_redriv
     assert redrive(sqs, fifo_queues.dead_letter_url, fifo_queues.outbound_url, limit=1) == 1
     assert process(functions, sqs_batch(receive(fifo_queues.outbound_url))) == []
     assert fake_8x8.sent == [(CONVERSATION_ID, "refused once", "user")]
-    record = message_record(CASE, message_id)
+    record = message_record(CASE_ID, message_id)
     assert record is not None and (record["status"]["S"], record["redrive"]["N"]) == ("sent", "1")
 
 
@@ -330,7 +325,8 @@ def test_no_message_is_taken_when_the_time_left_cannot_cover_one_send(
     """Item 5: with less time left than one send needs, the whole batch goes back untouched: no 8x8 call, no
     record, no visibility change."""
     assert open_case(functions).status == 201
-    ids = accept(functions, "one", "two") + accept(functions, "other case", case_id="case-2002")
+    ids = accept_messages(functions.outbound, "one", "two")
+    ids += accept_messages(functions.outbound, "other case", case_id="case-2002")
     batch = sqs_batch(receive(fifo_queues.outbound_url))
     changes: list[dict[str, Any]] = []
     services.queue.client.meta.events.register(
@@ -339,7 +335,8 @@ def test_no_message_is_taken_when_the_time_left_cannot_cover_one_send(
     given_back = process(functions, batch, ShortOnTime(remaining=(1_000,)))
     assert sorted(given_back) == sorted(body_ids(batch).values())
     assert fake_8x8.sent == [] and len(fake_8x8.created) == 1, "no 8x8 call"
-    assert [message_record(case, m) for case, m in zip([CASE, CASE, "case-2002"], ids, strict=True)] == [None] * 3
+    cases = [CASE_ID, CASE_ID, "case-2002"]
+    assert [message_record(case, m) for case, m in zip(cases, ids, strict=True)] == [None] * 3
     assert changes == []
 
 
@@ -348,13 +345,13 @@ def test_the_batch_stops_when_the_time_left_runs_short(
 ) -> None:
     """Item 5: plenty of time for the first send, then not enough: the rest goes back to the queue."""
     assert open_case(functions).status == 201
-    _, second, third = accept(functions, "one", "two", "three")
+    _, second, third = accept_messages(functions.outbound, "one", "two", "three")
     batch = sqs_batch(receive(fifo_queues.outbound_url))
     ids = body_ids(batch)
     given_back = process(functions, batch, ShortOnTime(remaining=(20_000, 1_000)))
     assert [text for _, text, _ in fake_8x8.sent] == ["one"]
     assert sorted(given_back) == sorted([ids[second], ids[third]])
-    assert message_record(CASE, second) is None and message_record(CASE, third) is None
+    assert message_record(CASE_ID, second) is None and message_record(CASE_ID, third) is None
 
 
 # ---- item 6: one clock per source -------------------------------------------------------------------------
@@ -395,7 +392,7 @@ def test_real_reopen_is_not_ignored_when_the_lambda_clock_runs_ahead(
     deliver_event(functions, webhook_signer, "AGENT_JOINED", t0 + 1_000)
     skew_lambda_clock(monkeypatch, 3_600_000)
     assert leave(functions).body["state"] == "closed"
-    accept(functions, "I am back")
+    accept_messages(functions.outbound, "I am back")
     assert process(functions, sqs_batch(receive(fifo_queues.outbound_url))) == []
     assert [text for _, text, _ in fake_8x8.sent] == ["I am back"]
     deliver_event(functions, webhook_signer, "QUEUED", t0 + 60_000)
@@ -428,7 +425,7 @@ def opened_by_a_message(
     functions: SimpleNamespace, services: Any, fifo_queues: Any, fake_8x8: FakeContactCenter
 ) -> Any:
     """The case's conversation was opened by its first message (no customer data, no history)."""
-    accept(functions, "hello, anyone?")
+    accept_messages(functions.outbound, "hello, anyone?")
     assert process(functions, sqs_batch(receive(fifo_queues.outbound_url))) == []
     assert len(fake_8x8.created) == 1 and fake_8x8.created[0]["history"] == []
     return services
@@ -456,7 +453,7 @@ def test_customer_data_after_a_message_opened_the_case_reaches_8x8_on_the_gatewa
     assert answer.status == 200, answer.raw
     [(conversation_id, sent)] = fake_8x8.customer_updates
     assert conversation_id == CONVERSATION_ID
-    assert (sent["caseId"], sent["name"], sent["email"]) == (CASE, "Ada Lovelace", "ada@example.com")
+    assert (sent["caseId"], sent["name"], sent["email"]) == (CASE_ID, "Ada Lovelace", "ada@example.com")
     assert open_case(functions, body=body).status == 200
     assert len(fake_8x8.customer_updates) == 1, "the identical retry changes nothing"
 
@@ -492,7 +489,7 @@ def test_whitespace_only_message_text_is_400_naming_the_field(
     functions: SimpleNamespace, services: Any, fifo_queues: Any, text: str
 ) -> None:
     """Item 14: 8x8 would refuse it later (message → DLQ)."""
-    answer = post(functions, body={"text": text})
+    answer = post_message(functions.outbound, body={"text": text})
     assert answer.status == 400, answer.raw
     assert [d["field"] for d in answer.body["error"]["details"]] == ["text"]
     assert receive(fifo_queues.outbound_url) == []
@@ -515,9 +512,9 @@ def test_client_message_id_reused_with_another_text_is_409_and_the_same_text_is_
 ) -> None:
     """Item 16: like a payment API's idempotency key reused with other parameters."""
     assert open_case(functions).status == 201
-    first = post(functions, body={"text": "first text", "clientMessageId": "m-1"})
-    same = post(functions, body={"text": "first text", "clientMessageId": "m-1"})
-    other = post(functions, body={"text": "another text", "clientMessageId": "m-1"})
+    first = post_message(functions.outbound, body={"text": "first text", "clientMessageId": "m-1"})
+    same = post_message(functions.outbound, body={"text": "first text", "clientMessageId": "m-1"})
+    other = post_message(functions.outbound, body={"text": "another text", "clientMessageId": "m-1"})
     assert (first.status, same.status) == (202, 202)
     assert same.body["messageId"] == first.body["messageId"]
     assert other.status == 409, other.raw

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -26,13 +28,15 @@ class Clock:
         return self.now
 
 
+@dataclass
 class CountingFetch:
-    def __init__(self, clock: Any = time.time, lifetime_s: int = 3600, delay_s: float = 0.0) -> None:
-        self.clock = clock
-        self.lifetime_s = lifetime_s
-        self.delay_s = delay_s
-        self.calls = 0
-        self._lock = threading.Lock()
+    """8x8's token endpoint as the provider calls it: counts its calls, can be slow."""
+
+    clock: Callable[[], float] = time.time
+    lifetime_s: int = 3600
+    delay_s: float = 0.0
+    calls: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self) -> AccessToken:
         with self._lock:
