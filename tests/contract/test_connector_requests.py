@@ -37,9 +37,17 @@ def test_every_call_the_connector_makes_is_in_the_contract(spec: dict[str, Any])
     tokens = TokenProvider("acme", token_fetcher(BASE, lambda: ("key", "secret"), session=session))
     client = ChatApiV2Client(BASE, "eu", "acme", tokens, session=session)
     customer = Customer(
-        name="Ann", email="ann@example.com", customer_id="42", company="Acme", language="en", properties={"plan": "gold"}
+        name="Ann",
+        email="ann@example.com",
+        customer_id="42",
+        company="Acme",
+        language="en",
+        properties={"plan": "gold"},
     )
-    history = [HistoryMessage(author_type="bot", text="Hi!"), HistoryMessage(author_type="user", text="A person please")]
+    history = [
+        HistoryMessage(author_type="bot", text="Hi!"),
+        HistoryMessage(author_type="user", text="A person please"),
+    ]
 
     assert client.create_conversation(NewConversation("ch-1", "case-7", customer, history)) == "c-1"
     client.send_message("c-1", "hello", "user")
