@@ -107,7 +107,7 @@ def run(seconds: float = 1.0, events: int = 2000) -> Throughput:
     fn = load_function("webhook_intake")
     h.silence_function_logs()
     services = svc.build_services(load_settings())
-    services.store._client = FakeDynamoDB()  # type: ignore[assignment]
+    services.store.client = FakeDynamoDB()  # type: ignore[assignment]
     services.publisher.client = FakeEvents()  # type: ignore[assignment]
     services.verifier = WebhookVerifier(h.TENANT, JwkCache(lambda kid: jwk))
     svc.set_services(services)

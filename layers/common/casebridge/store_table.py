@@ -67,6 +67,8 @@ def throttled(error: ClientError) -> bool:
 
 
 class TableAccess:
+    client = aws.InjectableClient(aws.dynamodb_client)
+
     def __init__(
         self,
         table_name: str,
@@ -75,16 +77,10 @@ class TableAccess:
         receipt_ttl_days: int = 30,
     ) -> None:
         self.table = table_name
-        self._client = client
+        self.client = client  # None: the container's shared client
         self.timeline_ttl_seconds = timeline_ttl_days * 86400
         self.receipt_ttl_seconds = receipt_ttl_days * 86400
         self._case_by_conversation: dict[str, str] = {}
-
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            self._client = aws.dynamodb_client()
-        return self._client
 
     def _ttl(self, seconds: int) -> int:
         return int(time.time()) + seconds
