@@ -203,10 +203,17 @@ def test_valid_utf8_text_arrives_intact(client: Client, case_id: str) -> None:
     )
 
 
-# ---- #19: %2F stays inside its segment ------------------------------------------------------------
+# ---- a bad case id on every route; #19: %2F stays inside its segment --------------------------------
 @pytest.mark.parametrize(
     ("method", "path"),
     [
+        ("GET", "/cases/bad%24id"),
+        ("GET", "/cases/" + "x" * 129),
+        ("POST", "/cases/bad%20id/conversation"),
+        ("POST", "/cases/bad%24id/messages"),
+        ("GET", "/cases/bad%24id/events"),
+        ("DELETE", "/cases/bad%24id/conversation"),
+        # #19: an encoded slash is part of the case id (which it makes invalid), not a path separator.
         ("POST", "/cases/a%2Fb/conversation"),
         ("POST", "/cases/a%2fb/messages"),
         ("GET", "/cases/a%2Fb"),
@@ -214,7 +221,7 @@ def test_valid_utf8_text_arrives_intact(client: Client, case_id: str) -> None:
         ("DELETE", "/cases/a%2Fb/conversation"),
     ],
 )
-def test_an_encoded_slash_is_part_of_the_case_id(client: Client, method: str, path: str) -> None:
+def test_a_bad_case_id_is_400_on_every_route(client: Client, method: str, path: str) -> None:
     answer = client.call(method, path, json={"text": "hi"} if method == "POST" else None)
     error = assert_json_error(answer, 400)
     assert error["code"] == "InvalidRequest" and "caseId" in error["message"]

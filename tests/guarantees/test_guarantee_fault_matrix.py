@@ -174,14 +174,6 @@ late_accept = emulator_fault(
 reset = emulator_fault("TCP reset x3", "reset", count=3)
 
 
-accept_then_fail = emulator_fault(
-    "8x8 took it, then answered 500: a duplicate 8x8 does not let us see (not counted)",
-    "accept_then_fail",
-    count=1,
-    status=500,
-)
-
-
 outage_beyond_budget = emulator_fault(
     "503 until cleared: MAX_SEND_ATTEMPTS then DLQ", "status", status=503, retry_after=0
 )
@@ -318,10 +310,10 @@ def test_fault_matrix(harness: Harness, monkeypatch: pytest.MonkeyPatch, capsys:
         assert r.lost == 0, r
         assert r.in_order, r
         assert r.events_lost == 0 and r.events_duplicated == 0, r
+        # No row for the emulator's accept_then_fail: 8x8 taking a message and answering 500 is a duplicate no
+        # client can see (docs/guarantees.md), so no count could hold for it.
         if r.fault == "timeout after accept":
             assert r.duplicated == 1 and r.ambiguous >= r.duplicated, r
-        elif r.fault == "accept_then_fail":
-            pass
         else:
             assert r.duplicated <= r.ambiguous, r  # every duplicate is a counted ambiguous attempt
     by_name = {r.fault: r for r in rows}
