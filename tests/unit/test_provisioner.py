@@ -38,10 +38,16 @@ from casebridge.provisioning import (
     parse_credentials,
     provision_contact_center,
 )
-from cc_emulator.pytest_plugin import WebhookReceiver, emulator, emulator_config, webhook_receiver  # noqa: F401 - fixtures
+from cc_emulator import pytest_plugin
+from cc_emulator.pytest_plugin import WebhookReceiver
 from cc_emulator.server import EmulatorServer
 from tests.support.aws import aws_client
 from tests.support.lambdas import LambdaContext, load_function
+
+# The emulator plugin's fixtures, for the rig below.
+emulator_config = pytest_plugin.emulator_config
+emulator = pytest_plugin.emulator
+webhook_receiver = pytest_plugin.webhook_receiver
 
 NAME = "casebridge-test-stack"
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:casebridge/8x8-AbCdEf"
@@ -59,8 +65,8 @@ class Rig(NamedTuple):
 @pytest.fixture(params=[GATEWAY, V2])
 def rig(
     request: pytest.FixtureRequest,
-    emulator: EmulatorServer,  # noqa: F811
-    webhook_receiver: WebhookReceiver,  # noqa: F811
+    emulator: EmulatorServer,
+    webhook_receiver: WebhookReceiver,
 ) -> Rig:
     return Rig(emulator, webhook_receiver, str(request.param))
 
@@ -415,8 +421,8 @@ def v2_props(emu: EmulatorServer, webhook_url: str, secret_name: str, secret: di
 
 
 def test_the_custom_resource_answers_cloudformation_on_create_update_and_delete(
-    emulator: EmulatorServer,  # noqa: F811
-    webhook_receiver: WebhookReceiver,  # noqa: F811
+    emulator: EmulatorServer,
+    webhook_receiver: WebhookReceiver,
     cloudformation: CloudFormationStandIn,
 ) -> None:
     with mock_aws():
@@ -450,8 +456,8 @@ def test_the_custom_resource_answers_cloudformation_on_create_update_and_delete(
 
 
 def test_the_custom_resource_fails_with_the_reason_and_its_rollback_succeeds(
-    emulator: EmulatorServer,  # noqa: F811
-    webhook_receiver: WebhookReceiver,  # noqa: F811
+    emulator: EmulatorServer,
+    webhook_receiver: WebhookReceiver,
     cloudformation: CloudFormationStandIn,
 ) -> None:
     with mock_aws():
