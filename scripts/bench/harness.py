@@ -51,13 +51,7 @@ CHANNEL = "bench-channel"
 CUSTOMER = "bench-customer"
 BASE_URL = "https://8x8.bench.invalid"
 CC_REGION = "us"
-NAMES = ResourceNames(
-    table="casebridge-bench",
-    bus="casebridge-bench-bus",
-    queue="bench-outbound.fifo",
-    dead_letter_queue="bench-outbound-dlq.fifo",
-    secret="casebridge-bench-8x8",
-)
+NAMES = ResourceNames()  # the tests' names: each figure starts from an empty moto account anyway
 TABLE = NAMES.table
 BUS = NAMES.bus
 
