@@ -7,6 +7,8 @@ from typing import Any
 
 import requests
 
+from .delivery import DeliveryLogView, DeliveryQuery
+
 
 class EmulatorError(RuntimeError):
     def __init__(self, status: int, body: Any) -> None:
@@ -15,7 +17,7 @@ class EmulatorError(RuntimeError):
         self.body = body
 
 
-class ControlClient:
+class ControlClient(DeliveryLogView[dict[str, Any]]):
     """Client for /_emulator/ (no auth)."""
 
     def __init__(self, base_url: str, timeout: float = 10.0) -> None:
@@ -57,29 +59,13 @@ class ControlClient:
         )
         return str(body["webHookId"]), str(body["channelId"])
 
-    def deliveries(
-        self, event_type: str | None = None, conversation_id: str | None = None, ok_only: bool = False
-    ) -> list[dict[str, Any]]:
-        params = {"eventType": event_type, "conversationId": conversation_id, "ok": "true" if ok_only else None}
-        result: list[dict[str, Any]] = self._call("GET", "/deliveries", params=params)["deliveries"]
+    def _select(self, query: DeliveryQuery) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "/deliveries", params=query.params())["deliveries"]
         return result
 
-    def wait_for_deliveries(
-        self,
-        event_type: str | None = None,
-        conversation_id: str | None = None,
-        count: int = 1,
-        ok_only: bool = True,
-        timeout: float = 5.0,
-    ) -> list[dict[str, Any]]:
-        """Server-side long poll; raises TimeoutError if fewer than `count` attempts match in time."""
-        params = {
-            "eventType": event_type,
-            "conversationId": conversation_id,
-            "count": count,
-            "ok": "true" if ok_only else None,
-            "timeout": timeout,
-        }
+    def _wait(self, query: DeliveryQuery, count: int, timeout: float) -> list[dict[str, Any]]:
+        """A server-side long poll."""
+        params = {**query.params(), "count": count, "timeout": timeout}
         resp = self.session.get(self.base + "/deliveries/wait", params=params, timeout=timeout + self.timeout)
         if resp.status_code == 408:
             raise TimeoutError(f"only {len(resp.json()['deliveries'])} of {count} deliveries within {timeout}s")

@@ -7,16 +7,18 @@ import itertools
 import json
 import secrets
 import time
-from collections.abc import Callable
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import requests
 
-from .config import TimingConfig
+from .config import EmulatorConfig
 from .faults import FaultManager
-from .loop import ConditionLoop, wait_on
+from .loop import ConditionLoop, WaitableLog, wait_on
 from .signing import KeyStore, b64url, signature_payload
+
+R = TypeVar("R")
 
 
 def new_event_id() -> str:
@@ -80,6 +82,62 @@ class DeliveryRecord:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class DeliveryQuery:
+    """Which logged attempts a caller asks about (the control API's eventType, conversationId, ok and since)."""
+
+    event_type: str | None = None
+    conversation_id: str | None = None
+    ok_only: bool = False
+    since: int = 0  # attempts logged after this sequence number
+
+    def select(self, records: list[DeliveryRecord]) -> list[DeliveryRecord]:
+        return [
+            r
+            for r in records
+            if r.seq > self.since
+            and (self.event_type is None or r.event_type == self.event_type)
+            and (self.conversation_id is None or r.conversation_id == self.conversation_id)
+            and (not self.ok_only or r.ok)
+        ]
+
+    def params(self) -> dict[str, str | int | None]:
+        """As the control API's query string (None: left out)."""
+        return {
+            "eventType": self.event_type,
+            "conversationId": self.conversation_id,
+            "ok": "true" if self.ok_only else None,
+            "since": self.since or None,
+        }
+
+
+class DeliveryLogView(ABC, Generic[R]):
+    """The delivery log's two questions, asked in-process (EmulatorServer, records) or over the control API
+    (ControlClient, dicts): their filters and defaults are defined here once."""
+
+    @abstractmethod
+    def _select(self, query: DeliveryQuery) -> list[R]: ...
+
+    @abstractmethod
+    def _wait(self, query: DeliveryQuery, count: int, timeout: float) -> list[R]: ...
+
+    def deliveries(
+        self, event_type: str | None = None, conversation_id: str | None = None, ok_only: bool = False
+    ) -> list[R]:
+        return self._select(DeliveryQuery(event_type, conversation_id, ok_only))
+
+    def wait_for_deliveries(
+        self,
+        event_type: str | None = None,
+        conversation_id: str | None = None,
+        count: int = 1,
+        ok_only: bool = True,
+        timeout: float = 5.0,
+    ) -> list[R]:
+        """Block until `count` matching attempts are logged; returns them, or raises TimeoutError."""
+        return self._wait(DeliveryQuery(event_type, conversation_id, ok_only), count, timeout)
+
+
 @dataclass
 class _Job:
     event: Event
@@ -89,19 +147,13 @@ class _Job:
     out_of_order: bool = False
 
 
-class DeliveryWorker(ConditionLoop):
-    def __init__(
-        self,
-        keys: KeyStore,
-        tenant_id: str,
-        customer_id: str,
-        timings: TimingConfig,
-        faults: FaultManager,
-    ) -> None:
+class DeliveryWorker(ConditionLoop, WaitableLog[DeliveryRecord]):
+    log_subject = "delivery"
+
+    def __init__(self, keys: KeyStore, config: EmulatorConfig, faults: FaultManager) -> None:
         self.keys = keys
-        self.tenant_id = tenant_id
-        self.customer_id = customer_id
-        self.timings = timings
+        # The tenant the signatures name, and the delivery timings.
+        self.config = config
         self.faults = faults
         super().__init__("cc-emulator-delivery")
         self._heap: list[tuple[float, int, _Job]] = []
@@ -114,7 +166,7 @@ class DeliveryWorker(ConditionLoop):
         self._session = requests.Session()
 
     def stop(self) -> None:
-        self._stop_thread(self.timings.delivery_timeout + 1)
+        self._stop_thread(self.config.timings.delivery_timeout + 1)
         self._session.close()
 
     def reset(self) -> None:
@@ -134,7 +186,7 @@ class DeliveryWorker(ConditionLoop):
         with self._cond:
             if "out_of_order" in kinds:
                 job.out_of_order = True
-                self._held.append((time.monotonic() + self.timings.out_of_order_max_hold, job))
+                self._held.append((time.monotonic() + self.config.timings.out_of_order_max_hold, job))
             else:
                 self._push(0.0, job)
                 if "duplicate" in kinds:
@@ -189,15 +241,16 @@ class DeliveryWorker(ConditionLoop):
         if bad_signature:
             # Well-formed JWS over the wrong checksum: only a real verification catches it.
             body = event.body + b" "
-        sig = key.sign_detached(signature_payload(body, self.customer_id, event.event_id, retry, self.tenant_id, tt))
+        tenant_id, customer_id = self.config.tenant_id, self.config.customer_id
+        sig = key.sign_detached(signature_payload(body, customer_id, event.event_id, retry, tenant_id, tt))
         return {
             "Content-Type": "application/json",
             "x-8x8-signature": sig,
             "x-8x8-event-id": event.event_id,
             "x-8x8-retry": str(retry),
             "x-8x8-transmission-time": str(tt),
-            "x-8x8-tenant-id": self.tenant_id,
-            "x-8x8-customer-id": self.customer_id,
+            "x-8x8-tenant-id": tenant_id,
+            "x-8x8-customer-id": customer_id,
         }
 
     def send_once(self, job_event: Event, retry: int = 0, bad_signature: bool = False) -> DeliveryRecord:
@@ -208,7 +261,7 @@ class DeliveryWorker(ConditionLoop):
         error: str | None = None
         try:
             resp = self._session.post(
-                job_event.uri, data=job_event.body, headers=headers, timeout=self.timings.delivery_timeout
+                job_event.uri, data=job_event.body, headers=headers, timeout=self.config.timings.delivery_timeout
             )
             status = resp.status_code
         except requests.Timeout:
@@ -236,14 +289,14 @@ class DeliveryWorker(ConditionLoop):
         record = self.send_once(job.event, job.retry, job.bad_signature)
         record.duplicate = job.duplicate
         record.out_of_order = job.out_of_order
-        retry_next = not record.ok and job.retry + 1 < self.timings.max_attempts
+        retry_next = not record.ok and job.retry + 1 < self.config.timings.max_attempts
         if not record.ok:
             record.outcome = "retrying" if retry_next else "gave_up"
         with self._cond:
             if generation != self._generation or self._stopping:
                 return
             if retry_next:
-                delay = min(self.timings.retry_base_delay * (2**job.retry), self.timings.retry_max_delay)
+                delay = min(self.config.timings.retry_base_delay * (2**job.retry), self.config.timings.retry_max_delay)
                 self._push(delay, _Job(job.event, retry=job.retry + 1, duplicate=job.duplicate))
             self.log(record)
 
@@ -263,14 +316,8 @@ class DeliveryWorker(ConditionLoop):
         with self._cond:
             return len(self._heap) + len(self._held) + self._in_flight
 
-    def wait_for(self, predicate: Callable[[list[DeliveryRecord]], Any], timeout: float = 5.0) -> Any:
-        """Block until predicate(records) is truthy; return its value, or raise TimeoutError."""
-        return wait_on(
-            self._cond,
-            lambda: predicate(list(self._records)),
-            timeout,
-            lambda: f"delivery condition not met within {timeout}s",
-        )
+    def _log(self) -> list[DeliveryRecord]:
+        return self._records
 
     def wait_idle(self, timeout: float = 5.0) -> None:
         wait_on(

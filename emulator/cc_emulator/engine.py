@@ -116,7 +116,7 @@ class Engine:
         for spec in config.faults:
             self.faults.add_from_dict(dict(spec.__dict__))
         self.tokens = TokenStore(config.token_ttl)
-        self.delivery = DeliveryWorker(self.keys, config.tenant_id, config.customer_id, config.timings, self.faults)
+        self.delivery = DeliveryWorker(self.keys, config, self.faults)
         self.notify = Notifier(self)
         self.router = Router(self)
         self.scheduler = self.router.scheduler
@@ -268,12 +268,16 @@ class Engine:
                 raise NotFound(kind, key)
             return found
 
+    def _rows(self, table: dict[str, T]) -> list[T]:
+        """A copy of a table's rows, to read without the lock."""
+        with self.lock:
+            return list(table.values())
+
     def get_webhook(self, webhook_id: str) -> Webhook:
         return self._lookup(self.webhooks, "WebHook", webhook_id)
 
     def list_webhooks(self) -> list[Webhook]:
-        with self.lock:
-            return list(self.webhooks.values())
+        return self._rows(self.webhooks)
 
     def update_webhook(self, webhook_id: str, name: str, uri: str, version: str) -> Webhook:
         with self.lock:
@@ -324,8 +328,7 @@ class Engine:
         return self._lookup(self.channels, "Channel", channel_id)
 
     def list_channels(self) -> list[Channel]:
-        with self.lock:
-            return list(self.channels.values())
+        return self._rows(self.channels)
 
     def update_channel(
         self, channel_id: str, name: str, webhook_id: str, queue_id: str, channel_type: str | None = None
@@ -366,8 +369,7 @@ class Engine:
         return self._lookup(self.conversations, "Conversation", conversation_id)
 
     def list_conversations(self, channel_id: str | None = None, status: str | None = None) -> list[Conversation]:
-        with self.lock:
-            convs = list(self.conversations.values())
+        convs = self._rows(self.conversations)
         if channel_id:
             convs = [c for c in convs if c.channel_id == channel_id]
         if status and status != "all":

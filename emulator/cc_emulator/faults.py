@@ -36,6 +36,12 @@ class FaultRule(FaultSpec):
     def matches(self, target: str) -> bool:
         return self.op in ("*", target)
 
+    def retry_after_headers(self) -> dict[str, str]:
+        """A 429 or 503 tells the client when to come back: `retry_after` seconds, 1 unless the rule says."""
+        if self.status not in (429, 503):
+            return {}
+        return {"Retry-After": str(self.retry_after if self.retry_after is not None else 1)}
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -1,4 +1,5 @@
-"""Surface-neutral HTTP plumbing: requests, responses, routing, fault application."""
+"""Surface-neutral HTTP plumbing: requests, responses, routing tables, fault application, and the local servers'
+shape (backlog, background thread, one handler for every method, static files)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import re
 import socket
 import struct
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from .engine import NotFound, Validation, ValidationFailed
+from .engine import NotFound
 from .faults import FaultRule
 
 if TYPE_CHECKING:
@@ -65,115 +67,9 @@ class Response:
         return Response(status)
 
 
-class JsonBody:
-    """Collects validations while reading a JSON object body (shared by the API surfaces)."""
-
-    # The gateway takes numeric ids as strings; Chat API v2 does not.
-    numbers_as_strings = False
-
-    def __init__(self, req: Request, allow_empty: bool = False) -> None:
-        data = {} if allow_empty and not req.body else req.json()
-        if not isinstance(data, dict):
-            raise BadRequest("request body must be a JSON object")
-        self.data: dict[str, Any] = data
-        self.problems: list[Validation] = []
-
-    def fail(self, field: str, value: Any, code: str, message: str) -> None:
-        self.problems.append(Validation(field, "" if value is None else str(value)[:200], code, message))
-
-    def optional_string(
-        self,
-        field: str,
-        required: bool = True,
-        max_len: int | None = None,
-        src: dict[str, Any] | None = None,
-        label: str | None = None,
-    ) -> str | None:
-        """The string at `field`, or None (with a validation recorded when it is required or malformed)."""
-        src = self.data if src is None else src
-        label = label or field
-        value = src.get(field)
-        if value is None:
-            if required:
-                self.fail(label, None, "not_null", "must not be null")
-            return None
-        if self.numbers_as_strings and isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str) or (required and not value.strip()):
-            self.fail(label, value, "invalid_value", "must be a non-empty string")
-            return None
-        if max_len is not None and len(value) > max_len:
-            self.fail(label, value, "max_length", f"must be at most {max_len} characters")
-        return value
-
-    def history_messages(self, max_messages: int, too_many: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(label, item) for each object in `history.messages`, failing a bad list or a non-object item."""
-        raw = self.data.get("history")
-        if raw is None:
-            return
-        messages = raw.get("messages") if isinstance(raw, dict) else None
-        if not isinstance(messages, list):
-            self.fail("history.messages", None, "not_null", "must be an array")
-            return
-        if len(messages) > max_messages:
-            self.fail("history.messages", len(messages), "max_size", too_many)
-        for n, item in enumerate(messages):
-            label = f"history.messages[{n}]"
-            if isinstance(item, dict):
-                yield label, item
-            else:
-                self.fail(label, item, "invalid_value", "must be an object")
-
-    def check(self) -> None:
-        if self.problems:
-            raise ValidationFailed(self.problems)
-
-
-class SharedHandlers:
-    """Handlers that Chat API v2 and Chat Gateway v1 answer alike."""
-
-    body_type: type[JsonBody]
-    verify_failure: str  # the start of the 400's message when verification fails
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def delete_webhook(self, req: Request) -> Response:
-        self.engine.delete_webhook(req.params["id"])
-        return Response.empty(204)
-
-    def delete_channel(self, req: Request) -> Response:
-        self.engine.delete_channel(req.params["id"])
-        return Response.empty(204)
-
-    def webhook_version(self, body: JsonBody) -> str:
-        """The `version` of a verify request, as this surface validates it."""
-        raise NotImplementedError
-
-    def verify_webhook(self, req: Request) -> Response:
-        """Sends WEB_HOOK_VERIFY to `uri`: 204 on a 2xx, else a 400 naming the outcome."""
-        body = self.body_type(req)
-        version = self.webhook_version(body)
-        uri = http_uri(body, "uri")
-        body.check()
-        record = self.engine.verify_webhook_uri(uri, version)
-        if not record.ok:
-            outcome = record.error or f"HTTP {record.status}"
-            failure = f"{self.verify_failure} ({outcome})"
-            raise ValidationFailed([Validation("uri", uri, "webhook_verification_failed", failure)])
-        return Response.empty(204)
-
-
-def http_uri(body: JsonBody, field: str) -> str:
-    uri = body.optional_string(field) or ""
-    if uri:
-        parts = urlsplit(uri)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            body.fail(field, uri, "invalid_uri", "must be an absolute http(s) URI")
-    return uri
-
-
 Handler = Callable[[Request], Response]
+# (method, path under the API's prefix, operation name, handler): a surface wraps each in its auth and errors.
+RouteSpec = tuple[str, str, str, Handler]
 
 
 def error_json(status: int, message: str) -> Response:
@@ -231,34 +127,64 @@ def route(surface: Surface, method: str, path: str, op: str, handler: Handler, f
     return Route(method, re.compile(regex), op, handler, surface, faultable)
 
 
+def mount(
+    surface: Surface,
+    prefix: str,
+    specs: Iterable[RouteSpec],
+    wrap: Callable[[Handler, str], Handler],
+    faultable: bool = True,
+) -> list[Route]:
+    """A surface's table of routes under `prefix`, each handler wrapped for its operation (auth, error shapes)."""
+    return [
+        route(surface, method, prefix + path, op, wrap(handler, op), faultable) for method, path, op, handler in specs
+    ]
+
+
 # A real 8x8 does not refuse connections under a burst; the standard library's backlog of 5 does
 # (dropped SYNs are retried after a second), so every local server uses this one.
 LISTEN_BACKLOG = 128
 
 
-class EmulatorHTTPServer(ThreadingHTTPServer):
+class LocalHTTPServer(ThreadingHTTPServer):
+    """Every local server's shape (the emulator, the chat page, the test webhook receiver): a thread per request,
+    the backlog above, served from a daemon thread until `close()`."""
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = LISTEN_BACKLOG
 
-    def __init__(self, address: tuple[str, int], engine: Engine, surfaces: list[Surface], verbose: bool = False):
-        self.engine = engine
-        self.surfaces = surfaces
-        self.routes = [r for s in surfaces for r in s.routes()]
-        self.verbose = verbose
-        # Set on stop so hanging responses and latency end at once.
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        # Set on close, so hanging responses, latency and open streams end at once.
         self.stopping = threading.Event()
-        super().__init__(address, RequestHandler)
+        self._thread: threading.Thread | None = None
+        super().__init__(address, handler)
+
+    @property
+    def base_url(self) -> str:
+        host, port = str(self.server_address[0]), int(self.server_address[1])
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    def serve_in_background(self, name: str, poll_interval: float = 0.05) -> None:
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": poll_interval}, name=name, daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        self.stopping.set()
+        if self._thread is not None:  # shutdown() waits for a serve_forever that must have started
+            self.shutdown()
+        self.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
 
 
-class RequestHandler(BaseHTTPRequestHandler):
-    server: EmulatorHTTPServer
-    protocol_version = "HTTP/1.1"
-    server_version = "cc-emulator/1"
+class MethodHandler(BaseHTTPRequestHandler):
+    """Every HTTP method goes to one `_handle(method)`, which routes by a table; plus reading and writing a body."""
 
-    def log_message(self, format: str, *args: Any) -> None:
-        if self.server.verbose:
-            super().log_message(format, *args)
+    def _handle(self, method: str) -> None:
+        raise NotImplementedError
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -275,10 +201,69 @@ class RequestHandler(BaseHTTPRequestHandler):
     def do_PATCH(self) -> None:
         self._handle("PATCH")
 
+    def _read_body(self, max_bytes: int | None = None) -> bytes:
+        """The request body; ValueError for a bad Content-Length or one over `max_bytes`."""
+        length = int(self.headers.get("Content-Length") or 0)
+        if length < 0:
+            raise ValueError("bad Content-Length")
+        if max_bytes is not None and length > max_bytes:
+            raise ValueError("request body too large")
+        return self.rfile.read(length) if length else b""
+
+    def _write(self, status: int, body: bytes, headers: Mapping[str, str]) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if body and self.command != "HEAD":
+            self.wfile.write(body)
+
+
+# Browser helpers the emulator's agent desk and the local chat page share (DOM building, JSON calls).
+SHARED_STATIC = Path(__file__).parent / "static"
+STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+
+
+def static_file(name: str, *folders: Path) -> Response | None:
+    """The file `name` from the first of `folders` that has it, or None. `name` is one path segment: no
+    sub-folders, no dot files, only the types above."""
+    if "/" in name or "\\" in name or name.startswith("."):
+        return None
+    for folder in folders:
+        path = folder / name
+        if path.suffix in STATIC_TYPES and path.is_file():
+            headers = {"Content-Type": STATIC_TYPES[path.suffix], "Cache-Control": "no-cache"}
+            return Response(200, path.read_bytes(), {**headers, "X-Content-Type-Options": "nosniff"})
+    return None
+
+
+class EmulatorHTTPServer(LocalHTTPServer):
+    def __init__(self, address: tuple[str, int], engine: Engine, surfaces: list[Surface], verbose: bool = False):
+        self.engine = engine
+        self.surfaces = surfaces
+        self.routes = [r for s in surfaces for r in s.routes()]
+        self.verbose = verbose
+        super().__init__(address, RequestHandler)
+
+
+class RequestHandler(MethodHandler):
+    server: EmulatorHTTPServer
+    protocol_version = "HTTP/1.1"
+    server_version = "cc-emulator/1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.verbose:
+            super().log_message(format, *args)
+
     def _handle(self, method: str) -> None:
         split = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self._read_body()
         req = Request(method, split.path, parse_qs(split.query), self.headers, body)
         match = self._match(req)
         if match is None:
@@ -337,10 +322,4 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
             return
-        self.send_response(resp.status)
-        for name, value in resp.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(resp.body)))
-        self.end_headers()
-        if resp.body and self.command != "HEAD":
-            self.wfile.write(resp.body)
+        self._write(resp.status, resp.body, resp.headers)

@@ -6,32 +6,15 @@ import time
 from typing import Any
 
 from .config import AgentConfig, QueueConfig, ScriptConfig, attachment_spec
-from .delivery import DeliveryRecord
+from .delivery import DeliveryQuery, DeliveryRecord
 from .engine import Engine, EngineError, InvalidState, ValidationFailed
 from .faults import FaultRule
-from .http_base import BadRequest, Handler, Request, Response, Route, answer_errors, error_json, route
+from .http_base import BadRequest, Handler, Request, Response, Route, answer_errors, error_json, mount
 
 P = "/_emulator"
 
 
 _error = error_json
-
-
-def filter_records(
-    records: list[DeliveryRecord],
-    event_type: str | None = None,
-    conversation_id: str | None = None,
-    since: int = 0,
-    ok_only: bool = False,
-) -> list[DeliveryRecord]:
-    return [
-        r
-        for r in records
-        if r.seq > since
-        and (event_type is None or r.event_type == event_type)
-        and (conversation_id is None or r.conversation_id == conversation_id)
-        and (not ok_only or r.ok)
-    ]
 
 
 class ControlSurface:
@@ -41,43 +24,36 @@ class ControlSurface:
         self.engine = engine
 
     def routes(self) -> list[Route]:
-        def r(method: str, path: str, op: str, handler: Handler) -> Route:
-            return route(self, method, P + path, op, self._wrap(handler), faultable=False)
-
-        return [
-            r("GET", "/health", "control.health", lambda req: Response.json(200, {"ok": True})),
-            r("GET", "/state", "control.state", lambda req: Response.json(200, self.engine.state())),
-            r("POST", "/reset", "control.reset", self.reset),
-            r("GET", "/deliveries", "control.deliveries", self.deliveries),
-            r("GET", "/deliveries/wait", "control.deliveries_wait", self.deliveries_wait),
-            r("POST", "/quiet", "control.quiet", self.quiet),
-            r("GET", "/conversations/{id}", "control.conversation", self.conversation),
-            r("POST", "/conversations/{id}/messages", "control.customer_message", self.customer_message),
-            r("POST", "/queues", "control.add_queue", self.add_queue),
-            r("POST", "/agents", "control.add_agent", self.add_agent),
-            r("POST", "/agents/{id}/accept", "control.agent_accept", self.agent_accept),
-            r("POST", "/agents/{id}/reply", "control.agent_reply", self.agent_reply),
-            r("POST", "/agents/{id}/typing", "control.agent_typing", self.agent_typing),
-            r("POST", "/agents/{id}/transfer", "control.agent_transfer", self.agent_transfer),
-            r("POST", "/agents/{id}/leave", "control.agent_leave", self.agent_leave),
-            r("POST", "/agents/{id}/availability", "control.agent_availability", self.agent_availability),
-            r(
-                "GET",
-                "/faults",
-                "control.faults",
-                lambda req: Response.json(200, {"faults": self.engine.faults.list()}),
-            ),
-            r("POST", "/faults", "control.add_fault", self.add_fault),
-            r("DELETE", "/faults", "control.clear_faults", self.clear_faults),
-            r("DELETE", "/faults/{id}", "control.clear_fault", self.clear_fault),
-            r("POST", "/tokens/expire", "control.expire_tokens", self.expire_tokens),
-            r("POST", "/keys/rotate", "control.rotate_keys", self.rotate_keys),
-            r("GET", "/requests", "control.requests", self.requests),
-            r("POST", "/provision", "control.provision", self.provision),
-            r("GET", "/settings", "control.settings", lambda req: Response.json(200, self.engine.settings())),
-            r("POST", "/settings", "control.update_settings", self.update_settings),
-            r("PUT", "/settings", "control.update_settings", self.update_settings),
+        table = [
+            ("GET", "/health", "control.health", lambda req: Response.json(200, {"ok": True})),
+            ("GET", "/state", "control.state", lambda req: Response.json(200, self.engine.state())),
+            ("POST", "/reset", "control.reset", self.reset),
+            ("GET", "/deliveries", "control.deliveries", self.deliveries),
+            ("GET", "/deliveries/wait", "control.deliveries_wait", self.deliveries_wait),
+            ("POST", "/quiet", "control.quiet", self.quiet),
+            ("GET", "/conversations/{id}", "control.conversation", self.conversation),
+            ("POST", "/conversations/{id}/messages", "control.customer_message", self.customer_message),
+            ("POST", "/queues", "control.add_queue", self.add_queue),
+            ("POST", "/agents", "control.add_agent", self.add_agent),
+            ("POST", "/agents/{id}/accept", "control.agent_accept", self.agent_accept),
+            ("POST", "/agents/{id}/reply", "control.agent_reply", self.agent_reply),
+            ("POST", "/agents/{id}/typing", "control.agent_typing", self.agent_typing),
+            ("POST", "/agents/{id}/transfer", "control.agent_transfer", self.agent_transfer),
+            ("POST", "/agents/{id}/leave", "control.agent_leave", self.agent_leave),
+            ("POST", "/agents/{id}/availability", "control.agent_availability", self.agent_availability),
+            ("GET", "/faults", "control.faults", lambda req: Response.json(200, {"faults": self.engine.faults.list()})),
+            ("POST", "/faults", "control.add_fault", self.add_fault),
+            ("DELETE", "/faults", "control.clear_faults", self.clear_faults),
+            ("DELETE", "/faults/{id}", "control.clear_fault", self.clear_fault),
+            ("POST", "/tokens/expire", "control.expire_tokens", self.expire_tokens),
+            ("POST", "/keys/rotate", "control.rotate_keys", self.rotate_keys),
+            ("GET", "/requests", "control.requests", self.requests),
+            ("POST", "/provision", "control.provision", self.provision),
+            ("GET", "/settings", "control.settings", lambda req: Response.json(200, self.engine.settings())),
+            ("POST", "/settings", "control.update_settings", self.update_settings),
+            ("PUT", "/settings", "control.update_settings", self.update_settings),
         ]
+        return mount(self, P, table, self._wrap, faultable=False)
 
     def not_found(self, req: Request) -> Response | None:
         return _error(404, f"no control route {req.method} {req.path}") if req.path.startswith(P) else None
@@ -85,7 +61,7 @@ class ControlSurface:
     def fault_response(self, op: str, rule: FaultRule) -> Response:  # pragma: no cover - not faultable
         return _error(rule.status, "fault")
 
-    def _wrap(self, handler: Handler) -> Handler:
+    def _wrap(self, handler: Handler, op: str) -> Handler:
         return answer_errors(
             handler,
             conflict=(InvalidState, ValidationFailed),
@@ -108,27 +84,34 @@ class ControlSurface:
         self.engine.reset()
         return Response.json(200, {"ok": True})
 
-    def _filtered(self, req: Request) -> list[DeliveryRecord]:
-        return filter_records(
-            self.engine.delivery.records(),
+    @staticmethod
+    def _query(req: Request) -> DeliveryQuery:
+        return DeliveryQuery(
             req.q("eventType"),
             req.q("conversationId"),
-            int(req.q("since", "0") or 0),
             (req.q("ok") or "").lower() in ("1", "true"),
+            int(req.q("since", "0") or 0),
         )
 
+    @staticmethod
+    def _records(records: list[DeliveryRecord]) -> list[dict[str, Any]]:
+        return [r.to_dict() for r in records]
+
     def deliveries(self, req: Request) -> Response:
-        return Response.json(200, {"deliveries": [r.to_dict() for r in self._filtered(req)]})
+        found = self._query(req).select(self.engine.delivery.records())
+        return Response.json(200, {"deliveries": self._records(found)})
 
     def deliveries_wait(self, req: Request) -> Response:
         """Long-poll until at least `count` matching attempts exist (408 on timeout)."""
+        query = self._query(req)
         count = int(req.q("count", "1") or 1)
         timeout = min(float(req.q("timeout", "5") or 5), 60.0)
         try:
-            self.engine.delivery.wait_for(lambda _: len(self._filtered(req)) >= count, timeout)
+            found = self.engine.delivery.wait_for_count(query.select, count, timeout)
         except TimeoutError:
-            return Response.json(408, {"error": "timeout", "deliveries": [r.to_dict() for r in self._filtered(req)]})
-        return Response.json(200, {"deliveries": [r.to_dict() for r in self._filtered(req)]})
+            found = query.select(self.engine.delivery.records())
+            return Response.json(408, {"error": "timeout", "deliveries": self._records(found)})
+        return Response.json(200, {"deliveries": self._records(found)})
 
     def quiet(self, req: Request) -> Response:
         timeout = min(float(req.q("timeout", "5") or 5), 60.0)

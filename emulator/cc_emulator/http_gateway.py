@@ -22,16 +22,15 @@ from .engine import (
     Attachment,
     Channel,
     Conversation,
-    EngineError,
     Message,
     NotFound,
     Validation,
     ValidationFailed,
-    Webhook,
     iso,
 )
 from .faults import FaultRule
-from .http_base import BadRequest, Handler, JsonBody, Request, Response, Route, SharedHandlers, http_uri, route
+from .http_apis import JsonBody, SharedHandlers, engine_errors
+from .http_base import BadRequest, Handler, Request, Response, Route, mount, route
 from .model import MAX_CUSTOMER_PROPS, MAX_HISTORY_MESSAGES, gateway_user
 
 P = "/chat-gateway/v1"
@@ -122,6 +121,20 @@ SEND_MESSAGE = Errors(bad_request="bad_request")
 INDICATOR = Errors(bad_request="invalid_parameter", not_found="exception")
 LIST_NO_404 = Errors(not_found="generic")
 GENERIC_403 = Errors(forbidden="generic")
+# The operations whose problem shapes are not DEFAULT.
+ERRORS_BY_OP = {
+    "list_channels": LIST_NO_404,
+    "create_channel": GENERIC_403,
+    "get_participants": LIST_NO_404,
+    "list_messages": LIST_NO_404,
+    "post_message": SEND_MESSAGE,
+    "list_cards": LIST_NO_404,
+    "upload_attachment": GENERIC_403,
+    "typing": INDICATOR,
+    "thinking": INDICATOR,
+    "read_receipt": INDICATOR,
+    "post_agent_assignment": INDICATOR,
+}
 
 
 # -- FIQL filter, paging, sorting ---------------------------------------------------------------
@@ -249,9 +262,6 @@ class _Body(JsonBody):
     string = JsonBody.optional_string
 
 
-_uri = http_uri
-
-
 def _user(body: _Body, raw: Any, label: str = "user") -> tuple[dict[str, str], list[dict[str, str]]]:
     """(flat string fields, additionalProperties) from a Gateway `user` object."""
     if not isinstance(raw, dict):
@@ -358,47 +368,38 @@ class ChatGatewaySurface(SharedHandlers):
     name = "gateway"
     body_type = _Body
     verify_failure = "WEB_HOOK_VERIFY got no 2xx"
+    webhooks_path = "/webhooks"
 
     def routes(self) -> list[Route]:
-        def r(method: str, path: str, op: str, handler: Handler, errors: Errors = DEFAULT) -> Route:
-            return route(self, method, P + path, op, self._auth(handler, errors))
-
         c = "/conversations/{id}"
+        with_api_key = [
+            *self.shared_routes(),
+            ("PUT", c, "update_conversation", self.put_conversation),
+            ("PATCH", c, "patch_conversation", self.patch_conversation),
+            ("GET", c + "/interactions", "list_interactions", self.list_interactions),
+            ("PATCH", c + "/participants/user", "customer_leaves", self.user_leaves),
+            ("GET", c + "/messages/{mid}", "get_message", self.get_message),
+            ("GET", c + "/messages/{mid}/cards", "list_cards", self.list_cards),
+            ("GET", c + "/attachments", "list_attachments", self.list_attachments),
+            ("POST", c + "/attachments", "upload_attachment", self.upload_attachment),
+            ("GET", c + "/attachments/{att}", "get_attachment", self.get_attachment),
+            ("GET", c + "/attachments/{att}/content", "download_attachment", self.download_attachment),
+            ("POST", c + "/typing", "typing", self.typing),
+            ("POST", c + "/thinking", "thinking", self.thinking),
+            ("POST", c + "/read-receipt", "read_receipt", self.read_receipt),
+            ("POST", c + "/post-agent-assignment", "post_agent_assignment", self.post_agent_assignment),
+        ]
         return [
             route(self, "GET", P + "/jwk/{kid}/public", "jwk", self.jwk),
             route(self, "GET", "/_storage/attachments/{att}/{filename}", "presigned_download", self.presigned, False),
-            r("POST", "/webhooks/verify", "verify_webhook", self.verify_webhook),
-            r("GET", "/webhooks", "list_webhooks", self.list_webhooks),
-            r("POST", "/webhooks", "create_webhook", self.create_webhook),
-            r("GET", "/webhooks/{id}", "get_webhook", self.get_webhook),
-            r("PUT", "/webhooks/{id}", "update_webhook", self.update_webhook),
-            r("DELETE", "/webhooks/{id}", "delete_webhook", self.delete_webhook),
-            r("GET", "/channels", "list_channels", self.list_channels, LIST_NO_404),
-            r("POST", "/channels", "create_channel", self.create_channel, GENERIC_403),
-            r("GET", "/channels/{id}", "get_channel", self.get_channel),
-            r("PUT", "/channels/{id}", "update_channel", self.update_channel),
-            r("DELETE", "/channels/{id}", "delete_channel", self.delete_channel),
-            r("GET", "/conversations", "list_conversations", self.list_conversations),
-            r("POST", "/conversations", "create_conversation", self.create_conversation),
-            r("GET", c, "get_conversation", self.get_conversation),
-            r("PUT", c, "update_conversation", self.put_conversation),
-            r("PATCH", c, "patch_conversation", self.patch_conversation),
-            r("GET", c + "/interactions", "list_interactions", self.list_interactions),
-            r("GET", c + "/participants", "get_participants", self.list_participants, LIST_NO_404),
-            r("PATCH", c + "/participants/user", "customer_leaves", self.user_leaves),
-            r("GET", c + "/messages", "list_messages", self.list_messages, LIST_NO_404),
-            r("POST", c + "/messages", "post_message", self.post_message, SEND_MESSAGE),
-            r("GET", c + "/messages/{mid}", "get_message", self.get_message),
-            r("GET", c + "/messages/{mid}/cards", "list_cards", self.list_cards, LIST_NO_404),
-            r("GET", c + "/attachments", "list_attachments", self.list_attachments),
-            r("POST", c + "/attachments", "upload_attachment", self.upload_attachment, GENERIC_403),
-            r("GET", c + "/attachments/{att}", "get_attachment", self.get_attachment),
-            r("GET", c + "/attachments/{att}/content", "download_attachment", self.download_attachment),
-            r("POST", c + "/typing", "typing", self.typing, INDICATOR),
-            r("POST", c + "/thinking", "thinking", self.thinking, INDICATOR),
-            r("POST", c + "/read-receipt", "read_receipt", self.read_receipt, INDICATOR),
-            r("POST", c + "/post-agent-assignment", "post_agent_assignment", self.post_agent_assignment, INDICATOR),
+            *mount(self, P, with_api_key, self._auth),
         ]
+
+    def one(self, status: int, view: dict[str, Any]) -> Response:
+        return hal(status, view)
+
+    def many(self, req: Request, key: str, views: list[dict[str, Any]]) -> Response:
+        return hal_list(req, key, views)
 
     def not_found(self, req: Request) -> Response | None:
         if req.path.startswith(P + "/") or req.path == P:
@@ -413,12 +414,17 @@ class ChatGatewaySurface(SharedHandlers):
             "Internal server error" if rule.status == 500 else f"Injected fault {rule.status}",
             [("injected_fault", f"injected {rule.kind} fault")],
         )
-        if rule.status in (429, 503):
-            resp.headers["Retry-After"] = str(rule.retry_after if rule.retry_after is not None else 1)
+        resp.headers.update(rule.retry_after_headers())
         return resp
 
-    def _auth(self, handler: Handler, errors: Errors) -> Handler:
+    def _auth(self, handler: Handler, op: str) -> Handler:
         """x-api-key, the optional X-8x8-Tenant check, and engine errors to this endpoint's problem shapes."""
+        errors = ERRORS_BY_OP.get(op, DEFAULT)
+        guarded = engine_errors(
+            handler,
+            errors.bad_request_response,
+            lambda exc: errors.not_found_response(f"{exc.resource_type} {exc.resource_id} not found"),
+        )
 
         def wrapped(req: Request) -> Response:
             if not self.engine.check_api_key(req.headers.get("x-api-key") or ""):
@@ -429,16 +435,7 @@ class ChatGatewaySurface(SharedHandlers):
                 return errors.forbidden_response(
                     f"Header X-8x8-Tenant doesn't match tenant information for customerId={customer}"
                 )
-            try:
-                return handler(req)
-            except ValidationFailed as exc:
-                return errors.bad_request_response(exc.validations)
-            except BadRequest as exc:
-                return errors.bad_request_response([Validation("", "", "invalid_body", str(exc))])
-            except NotFound as exc:
-                return errors.not_found_response(f"{exc.resource_type} {exc.resource_id} not found")
-            except EngineError as exc:
-                return errors.bad_request_response([Validation("", "", "invalid_state", str(exc))])
+            return guarded(req)
 
         return wrapped
 
@@ -460,14 +457,10 @@ class ChatGatewaySurface(SharedHandlers):
 
     # -- webhooks ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _webhook(h: Webhook) -> dict[str, Any]:
-        return {"id": h.id, "name": h.name, "uri": h.uri, "version": h.version}
-
     def _webhook_body(self, req: Request) -> tuple[str, str, str]:
         body = _Body(req)
         name = body.string("name", max_len=256) or ""
-        uri = _uri(body, "uri")
+        uri = body.http_uri("uri")
         # The file requires `notificationVersion` but defines `version` (trap T1): accept either.
         version = body.data.get("version", body.data.get("notificationVersion", GATEWAY_VERSION))
         if version != GATEWAY_VERSION:
@@ -475,33 +468,13 @@ class ChatGatewaySurface(SharedHandlers):
         body.check()
         return name, uri, GATEWAY_VERSION
 
-    def list_webhooks(self, req: Request) -> Response:
-        return hal_list(req, "webhooks", [self._webhook(h) for h in self.engine.list_webhooks()])
-
-    def create_webhook(self, req: Request) -> Response:
-        return hal(200, self._webhook(self.engine.create_webhook(*self._webhook_body(req))))
-
-    def get_webhook(self, req: Request) -> Response:
-        return hal(200, self._webhook(self.engine.get_webhook(req.params["id"])))
-
-    def update_webhook(self, req: Request) -> Response:
-        self.engine.get_webhook(req.params["id"])
-        return hal(200, self._webhook(self.engine.update_webhook(req.params["id"], *self._webhook_body(req))))
-
     def webhook_version(self, body: JsonBody) -> str:
         return body.optional_string("version") or ""
 
     # -- channels ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _channel(c: Channel) -> dict[str, Any]:
-        return {
-            "id": c.id,
-            "name": c.name,
-            "type": c.type,
-            "webHookId": c.webhook_id,
-            "routingOptions": {"type": "queue", "id": c.queue_id},
-        }
+    def _channel(self, c: Channel) -> dict[str, Any]:
+        return {**super()._channel(c), "type": c.type}
 
     def _channel_body(self, req: Request) -> tuple[str, str, str, str]:
         body = _Body(req)
@@ -520,19 +493,6 @@ class ChatGatewaySurface(SharedHandlers):
             queue_id = body.string("id", src=routing) or ""
         body.check()
         return name, webhook_id, queue_id, channel_type
-
-    def list_channels(self, req: Request) -> Response:
-        return hal_list(req, "channels", [self._channel(c) for c in self.engine.list_channels()])
-
-    def create_channel(self, req: Request) -> Response:
-        return hal(200, self._channel(self.engine.create_channel(*self._channel_body(req))))
-
-    def get_channel(self, req: Request) -> Response:
-        return hal(200, self._channel(self.engine.get_channel(req.params["id"])))
-
-    def update_channel(self, req: Request) -> Response:
-        self.engine.get_channel(req.params["id"])
-        return hal(200, self._channel(self.engine.update_channel(req.params["id"], *self._channel_body(req))))
 
     # -- conversations -----------------------------------------------------------------------
 
@@ -575,9 +535,6 @@ class ChatGatewaySurface(SharedHandlers):
             req, "conversations", views, sort_keys={"id": lambda v: v["id"], "createdAt": lambda v: v["createdAt"]}
         )
 
-    def get_conversation(self, req: Request) -> Response:
-        return hal(200, self._conversation(self.engine.get_conversation(req.params["id"])))
-
     def _update(self, req: Request, body: _Body) -> Response:
         customer: dict[str, str] | None = None
         props: list[dict[str, str]] | None = None
@@ -603,15 +560,10 @@ class ChatGatewaySurface(SharedHandlers):
     def list_interactions(self, req: Request) -> Response:
         conv = self.engine.get_conversation(req.params["id"])
         with self.engine.lock:
-            views = []
-            for i in conv.interactions:
-                view = {"id": i.id, "startTime": iso(i.start)}
-                if i.end is not None:
-                    view["endTime"] = iso(i.end)
-                views.append(view)
+            views = [self._interaction(i) for i in conv.interactions]
         return hal_list(req, "interactions", views, filterable=False)
 
-    def list_participants(self, req: Request) -> Response:
+    def get_participants(self, req: Request) -> Response:
         parts = self.engine.participants(req.params["id"])
         views = [{"id": p["id"], "removed": p["removed"], "type": p["type"], "language": p["language"]} for p in parts]
         return hal_list(req, "participants", views, filterable=False)

@@ -11,24 +11,15 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from .delivery import now_ms
-from .engine import (
-    EXTERNAL_AUTHOR_TYPES,
-    Channel,
-    Conversation,
-    Engine,
-    EngineError,
-    Message,
-    NotFound,
-    Validation,
-    ValidationFailed,
-    Webhook,
-    iso,
-)
+from .engine import EXTERNAL_AUTHOR_TYPES, Conversation, Engine, Message, Validation, ValidationFailed, Webhook, iso
 from .faults import FaultRule
-from .http_base import BadRequest, Handler, JsonBody, Request, Response, Route, SharedHandlers, http_uri, route
+from .http_apis import JsonBody, SharedHandlers, engine_errors
+from .http_base import Handler, Request, Response, Route, mount, route
 
 PROBLEM = "application/problem+json"
 EVENT_VERSIONS = ("v1.0", "v2.0")
+# Channel creation answers 400 as ValidationExceptionPayload; the other operations as ConstraintViolationProblem.
+DETAILED_ERRORS = frozenset({"create_channel"})
 T = TypeVar("T")
 
 
@@ -97,9 +88,6 @@ class _Body(JsonBody):
         return self.optional_string(field, *args, **kwargs) or ""
 
 
-_uri = http_uri
-
-
 def _version(body: JsonBody, field: str) -> str:
     version = body.optional_string(field) or ""
     if version and version not in EVENT_VERSIONS:
@@ -111,6 +99,7 @@ class ChatApiV2Surface(SharedHandlers):
     name = "v2"
     body_type = _Body
     verify_failure = "WEB_HOOK_VERIFY was not answered with 2xx"
+    webhooks_path = "/web-hooks"
 
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)
@@ -120,36 +109,22 @@ class ChatApiV2Surface(SharedHandlers):
     # -- routing -----------------------------------------------------------------------------
 
     def routes(self) -> list[Route]:
-        p = self.prefix
-        t = self._tenant
+        tenant_scoped = [
+            *self.shared_routes(),
+            ("DELETE", "/conversations/{id}/participants/customer", "customer_leaves", self.customer_leaves),
+        ]
         return [
             route(self, "POST", "/oauth/v2/token", "token", self.token),
             route(self, "GET", f"/vcc/{self.engine.config.region}/chat/v2/jwk/{{kid}}/public", "jwk", self.jwk),
-            route(self, "POST", f"{p}/web-hooks/verify", "verify_webhook", t(self.verify_webhook)),
-            route(self, "GET", f"{p}/web-hooks", "list_webhooks", t(self.list_webhooks)),
-            route(self, "POST", f"{p}/web-hooks", "create_webhook", t(self.create_webhook)),
-            route(self, "GET", f"{p}/web-hooks/{{id}}", "get_webhook", t(self.get_webhook)),
-            route(self, "PUT", f"{p}/web-hooks/{{id}}", "update_webhook", t(self.update_webhook)),
-            route(self, "DELETE", f"{p}/web-hooks/{{id}}", "delete_webhook", t(self.delete_webhook)),
-            route(self, "GET", f"{p}/channels", "list_channels", t(self.list_channels)),
-            route(self, "POST", f"{p}/channels", "create_channel", t(self.create_channel, detailed_errors=True)),
-            route(self, "GET", f"{p}/channels/{{id}}", "get_channel", t(self.get_channel)),
-            route(self, "PUT", f"{p}/channels/{{id}}", "update_channel", t(self.update_channel)),
-            route(self, "DELETE", f"{p}/channels/{{id}}", "delete_channel", t(self.delete_channel)),
-            route(self, "GET", f"{p}/conversations", "list_conversations", t(self.list_conversations)),
-            route(self, "POST", f"{p}/conversations", "create_conversation", t(self.create_conversation)),
-            route(self, "GET", f"{p}/conversations/{{id}}", "get_conversation", t(self.get_conversation)),
-            route(self, "GET", f"{p}/conversations/{{id}}/participants", "get_participants", t(self.get_participants)),
-            route(
-                self,
-                "DELETE",
-                f"{p}/conversations/{{id}}/participants/customer",
-                "customer_leaves",
-                t(self.customer_leaves),
-            ),
-            route(self, "GET", f"{p}/conversations/{{id}}/messages", "list_messages", t(self.list_messages)),
-            route(self, "POST", f"{p}/conversations/{{id}}/messages", "post_message", t(self.post_message)),
+            *mount(self, self.prefix, tenant_scoped, self._tenant),
         ]
+
+    def one(self, status: int, view: dict[str, Any]) -> Response:
+        return Response.json(status, view)
+
+    def many(self, req: Request, key: str, views: list[dict[str, Any]]) -> Response:
+        items, meta = _page(req, views)
+        return Response.json(200, {"data": items, **meta})
 
     def not_found(self, req: Request) -> Response | None:
         if req.path.startswith("/vcc/") or req.path.startswith("/oauth/"):
@@ -158,9 +133,6 @@ class ChatApiV2Surface(SharedHandlers):
 
     def fault_response(self, op: str, rule: FaultRule) -> Response:
         status = rule.status
-        headers: dict[str, str] = {}
-        if status in (429, 503):
-            headers["Retry-After"] = str(rule.retry_after if rule.retry_after is not None else 1)
         if op == "token" and status != 500:
             resp = Response.json(
                 status, {"ErrorCode": "service_unavailable", "Error": f"Injected fault {status}"}, PROBLEM
@@ -172,11 +144,18 @@ class ChatApiV2Surface(SharedHandlers):
                 [f"injected {rule.kind} fault"],
                 referenceId=secrets.token_hex(8),
             )
-        resp.headers.update(headers)
+        resp.headers.update(rule.retry_after_headers())
         return resp
 
-    def _tenant(self, handler: Handler, detailed_errors: bool = False) -> Handler:
+    def _tenant(self, handler: Handler, op: str) -> Handler:
         """Bearer auth, tenant check, and engine errors to 8x8 error shapes."""
+        detailed_errors = op in DETAILED_ERRORS
+        guarded = engine_errors(
+            handler,
+            lambda validations: validation_problem(validations, detailed_errors),
+            lambda exc: _problem(404, "Resource not found.", [f"{exc.resource_type} {exc.resource_id} not found."]),
+            body_field="body",
+        )
 
         def wrapped(req: Request) -> Response:
             auth = req.headers.get("Authorization") or ""
@@ -193,16 +172,7 @@ class ChatApiV2Surface(SharedHandlers):
                     "Forbidden.",
                     [f"Tenant {tenant} does not belong to customer {self.engine.config.customer_id}."],
                 )
-            try:
-                return handler(req)
-            except ValidationFailed as exc:
-                return validation_problem(exc.validations, detailed_errors)
-            except BadRequest as exc:
-                return validation_problem([Validation("body", "", "invalid_body", str(exc))], detailed_errors)
-            except NotFound as exc:
-                return _problem(404, "Resource not found.", [f"{exc.resource_type} {exc.resource_id} not found."])
-            except EngineError as exc:
-                return validation_problem([Validation("", "", "invalid_state", str(exc))], detailed_errors)
+            return guarded(req)
 
         return wrapped
 
@@ -257,47 +227,21 @@ class ChatApiV2Surface(SharedHandlers):
 
     # -- webhooks ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _webhook(h: Webhook) -> dict[str, Any]:
-        return {"id": h.id, "name": h.name, "uri": h.uri, "version": h.version, "notificationVersion": h.version}
+    def _webhook(self, h: Webhook) -> dict[str, Any]:
+        return {**super()._webhook(h), "notificationVersion": h.version}
 
     def _webhook_body(self, req: Request) -> tuple[str, str, str]:
         body = _Body(req)
         name = body.string("name", max_len=256)
-        uri = _uri(body, "uri")
+        uri = body.http_uri("uri")
         version = _version(body, "notificationVersion")
         body.check()
         return name, uri, version
-
-    def list_webhooks(self, req: Request) -> Response:
-        items, meta = _page(req, self.engine.list_webhooks())
-        return Response.json(200, {"data": [self._webhook(h) for h in items], **meta})
-
-    def create_webhook(self, req: Request) -> Response:
-        name, uri, version = self._webhook_body(req)
-        return Response.json(200, self._webhook(self.engine.create_webhook(name, uri, version)))
-
-    def get_webhook(self, req: Request) -> Response:
-        return Response.json(200, self._webhook(self.engine.get_webhook(req.params["id"])))
-
-    def update_webhook(self, req: Request) -> Response:
-        self.engine.get_webhook(req.params["id"])
-        name, uri, version = self._webhook_body(req)
-        return Response.json(200, self._webhook(self.engine.update_webhook(req.params["id"], name, uri, version)))
 
     def webhook_version(self, body: JsonBody) -> str:
         return _version(body, "version")
 
     # -- channels ----------------------------------------------------------------------------
-
-    @staticmethod
-    def _channel(c: Channel) -> dict[str, Any]:
-        return {
-            "id": c.id,
-            "name": c.name,
-            "webHookId": c.webhook_id,
-            "routingOptions": {"type": "queue", "id": c.queue_id},
-        }
 
     def _channel_body(self, req: Request) -> tuple[str, str, str]:
         body = _Body(req)
@@ -318,40 +262,16 @@ class ChatApiV2Surface(SharedHandlers):
         body.check()
         return name, webhook_id, queue_id
 
-    def list_channels(self, req: Request) -> Response:
-        items, meta = _page(req, self.engine.list_channels())
-        return Response.json(200, {"data": [self._channel(c) for c in items], **meta})
-
-    def create_channel(self, req: Request) -> Response:
-        return Response.json(200, self._channel(self.engine.create_channel(*self._channel_body(req))))
-
-    def get_channel(self, req: Request) -> Response:
-        return Response.json(200, self._channel(self.engine.get_channel(req.params["id"])))
-
-    def update_channel(self, req: Request) -> Response:
-        self.engine.get_channel(req.params["id"])
-        name, webhook_id, queue_id = self._channel_body(req)
-        return Response.json(
-            200, self._channel(self.engine.update_channel(req.params["id"], name, webhook_id, queue_id))
-        )
-
     # -- conversations -----------------------------------------------------------------------
 
-    @staticmethod
-    def _conversation(c: Conversation) -> dict[str, Any]:
-        interactions = []
-        for i in c.interactions:
-            info = {"id": i.id, "startTime": iso(i.start)}
-            if i.end is not None:
-                info["endTime"] = iso(i.end)
-            interactions.append(info)
+    def _conversation(self, c: Conversation) -> dict[str, Any]:
         return {
             "id": c.id,
             "channelId": c.channel_id,
             "customer": dict(c.customer),
             "startTime": iso(c.created),
             "status": c.status,
-            "interactions": interactions,
+            "interactions": [self._interaction(i) for i in c.interactions],
         }
 
     def create_conversation(self, req: Request) -> Response:
@@ -390,11 +310,7 @@ class ChatApiV2Surface(SharedHandlers):
         filters = {k.split(".", 1)[1]: v[0] for k, v in req.query.items() if k.startswith("customer.")}
         if filters:
             convs = [c for c in convs if all(c.customer.get(k) == v for k, v in filters.items())]
-        items, meta = _page(req, convs)
-        return Response.json(200, {"data": [self._conversation(c) for c in items], **meta})
-
-    def get_conversation(self, req: Request) -> Response:
-        return Response.json(200, self._conversation(self.engine.get_conversation(req.params["id"])))
+        return self.many(req, "conversations", [self._conversation(c) for c in convs])
 
     def get_participants(self, req: Request) -> Response:
         # The v2 file types `participants` as one object, not an array: keyed by participant id.

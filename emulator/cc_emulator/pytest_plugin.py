@@ -11,22 +11,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from .config import EmulatorConfig, default_topology, fast_timings
-from .http_base import LISTEN_BACKLOG
-from .loop import wait_on
+from .http_base import LocalHTTPServer, MethodHandler
+from .loop import WaitableLog
 from .server import EmulatorServer
-
-
-class ReceiverHTTPServer(ThreadingHTTPServer):
-    """The receiver's server: a realistic listen backlog, so a burst of deliveries is not refused."""
-
-    daemon_threads = True
-    request_queue_size = LISTEN_BACKLOG
 
 
 @dataclass
@@ -51,8 +43,10 @@ class ReceivedRequest:
 
 
 @dataclass
-class WebhookReceiver:
+class WebhookReceiver(WaitableLog[ReceivedRequest]):
     """A real local HTTP server recording every POST. Answers `statuses` in order, then `default_status`."""
+
+    log_subject = "webhook"
 
     host: str = "127.0.0.1"
     default_status: int = 200
@@ -62,21 +56,23 @@ class WebhookReceiver:
     # Optional per-request decision: return a status code, or None to fall back to the rules above.
     responder: Callable[[ReceivedRequest], int | None] | None = None
     _cond: threading.Condition = field(default_factory=threading.Condition)
-    _server: ReceiverHTTPServer | None = None
+    _server: LocalHTTPServer | None = None
     _release: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> str:
         receiver = self
 
-        class _Handler(BaseHTTPRequestHandler):
+        class _Handler(MethodHandler):
             protocol_version = "HTTP/1.1"
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+            def _handle(self, method: str) -> None:
+                body = self._read_body()
+                if method != "POST":
+                    self._write(405, b"", {"Allow": "POST"})
+                    return
                 rec = ReceivedRequest(
                     "POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time(), 0
                 )
@@ -87,12 +83,10 @@ class WebhookReceiver:
                 with receiver._cond:
                     receiver.requests.append(rec)
                     receiver._cond.notify_all()
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self._write(status, b"", {})
 
-        self._server = ReceiverHTTPServer((self.host, 0), _Handler)
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self._server = LocalHTTPServer((self.host, 0), _Handler)
+        self._server.serve_in_background("webhook-receiver")
         return self.url
 
     def _decide(self, rec: ReceivedRequest) -> int:
@@ -108,15 +102,16 @@ class WebhookReceiver:
     def stop(self) -> None:
         self._release.set()
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.close()
             self._server = None
 
     @property
     def url(self) -> str:
         assert self._server is not None, "receiver not started"
-        host, port = str(self._server.server_address[0]), int(self._server.server_address[1])
-        return f"http://{host}:{port}/webhook"
+        return self._server.base_url + "/webhook"
+
+    def _log(self) -> list[ReceivedRequest]:
+        return self.requests
 
     def events(self, event_type: str | None = None, ok_only: bool = False) -> list[ReceivedRequest]:
         with self._cond:
@@ -126,28 +121,18 @@ class WebhookReceiver:
                 if (event_type is None or r.event_type == event_type) and (not ok_only or 200 <= r.status < 300)
             ]
 
-    def wait_for(self, predicate: Callable[[list[ReceivedRequest]], Any], timeout: float = 5.0) -> Any:
-        return wait_on(
-            self._cond,
-            lambda: predicate(list(self.requests)),
-            timeout,
-            lambda: f"webhook condition not met within {timeout}s; got {len(self.requests)}",
-        )
-
     def wait_for_events(
         self, event_type: str, count: int = 1, timeout: float = 5.0, conversation_id: str | None = None
     ) -> list[ReceivedRequest]:
-        def enough(reqs: list[ReceivedRequest]) -> list[ReceivedRequest] | None:
-            found = [
+        def select(reqs: list[ReceivedRequest]) -> list[ReceivedRequest]:
+            return [
                 r
                 for r in reqs
                 if r.event_type == event_type
                 and (conversation_id is None or r.json().get("conversationId") == conversation_id)
             ]
-            return found if len(found) >= count else None
 
-        result: list[ReceivedRequest] = self.wait_for(enough, timeout)
-        return result
+        return self.wait_for_count(select, count, timeout)
 
     def event_types(self, conversation_id: str | None = None, ok_only: bool = True) -> list[str]:
         """Distinct-by-event-id event types in arrival order (retries and duplicates collapsed)."""

@@ -9,18 +9,18 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from .config import EmulatorConfig
-from .delivery import DeliveryRecord
+from .delivery import DeliveryLogView, DeliveryQuery, DeliveryRecord
 from .desk import DeskSurface
 from .engine import Engine
 from .faults import FaultRule
 from .http_base import EmulatorHTTPServer, Surface
-from .http_control import ControlSurface, filter_records
+from .http_control import ControlSurface
 from .http_gateway import ChatGatewaySurface
 from .http_v2 import ChatApiV2Surface
 from .model import V2_VERSION
 
 
-class EmulatorServer:
+class EmulatorServer(DeliveryLogView[DeliveryRecord]):
     """Run in-process: `with EmulatorServer(cfg) as emu: emu.base_url ...`."""
 
     def __init__(self, config: EmulatorConfig | None = None, verbose: bool = False) -> None:
@@ -36,7 +36,6 @@ class EmulatorServer:
         ]
         self.verbose = verbose
         self._httpd: EmulatorHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self.base_url = ""
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -45,27 +44,18 @@ class EmulatorServer:
         if self._httpd is not None:
             return self.base_url
         self._httpd = EmulatorHTTPServer((self.config.host, self.config.port), self.engine, self.surfaces, self.verbose)
-        host, port = str(self._httpd.server_address[0]), int(self._httpd.server_address[1])
-        shown = f"[{host}]" if ":" in str(host) else str(host)
-        self.base_url = f"http://{shown}:{port}"
+        self.base_url = self._httpd.base_url
         if self.config.public_base_url is None:
             # Pre-signed attachment URLs point at this server unless configured otherwise.
             self.engine.public_base_url = self.base_url
         self.engine.start()
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="cc-emulator-http", daemon=True
-        )
-        self._thread.start()
+        self._httpd.serve_in_background("cc-emulator-http")
         return self.base_url
 
     def stop(self) -> None:
         if self._httpd is None:
             return
-        self._httpd.stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread:
-            self._thread.join(timeout=5)
+        self._httpd.close()
         self.engine.stop()
         self._httpd = None
 
@@ -127,30 +117,17 @@ class EmulatorServer:
     def clear_faults(self) -> None:
         self.engine.faults.clear()
 
-    def deliveries(
-        self, event_type: str | None = None, conversation_id: str | None = None, ok_only: bool = False
-    ) -> list[DeliveryRecord]:
-        return filter_records(self.engine.delivery.records(), event_type, conversation_id, 0, ok_only)
+    def _select(self, query: DeliveryQuery) -> list[DeliveryRecord]:
+        return query.select(self.engine.delivery.records())
+
+    def _wait(self, query: DeliveryQuery, count: int, timeout: float) -> list[DeliveryRecord]:
+        return self.engine.delivery.wait_for_count(query.select, count, timeout)
+
+    # The name the in-process tests know.
+    wait_for_delivery = DeliveryLogView.wait_for_deliveries
 
     def wait_for(self, predicate: Callable[[list[DeliveryRecord]], Any], timeout: float = 5.0) -> Any:
         return self.engine.delivery.wait_for(predicate, timeout)
-
-    def wait_for_delivery(
-        self,
-        event_type: str | None = None,
-        conversation_id: str | None = None,
-        count: int = 1,
-        ok_only: bool = True,
-        timeout: float = 5.0,
-    ) -> list[DeliveryRecord]:
-        """Block until `count` matching attempts are logged; returns them."""
-
-        def enough(records: list[DeliveryRecord]) -> list[DeliveryRecord] | None:
-            found = filter_records(records, event_type, conversation_id, 0, ok_only)
-            return found if len(found) >= count else None
-
-        result: list[DeliveryRecord] = self.wait_for(enough, timeout)
-        return result
 
     def wait_quiet(self, timeout: float = 5.0) -> None:
         self.engine.wait_quiet(timeout)

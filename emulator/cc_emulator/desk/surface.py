@@ -10,7 +10,17 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from cc_emulator.delivery import now_ms
-from cc_emulator.http_base import Handler, Request, Response, Route, answer_errors, error_json, route
+from cc_emulator.http_base import (
+    SHARED_STATIC,
+    Handler,
+    Request,
+    Response,
+    Route,
+    answer_errors,
+    error_json,
+    mount,
+    static_file,
+)
 from cc_emulator.model import Agent, AgentState, Conversation, InvalidState, NotFound
 
 if TYPE_CHECKING:
@@ -19,12 +29,6 @@ if TYPE_CHECKING:
 
 P = "/desk"
 STATIC = Path(__file__).parent / "static"
-STATIC_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".svg": "image/svg+xml",
-}
 # The Gateway's typing call has no "stopped": the customer counts as typing this long after the last one.
 CUSTOMER_TYPING_MS = 6000
 # Only these render inline at the desk's origin; anything else downloads (an HTML file must never run here).
@@ -43,18 +47,16 @@ class DeskSurface:
         self._signed_in: dict[str, str] = {}
 
     def routes(self) -> list[Route]:
-        def r(method: str, path: str, op: str, handler: Handler) -> Route:
-            return route(self, method, P + path, op, self._wrap(handler), faultable=False)
-
-        return [
-            r("GET", "", "desk.page", self.page),
-            r("GET", "/", "desk.page", self.page),
-            r("GET", "/static/{name}", "desk.static", self.static),
-            r("GET", "/api/snapshot", "desk.snapshot", self.snapshot),
-            r("POST", "/api/agents/{id}/signin", "desk.signin", self.signin),
-            r("POST", "/api/agents/{id}/signout", "desk.signout", self.signout),
-            r("GET", "/api/conversations/{cid}/attachments/{aid}", "desk.attachment", self.attachment),
+        table = [
+            ("GET", "", "desk.page", self.page),
+            ("GET", "/", "desk.page", self.page),
+            ("GET", "/static/{name}", "desk.static", self.static),
+            ("GET", "/api/snapshot", "desk.snapshot", self.snapshot),
+            ("POST", "/api/agents/{id}/signin", "desk.signin", self.signin),
+            ("POST", "/api/agents/{id}/signout", "desk.signout", self.signout),
+            ("GET", "/api/conversations/{cid}/attachments/{aid}", "desk.attachment", self.attachment),
         ]
+        return mount(self, P, table, self._wrap, faultable=False)
 
     def not_found(self, req: Request) -> Response | None:
         return _error(404, f"no desk route {req.method} {req.path}") if req.path.startswith(P + "/") else None
@@ -62,7 +64,7 @@ class DeskSurface:
     def fault_response(self, op: str, rule: FaultRule) -> Response:  # pragma: no cover - not faultable
         return _error(rule.status, "fault")
 
-    def _wrap(self, handler: Handler) -> Handler:
+    def _wrap(self, handler: Handler, op: str) -> Handler:
         return answer_errors(handler, conflict=(InvalidState,))
 
     # -- static ------------------------------------------------------------------------------
@@ -75,19 +77,7 @@ class DeskSurface:
 
     @staticmethod
     def _file(name: str) -> Response:
-        path = STATIC / name
-        # Names come from one path segment; only files that exist in static/ are served.
-        if "/" in name or name.startswith(".") or not path.is_file() or path.suffix not in STATIC_TYPES:
-            return _error(404, f"no desk file {name}")
-        return Response(
-            200,
-            path.read_bytes(),
-            {
-                "Content-Type": STATIC_TYPES[path.suffix],
-                "Cache-Control": "no-cache",
-                "X-Content-Type-Options": "nosniff",
-            },
-        )
+        return static_file(name, STATIC, SHARED_STATIC) or _error(404, f"no desk file {name}")
 
     # -- agents ------------------------------------------------------------------------------
 

@@ -6,24 +6,20 @@ import json
 import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import requests
 
-from cc_emulator.http_base import LISTEN_BACKLOG
+from cc_emulator.http_base import SHARED_STATIC, LocalHTTPServer, MethodHandler, static_file
 
 if TYPE_CHECKING:
     from scripts.local_stack.channel import BusinessChannel
 
-STATIC = Path(__file__).parent / "static"
-STATIC_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-}
+# The page's own files, then the browser helpers it shares with the emulator's agent desk.
+STATIC = (Path(__file__).parent / "static", SHARED_STATIC)
 CASE_ID = r"(?P<case>[A-Za-z0-9._:%-]{1,384})"
 # What the page may ask of the business API: (method, path under /api, the business API path).
 FORWARDED: list[tuple[str, re.Pattern[str]]] = [
@@ -55,29 +51,21 @@ class ChatPageServer:
         self.api_url = api_url.rstrip("/")
         self.api_key = api_key
         self.channel = channel
-        self.stopping = threading.Event()
         self._httpd = _Server((host, port), self)
-        self._thread: threading.Thread | None = None
+        # Set on stop: waits for a pending file and open event streams end at once.
+        self.stopping = self._httpd.stopping
         self._local = threading.local()
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}/"
+        return self._httpd.base_url + "/"
 
     def start(self) -> ChatPageServer:
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="chat-page", daemon=True
-        )
-        self._thread.start()
+        self._httpd.serve_in_background("chat-page", poll_interval=0.1)
         return self
 
     def stop(self) -> None:
-        self.stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._httpd.close()
 
     def session(self) -> requests.Session:
         """One session per handler thread (requests' sessions are not thread-safe); the key lives here only."""
@@ -90,31 +78,18 @@ class ChatPageServer:
         return session
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = LISTEN_BACKLOG
-
+class _Server(LocalHTTPServer):
     def __init__(self, address: tuple[str, int], page: ChatPageServer) -> None:
         self.page = page
         super().__init__(address, _Handler)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(MethodHandler):
     server: _Server
     server_version = "casebridge-chat-page/1"
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: request lines would carry case ids; the local API logs the business calls already."""
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
 
     # -- dispatch ------------------------------------------------------------------------------
 
@@ -122,7 +97,7 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         path = split.path
         try:
-            body = self._body()
+            body = self._read_body(MAX_BODY)
         except ValueError as error:
             self._json(413 if "large" in str(error) else 400, {"error": {"code": "BadRequest", "message": str(error)}})
             return
@@ -139,34 +114,20 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._json(404, {"error": {"code": "NotFound", "message": f"no route {method} {path}"}})
 
-    def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length < 0:
-            raise ValueError("bad Content-Length")
-        if length > MAX_BODY:
-            raise ValueError("request body too large")
-        return self.rfile.read(length) if length else b""
-
     # -- answers -------------------------------------------------------------------------------
 
-    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.end_headers()
-        self.wfile.write(body)
+    def _send(self, status: int, body: bytes, headers: Mapping[str, str]) -> None:
+        self._write(status, body, {**headers, "X-Content-Type-Options": "nosniff"})
 
     def _json(self, status: int, obj: Any) -> None:
         self._send(status, json.dumps(obj).encode("utf-8"), {"Content-Type": "application/json"})
 
     def _static(self, name: str) -> None:
-        path = STATIC / name
-        if "/" in name or name.startswith(".") or not path.is_file() or path.suffix not in STATIC_TYPES:
+        found = static_file(name, *STATIC)
+        if found is None:
             self._json(404, {"error": {"code": "NotFound", "message": f"no file {name}"}})
             return
-        self._send(200, path.read_bytes(), {"Content-Type": STATIC_TYPES[path.suffix], "Cache-Control": "no-cache"})
+        self._send(found.status, found.body, found.headers)
 
     # -- the helper: business API calls with the key added ------------------------------------
 
