@@ -1,12 +1,11 @@
 // The agent desk: short-polls /desk/api/snapshot, acts through the control API (/_emulator/agents/...).
 // Everything the customer wrote is put on the page with textContent, never as HTML.
-"use strict";
+import { $, el, enterSends, request, showError } from "./page.js";
 
 const POLL_MS = 700;
 const TYPING_IDLE_MS = 3000;
 const params = new URLSearchParams(location.search);
 const agentId = params.get("agent");
-const $ = (id) => document.getElementById(id);
 
 let etag = "";
 let snap = null;
@@ -15,38 +14,9 @@ let typingSent = false;
 let typingTimer = 0;
 let pollTimer = 0;
 
-function el(tag, attrs, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (k === "class") node.className = v;
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  return node;
-}
-
-function showError(message) {
-  const box = $("error");
-  box.hidden = !message;
-  box.textContent = message || "";
-}
-
-async function call(method, path, body) {
-  const init = { method, headers: {} };
-  if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const res = await fetch(path, init);
-  const data = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(data.error || `${method} ${path}: ${res.status}`);
-  return data;
-}
-
 async function act(path, body) {
   try {
-    await call("POST", `/_emulator/agents/${encodeURIComponent(agentId)}/${path}`, body || {});
+    await request("POST", `/_emulator/agents/${encodeURIComponent(agentId)}/${path}`, body || {});
     showError("");
   } catch (err) {
     showError(err.message);
@@ -101,7 +71,7 @@ function renderWho() {
 
 async function signOut() {
   try {
-    await call("POST", `/desk/api/agents/${encodeURIComponent(agentId)}/signout`);
+    await request("POST", `/desk/api/agents/${encodeURIComponent(agentId)}/signout`);
     location.search = "";
   } catch (err) {
     showError(err.message);
@@ -221,7 +191,7 @@ async function refresh() {
   try {
     const q = new URLSearchParams({ etag });
     if (agentId) q.set("agent", agentId);
-    const data = await call("GET", `/desk/api/snapshot?${q}`);
+    const data = await request("GET", `/desk/api/snapshot?${q}`);
     etag = data.etag;
     if (!data.unchanged) {
       snap = data;
@@ -243,7 +213,7 @@ function setTyping(on) {
   if (on) typingTimer = setTimeout(() => setTyping(false), TYPING_IDLE_MS);
   if (on === typingSent) return;
   typingSent = on;
-  call("POST", `/_emulator/agents/${encodeURIComponent(agentId)}/typing`, { typing: on }).catch(() => {});
+  request("POST", `/_emulator/agents/${encodeURIComponent(agentId)}/typing`, { typing: on }).catch(() => {});
 }
 
 function readFile(file) {
@@ -279,12 +249,7 @@ async function send(event) {
 function init() {
   $("composer").addEventListener("submit", send);
   $("reply-text").addEventListener("input", (e) => setTyping(e.target.value.length > 0));
-  $("reply-text").addEventListener("keydown", (e) => {
-    if (e.key === "Enter" && !e.shiftKey) {
-      e.preventDefault();
-      $("composer").requestSubmit();
-    }
-  });
+  enterSends($("reply-text"), $("composer"));
   $("reply-file").addEventListener("change", (e) => {
     const f = e.target.files[0];
     $("file-name").textContent = f ? `${f.name} will be sent with the reply` : "";
@@ -293,7 +258,7 @@ function init() {
   $("end").addEventListener("click", () => act("leave"));
   if (agentId) {
     document.title = `${agentId} · Agent desk`;
-    call("POST", `/desk/api/agents/${encodeURIComponent(agentId)}/signin`).catch((err) => showError(err.message));
+    request("POST", `/desk/api/agents/${encodeURIComponent(agentId)}/signin`).catch((err) => showError(err.message));
   }
   refresh();
 }

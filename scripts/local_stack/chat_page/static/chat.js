@@ -1,13 +1,13 @@
 // The customer chat page. It talks only to its own origin (/api/...): the helper there holds the business API key
 // and forwards to casebridge. Agent messages and routing events come from the case timeline; typing comes from the
 // bus (a server-sent event stream), since AgentTyping never goes on the timeline. The customer's own messages are
-// kept in this browser, as a real channel keeps its own transcript.
-"use strict";
+// kept in this browser, as a real channel keeps its own transcript. `page.js` is the emulator's (cc_emulator/static),
+// shared with its agent desk.
+import { $, answered, el, enterSends, request, showError } from "./page.js";
 
 const SYNC_MS = 4000;
 const TYPING_EVERY_MS = 2500;
 const AGENT_TYPING_MAX_MS = 15000;
-const $ = (id) => document.getElementById(id);
 
 let caseId = null;
 let events = [];
@@ -21,39 +21,8 @@ let agentTyping = false;
 let agentTypingTimer = 0;
 let lastTypingSent = 0;
 
-function el(tag, attrs, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (k === "class") node.className = v;
-    else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  return node;
-}
-
-function showError(message) {
-  $("error").hidden = !message;
-  $("error").textContent = message || "";
-}
-
 function casePath(suffix) {
   return `/api/cases/${encodeURIComponent(caseId)}${suffix || ""}`;
-}
-
-async function api(method, path, body) {
-  const init = { method, headers: {} };
-  if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const res = await fetch(path, init);
-  const data = await res.json().catch(() => ({}));
-  if (!res.ok) {
-    const err = new Error((data.error && data.error.message) || data.message || `${method} ${path}: ${res.status}`);
-    err.status = res.status;
-    throw err;
-  }
-  return data;
 }
 
 // -- the customer's own messages, kept in this browser --------------------------------------------
@@ -165,7 +134,7 @@ async function pullTimeline() {
   for (;;) {
     const q = new URLSearchParams({ limit: "100" });
     if (cursor) q.set("after", cursor);
-    const page = await api("GET", casePath(`/events?${q}`));
+    const page = await request("GET", casePath(`/events?${q}`));
     for (const e of page.events) {
       if (seen.has(e.eventId)) continue; // at least once: drop repeats
       seen.add(e.eventId);
@@ -188,7 +157,7 @@ function sync() {
     do {
       run.again = false;
       try {
-        caseView = await api("GET", casePath());
+        caseView = await request("GET", casePath());
         await pullTimeline();
         showError("");
       } catch (err) {
@@ -229,9 +198,7 @@ async function sendFile(file) {
     headers: { "Content-Type": file.type || "application/octet-stream", "X-File-Name": encodeURIComponent(file.name) },
     body: file,
   });
-  const data = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error((data.error && data.error.message) || `file upload: ${res.status}`);
-  return data.attachmentId;
+  return (await answered(res, "file upload")).attachmentId;
 }
 
 async function send(event) {
@@ -249,7 +216,7 @@ async function send(event) {
       body.attachments = [id];
       files.push({ id, fileName: file.name });
     }
-    await api("POST", casePath("/messages"), body);
+    await request("POST", casePath("/messages"), body);
     remember({ text, at: Date.now(), files, authorType: "user" });
     $("text").value = "";
     $("file").value = "";
@@ -266,7 +233,7 @@ function typing() {
   // The Gateway's typing has no "stopped": one call per few seconds while the customer types.
   if (!$("text").value || Date.now() - lastTypingSent < TYPING_EVERY_MS) return;
   lastTypingSent = Date.now();
-  api("POST", casePath("/typing"), { authorType: "user" }).catch(() => {});
+  request("POST", casePath("/typing"), { authorType: "user" }).catch(() => {});
 }
 
 function parseHistory(text) {
@@ -288,10 +255,10 @@ async function start(event) {
   try {
     caseId = id;
     const opened = Date.now();
-    await api("POST", casePath("/conversation"), { customer, history });
+    await request("POST", casePath("/conversation"), { customer, history });
     // The bot's chat came before the conversation opened.
     history.forEach((h, n) => remember({ ...h, at: opened - 60000 + n }));
-    await api("POST", casePath("/messages"), {
+    await request("POST", casePath("/messages"), {
       text: String(form.get("question")).trim(), authorType: "user", clientMessageId: crypto.randomUUID(),
     });
     remember({ text: String(form.get("question")).trim(), at: Date.now(), authorType: "user" });
@@ -305,7 +272,7 @@ async function start(event) {
 
 async function leave() {
   try {
-    caseView = await api("DELETE", casePath("/conversation"));
+    caseView = await request("DELETE", casePath("/conversation"));
     showError("");
   } catch (err) {
     showError(err.message);
@@ -348,12 +315,7 @@ function init() {
   });
   $("composer").addEventListener("submit", send);
   $("text").addEventListener("input", typing);
-  $("text").addEventListener("keydown", (e) => {
-    if (e.key === "Enter" && !e.shiftKey) {
-      e.preventDefault();
-      $("composer").requestSubmit();
-    }
-  });
+  enterSends($("text"), $("composer"));
   $("leave").addEventListener("click", leave);
   $("new-case").addEventListener("click", showStart);
   const saved = new URLSearchParams(location.search).get("case") || localStorage.getItem("cb.case");
