@@ -1,4 +1,5 @@
-"""Webhook delivery: a background worker with at-least-once retries, faults and an attempt log."""
+"""Webhook delivery: background workers (several conversations at once, each conversation in order) with
+at-least-once retries, faults and an attempt log."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import heapq
 import itertools
 import json
 import secrets
+import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
@@ -19,6 +21,7 @@ from .loop import ConditionLoop, WaitableLog, wait_on
 from .signing import KeyStore, b64url, signature_payload
 
 R = TypeVar("R")
+DELIVERY_LANES = 4
 
 
 def new_event_id() -> str:
@@ -164,9 +167,22 @@ class DeliveryWorker(ConditionLoop, WaitableLog[DeliveryRecord]):
         self._in_flight = 0
         self._generation = 0
         self._session = requests.Session()
+        # Several deliveries at once, as 8x8 sends them; one conversation's events still go one after another.
+        self._sending: set[str | None] = set()  # the conversations with a delivery on the wire
+        self._lanes = [
+            threading.Thread(target=self._run, name=f"cc-emulator-delivery-{n}", daemon=True)
+            for n in range(2, DELIVERY_LANES + 1)
+        ]
+
+    def start(self) -> None:
+        super().start()
+        for lane in self._lanes:
+            lane.start()
 
     def stop(self) -> None:
         self._stop_thread(self.config.timings.delivery_timeout + 1)
+        for lane in self._lanes:
+            lane.join(timeout=self.config.timings.delivery_timeout + 1)
         self._session.close()
 
     def reset(self) -> None:
@@ -211,13 +227,17 @@ class DeliveryWorker(ConditionLoop, WaitableLog[DeliveryRecord]):
                     self._held = [h for h in self._held if h[0] > now]
                     for _, job in due_held:
                         self._push(0.0, job)
-                if self._heap and self._heap[0][0] <= now:
-                    _, _, job = heapq.heappop(self._heap)
+                free = [e for e in self._heap if e[2].event.conversation_id not in self._sending]
+                first = min(free) if free else None
+                if first is not None and first[0] <= now:
+                    self._heap.remove(first)
+                    heapq.heapify(self._heap)
+                    self._sending.add(first[2].event.conversation_id)
                     self._in_flight += 1
-                    return job, self._generation
+                    return first[2], self._generation
                 wakeups = [h[0] for h in self._held]
-                if self._heap:
-                    wakeups.append(self._heap[0][0])
+                if first is not None:
+                    wakeups.append(first[0])
                 self._cond.wait(timeout=(min(wakeups) - now) if wakeups else None)
             return None
 
@@ -231,6 +251,7 @@ class DeliveryWorker(ConditionLoop, WaitableLog[DeliveryRecord]):
                 self._attempt(job, generation)
             finally:
                 with self._cond:
+                    self._sending.discard(job.event.conversation_id)
                     self._in_flight -= 1
                     self._cond.notify_all()
 
