@@ -1,26 +1,22 @@
-"""The AWS stand-in: moto in server mode, with the template's table, queues and event bus created in it.
+"""The AWS stand-in: moto's server in a process of its own (scripts/local_stack/moto_process.py says how it
+differs from moto as shipped), with the template's table, queues, bucket and event bus created in it.
 
-moto's DynamoDB is not safe under concurrent requests: a TransactWriteItems deep-copies the tables it touches
-(to roll back) while another thread writes to them, which fails with "RuntimeError: dictionary changed size
-during iteration" (a traceback on the console, a 500 that botocore retries) and could roll back another
-request's write. The stand-in runs moto's WSGI app behind a middleware that serialises every DynamoDB request;
-the other services (SQS long polls, EventBridge) stay concurrent.
+A process of its own, as AWS is another machine: moto's work (parsing, serialising, scanning queues) runs on
+another core than the functions' and the local API's instead of taking turns with them for this process's GIL.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
 
 import boto3
 import requests
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-from werkzeug.serving import BaseWSGIServer, make_server
 
+from scripts.local_stack import REPO_ROOT
 from scripts.local_stack.template import Template, TemplateError
 
 if TYPE_CHECKING:
@@ -32,54 +28,7 @@ if TYPE_CHECKING:
 # Credentials moto accepts; nothing here ever reaches AWS.
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 CREATED_TYPES = ("AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::Events::EventBus", "AWS::S3::Bucket")
-
-
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-_DYNAMODB_TARGET = "DynamoDB_"  # X-Amz-Target of every DynamoDB JSON API call (DynamoDB_20120810.PutItem...)
-
-
-class SerialisedDynamoDB:
-    """WSGI middleware: one DynamoDB request at a time (module docstring), the response read under the lock."""
-
-    def __init__(self, app: WsgiApp) -> None:
-        self.app = app
-        self.lock = threading.Lock()
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith(_DYNAMODB_TARGET):
-            return self.app(environ, start_response)
-        with self.lock:
-            result = self.app(environ, start_response)
-            try:
-                return [b"".join(result)]
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
-
-
-class MotoServer:
-    """moto's server (as moto.server.ThreadedMotoServer runs it: threaded werkzeug, moto's request handler),
-    with DynamoDB serialised. werkzeug's listen backlog is already 128."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.app = SerialisedDynamoDB(DomainDispatcherApplication(create_backend_app))
-        self.httpd: BaseWSGIServer = make_server(
-            host, port, self.app, threaded=True, request_handler=MotoRequestHandler
-        )
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="moto", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def get_host_and_port(self) -> tuple[str, int]:
-        host, port = self.httpd.server_address[:2]
-        return str(host), int(port)
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self._thread.join()
+EXIT_WAIT_S = 10.0  # how long moto's process may take to exit once told to
 
 
 @dataclass
@@ -90,37 +39,60 @@ class CreatedResource:
     attributes: dict[str, str]  # "Ref" plus the GetAtt attributes
 
 
-@dataclass
 class AwsStandIn:
-    region: str = "us-east-1"
-    host: str = "127.0.0.1"
-    port: int = 0
-    endpoint_url: str = ""
-    created: list[CreatedResource] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (logical id, type) not emulated
-    server: MotoServer | None = None
+    def __init__(self, region: str = "us-east-1", host: str = "127.0.0.1", port: int = 0) -> None:
+        self.region, self.host, self.port = region, host, port
+        self.endpoint_url = ""
+        self.listen_backlog = 0  # the moto server's, as it reports it
+        self.created: list[CreatedResource] = []
+        self.skipped: list[tuple[str, str]] = []  # (logical id, type) not emulated
+        self.process: subprocess.Popen[str] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> str:
-        # moto's werkzeug logs every request on stderr; the stack reports what matters itself.
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self.server = MotoServer(self.host, self.port)
-        self.server.start()
-        host, port = self.server.get_host_and_port()
-        self.endpoint_url = f"http://{host}:{port}"
-        # moto keeps its state per process, not per server: start from nothing, whatever ran before.
-        self.reset()
+        command = [
+            sys.executable,
+            "-m",
+            "scripts.local_stack.moto_process",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+        ]
+        # stderr stays this process's: a moto traceback shows where the stack's own output goes.
+        self.process = subprocess.Popen(
+            command, cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        ready = self._ready_line(self.process.stdout)
+        self.listen_backlog = int(ready["backlog"])
+        self.endpoint_url = f"http://{self.host}:{int(ready['port'])}"
         return self.endpoint_url
+
+    def _ready_line(self, stdout: IO[str] | None) -> dict[str, Any]:
+        line = stdout.readline() if stdout is not None else ""
+        if not line:
+            code = self.process.wait(timeout=EXIT_WAIT_S) if self.process is not None else None
+            raise RuntimeError(f"moto's process exited before it listened (exit code {code}); see its stderr above")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
 
     def reset(self) -> None:
         requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.reset()
-            self.server.stop()
-            self.server = None
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()  # moto's process serves until its standard input closes
+        try:
+            process.wait(timeout=EXIT_WAIT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
     def client(self, service: str) -> Any:
         session = boto3.session.Session(
@@ -130,6 +102,7 @@ class AwsStandIn:
         )
         return session.client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
 
+    # A new client each time: every poller and the channel get their own connection pool.
     @property
     def dynamodb(self) -> DynamoDBClient:
         client: DynamoDBClient = self.client("dynamodb")
@@ -138,16 +111,6 @@ class AwsStandIn:
     @property
     def sqs(self) -> SQSClient:
         client: SQSClient = self.client("sqs")
-        return client
-
-    @property
-    def events(self) -> EventBridgeClient:
-        client: EventBridgeClient = self.client("events")
-        return client
-
-    @property
-    def secretsmanager(self) -> SecretsManagerClient:
-        client: SecretsManagerClient = self.client("secretsmanager")
         return client
 
     # -- resources from the template -----------------------------------------------------------
@@ -240,7 +203,8 @@ class AwsStandIn:
 
     def _event_bus(self, template: Template, logical_id: str, props: dict[str, Any]) -> CreatedResource:
         name = str(props.get("Name") or self.default_name(template, logical_id))
-        arn = self.events.create_event_bus(Name=name)["EventBusArn"]
+        events: EventBridgeClient = self.client("events")
+        arn = events.create_event_bus(Name=name)["EventBusArn"]
         return CreatedResource(logical_id, "AWS::Events::EventBus", name, {"Ref": name, "Arn": arn, "Name": name})
 
     def _bucket(self, template: Template, logical_id: str, props: dict[str, Any]) -> CreatedResource:
@@ -266,4 +230,5 @@ class AwsStandIn:
 
     def put_secret(self, name: str, value: dict[str, str]) -> str:
         """A Secrets Manager secret (e.g. the 8x8 credentials the template takes as an ARN); returns its ARN."""
-        return self.secretsmanager.create_secret(Name=name, SecretString=json.dumps(value))["ARN"]
+        secrets: SecretsManagerClient = self.client("secretsmanager")
+        return secrets.create_secret(Name=name, SecretString=json.dumps(value))["ARN"]

@@ -1,5 +1,7 @@
 """The business's side: a subscriber to the case event bus, as a real channel would be (an EventBridge rule on
-the bus targeting a queue the channel reads). Here the rule and queue live in moto and a thread reads them."""
+the bus targeting a queue the channel reads). Here the rule and queue live in moto and a thread reads them: a
+long poll that moto ends as soon as an event lands (scripts/local_stack/moto_process.py), up to ten events a
+read, deleted together once handled."""
 
 from __future__ import annotations
 
@@ -56,6 +58,7 @@ class BusinessChannel:
     queue_url: str = ""
     received: list[ChannelEvent] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    _by_case: dict[str | None, list[ChannelEvent]] = field(default_factory=dict)
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -85,32 +88,40 @@ class BusinessChannel:
         while not self._stop.is_set():
             try:
                 answer = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+                messages = answer.get("Messages", [])
+                for message in messages:
+                    self._take(message["Body"])
+                if messages:
+                    self.sqs.delete_message_batch(
+                        QueueUrl=self.queue_url,
+                        Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+                    )
             except Exception as error:
                 self.errors.append(f"{type(error).__name__}: {error}")
                 self._stop.wait(0.5)
-                continue
-            for message in answer.get("Messages", []):
-                envelope = json.loads(message["Body"])
-                event = ChannelEvent(
-                    detail_type=str(envelope.get("detail-type")),
-                    source=str(envelope.get("source")),
-                    detail=dict(envelope.get("detail") or {}),
-                    received=time.time(),
-                )
-                with self._cond:
-                    self.received.append(event)
-                    self._cond.notify_all()
-                if self.on_event:
-                    self.on_event(event)
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _take(self, body: str) -> None:
+        """One event: kept, waiters woken, the callback told (its failure is reported; the event stays taken)."""
+        envelope = json.loads(body)
+        event = ChannelEvent(
+            detail_type=str(envelope.get("detail-type")),
+            source=str(envelope.get("source")),
+            detail=dict(envelope.get("detail") or {}),
+            received=time.time(),
+        )
+        with self._cond:
+            self.received.append(event)
+            self._by_case.setdefault(event.case_id, []).append(event)
+            self._cond.notify_all()
+        if self.on_event:
+            try:
+                self.on_event(event)
+            except Exception as error:
+                self.errors.append(f"on_event: {type(error).__name__}: {error}")
 
     def events_for(self, case_id: str, detail_type: str | None = None) -> list[ChannelEvent]:
         with self._cond:
-            return [
-                e
-                for e in self.received
-                if e.case_id == case_id and (detail_type is None or e.detail_type == detail_type)
-            ]
+            return [e for e in self._by_case.get(case_id, []) if detail_type is None or e.detail_type == detail_type]
 
     def wait_for(
         self,
@@ -134,4 +145,4 @@ class BusinessChannel:
                         f"the channel got {len(found)} of {count} {detail_type} event(s) for case {case_id} "
                         f"within {timeout:g}s; it saw {seen}"
                     )
-                self._cond.wait(min(remaining, 0.1))
+                self._cond.wait(remaining)

@@ -1,8 +1,11 @@
 """The functions of the template, loaded in this process: their real `lambda_handler`, a Lambda context, and an
-invoke that runs one event at a time per function (a Lambda container never runs two events at once)."""
+invoke that runs one event at a time per container (a Lambda container never runs two events at once). When
+every container of a function is busy, another starts (the function's code imported again as a module of its
+own), up to MAX_CONTAINERS, as Lambda scales a function out."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 import threading
@@ -17,6 +20,7 @@ from typing import Any
 from scripts.local_stack.template import Template, TemplateError
 
 Handler = Callable[[dict[str, Any], Any], Any]
+MAX_CONTAINERS = 4
 
 
 @dataclass
@@ -66,12 +70,37 @@ class LocalFunction:
     environment: dict[str, str]
     lock: threading.Lock = field(default_factory=threading.Lock)
     invocations: int = 0
+    # Another container's handler (None: the function keeps its one container); how many exist, the idle ones.
+    new_container: Callable[[], Handler] | None = None
+    containers: int = 1
+    _idle: list[Handler] = field(default_factory=list)
+    _freed: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._idle.append(self.handler)
+        self._freed = threading.Condition(self.lock)
 
     def invoke(self, event: dict[str, Any]) -> tuple[Any, LocalLambdaContext]:
         context = LocalLambdaContext(self.name, self.memory_mb, self.timeout_s, self.region, self.account_id)
-        with self.lock:
+        handler = self._container()
+        try:
+            return handler(event, context), context
+        finally:
+            with self._freed:
+                self._idle.append(handler)
+                self._freed.notify()
+
+    def _container(self) -> Handler:
+        """An idle container, else a new one (a cold start) below MAX_CONTAINERS, else the next one freed."""
+        with self._freed:
             self.invocations += 1
-            return self.handler(event, context), context
+            cold = not self._idle and self.new_container is not None and self.containers < MAX_CONTAINERS
+            if not cold:
+                self._freed.wait_for(lambda: bool(self._idle))
+                return self._idle.pop()
+            self.containers += 1
+        assert self.new_container is not None
+        return self.new_container()
 
 
 def load_module(name: str, path: Path) -> ModuleType:
@@ -85,6 +114,13 @@ def load_module(name: str, path: Path) -> ModuleType:
     return module
 
 
+def load_handler(logical_id: str, path: Path, attribute: str) -> Handler:
+    """Another container of a function: its code imported again under a module name of its own."""
+    module = load_module(f"local_lambda_{logical_id}_{uuid.uuid4().hex[:8]}", path)
+    handler: Handler = getattr(module, attribute)
+    return handler
+
+
 def load_functions(template: Template) -> dict[str, LocalFunction]:
     functions: dict[str, LocalFunction] = {}
     for logical_id in template.functions():
@@ -95,12 +131,12 @@ def load_functions(template: Template) -> dict[str, LocalFunction]:
         module_name, attribute = template.function_handler(logical_id)
         code_dir = template.function_code_dir(logical_id)
         module = load_module(f"local_lambda_{logical_id}_{module_name}", code_dir / f"{module_name}.py")
-        handler = getattr(module, attribute)
         functions[logical_id] = LocalFunction(
             logical_id=logical_id,
             name=f"{template.stack_name}-{logical_id}",
             module=module,
-            handler=handler,
+            handler=getattr(module, attribute),
+            new_container=functools.partial(load_handler, logical_id, code_dir / f"{module_name}.py", attribute),
             memory_mb=int(template.function_property(logical_id, "MemorySize", 128)),
             timeout_s=float(template.function_property(logical_id, "Timeout", 3)),
             region=template.region,

@@ -1,18 +1,24 @@
-"""The SQS event-source mappings of the template: one thread per `Type: SQS` event that long-polls the queue in
-moto and hands batches to the function, as Lambda's poller does.
+"""The SQS event-source mappings of the template, as Lambda's poller runs them: for each `Type: SQS` event, a
+reader long-polls the queue in moto and hands each batch to the function, up to `concurrency` batches at once.
 
 Like Lambda: BatchSize, the SQS event shape (attributes include ApproximateReceiveCount), and with
 ReportBatchItemFailures only the records the function reports as failed stay on the queue; an error thrown by
 the function leaves the whole batch. What stays on the queue comes back after its visibility timeout (or
 earlier, when the function changed that message's visibility itself to back off).
+
+Concurrency: Lambda's mapping runs several batches at once; for a FIFO queue, batches of different message
+groups, never two of one group (a case's messages stay in order). SQS itself holds back a group while one of
+its messages is in flight; the poller also keeps a set of the groups its batches hold and makes a batch that
+shares one wait for it, so the order holds whatever the queue does. The reader is woken by moto as soon as a
+message lands (scripts/local_stack/moto_process.py) and reads again as soon as a batch slot is free.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +60,9 @@ def sqs_record(message: MessageTypeDef, queue_arn: str, region: str) -> dict[str
     }
 
 
+BATCHES_AT_ONCE = 5  # Lambda's SQS mapping starts with five concurrent batches
+
+
 @dataclass
 class SqsPoller:
     source: SqsSource
@@ -63,31 +72,68 @@ class SqsPoller:
     queue_arn: str
     region: str
     wait_seconds: int = 1
+    concurrency: int = BATCHES_AT_ONCE
     on_batch: BatchLog | None = None
     batches: int = 0
     errors: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _workers: ThreadPoolExecutor | None = None
+    # The message groups of the batches in flight, and how many batches are; both under _cond.
+    _groups: set[str] = field(default_factory=set)
+    _running: int = 0
+    _cond: threading.Condition = field(default_factory=threading.Condition)
 
     def start(self) -> None:
         name = f"sqs-poller-{self.source.function_id}-{self.source.event_id}"
+        self._workers = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=f"{name}-batch")
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=self.wait_seconds + 5)
+        if self._workers is not None:
+            self._workers.shutdown(wait=True)
 
     def _run(self) -> None:
+        assert self._workers is not None, "start() makes the workers"
         while not self._stop.is_set():
+            if not self._wait(lambda: self._running < self.concurrency):
+                return
             try:
-                self.poll_once()
+                messages = self.receive()
             except Exception as error:  # keep polling, as Lambda's poller does; say what happened
                 self.errors.append(f"{type(error).__name__}: {error}")
                 self._stop.wait(0.5)
+                continue
+            if not messages:
+                continue
+            groups = {g for m in messages if (g := m.get("Attributes", {}).get("MessageGroupId"))}
+            if not self._claim(groups):
+                return
+            self._workers.submit(self._handle, messages, groups)
 
-    def poll_once(self) -> int:
+    def _wait(self, ready: Callable[[], bool]) -> bool:
+        """Until ready() (under _cond) or stop; False on stop."""
+        with self._cond:
+            self._cond.wait_for(lambda: ready() or self._stop.is_set())
+            return not self._stop.is_set()
+
+    def _claim(self, groups: set[str]) -> bool:
+        """Until no batch in flight holds one of these groups, then hold them for a new batch; False on stop."""
+        with self._cond:
+            self._cond.wait_for(lambda: not groups & self._groups or self._stop.is_set())
+            if self._stop.is_set():
+                return False
+            self._groups |= groups
+            self._running += 1
+            return True
+
+    def receive(self) -> list[MessageTypeDef]:
         answer = self.sqs.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=max(1, min(self.source.batch_size, 10)),
@@ -96,9 +142,21 @@ class SqsPoller:
             MessageSystemAttributeNames=["All"],
             MessageAttributeNames=["All"],
         )
-        messages = answer.get("Messages", [])
-        if not messages or self._stop.is_set():
-            return 0
+        return answer.get("Messages", [])
+
+    def _handle(self, messages: list[MessageTypeDef], groups: set[str]) -> None:
+        try:
+            self.process(messages)
+        except Exception as error:  # the records stay on the queue; say what happened
+            self.errors.append(f"{type(error).__name__}: {error}")
+        finally:
+            with self._cond:
+                self._groups -= groups
+                self._running -= 1
+                self._cond.notify_all()
+
+    def process(self, messages: list[MessageTypeDef]) -> int:
+        """One batch: invoke, then delete what the function did not report as failed."""
         event = {"Records": [sqs_record(m, self.queue_arn, self.region) for m in messages]}
         failed = self.failed_ids(event, messages)
         done = [m for m in messages if m["MessageId"] not in failed]
@@ -109,7 +167,8 @@ class SqsPoller:
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])
                 ],
             )
-        self.batches += 1
+        with self._cond:
+            self.batches += 1
         if self.on_batch:
             self.on_batch(self.source.function_id, len(messages), len(failed))
         return len(messages)
@@ -158,12 +217,3 @@ def start_pollers(
         poller.start()
         pollers.append(poller)
     return pollers
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()

@@ -216,7 +216,7 @@ class LocalStack:
         )
         self.channel = BusinessChannel(
             self.aws.sqs,
-            self.aws.events,
+            self.aws.client("events"),
             bus_name=self.event_bus_name,
             name=f"{options.stack_name}-business-channel",
             on_event=options.on_event,
