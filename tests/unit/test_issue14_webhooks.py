@@ -245,3 +245,26 @@ def test_webhook_tolerance_has_a_maximum_far_below_the_receipt_ttl(monkeypatch: 
     with pytest.raises(ConfigurationError):
         load_settings({**base, "WEBHOOK_TOLERANCE_SECONDS": str(maximum + 1)})
     assert maximum < settings.webhook_receipt_ttl_days * 86_400 / 100
+
+
+@pytest.mark.parametrize("api", ["chat-gateway-v1"], indirect=True)  # only the Gateway echoes our own posts
+def test_gateway_echo_of_our_own_post_keeps_a_receipt_without_the_customer_text(
+    functions: SimpleNamespace, api: str, webhook_signer: WebhookSigner, event_bus: Any
+) -> None:
+    """8x8 echoes every user/bot post back on the Gateway: known, not acted on, so the receipt holds the body's
+    hash (a retry is a duplicate, another body a replay) but not the text again."""
+    open_case(functions)
+    event_bus.published()
+    text = "my card number is in here"
+    body = body_of(api, "MESSAGE", sender={"type": "user", "id": "u-1"}, text=text, messageId="m-1")
+    event_id = f"evt-{uuid.uuid4()}"
+    answer = deliver(functions, webhook_signer, body, event_id=event_id)
+    assert (answer.status, answer.body) == (200, {"status": "kept"}), answer.raw
+    [receipt] = [r for r in receipts() if r["pk"]["S"].endswith(f"#{event_id}")]
+    assert receipt["outcome"]["S"] == "unhandled" and "keptBody" not in receipt
+    assert text not in json.dumps(receipt)
+    assert event_bus.published() == []
+    again = deliver(functions, webhook_signer, body, event_id=event_id, retry=1)
+    assert (again.status, again.body) == (200, {"status": "duplicate"})
+    forged = deliver(functions, webhook_signer, body.replace(b"here", b"there"), event_id=event_id, retry=2)
+    assert forged.status == 401, forged.raw

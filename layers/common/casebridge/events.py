@@ -15,6 +15,10 @@ MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31: larger is no time, and Dyn
 MAX_ID_LENGTH = 256
 
 
+# The note of a Gateway MESSAGE that echoes the connector's own user/bot post: known, deliberately not acted on.
+ECHO_NOTE = "echo"
+
+
 class EventKind(StrEnum):
     """What an 8x8 event means for a case. The value is the business event type (timeline and bus)."""
 
@@ -59,7 +63,7 @@ class ContactCenterEvent:
     conversation_id: str | None = None
     occurred_at: int = 0  # 8x8's clock, epoch ms
     detail: dict[str, Any] = field(default_factory=dict)  # normalised business fields (ids as strings)
-    note: str | None = None  # why an event is unhandled
+    note: str | None = None  # why an event is unhandled (ECHO_NOTE: the echo of the connector's own post)
 
 
 # ---- small validators shared by the dialect parsers --------------------------------------------------------

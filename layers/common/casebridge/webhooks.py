@@ -22,7 +22,7 @@ from casebridge.attachments import take_in_agent_attachments
 from casebridge.clock import now_ms
 from casebridge.contact_center.webhook_signature import VerifiedDelivery
 from casebridge.errors import Conflict, InvalidRequest, Unauthorized
-from casebridge.events import TIMELINE_KINDS, ContactCenterEvent, EventKind, MalformedEvent
+from casebridge.events import ECHO_NOTE, TIMELINE_KINDS, ContactCenterEvent, EventKind, MalformedEvent
 from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.records import CaseRecord, TimelineEntry, WebhookReceipt
 from casebridge.services import Services
@@ -143,7 +143,10 @@ def _seen_on_file(services: Services, delivery: VerifiedDelivery, digest: str) -
 def _unhandled(
     services: Services, delivery: VerifiedDelivery, digest: str, body: bytes, event: ContactCenterEvent
 ) -> WebhookOutcome:
-    outcome = _keep(services, delivery, digest, body, "unhandled", event)
+    # An echo of our own post is known and needs no operator: its receipt keeps the hash (duplicates, replays)
+    # but not the body, which is the customer's text again (and would make the write several WRU).
+    kept = None if event.note == ECHO_NOTE else body
+    outcome = _keep(services, delivery, digest, kept, "unhandled", event)
     if outcome is WebhookOutcome.KEPT:
         metrics.add_metric(name="WebhookEventsUnhandled", unit=MetricUnit.Count, value=1)
         logger.info("webhook event not acted on; kept", extra={"eventType": event.source_type, "note": event.note})

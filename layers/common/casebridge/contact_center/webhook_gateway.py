@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from casebridge.events import (
+    ECHO_NOTE,
     ContactCenterEvent,
     EventKind,
     MalformedEvent,
@@ -112,7 +113,7 @@ def parse_webhook_event(payload: Any) -> ContactCenterEvent:
         cards = _cards(data.get("cards"))
         if sender_type != "agent":
             # The echo of the connector's own user/bot post (or a system line): the business already has it.
-            return _unhandled(f"{source}/{sender_type or 'unknown'}", conversation_id, timestamp, "echo")
+            return _unhandled(f"{source}/{sender_type or 'unknown'}", conversation_id, timestamp, ECHO_NOTE)
         agent_id = text_field(sender.get("id"), "data.sender.id", required=True, max_length=256)
         return event(EventKind.AGENT_MESSAGE, agentId=agent_id, text=text, attachments=attachments, cards=cards)
     if event_type == "CONVERSATION_UPDATE":
