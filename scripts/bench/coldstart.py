@@ -183,10 +183,14 @@ def _paired(python: str, paths: list[str], repeats: int, env: dict[str, str]) ->
     imports = {name: HANDLER_IMPORT.format(app=str(h.REPO / "functions" / name / "app.py")) for name in HANDLERS}
     for name in HANDLERS:  # one unmeasured round: the OS file cache warms up
         _import_s(python, paths, imports[name], env)
-    for _ in range(repeats):
-        for name in HANDLERS:  # a pair: the floor, then the handler, so a noisy moment hurts both
-            base = _import_s(python, paths, FLOOR, env)
-            took = _import_s(python, paths, imports[name], env)
+    for repeat in range(repeats):
+        for name in HANDLERS:  # a pair: floor and handler back to back, so a noisy moment hurts both
+            if repeat % 2:  # every other pair the handler goes first: neither side always runs second
+                took = _import_s(python, paths, imports[name], env)
+                base = _import_s(python, paths, FLOOR, env)
+            else:
+                base = _import_s(python, paths, FLOOR, env)
+                took = _import_s(python, paths, imports[name], env)
             floor.append(base)
             samples[name].append(took * 1000)
             ratios[name].append(took / base)
