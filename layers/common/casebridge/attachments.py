@@ -49,7 +49,7 @@ from casebridge.views import AttachmentDownloadView, AttachmentUploadView
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from casebridge.models import AttachmentUploadRequest  # annotations only: no pydantic in the intake
+    from casebridge.models import AttachmentUploadRequest  # annotations only (the intake loads no models)
 
 OUTBOUND = "outbound"
 INBOUND = "inbound"

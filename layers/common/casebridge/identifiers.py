@@ -1,4 +1,4 @@
-"""Identifiers the business API accepts, in one place (no pydantic: the webhook intake imports this too)."""
+"""Identifiers the business API accepts, in one place (no request models: the webhook intake imports this too)."""
 
 from __future__ import annotations
 

@@ -48,8 +48,8 @@ def _env(
     return field(default=default, metadata=spec)
 
 
-# A frozen dataclass, not a pydantic model: every function (the webhook intake too) parses it at start-up, and
-# pydantic's import and model building cost cold-start time the intake otherwise never pays.
+# A frozen dataclass, not a validation library's model: every function (the webhook intake too) parses it at
+# start-up, and the intake otherwise loads no such library.
 @dataclass(frozen=True)
 class Settings:
     cases_table_name: str = _env("CASES_TABLE_NAME")

@@ -9,7 +9,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 import requests
 
 if TYPE_CHECKING:
-    from casebridge.models import Customer, HistoryMessage, Routing  # annotations only: no pydantic at import
+    from casebridge.models import Customer, HistoryMessage, Routing  # annotations only (the intake loads no models)
 
 
 ContactCenterApi = Literal["chat-gateway-v1", "chat-api-v2"]
