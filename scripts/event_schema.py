@@ -1,11 +1,11 @@
-"""Write docs/event-schema.json from casebridge.views (the one place the business event shapes live)."""
+"""Write docs/event-schema.json from casebridge.business_api.views (the one place the business event shapes live)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from casebridge.views import event_json_schema
+from casebridge.business_api.views import event_json_schema
 
 PATH = Path(__file__).resolve().parents[1] / "docs" / "event-schema.json"
 

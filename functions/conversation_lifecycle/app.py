@@ -11,12 +11,12 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from casebridge import attachments, cases
-from casebridge.api import build_resolver, case_and_body, case_id_from_path, int_query, json_response
 from casebridge.attachments import AttachmentNotFound, require_gateway
-from casebridge.models import OpenConversationRequest
+from casebridge.business_api.http import build_resolver, case_and_body, case_id_from_path, int_query, json_response
+from casebridge.business_api.models import OpenConversationRequest
+from casebridge.business_api.views import case_view
 from casebridge.observability import logger, metrics, tracer
 from casebridge.services import get_services
-from casebridge.views import case_view
 
 app = build_resolver()
 ATTACHMENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")

@@ -10,8 +10,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from casebridge import attachments, messages, typing_indicator
-from casebridge.api import build_resolver, case_and_body, json_response
-from casebridge.models import AttachmentUploadRequest, PostMessageRequest, TypingRequest
+from casebridge.business_api.http import build_resolver, case_and_body, json_response
+from casebridge.business_api.models import AttachmentUploadRequest, PostMessageRequest, TypingRequest
 from casebridge.observability import logger, metrics, tracer
 from casebridge.outbound_queue import OutboundMessage
 from casebridge.services import get_services

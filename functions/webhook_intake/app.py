@@ -8,7 +8,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from casebridge import webhooks
-from casebridge.api import build_resolver, json_response, raw_body
+from casebridge.business_api.http import build_resolver, json_response, raw_body
 from casebridge.observability import logger, metrics, tracer
 from casebridge.services import get_services
 

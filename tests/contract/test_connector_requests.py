@@ -10,10 +10,10 @@ import requests
 import responses
 from openapi_schema_validator import OAS30Validator
 
+from casebridge.business_api.models import Customer, HistoryMessage
 from casebridge.contact_center.base import NewConversation
 from casebridge.contact_center.chat_api_v2 import ChatApiV2Client, token_fetcher
 from casebridge.contact_center.tokens import TokenProvider
-from casebridge.models import Customer, HistoryMessage
 from tests.support.openapi import find_operation, load_spec
 
 BASE = "https://api.8x8.test"

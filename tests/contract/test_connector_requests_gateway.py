@@ -14,9 +14,9 @@ import requests
 import responses
 from openapi_schema_validator import OAS30Validator
 
+from casebridge.business_api.models import HistoryMessage, Routing
 from casebridge.contact_center.base import NewConversation, RichMessage
 from casebridge.contact_center.chat_gateway_v1 import ChatGatewayV1Client
-from casebridge.models import HistoryMessage, Routing
 from tests.support.openapi import find_operation, load_spec
 from tests.support.samples import crm_customer
 

@@ -170,7 +170,7 @@ def test_writing_after_leaving_reopens_on_the_same_conversation(client: Client, 
 
 
 # -- bad requests ---------------------------------------------------------------------------------
-# (A bad case id on every route: test_local_stack_hardening.py, with the encoded slashes of issue 14 #19.)
+# (A bad case id on every route: test_local_stack_hardening.py, with encoded slashes.)
 @pytest.mark.parametrize("route", ["conversation", "messages"])
 def test_malformed_json_is_400(client: Client, case_id: str, route: str) -> None:
     answer = client.call(

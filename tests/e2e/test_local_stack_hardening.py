@@ -1,4 +1,4 @@
-"""The local stack against a new user's bad input (issue 14 #19, #20, #21; issue 15 item 0): over HTTP, like
+"""The local stack against a new user's bad input: over HTTP, like
 curl or a channel app would reach it."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def raw_request(stack: LocalStack, request: bytes) -> bytes:
     return received
 
 
-# ---- listen backlog (issue 15 item 0) ------------------------------------------------------------
+# ---- listen backlog ------------------------------------------------------------
 @contextmanager
 def accept_paused(server: socketserver.BaseServer) -> Iterator[None]:
     """The server's socket keeps listening but nothing accepts: connections can only wait in the backlog."""

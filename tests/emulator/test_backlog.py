@@ -1,4 +1,4 @@
-"""Local servers take a burst of simultaneous connects without dropping any (issue 15 item 0)."""
+"""Local servers take a burst of simultaneous connects without dropping any."""
 
 from __future__ import annotations
 

@@ -15,9 +15,9 @@ import warnings
 import atheris
 
 with atheris.instrument_imports():
-    import casebridge.api
+    import casebridge.business_api.http
+    import casebridge.business_api.models
     import casebridge.contact_center.webhook_signature
-    import casebridge.models
     import casebridge.state
     import casebridge.store
     import casebridge.webhooks  # noqa: F401

@@ -88,7 +88,7 @@ def test_crash_between_creating_and_recording_the_conversation_heals(
     """The container dies after 8x8 created the conversation, before the case recorded it. While the opening
     lease runs, nobody opens a second one (409, retry); once it expires, the next opener sees the claim that was
     never released, looks the case's conversation up in 8x8 (by caseId) and adopts it: one conversation, no
-    orphan (before issue 14 #4 a second conversation was created and the first stayed orphaned)."""
+    orphan (a second conversation used to be created here, the first left orphaned)."""
     h = harness
     monkeypatch.setattr(cases, "OPENING_LEASE_MS", 1_500)
     monkeypatch.setattr(cases, "WAIT_FOR_PEER_S", 0.2)

@@ -1,4 +1,4 @@
-"""Issue 14 against the 8x8 emulator over real HTTP, on both 8x8 APIs: an ambiguous create (item 4).
+"""Hardening against the 8x8 emulator over real HTTP, on both 8x8 APIs: an ambiguous create.
 
 The emulator's `accept_then_drop` fault creates the conversation, then closes the connection without an answer.
 Each test fails on the code before the fix (6da1109: a second conversation) and passes now.

@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from casebridge.models import Customer
+from casebridge.business_api.models import Customer
 from tests.support.lambdas import LambdaContext
 from tests.support.paths import EVENTS_DIR
 from tests.support.signing import SIGNATURE_HEADERS, WebhookSigner

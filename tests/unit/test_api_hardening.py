@@ -1,4 +1,4 @@
-"""casebridge.api against hostile or careless input (issue 14: #17 Content-Type, #18 integers, #19 caseId):
+"""business_api.http against hostile or careless input (Content-Type, integers, caseId):
 every answer is a JSON error with a 4xx, never a 500, and nothing reaches 8x8 or the table."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from casebridge.api import is_json_media_type
+from casebridge.business_api.http import is_json_media_type
 from tests.support.fakes import FakeContactCenter
 from tests.support.samples import Answer, invoke, sample_api_event, sample_webhook_event
 

@@ -1,4 +1,4 @@
-"""The 8x8 base URL may be cleartext http:// only to this machine (issue 14 #13), sam local's Docker host included."""
+"""The 8x8 base URL may be cleartext http:// only to this machine, sam local's Docker host included."""
 
 from __future__ import annotations
 

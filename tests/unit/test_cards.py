@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from casebridge.business_api.models import OpenConversationRequest, PostMessageRequest, RequestInvalid, validate
 from casebridge.contact_center.webhook_gateway import parse_webhook_event
-from casebridge.models import OpenConversationRequest, PostMessageRequest, RequestInvalid, validate
 
 ADAPTIVE: dict[str, Any] = {
     "contentType": "application/vnd.microsoft.card.adaptive",

@@ -10,6 +10,7 @@ import pytest
 import responses
 from responses import matchers
 
+from casebridge.business_api.models import Customer, HistoryMessage, Routing
 from casebridge.contact_center.base import ContactCenterClient, NewConversation
 from casebridge.contact_center.chat_api_v2 import ChatApiV2Client, token_fetcher
 from casebridge.contact_center.tokens import AccessToken, TokenProvider
@@ -21,7 +22,6 @@ from casebridge.errors import (
     ContactCenterUnavailable,
     UnsupportedByContactCenterApi,
 )
-from casebridge.models import Customer, HistoryMessage, Routing
 from tests.support.samples import NETWORK_FAILURES, TimeoutRecorder, crm_customer
 
 BASE = "https://api.8x8.test"

@@ -15,6 +15,7 @@ import requests
 import responses
 from responses import matchers
 
+from casebridge.business_api.models import Customer, HistoryMessage, Routing
 from casebridge.contact_center import http
 from casebridge.contact_center.base import ContactCenterClient, NewConversation, RichMessage
 from casebridge.contact_center.chat_gateway_v1 import ChatGatewayV1Client, fiql_value, user_body
@@ -26,7 +27,6 @@ from casebridge.errors import (
     ContactCenterUnavailable,
     InvalidRequest,
 )
-from casebridge.models import Customer, HistoryMessage, Routing
 from tests.support.samples import NETWORK_FAILURES, TimeoutRecorder, crm_customer
 
 BASE = "https://api.8x8.test"

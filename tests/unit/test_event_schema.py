@@ -1,4 +1,4 @@
-"""The business event schema is documented once, from casebridge.views, and what the connector publishes fits it."""
+"""The business event schema is documented once, from business_api.views, and what the connector publishes fits it."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from casebridge.business_api.views import EVENT_FIELDS, event_json_schema, event_view
 from casebridge.events import EventKind
-from casebridge.records import TimelineEntry
-from casebridge.views import EVENT_FIELDS, event_json_schema, event_view
+from casebridge.store.records import TimelineEntry
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "event-schema.json"
 

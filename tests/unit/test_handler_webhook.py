@@ -257,7 +257,7 @@ def test_signed_but_invalid_event_is_400(
 def test_unknown_event_type_is_answered_200_and_kept(
     functions: SimpleNamespace, services: Any, webhook_signer: Any, event_bus: Any
 ) -> None:
-    """Issue 14 #8: a 4xx would make 8x8 retry it for ever."""
+    """a 4xx would make 8x8 retry it for ever."""
     body = b'{"eventType": "SOMETHING_NEW", "conversationId": "c", "timestamp": 1}'
     answer = deliver(functions, "webhook_queued.json", webhook_signer, body=body)
     assert (answer.status, answer.body) == (200, {"status": "kept"})
@@ -271,7 +271,7 @@ def test_unknown_event_type_is_answered_200_and_kept(
 def test_same_event_id_with_another_body_is_refused_as_a_replay(
     functions: SimpleNamespace, services: Any, webhook_signer: Any, event_bus: Any
 ) -> None:
-    """Issue 14 #10: the signature covers only a CRC32 of the body; the receipt's hash catches a forged body."""
+    """the signature covers only a CRC32 of the body; the receipt's hash catches a forged body."""
     first = deliver(functions, "webhook_verify.json", webhook_signer, event_id="evt-replayed")
     assert first.status == 200
     forged = b'{"eventType": "SOMETHING_NEW", "conversationId": "c", "timestamp": 2}'

@@ -1,4 +1,4 @@
-"""casebridge.provisioning and the provisioner custom resource (issue 13).
+"""casebridge.provisioning and the provisioner custom resource.
 
 Both APIs run against the 8x8 emulator (a real local HTTP server serving the Gateway and v2 surfaces on one
 engine), with a real webhook receiver as the stack's webhook URL. `responses` pins what the emulator does not show:

@@ -1,4 +1,4 @@
-"""The business API's request models (casebridge.models, msgspec): what they refuse and how they name it."""
+"""The business API's request models (business_api.models, msgspec): what they refuse and how they name it."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 
-from casebridge.cases import open_request_hash
-from casebridge.models import (
+from casebridge.business_api.models import (
     AttachmentUploadRequest,
     OpenConversationRequest,
     PostMessageRequest,
     RequestInvalid,
     validate,
 )
+from casebridge.cases import open_request_hash
 
 OPEN_BODY: dict[str, Any] = {
     "customer": {"name": "Ada", "customerId": "c-1", "properties": {"tier": "gold"}},

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from casebridge.business_api.views import live_view
 from casebridge.events import EventKind
 from casebridge.state import CaseState, LiveState, apply_event, customer_left, reopen_requested
-from casebridge.views import live_view
 
 E = EventKind
 QUEUED = {"queueId": "101", "queueName": "Support"}
@@ -149,7 +149,7 @@ def test_customer_leaving_cancels_a_pending_transfer() -> None:
 
 
 def test_lambda_clock_ahead_of_8x8_does_not_ignore_a_real_reopen() -> None:
-    """Issue 14 #6: the customer leaves at Lambda time 10_000 while 8x8's clock says 200; the customer
+    """the customer leaves at Lambda time 10_000 while 8x8's clock says 200; the customer
     writes again, and 8x8's QUEUED at 300 must reopen the case."""
     closed = customer_left(run([(E.QUEUED, 100, QUEUED), (E.AGENT_JOINED, 200, AGENT)]), 10_000)
     assert apply_event(closed, E.QUEUED, 300, QUEUED) is None, "no reopen asked: still closed"
@@ -159,7 +159,7 @@ def test_lambda_clock_ahead_of_8x8_does_not_ignore_a_real_reopen() -> None:
 
 
 def test_lambda_clock_behind_8x8_does_not_reopen_on_a_late_event() -> None:
-    """Issue 14 #6: the customer leaves at Lambda time 100 while 8x8's clock is at 200; 8x8's late
+    """the customer leaves at Lambda time 100 while 8x8's clock is at 200; 8x8's late
     AGENT_JOINED stamped 250 (sent before it saw the leave) must not reopen the case."""
     closed = customer_left(run([(E.QUEUED, 150, QUEUED), (E.AGENT_JOINED, 200, AGENT)]), 100)
     assert apply_event(closed, E.AGENT_JOINED, 250, AGENT) is None

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from casebridge.business_api.views import case_view
 from casebridge.cases import adopt_early_events
 from casebridge.errors import InvalidRequest
-from casebridge.records import WebhookReceipt
 from casebridge.state import CaseState, LiveState
 from casebridge.store import (
     CaseStore,
@@ -20,7 +20,7 @@ from casebridge.store import (
     decode_cursor,
     encode_cursor,
 )
-from casebridge.views import case_view
+from casebridge.store.records import WebhookReceipt
 from tests.support.aws import aws_client
 
 TENANT = "acme-tenant"

@@ -1,4 +1,4 @@
-"""template.yaml's security settings, read out of the template (issue 14 #9, #10, #11, #12):
+"""template.yaml's security settings, read out of the template:
 
 - each function gets exactly the DynamoDB actions its code uses, never Scan or BatchWriteItem;
 - the public webhook intake can never read the shared 8x8 token (`TOKEN#<tenant>`), proved with a small evaluator

@@ -30,6 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.response import StreamingBody
 
 from casebridge import aws
+from casebridge.business_api.views import AttachmentDownloadView, AttachmentUploadView
 from casebridge.clock import now_ms
 from casebridge.contact_center import http
 from casebridge.contact_center.base import CHAT_GATEWAY_V1
@@ -44,12 +45,11 @@ from casebridge.errors import (
 from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.outbound_queue import OutboundMessage
 from casebridge.services import Services
-from casebridge.views import AttachmentDownloadView, AttachmentUploadView
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from casebridge.models import AttachmentUploadRequest  # annotations only (the intake loads no models)
+    from casebridge.business_api.models import AttachmentUploadRequest  # annotations only (the intake loads no models)
 
 OUTBOUND = "outbound"
 INBOUND = "inbound"

@@ -13,17 +13,17 @@ import json
 import time
 from collections.abc import Callable, Iterable
 
+from casebridge.business_api.models import OpenConversationRequest, to_json_data
+from casebridge.business_api.views import TimelineView, timeline_view
 from casebridge.clock import now_ms
 from casebridge.contact_center.base import NewConversation
 from casebridge.errors import CaseNotFound, Conflict, ContactCenterError, UnsupportedByContactCenterApi
 from casebridge.events import EventKind
-from casebridge.models import OpenConversationRequest, to_json_data
 from casebridge.observability import MetricUnit, logger, metrics
-from casebridge.records import CaseRecord, TimelineEntry
 from casebridge.services import Services
 from casebridge.state import CaseState, LiveState, apply_event, customer_left
 from casebridge.store import StaleCase
-from casebridge.views import TimelineView, timeline_view
+from casebridge.store.records import CaseRecord, TimelineEntry
 
 OPENING_LEASE_MS = 30_000  # longer than an 8x8 create call can take
 WAIT_FOR_PEER_S = 8.0

@@ -1,4 +1,4 @@
-"""Domain errors. Each carries its HTTP status and a stable code; casebridge.api maps them in one place."""
+"""Domain errors. Each carries its HTTP status and a stable code; business_api.http maps them in one place."""
 
 from __future__ import annotations
 

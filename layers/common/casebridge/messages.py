@@ -20,19 +20,19 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from casebridge.attachments import check_for_message, require_gateway
+from casebridge.business_api.models import OpenConversationRequest, PostMessageRequest, Routing, validate
+from casebridge.business_api.views import MessageAcceptedView
 from casebridge.cases import flush_outbox, open_conversation, publish_recorded
 from casebridge.clock import now_ms
 from casebridge.contact_center.base import CHAT_GATEWAY_V1
 from casebridge.errors import ContactCenterError, ReusedClientMessageId
-from casebridge.models import OpenConversationRequest, PostMessageRequest, Routing, validate
 from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.outbound_content import send_to_contact_center
 from casebridge.outbound_queue import OutboundMessage
-from casebridge.records import CaseRecord, MessageRecord, MessageStatus, TimelineEntry
 from casebridge.services import Services
 from casebridge.state import needs_reopen
 from casebridge.store import StaleCase
-from casebridge.views import MessageAcceptedView
+from casebridge.store.records import CaseRecord, MessageRecord, MessageStatus, TimelineEntry
 
 _NAMESPACE = uuid.UUID("6f1d2c1e-8a5b-4a53-9a0e-6c1f3b7d2e10")
 SEND_TIME_MARGIN_MS = 2_000  # DynamoDB writes around one send

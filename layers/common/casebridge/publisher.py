@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from casebridge import aws
-from casebridge.records import TimelineEntry
-from casebridge.views import event_view
+from casebridge.business_api.views import event_view
+from casebridge.store.records import TimelineEntry
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient

@@ -5,11 +5,11 @@ than none). The agent's typing comes the other way as `AgentTyping` on the bus (
 from __future__ import annotations
 
 from casebridge.attachments import require_gateway
+from casebridge.business_api.models import TypingRequest
+from casebridge.business_api.views import TypingNotDeliveredView
 from casebridge.errors import CaseNotFound, Conflict, ContactCenterError
-from casebridge.models import TypingRequest
 from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.services import Services
-from casebridge.views import TypingNotDeliveredView
 
 
 def send_typing(services: Services, case_id: str, request: TypingRequest) -> TypingNotDeliveredView | None:

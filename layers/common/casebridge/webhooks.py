@@ -24,10 +24,10 @@ from casebridge.contact_center.webhook_signature import VerifiedDelivery
 from casebridge.errors import Conflict, InvalidRequest, Unauthorized
 from casebridge.events import ECHO_NOTE, TIMELINE_KINDS, ContactCenterEvent, EventKind, MalformedEvent
 from casebridge.observability import MetricUnit, logger, metrics
-from casebridge.records import CaseRecord, TimelineEntry, WebhookReceipt
 from casebridge.services import Services
 from casebridge.state import apply_event
 from casebridge.store import StaleCase
+from casebridge.store.records import CaseRecord, TimelineEntry, WebhookReceipt
 
 MAX_KEPT_BODY_BYTES = 32 * 1024  # an unhandled event's body kept for operators, within DynamoDB's 400 KB item
 # Kinds that go on the timeline only when they change the case (else they are kept like unhandled events).

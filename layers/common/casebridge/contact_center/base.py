@@ -9,7 +9,11 @@ from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 import requests
 
 if TYPE_CHECKING:
-    from casebridge.models import Customer, HistoryMessage, Routing  # annotations only (the intake loads no models)
+    from casebridge.business_api.models import (  # annotations only (the intake loads no models)
+        Customer,
+        HistoryMessage,
+        Routing,
+    )
 
 
 ContactCenterApi = Literal["chat-gateway-v1", "chat-api-v2"]

@@ -24,7 +24,7 @@ from casebridge.errors import (
 )
 
 if TYPE_CHECKING:
-    from casebridge.models import Customer, Routing  # annotations only (the intake loads no models)
+    from casebridge.business_api.models import Customer, Routing  # annotations only (the intake loads no models)
 
 NEEDS_GATEWAY = "needs the Chat Gateway (EightByEightApi=chat-gateway-v1)"
 

@@ -19,7 +19,11 @@ from casebridge.contact_center.client_base import ClientBase, is_case_conversati
 from casebridge.errors import ContactCenterError, ContactCenterMisconfigured, InvalidRequest
 
 if TYPE_CHECKING:
-    from casebridge.models import Customer, HistoryMessage, Routing  # annotations only (the intake loads no models)
+    from casebridge.business_api.models import (  # annotations only (the intake loads no models)
+        Customer,
+        HistoryMessage,
+        Routing,
+    )
 
 PREFIX = "/chat-gateway/v1"
 ACCEPT = "application/hal+json, application/json"  # success is HAL, errors problem+json; both parse as JSON

@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 
 from casebridge import aws
 from casebridge.clock import now_ms
-from casebridge.dynamo_codec import from_item, key, to_item
+from casebridge.store.codec import from_item, key, to_item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

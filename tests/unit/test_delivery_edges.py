@@ -1,6 +1,7 @@
-"""Issue 14, delivery and the business API (items 1, 2, 3, 5, 6, 7, 14, 16).
+"""Delivery and the business API at their edges: dead letters ahead of SQS, the case outbox, the time budget,
+clock skew, reopening with customer data, blank text and reused clientMessageIds.
 
-Each test names the item it proves; each fails on the code before the fix (6da1109) and passes now. The real
+Each test was written to fail on the code before its fix. The real
 handlers get API Gateway REST and SQS events, AWS is moto (resources from template.yaml), 8x8 is the fake client.
 """
 

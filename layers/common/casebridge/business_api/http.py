@@ -19,7 +19,7 @@ from casebridge.identifiers import CASE_ID_RE
 from casebridge.observability import logger
 
 if TYPE_CHECKING:
-    from casebridge.models import _Strict
+    from casebridge.business_api.models import _Strict
 
 MAX_BODY_BYTES = 256 * 1024
 Model = TypeVar("Model", bound="_Strict")
@@ -143,7 +143,7 @@ def parse_body(app: APIGatewayRestResolver, model: type[Model], *, optional: boo
     if not isinstance(data, dict):
         raise InvalidRequest("request body must be a JSON object")
     # The request models load here, with the first body to validate: the webhook intake never pays for them.
-    from casebridge.models import RequestInvalid, validate  # noqa: PLC0415
+    from casebridge.business_api.models import RequestInvalid, validate  # noqa: PLC0415
 
     try:
         return validate(model, data)

@@ -11,19 +11,19 @@ Keys (pk / sk):
   WEBHOOK#<tenant>#<id>    / RECEIPT                    webhook receipt: dedupe and replay check (TTL)
   TOKEN#<tenant>           / TOKEN                      the shared 8x8 token (contact_center/token_store.py)
 
-The parts: store_cases.py, store_webhooks.py, store_messages.py over store_table.py. Records and codecs live in
-records.py and dynamo_codec.py; the clock in clock.py.
+The parts: cases.py, webhooks.py, messages.py over table.py; the stored records in records.py and the
+item/key/cursor codecs in codec.py. The clock lives in casebridge/clock.py.
 """
 
 from __future__ import annotations
 
 from casebridge.clock import now_ms
-from casebridge.dynamo_codec import decode_cursor, encode_cursor
-from casebridge.records import CaseRecord, MessageRecord, MessageStatus, TimelineEntry, WebhookReceipt
-from casebridge.store_cases import CaseItems
-from casebridge.store_messages import MessageItems
-from casebridge.store_table import ReceiptExists, StaleCase, TableAccess
-from casebridge.store_webhooks import WebhookItems
+from casebridge.store.cases import CaseItems
+from casebridge.store.codec import decode_cursor, encode_cursor
+from casebridge.store.messages import MessageItems
+from casebridge.store.records import CaseRecord, MessageRecord, MessageStatus, TimelineEntry, WebhookReceipt
+from casebridge.store.table import ReceiptExists, StaleCase, TableAccess
+from casebridge.store.webhooks import WebhookItems
 
 __all__ = [
     "CaseRecord",
@@ -42,5 +42,5 @@ __all__ = [
 
 
 class CaseStore(CaseItems, WebhookItems, MessageItems):
-    """All of the table's access for cases, in parts by what they hold (store_cases, store_webhooks,
-    store_messages) over one plumbing (store_table): one client, one key schema, one way to write transactions."""
+    """All of the table's access for cases, in parts by what they hold (cases, webhooks,
+    messages) over one plumbing (table): one client, one key schema, one way to write transactions."""

@@ -6,18 +6,18 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from casebridge.dynamo_codec import (
+from casebridge.store.codec import (
     CASE_SK,
     case_pk,
     from_item,
     key,
     to_item,
 )
-from casebridge.records import CaseRecord, MessageRecord, TimelineEntry
+from casebridge.store.records import CaseRecord, MessageRecord, TimelineEntry
 
 if TYPE_CHECKING:
     pass
-from casebridge.store_table import TableAccess
+from casebridge.store.table import TableAccess
 
 
 class MessageItems(TableAccess):

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from casebridge.clock import now_ms
-from casebridge.dynamo_codec import (
+from casebridge.state import CaseState, LiveState
+from casebridge.store.codec import (
     CASE_SK,
     CONVERSATION_SK,
     EVENT_PREFIX,
@@ -17,12 +18,11 @@ from casebridge.dynamo_codec import (
     key,
     to_item,
 )
-from casebridge.records import CaseRecord, TimelineEntry, WebhookReceipt
-from casebridge.state import CaseState, LiveState
+from casebridge.store.records import CaseRecord, TimelineEntry, WebhookReceipt
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
-from casebridge.store_table import ReceiptExists, TableAccess, entry_read_back
+from casebridge.store.table import ReceiptExists, TableAccess, entry_read_back
 
 
 class CaseItems(TableAccess):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any, NotRequired, TypedDict
 
-from casebridge.records import CaseRecord, TimelineEntry
 from casebridge.state import LiveState
+from casebridge.store.records import CaseRecord, TimelineEntry
 
 
 class AgentView(TypedDict):

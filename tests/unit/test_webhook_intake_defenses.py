@@ -1,6 +1,7 @@
-"""Issue 14, the public webhook (items 8, 9, 10), on both 8x8 APIs' webhook dialects.
+"""The public webhook's defenses (unknown events kept, bounded key fetches, replay refusal), on both 8x8 APIs'
+webhook dialects.
 
-Each test names the item it proves; each fails on the code before the fix (6da1109) and passes now. The real
+Each test was written to fail on the code before its fix. The real
 webhook handler gets API Gateway REST events signed by tests/support/signing.py; AWS is moto.
 """
 

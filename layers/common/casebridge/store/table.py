@@ -14,7 +14,9 @@ from botocore.exceptions import ClientError
 
 from casebridge import aws
 from casebridge.clock import now_ms
-from casebridge.dynamo_codec import (
+from casebridge.errors import StoreBusy
+from casebridge.state import LiveState
+from casebridge.store.codec import (
     CASE_SK,
     case_pk,
     from_item,
@@ -22,9 +24,7 @@ from casebridge.dynamo_codec import (
     receipt_key,
     to_item,
 )
-from casebridge.errors import StoreBusy
-from casebridge.records import CaseRecord, MessageRecord, TimelineEntry, WebhookReceipt
-from casebridge.state import LiveState
+from casebridge.store.records import CaseRecord, MessageRecord, TimelineEntry, WebhookReceipt
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from casebridge.dynamo_codec import (
+from casebridge.store.codec import (
     CASE_SK,
     CONVERSATION_SK,
     EVENT_PREFIX,
@@ -16,11 +16,11 @@ from casebridge.dynamo_codec import (
     receipt_key,
     to_item,
 )
-from casebridge.records import CaseRecord, TimelineEntry, WebhookReceipt
+from casebridge.store.records import CaseRecord, TimelineEntry, WebhookReceipt
 
 if TYPE_CHECKING:
     pass
-from casebridge.store_table import ReceiptExists, TableAccess, entry_read_back
+from casebridge.store.table import ReceiptExists, TableAccess, entry_read_back
 
 
 class WebhookItems(TableAccess):

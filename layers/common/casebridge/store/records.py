@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from casebridge.dynamo_codec import EVENT_PREFIX, from_item
 from casebridge.state import CaseState, LiveState
+from casebridge.store.codec import EVENT_PREFIX, from_item
 
 
 class MessageStatus(StrEnum):
