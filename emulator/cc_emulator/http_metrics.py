@@ -78,7 +78,9 @@ class RealtimeMetricsSurface:
         return None
 
     def fault_response(self, op: str, rule: FaultRule) -> Response:
-        resp = Response.json(rule.status, {"message": f"Injected fault {rule.status}", "referenceId": secrets.token_hex(8)})
+        resp = Response.json(
+            rule.status, {"message": f"Injected fault {rule.status}", "referenceId": secrets.token_hex(8)}
+        )
         resp.headers.update(rule.retry_after_headers())
         return resp
 
@@ -132,7 +134,12 @@ class RealtimeMetricsSurface:
             items = [self._item(i, snap.queues[i], wanted) for i in chunk]
         resp = Response.json(200, items)
         resp.headers.update(
-            {"X-Page-Size": str(size), "X-Page": str(page), "X-Total-Pages": str(pages), "X-Total-Elements": str(len(ids))}
+            {
+                "X-Page-Size": str(size),
+                "X-Page": str(page),
+                "X-Total-Pages": str(pages),
+                "X-Total-Elements": str(len(ids)),
+            }
         )
         return resp
 

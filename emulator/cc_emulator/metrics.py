@@ -12,12 +12,10 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .model import Agent, AgentState, InteractionState, Queue
-
-if TYPE_CHECKING:
-    from .engine import Engine
+from .state import CenterState
 
 # Waits and handling times older than this are forgotten (the longest window is `.today`).
 KEEP_SECONDS = 24 * 3600
@@ -84,7 +82,7 @@ class Snapshot:
 class RealtimeMetrics:
     """Per-queue figures for the metrics surface; waits are recorded by the router as they end."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: CenterState) -> None:
         self.engine = engine
         self._lock = threading.Lock()
         self._waits: dict[str, _Durations] = {}
