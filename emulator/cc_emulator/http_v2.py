@@ -198,7 +198,7 @@ class ChatApiV2Surface(SharedHandlers):
         # A Real-time Metrics key alone (ESCALATION.md section 1) gets "BearerToken" and expires_in "1799".
         chat = CHAT_PRODUCT in products
         token, ttl = self.engine.tokens.issue(products, None if chat else self.engine.config.metrics_token_ttl)
-        token_type = "Bearer" if chat else "BearerToken"  # noqa: S105 - a scheme name, not a secret
+        token_type = "Bearer" if chat else "BearerToken"
         return Response.json(
             200,
             {
