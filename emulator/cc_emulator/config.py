@@ -246,4 +246,5 @@ def fast_timings() -> TimingConfig:
         retry_max_delay=0.1,
         max_attempts=4,
         out_of_order_max_hold=0.5,
+        metrics_refresh=0.0,
     )
