@@ -265,7 +265,9 @@ def test_early_events_adopted_on_open_reach_the_bus_when_their_publish_failed(
     now = int(time.time() * 1000)
     for event_type, offset in (("QUEUED", 0), ("AGENT_JOINED", 1000)):
         body = webhook_body(event_type, CONVERSATION_ID, now + offset, **EVENT_EXTRAS[event_type])
-        answer = invoke(functions.webhook, sample_webhook_event("webhook_queued.json", webhook_signer, body=body))
+        answer = invoke(
+            functions.webhook, sample_webhook_event("chat-api-v2/webhook_queued.json", webhook_signer, body=body)
+        )
         assert answer.status == 200 and answer.body["status"] == "kept", answer.raw
     fail_publishes(services, True, False)  # ConversationOpened goes through; the adopted events fail
     first = open_case(functions)
@@ -371,7 +373,9 @@ def deliver_event(
     functions: SimpleNamespace, signer: WebhookSigner, event_type: str, timestamp: int, event_id: str | None = None
 ) -> Answer:
     body = webhook_body(event_type, CONVERSATION_ID, timestamp, **EVENT_EXTRAS[event_type])
-    event = sample_webhook_event("webhook_queued.json", signer, body=body, event_id=event_id or str(uuid.uuid4()))
+    event = sample_webhook_event(
+        "chat-api-v2/webhook_queued.json", signer, body=body, event_id=event_id or str(uuid.uuid4())
+    )
     answer = invoke(functions.webhook, event)
     assert answer.status == 200, answer.raw
     return answer
