@@ -431,7 +431,7 @@ def test_an_agent_file_is_referenced_copied_and_served(
     gateway: SimpleNamespace, functions: Any, webhook_signer: WebhookSigner, event_bus: Any
 ) -> None:
     from casebridge import webhooks
-    from casebridge.attachments import take_in_agent_attachments
+    from casebridge.attachments.agent_files import take_in_agent_attachments
 
     map_case(CASE, CONVERSATION)
     pdf = b"%PDF-1.7 agent reply" * 50
@@ -494,7 +494,7 @@ def test_an_expired_url_falls_back_to_the_content_endpoint(
 
 
 def _inbound_ids(gateway: SimpleNamespace) -> list[str]:
-    from casebridge.attachments import inbound_attachment_id
+    from casebridge.attachments.agent_files import inbound_attachment_id
 
     return [inbound_attachment_id(CASE, CONVERSATION, i) for i in ("att-5", "att-6", "att-9")]
 
