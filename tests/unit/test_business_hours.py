@@ -70,8 +70,8 @@ def test_queues_not_listed_follow_the_default_and_without_one_are_always_open() 
     ],
 )
 def test_a_bad_document_is_refused_with_the_place_it_is_wrong(document: Any, says: str) -> None:
-    with pytest.raises(ScheduleInvalid, match=None) as refused:
-        parse_business_hours(document if isinstance(document, str) else document)
+    with pytest.raises(ScheduleInvalid) as refused:
+        parse_business_hours(document)
     assert says in str(refused.value)
 
 
@@ -83,3 +83,22 @@ def test_the_hours_describe_themselves_for_the_closed_page() -> None:
     assert described["weekly"]["mon"] == [["09:00", "17:30"]]
     assert described["weekly"]["sun"] == []
     assert described["holidays"] == ["2026-12-25"]
+
+
+# ---- checked at deploy (the custom resource's logic) ----------------------------------------------------------
+def test_the_deploy_check_names_what_is_wrong(aws: None) -> None:
+    import json  # noqa: PLC0415
+
+    from tests.support.aws import aws_client  # noqa: PLC0415
+    from tests.support.lambdas import load_function  # noqa: PLC0415
+
+    check = load_function("business_hours_check").check
+    assert check("") == "business-hours:none"
+    with pytest.raises(ValueError, match="/hours/missing does not exist"):
+        check("/hours/missing")
+    ssm = aws_client("ssm")
+    ssm.put_parameter(Name="/hours/bad", Type="String", Value=json.dumps({"default": {"timeZone": "Nowhere/X"}}))
+    with pytest.raises(ScheduleInvalid, match="'Nowhere/X' is not an IANA time zone"):
+        check("/hours/bad")
+    ssm.put_parameter(Name="/hours/good", Type="String", Value=json.dumps(LONDON_WEEKDAYS))
+    assert check("/hours/good") == "business-hours:/hours/good"

@@ -67,7 +67,8 @@ def test_the_sample_answers_with_the_documented_shape(functions: SimpleNamespace
         "queueId", "open", "reason", "agentsAvailable", "waiting", "longestWaitSeconds",
         "estimatedWaitSeconds", "asOf", "hours",
     }  # fmt: skip
-    assert (answer.body["queueId"], answer.body["reason"], answer.body["agentsAvailable"]) == ("queue-support", "open", 1)
+    body = answer.body
+    assert (body["queueId"], body["reason"], body["agentsAvailable"]) == ("queue-support", "open", 1)
 
 
 def test_a_closed_queue_says_so_with_its_hours(functions: SimpleNamespace, escalation: Any) -> None:

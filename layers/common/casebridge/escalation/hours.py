@@ -83,7 +83,7 @@ def _clock_text(minutes: int) -> str:
 
 def _minutes(value: Any, where: str) -> int:
     if not isinstance(value, str) or not _CLOCK.fullmatch(value):
-        raise ScheduleInvalid(f"{where} must be a time \"HH:MM\" (00:00-24:00), not {value!r}")
+        raise ScheduleInvalid(f'{where} must be a time "HH:MM" (00:00-24:00), not {value!r}')
     hours, minutes = value.split(":")
     return int(hours) * 60 + int(minutes)
 

@@ -70,9 +70,7 @@ def build_parts(services: Services) -> EscalationParts:
             lambda: credentials.tenant_info,
             timeout=settings.http_timeout_seconds,
         )
-        figures = QueueFiguresCache(
-            services.store, source, refresh_ms=settings.metrics_refresh_seconds * 1000
-        )
+        figures = QueueFiguresCache(services.store, source, refresh_ms=settings.metrics_refresh_seconds * 1000)
     return EscalationParts(figures, settings.business_hours_parameter)
 
 
