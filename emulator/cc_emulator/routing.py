@@ -163,7 +163,9 @@ class Router:
         if agent.mode != "script":
             return
         self._arm_wrap_up(agent, conv, inter)
-        if agent.script.greeting:
+        # A person greets a customer once: back in the same conversation (a reopen), they just carry on.
+        greeted = any(m.author_type == "agent" and m.sender_id == agent.id for m in conv.messages)
+        if agent.script.greeting and not greeted:
             self._reply(agent, conv, inter, agent.script.greeting)
         # Customer messages posted while queued get one answer, like a human catching up.
         pending = [

@@ -497,6 +497,7 @@ def test_whitespace_only_message_text_is_400_naming_the_field(
     answer = post_message(functions.outbound, body={"text": text})
     assert answer.status == 400, answer.raw
     assert [d["field"] for d in answer.body["error"]["details"]] == ["text"]
+    assert answer.body["error"]["message"] == "text must contain at least one non-space character"
     assert receive(fifo_queues.outbound_url) == []
 
 
@@ -508,6 +509,7 @@ def test_whitespace_only_history_text_is_400_naming_the_item(
     answer = open_case(functions, body=body)
     assert answer.status == 400, answer.raw
     assert [d["field"] for d in answer.body["error"]["details"]] == ["history.1.text"]
+    assert answer.body["error"]["message"] == "history.1.text must contain at least one non-space character"
     assert fake_8x8.created == []
 
 
