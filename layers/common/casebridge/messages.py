@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from casebridge.attachments import check_for_message, require_gateway
+from casebridge.attachments.storage import require_gateway
+from casebridge.attachments.uploads import check_for_message
 from casebridge.business_api.models import OpenConversationRequest, PostMessageRequest, Routing, validate
 from casebridge.business_api.views import MessageAcceptedView
 from casebridge.cases import flush_outbox, open_conversation, publish_recorded

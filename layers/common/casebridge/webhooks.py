@@ -18,7 +18,7 @@ from dataclasses import replace
 from enum import StrEnum
 from typing import Any
 
-from casebridge.attachments import take_in_agent_attachments
+from casebridge.attachments.agent_files import take_in_agent_attachments
 from casebridge.clock import now_ms
 from casebridge.contact_center.webhook_signature import VerifiedDelivery
 from casebridge.errors import Conflict, InvalidRequest, Unauthorized
