@@ -23,6 +23,7 @@ from casebridge.clock import now_ms
 from casebridge.contact_center.webhook_signature import VerifiedDelivery
 from casebridge.errors import Conflict, InvalidRequest, Unauthorized
 from casebridge.events import ECHO_NOTE, TIMELINE_KINDS, ContactCenterEvent, EventKind, MalformedEvent
+from casebridge.kept_bodies import kept_body
 from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.services import Services
 from casebridge.state import apply_event
@@ -98,9 +99,7 @@ def _json(body: bytes) -> Any:
 def _receipt(
     delivery: VerifiedDelivery, digest: str, event: ContactCenterEvent | None, outcome: str, body: bytes | None
 ) -> WebhookReceipt:
-    kept = None
-    if body is not None:
-        kept = body[:MAX_KEPT_BODY_BYTES].decode("utf-8", errors="replace")
+    kept = None if body is None else kept_body(body, MAX_KEPT_BODY_BYTES)
     return WebhookReceipt(
         delivery.tenant_id,
         delivery.event_id,
