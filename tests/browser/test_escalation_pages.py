@@ -50,7 +50,7 @@ def test_the_chat_page_says_we_are_closed_with_the_hours(browser: Browser, stack
     expect(closed).to_have_attribute("data-reason", "closed")
     expect(closed).to_contain_text("We're closed")
     expect(closed).to_contain_text("(UTC time)")
-    expect(closed.locator("ul.hours li")).to_have_text([f"{TOMORROW.capitalize()} 09:00–17:00"])
+    expect(closed.locator("ul.hours li")).to_have_text([f"{TOMORROW.capitalize()} 09:00\u201317:00"])
     # Nothing was opened: the customer stays on the start form, no chat, no error.
     expect(chat.locator("#chat")).to_be_hidden()
     expect(chat.locator("#error")).to_be_hidden()
@@ -93,4 +93,3 @@ def test_the_desk_ends_with_a_wrap_up_code_and_shows_queue_staffing(browser: Bro
     expect(billing.locator("h3")).to_contain_text("closed (agents logged out)")
     stack.emulator.engine.update_settings({"queueStatus": {"billing": "open"}})
     expect(billing).to_have_attribute("data-status", "open")
-
