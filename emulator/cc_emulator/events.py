@@ -64,7 +64,8 @@ class Notifier:
         if hook is None or not hook.gateway or not self.state.config.gateway_read_receipts:
             return
         value = [{"timestamp": read_at, "users": [{"id": agent_id, "type": "agent"}]}]
-        self._gateway(hook, conv, "ACTIVITY", {"name": "read-receipts", "value": value})
+        # As in 8x8's example, the envelope's timestamp is the read time too.
+        self._gateway(hook, conv, "ACTIVITY", {"name": "read-receipts", "value": value}, timestamp=read_at)
 
     def user_left(self, conv: Conversation) -> None:
         """Gateway only: the user left through PATCH participants/user."""

@@ -287,6 +287,7 @@ def test_read_receipts_both_ways(
     assert [r["data"]["value"] for r in receipts] == [
         [{"timestamp": read_at + 1, "users": [{"id": "agent-1", "type": "agent"}]}]
     ]
+    assert receipts[0]["timestamp"] == read_at + 1
 
 
 def test_thinking_shows_until_the_bot_writes(

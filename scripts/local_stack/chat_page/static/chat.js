@@ -154,12 +154,13 @@ function renderMessages() {
   // The timeline keeps its own order; the customer's messages go in by when casebridge received the events around them.
   const own = mine().sort((a, b) => a.at - b.at);
   const marks = deliveryMarks();
+  const ownIds = new Set(own.map((m) => m.clientMessageId).filter(Boolean));
   const nodes = [];
   let i = 0;
   for (const e of events) {
     const at = e.receivedAt || e.occurredAt || 0;
     while (i < own.length && own[i].at <= at) nodes.push(ownNode(own[i++], marks));
-    const node = eventNode(e);
+    const node = e.type === "CustomerMessage" ? timelineOwnNode(e, ownIds, marks) : eventNode(e);
     if (node) nodes.push(node);
   }
   while (i < own.length) nodes.push(ownNode(own[i++], marks));
@@ -178,6 +179,15 @@ function ownNode(m, marks) {
     el("div", { class: "meta" }, `${who} · ${time(m.at)}`, tick(m, marks)),
     m.text ? el("div", { class: "text" }, m.text) : "",
     m.files && m.files.length ? fileLinks(m.files) : "");
+}
+
+// The customer's or bot's accepted message from the timeline (CustomerMessage): what another browser, or this one
+// after its storage was cleared, shows; one this browser sent itself is already on the page.
+function timelineOwnNode(e, ownIds, marks) {
+  if (e.clientMessageId && ownIds.has(e.clientMessageId)) return null;
+  const m = { text: e.text || "", at: e.occurredAt || e.receivedAt || 0, authorType: e.authorType || "user",
+    files: e.attachments || [], clientMessageId: e.clientMessageId };
+  return ownNode(m, marks);
 }
 
 function eventNode(e) {
