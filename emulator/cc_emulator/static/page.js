@@ -22,7 +22,7 @@ export function showError(message) {
   box.textContent = message || "";
 }
 
-// The answer's JSON; an answer that is not 2xx throws an Error with the server's message and the `status`.
+// The answer's JSON; an answer that is not 2xx throws an Error with the server's message, the `status` and the `body`.
 // The emulator answers {"error": "..."}, casebridge {"error": {"code", "message"}} or {"message"}.
 export async function answered(res, what) {
   const data = await res.json().catch(() => ({}));
@@ -30,6 +30,7 @@ export async function answered(res, what) {
     const said = typeof data.error === "string" ? data.error : (data.error && data.error.message) || data.message;
     const err = new Error(said || `${what}: ${res.status}`);
     err.status = res.status;
+    err.body = data;
     throw err;
   }
   return data;
