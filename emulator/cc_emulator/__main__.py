@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="a Gateway conversation whose user was removed accepts user messages (default true)",
     )
     p.add_argument("--agent-wrap-up-idle", type=float, help="seconds before an idle scripted agent leaves (0 = never)")
+    p.add_argument(
+        "--desk-signin-ttl", type=float, help="seconds a desk sign-in outlives its page's last heartbeat (default 30)"
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
     return p
 
@@ -102,7 +105,14 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     }
     _set_given(cfg, overrides)
     # These flags are named after the TimingConfig fields they set.
-    timing_names = ("accept_delay", "reply_delay", "retry_base_delay", "max_attempts", "agent_wrap_up_idle")
+    timing_names = (
+        "accept_delay",
+        "reply_delay",
+        "retry_base_delay",
+        "max_attempts",
+        "agent_wrap_up_idle",
+        "desk_signin_ttl",
+    )
     _set_given(cfg.timings, {name: getattr(args, name) for name in timing_names})
     cfg.faults.extend(parse_fault(f) for f in args.fault)
     return cfg

@@ -78,26 +78,29 @@ class TenantOps(CenterState):
         "attachmentUrlTtl": "attachment_url_ttl",
     }
 
+    # Run-time settings kept in `config.timings`.
+    TIMING_SETTINGS = {"agentWrapUpIdle": "agent_wrap_up_idle", "deskSignInTtl": "desk_signin_ttl"}
+
     def settings(self) -> dict[str, Any]:
         with self.lock:
             result = {name: getattr(self.config, attr) for name, attr in self.SETTINGS.items()}
-            result["agentWrapUpIdle"] = self.config.timings.agent_wrap_up_idle
+            for name, attr in self.TIMING_SETTINGS.items():
+                result[name] = getattr(self.config.timings, attr)
             return result
 
     def update_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
         """Change run-time settings (camelCase keys as in `settings()`); unknown keys are an error."""
-        unknown = set(changes) - set(self.SETTINGS) - {"agentWrapUpIdle"}
+        known = [*self.SETTINGS, *self.TIMING_SETTINGS]
+        unknown = set(changes) - set(known)
         if unknown:
-            raise ValueError(
-                f"unknown settings {sorted(unknown)}; known: {sorted([*self.SETTINGS, 'agentWrapUpIdle'])}"
-            )
+            raise ValueError(f"unknown settings {sorted(unknown)}; known: {sorted(known)}")
         reopen = changes.get("gatewayReopen")
         if reopen is not None and reopen not in ("requeue", "needs_assignment"):
             raise ValueError("gatewayReopen must be 'requeue' or 'needs_assignment'")
         with self.lock:
             for name, value in changes.items():
-                if name == "agentWrapUpIdle":
-                    self.config.timings.agent_wrap_up_idle = float(value)
+                if name in self.TIMING_SETTINGS:
+                    setattr(self.config.timings, self.TIMING_SETTINGS[name], float(value))
                 elif name in ("gatewayEchoIsEcho", "gatewayRemovedAcceptsMessages"):
                     if not isinstance(value, bool):
                         raise ValueError(f"{name} must be true or false")
