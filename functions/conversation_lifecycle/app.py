@@ -17,11 +17,14 @@ from casebridge.attachments.storage import require_gateway
 from casebridge.business_api.http import build_resolver, case_and_body, case_id_from_path, int_query, json_response
 from casebridge.business_api.models import OpenConversationRequest
 from casebridge.business_api.views import case_view
+from casebridge.errors import InvalidRequest
+from casebridge.escalation import decision, wiring
 from casebridge.observability import logger, metrics, tracer
 from casebridge.services import get_services
 
 app = build_resolver()
 ATTACHMENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+QUEUE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")  # as a routing queue id
 
 
 @app.post("/cases/<caseId>/conversation")
@@ -30,8 +33,20 @@ def open_conversation(caseId: str) -> Any:  # noqa: N803 - the path parameter's 
     services = get_services()
     if any(message.cards for message in request.history):
         require_gateway(services, "cards in history")  # a 400 before any call to 8x8
-    case, created = cases.open_conversation(services, case_id, request)
+    plain = decision.before_open(services, case_id, request)  # 409 QueueUnavailable when asked to refuse
+    case, created = cases.open_conversation(services, case_id, plain)
+    decision.after_open(services, case_id, request)
     return json_response(201 if created else 200, case_view(case))
+
+
+@app.get("/queues/<queueId>/availability")
+def queue_availability(queueId: str) -> Any:  # noqa: N803
+    queue_id = unquote(queueId)
+    if not QUEUE_ID.fullmatch(queue_id):
+        raise InvalidRequest("queueId must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+    logger.append_keys(queueId=queue_id)
+    answer = wiring.queue_availability(get_services(), queue_id).view()
+    return json_response(200, answer, headers={"Cache-Control": "no-store"})
 
 
 @app.delete("/cases/<caseId>/conversation")

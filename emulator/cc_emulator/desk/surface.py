@@ -176,6 +176,7 @@ class DeskSurface:
                 {
                     "id": q.id,
                     "name": q.name,
+                    "status": q.status,
                     "waiting": [self._waiting(e.conversations[cid]) for cid in q.waiting if cid in e.conversations],
                 }
                 for q in e.queues.values()
@@ -224,8 +225,11 @@ class DeskSurface:
             # The queues it went through: where it started, then each transfer's target.
             path = [t.get("from", "") for t in inter["transfers"][:1]] + [t.get("to", "") for t in inter["transfers"]]
             inter["queueNames"] = [queues.get(q, q) for q in path] or [inter["queueName"]]
+        read_by_user = int(transcript["readBy"].get("user") or 0)
         messages = [
             {
+                # The customer's side said it read up to here (Gateway read receipt).
+                "seen": m["authorType"] == "agent" and m["timestamp"] <= read_by_user,
                 "id": m["id"],
                 "interactionId": m["interactionId"],
                 "authorType": m["authorType"],
@@ -247,6 +251,11 @@ class DeskSurface:
             "messages": messages,
             "customerTyping": typing,
             "customerLeft": conv.customer_left,
+            "customerIdle": transcript["customerIdle"],
+            "botThinking": (transcript["thinkingUntil"] or 0) > now_ms(),
+            "lastCustomerAt": last_user,
+            "agentReadAt": transcript["agentReadAt"] or 0,
+            "wrapUpCodes": self.engine.wrap_up_codes(conv.current.queue_id if conv.current else conv.last_queue_id),
         }
 
     # -- files -------------------------------------------------------------------------------

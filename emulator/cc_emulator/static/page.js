@@ -22,8 +22,8 @@ export function showError(message) {
   box.textContent = message || "";
 }
 
-// The answer's JSON; an answer that is not 2xx throws an Error with the server's message, the `status`, and
-// casebridge's `code` and `details` when given.
+// The answer's JSON; an answer that is not 2xx throws an Error with the server's message, the `status`, the `body`,
+// and casebridge's `code` and `details` when given.
 // The emulator answers {"error": "..."}, casebridge {"error": {"code", "message", "details"?}} or {"message"}.
 export async function answered(res, what) {
   const data = await res.json().catch(() => ({}));
@@ -35,6 +35,7 @@ export async function answered(res, what) {
       err.code = data.error.code;
       err.details = data.error.details;
     }
+    err.body = data;
     throw err;
   }
   return data;

@@ -302,6 +302,9 @@ class OpenConversationRequest(_Strict, frozen=True):
     routing: Routing | None = None
     history: Annotated[list[HistoryMessage], Meta(max_length=MAX_HISTORY_MESSAGES)] = []
     channel_id: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,128}\Z")] | None = None
+    # The escalation's options (casebridge.escalation): not part of the conversation 8x8 opens.
+    when_unavailable: Literal["queue", "refuse"] | None = None
+    on_queue_timeout: Literal["notify", "handback"] | None = None
 
 
 class PostMessageRequest(_Strict, frozen=True):
