@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--agent-wrap-up-idle", type=float, help="seconds before an idle scripted agent leaves (0 = never)")
     p.add_argument(
+        "--desk-signin-ttl", type=float, help="seconds a desk sign-in outlives its page's last heartbeat (default 30)"
+    )
+    p.add_argument(
         "--customer-idle",
         type=float,
         help="Gateway CONVERSATION_UPDATE idle after this much customer silence (0 = never)",
@@ -141,6 +144,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     timing_names = (
         *("accept_delay", "reply_delay", "retry_base_delay", "max_attempts", "agent_wrap_up_idle"),
         *("customer_idle", "post_agent_minute"),
+        "desk_signin_ttl",
     )
     _set_given(cfg.timings, {name: getattr(args, name) for name in timing_names})
     _set_given(cfg.timings, {"metrics_refresh": args.metrics_refresh})

@@ -231,7 +231,12 @@ class LocalStack:
         self.channel.start()
         if options.chat_page:
             self.chat_page = ChatPageServer(
-                self.api_url, self.api_key, self.channel, host=options.host, port=options.chat_port
+                self.api_url,
+                self.api_key,
+                self.channel,
+                host=options.host,
+                port=options.chat_port,
+                attachments=options.api == "chat-gateway-v1",
             ).start()
 
     def _layers_on_path(self) -> None:

@@ -13,6 +13,7 @@ let lastConversation = null;
 let typingSent = false;
 let typingTimer = 0;
 let pollTimer = 0;
+let heartbeatTimer = 0;
 let readSent = 0;
 
 async function act(path, body) {
@@ -50,6 +51,20 @@ function renderSignin() {
   );
 }
 
+// The sign-in is repeated as a heartbeat: when this tab goes, the emulator signs the agent out after
+// `deskSignInTtl` seconds (30 by default) and its script takes the queue again.
+async function heartbeat() {
+  clearTimeout(heartbeatTimer);
+  let every = 10;
+  try {
+    const answer = await request("POST", `/desk/api/agents/${encodeURIComponent(agentId)}/signin`);
+    every = answer.heartbeatSeconds || every;
+  } catch (err) {
+    showError(`sign-in: ${err.message}`);
+  }
+  heartbeatTimer = setTimeout(heartbeat, every * 1000);
+}
+
 // -- the desk -----------------------------------------------------------------------------------
 
 function me() {
@@ -71,11 +86,13 @@ function renderWho() {
 }
 
 async function signOut() {
+  clearTimeout(heartbeatTimer);
   try {
     await request("POST", `/desk/api/agents/${encodeURIComponent(agentId)}/signout`);
     location.search = "";
   } catch (err) {
     showError(err.message);
+    heartbeat(); // still signed in
   }
 }
 
@@ -287,7 +304,7 @@ function init() {
   });
   if (agentId) {
     document.title = `${agentId} · Agent desk`;
-    request("POST", `/desk/api/agents/${encodeURIComponent(agentId)}/signin`).catch((err) => showError(err.message));
+    heartbeat();
   }
   refresh();
 }

@@ -20,6 +20,52 @@ let syncing = null;
 let agentTyping = false;
 let agentTypingTimer = 0;
 let lastTypingSent = 0;
+// What the error line shows: an action's error stays until the user acts again (types, picks a file, sends, opens
+// a case); a failed refresh shows only while refreshing fails, and never replaces an action's error.
+let errorFrom = null; // "action" | "sync" | null
+
+function problem(message, from = "action") {
+  if (!message) {
+    errorFrom = null;
+    showError("");
+    return;
+  }
+  if (from === "sync" && errorFrom === "action") return;
+  errorFrom = from;
+  showError(message);
+}
+
+function acted() {
+  if (errorFrom === "action") problem("");
+}
+
+function size(bytes) {
+  if (bytes >= 1024 * 1024) return `${(bytes / (1024 * 1024)).toFixed(1).replace(/\.0$/, "")} MB`;
+  if (bytes >= 1024) return `${Math.round(bytes / 1024)} KB`;
+  return `${bytes} bytes`;
+}
+
+// Why a message did not go, and what to do, in words: the limit it crossed, never the validator's internals.
+function notSent(err, file, text) {
+  const details = err.details || {};
+  if (err.stage === "file") {
+    const name = `“${file.name}”`;
+    if (err.status === 415) {
+      const allowed = details.allowedTypes ? `this chat accepts only ${details.allowedTypes.join(", ")}` : err.message;
+      return `${name} was not sent: ${allowed}. Choose another file.`;
+    }
+    if (err.status === 413) {
+      const limit = details.maxBytes ? `files may be at most ${size(details.maxBytes)}` : err.message;
+      return `${name} (${size(file.size)}) was not sent: ${limit}. Choose a smaller file.`;
+    }
+    return `${name} was not sent: ${err.message}.`;
+  }
+  const field = Array.isArray(details) && details[0] ? details[0].field : null;
+  if (field === "text" && /at most/.test(err.message)) {
+    return `Your message was not sent: ${err.message}; yours has ${text.length}. Shorten it and send again.`;
+  }
+  return `Your message was not sent: ${err.message}.`;
+}
 
 function casePath(suffix) {
   return `/api/cases/${encodeURIComponent(caseId)}${suffix || ""}`;
@@ -236,9 +282,9 @@ function sync() {
       try {
         caseView = await request("GET", casePath());
         await pullTimeline();
-        showError("");
+        if (errorFrom === "sync") problem("");
       } catch (err) {
-        if (err.status !== 404) showError(err.message);
+        if (err.status !== 404) problem(`Cannot refresh the chat: ${err.message}`, "sync");
       }
     } while (run.again);
     syncing = null;
@@ -270,12 +316,17 @@ function listen() {
 }
 
 async function sendFile(file) {
-  const res = await fetch(casePath("/files"), {
-    method: "POST",
-    headers: { "Content-Type": file.type || "application/octet-stream", "X-File-Name": encodeURIComponent(file.name) },
-    body: file,
-  });
-  return (await answered(res, "file upload")).attachmentId;
+  try {
+    const res = await fetch(casePath("/files"), {
+      method: "POST",
+      headers: { "Content-Type": file.type || "application/octet-stream", "X-File-Name": encodeURIComponent(file.name) },
+      body: file,
+    });
+    return (await answered(res, "file upload")).attachmentId;
+  } catch (err) {
+    err.stage = "file";
+    throw err;
+  }
 }
 
 async function send(event) {
@@ -283,6 +334,7 @@ async function send(event) {
   const text = $("text").value.trim();
   const file = $("file").files[0];
   if (!text && !file) return;
+  problem("");
   $("send").disabled = true;
   try {
     const body = { authorType: "user", clientMessageId: crypto.randomUUID() };
@@ -297,9 +349,8 @@ async function send(event) {
     remember({ text, at: Date.now(), files, authorType: "user", clientMessageId: body.clientMessageId });
     $("text").value = "";
     $("file").value = "";
-    showError("");
   } catch (err) {
-    showError(err.message);
+    problem(notSent(err, file, text));
   }
   $("send").disabled = false;
   $("text").focus();
@@ -328,6 +379,7 @@ async function start(event) {
   const email = String(form.get("email") || "").trim();
   if (email) customer.email = email;
   const history = parseHistory(String(form.get("history") || ""));
+  problem("");
   $("start-button").disabled = true;
   try {
     caseId = id;
@@ -343,10 +395,11 @@ async function start(event) {
     });
     remember({ text: String(form.get("question")).trim(), at: Date.now(), authorType: "user", clientMessageId });
     $("start-form").reset();
+    problem("");
     openCase(id);
   } catch (err) {
     if (err.status === 409 && err.body && err.body.availability) showClosed(err.body.availability);
-    else showError(err.message);
+    else problem(`The chat did not start: ${err.message}.`);
   }
   $("start-button").disabled = false;
 }
@@ -381,9 +434,9 @@ function showClosed(availability) {
 async function leave() {
   try {
     caseView = await request("DELETE", casePath("/conversation"));
-    showError("");
+    problem("");
   } catch (err) {
-    showError(err.message);
+    problem(`Could not leave the chat: ${err.message}.`);
   }
   sync();
 }
@@ -403,6 +456,25 @@ function openCase(id) {
   $("text").focus();
 }
 
+// A case the customer comes back to must exist: an unknown id opens nothing (writing there would open a new,
+// nameless case).
+async function comeBack(id, remembered) {
+  try {
+    await request("GET", `/api/cases/${encodeURIComponent(id)}`);
+  } catch (err) {
+    showStart();
+    if (err.status === 404) {
+      problem(remembered ? `Case “${id}” no longer exists. Start a new chat.`
+        : `There is no case “${id}”. Check the id, or start a new chat.`);
+    } else {
+      problem(`Could not open case “${id}”: ${err.message}.`);
+    }
+    return;
+  }
+  problem("");
+  openCase(id);
+}
+
 function showStart() {
   if (stream) stream.close();
   clearTimeout(syncTimer);
@@ -419,15 +491,22 @@ function init() {
   $("start-form").addEventListener("submit", start);
   $("resume-form").addEventListener("submit", (e) => {
     e.preventDefault();
-    openCase($("resume-id").value.trim());
+    comeBack($("resume-id").value.trim(), false);
   });
   $("composer").addEventListener("submit", send);
-  $("text").addEventListener("input", typing);
+  $("text").addEventListener("input", () => {
+    acted();
+    typing();
+  });
+  $("file").addEventListener("change", acted);
+  $("resume-id").addEventListener("input", acted);
   enterSends($("text"), $("composer"));
   $("leave").addEventListener("click", leave);
   $("new-case").addEventListener("click", showStart);
+  // Files work on the Chat Gateway only: the page offers them where they can be sent.
+  request("GET", "/api/config").then((config) => { $("attach").hidden = !config.attachments; }).catch(() => {});
   const saved = new URLSearchParams(location.search).get("case") || localStorage.getItem("cb.case");
-  if (saved) openCase(saved);
+  if (saved) comeBack(saved, true);
   else showStart();
 }
 
