@@ -180,7 +180,14 @@ class LocalStack:
         self.aws.create_from_template(self.template)
         config = self.emulator.config
         self.secret_arn = self.aws.put_secret(
-            f"{options.stack_name}/8x8-credentials", {"apiKey": config.api_key, "apiSecret": config.api_secret}
+            f"{options.stack_name}/8x8-credentials",
+            {
+                "apiKey": config.api_key,
+                "apiSecret": config.api_secret,
+                # Real-time Metrics' own OAuth key and secret (docs/escalation.md): the emulator plays it too.
+                "analyticsKey": config.metrics_api_key,
+                "analyticsSecret": config.metrics_api_secret,
+            },
         )
         self.emulator.start()
         self.api.start()
@@ -224,7 +231,12 @@ class LocalStack:
         self.channel.start()
         if options.chat_page:
             self.chat_page = ChatPageServer(
-                self.api_url, self.api_key, self.channel, host=options.host, port=options.chat_port
+                self.api_url,
+                self.api_key,
+                self.channel,
+                host=options.host,
+                port=options.chat_port,
+                attachments=options.api == "chat-gateway-v1",
             ).start()
 
     def _layers_on_path(self) -> None:

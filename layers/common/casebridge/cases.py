@@ -140,9 +140,9 @@ def _create(services: Services, case_id: str, request: OpenConversationRequest, 
         detail={"channelId": channel_id},
     )
     # Recorded first, published after: a failed publish must not keep the early events from their case.
-    record_and_publish(services, case_id, opened, lambda live: None, publish=False)
+    recorded = record_and_publish(services, case_id, opened, lambda live: None, publish=False)
     adopted = adopt_early_events(services, case_id, conversation_id, publish=False)
-    publish_recorded(services, case_id, [opened, *adopted])
+    publish_recorded(services, case_id, [*([recorded] if recorded else []), *adopted])
     after_conversation_created(services, conversation_id)  # Gateway post-agent assignment (never fails the open)
     return require_case(services, case_id)
 
@@ -156,25 +156,27 @@ def record_and_publish(
     *,
     unless: Callable[[CaseRecord], bool] | None = None,
     publish: bool = True,
-) -> CaseRecord:
+) -> TimelineEntry | None:
     """Timeline entry + state change + outbox mark, retried on concurrent updates; then published (unless
     `publish` is False: the caller publishes it with others; the outbox holds it meanwhile).
     `known`: the case as the caller just read it, used for the first try instead of reading it again.
-    `unless`: nothing is recorded when it holds for the case as read (someone else recorded the same fact)."""
+    `unless`: nothing is recorded when it holds for the case as read (someone else recorded the same fact).
+    Returns the entry as recorded (with its timeline sequence), or None when `unless` held."""
     for _ in range(5):
         case, known = known or services.store.get_case(case_id), None
         if case is None:
             raise CaseNotFound(f"case {case_id} does not exist")
         if unless is not None and unless(case):
-            return case
+            return None
         live: LiveState | None = transition(case.live)
         try:
-            services.store.record_case_event(case, entry, live, pending_publish=True)
+            recorded = services.store.record_case_event(case, entry, live, pending_publish=True)
         except StaleCase:
             continue
+        assert recorded is not None  # no receipt in this write
         if publish:
-            publish_recorded(services, case_id, [entry])
-        return case
+            publish_recorded(services, case_id, [recorded])
+        return recorded
     raise Conflict("the case is changing fast; retry shortly", retry_after=1)
 
 
@@ -215,9 +217,10 @@ def adopt_early_events(
         ) -> LiveState | None:
             return apply_event(live, kind, entry.occurred_at, entry.detail) if kind else None
 
-        record_and_publish(services, case_id, entry, transition, publish=False)
+        recorded = record_and_publish(services, case_id, entry, transition, publish=False)
         services.store.drop_early_event(early)
-        adopted.append(entry)
+        if recorded is not None:
+            adopted.append(recorded)
         logger.info("early webhook event taken into its case", extra={"eventId": entry.event_id})
     if publish:
         publish_recorded(services, case_id, adopted)
@@ -283,5 +286,13 @@ def customer_leaves(services: Services, case_id: str) -> CaseRecord:
 
 def case_timeline(services: Services, case_id: str, after: str | None, limit: int) -> TimelineView:
     read_case(services, case_id)
-    entries, cursor = services.store.list_timeline(case_id, after, limit)
-    return timeline_view(case_id, entries, cursor)
+    return timeline_after(services, case_id, after, limit)
+
+
+def timeline_after(services: Services, case_id: str, cursor: str | None, limit: int) -> TimelineView:
+    """The case's timeline events after `cursor` (None: from the first), in sequence order, at most `limit`.
+    For any channel that resumes where it stopped (polling, a push channel): each event carries its `cursor`,
+    and `next` resumes after the last one returned. An entry is given the next sequence when it commits, so
+    one committed after a reader's cursor is never behind it. InvalidRequest: a cursor this API never gave."""
+    entries, next_cursor = services.store.list_timeline(case_id, cursor, limit)
+    return timeline_view(case_id, entries, next_cursor)

@@ -346,14 +346,14 @@ def _record_failed(
 ) -> None:
     for _ in range(5):
         try:
-            services.store.record_message_failed(case, record, conversation_id, entry)
+            recorded = services.store.record_message_failed(case, record, conversation_id, entry)
         except StaleCase:
             fresh = services.store.get_case(case.case_id)
             if fresh is None:
                 break
             case = fresh
             continue
-        publish_recorded(services, case.case_id, [entry])
+        publish_recorded(services, case.case_id, [recorded])
         return
     # The case keeps changing: the record alone still stops a resend; the event goes straight to the bus.
     services.store.record_message(case.case_id, record, conversation_id)

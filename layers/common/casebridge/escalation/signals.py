@@ -145,13 +145,15 @@ def after_delivery(
                 type="MessageDelivered",
                 conversation_id=case.conversation_id,
                 occurred_at=at,
-                received_at=at + 1,  # after its CustomerMessage on the timeline
+                received_at=at,
                 detail=_present(base),
             ),
         ]
-        for entry in entries:
+        recorded = [
             cases.record_and_publish(services, case.case_id, entry, lambda live: None, publish=False)
-        cases.publish_recorded(services, case.case_id, entries)
+            for entry in entries  # in this order: the timeline keeps commit order
+        ]
+        cases.publish_recorded(services, case.case_id, [r for r in recorded if r is not None])
     except Exception:
         logger.exception("delivery status could not be recorded; the message itself was delivered")
 
