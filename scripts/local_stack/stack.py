@@ -203,7 +203,14 @@ class LocalStack:
         self.aws.create_from_template(self.template)
         config = self.emulator.config
         self.secret_arn = self.aws.put_secret(
-            f"{options.stack_name}/8x8-credentials", {"apiKey": config.api_key, "apiSecret": config.api_secret}
+            f"{options.stack_name}/8x8-credentials",
+            {
+                "apiKey": config.api_key,
+                "apiSecret": config.api_secret,
+                # Real-time Metrics' own OAuth key and secret (docs/escalation.md): the emulator plays it too.
+                "analyticsKey": config.metrics_api_key,
+                "analyticsSecret": config.metrics_api_secret,
+            },
         )
         with _listening("8x8 emulator and agent desk", options.host, options.emulator_port, "emulator_port"):
             self.emulator.start()
