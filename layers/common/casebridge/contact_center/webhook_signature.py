@@ -11,7 +11,6 @@ import binascii
 import json
 import re
 import threading
-import time
 import zlib
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
@@ -23,6 +22,7 @@ from urllib.parse import quote
 
 import requests
 
+from casebridge.clock import monotonic, wall_time
 from casebridge.contact_center import http
 from casebridge.errors import ContactCenterError, SigningKeyUnavailable, Unauthorized
 from casebridge.observability import logger
@@ -95,7 +95,7 @@ class JwkCache:
     def __init__(
         self,
         fetch: Callable[[str], Mapping[str, Any] | None],
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = monotonic,
         *,
         fetch_budget: int = FETCH_BUDGET,
         window_s: float = FETCH_WINDOW_S,
@@ -202,7 +202,7 @@ def http_jwk_fetcher(
 
 class WebhookVerifier:
     def __init__(
-        self, tenant_id: str, keys: JwkCache, *, tolerance_s: int = 300, clock: Callable[[], float] = time.time
+        self, tenant_id: str, keys: JwkCache, *, tolerance_s: int = 300, clock: Callable[[], float] = wall_time
     ) -> None:
         self.tenant_id = tenant_id
         self.keys = keys
