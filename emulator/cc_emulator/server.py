@@ -16,6 +16,7 @@ from .faults import FaultRule
 from .http_base import EmulatorHTTPServer, Surface
 from .http_control import ControlSurface
 from .http_gateway import ChatGatewaySurface
+from .http_metrics import RealtimeMetricsSurface
 from .http_v2 import ChatApiV2Surface
 from .model import V2_VERSION
 
@@ -30,6 +31,8 @@ class EmulatorServer(DeliveryLogView[DeliveryRecord]):
         self.surfaces: list[Surface] = [
             ChatApiV2Surface(self.engine),
             ChatGatewaySurface(self.engine),
+            # Real-time Metrics v5, on its own path with its own OAuth token.
+            RealtimeMetricsSurface(self.engine),
             ControlSurface(self.engine),
             # The agent desk page at /desk (a browser front end over the control API).
             DeskSurface(self.engine),
@@ -89,6 +92,11 @@ class EmulatorServer(DeliveryLogView[DeliveryRecord]):
 
     def gateway_jwk_url(self, kid: str) -> str:
         return f"{self.gateway_base}/jwk/{kid}/public"
+
+    def metrics_base(self, region: str = "us") -> str:
+        """Base of the Real-time Metrics v5 paths (Bearer token from `token_url` with the metrics key)."""
+        prefix = {"us": "", "eu": "/eu", "ap": "/au", "au": "/au", "ca": "/ca"}[region]
+        return f"{self.base_url}{prefix}/analytics/cc/v5/realtime-metrics"
 
     @property
     def control_url(self) -> str:

@@ -10,16 +10,21 @@ from urllib.parse import unquote
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from casebridge import attachments, cases
-from casebridge.attachments import AttachmentNotFound, require_gateway
+from casebridge import cases
+from casebridge.attachments import download
+from casebridge.attachments.errors import AttachmentNotFound
+from casebridge.attachments.storage import require_gateway
 from casebridge.business_api.http import build_resolver, case_and_body, case_id_from_path, int_query, json_response
 from casebridge.business_api.models import OpenConversationRequest
 from casebridge.business_api.views import case_view
+from casebridge.errors import InvalidRequest
+from casebridge.escalation import decision, wiring
 from casebridge.observability import logger, metrics, tracer
 from casebridge.services import get_services
 
 app = build_resolver()
 ATTACHMENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+QUEUE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")  # as a routing queue id
 
 
 @app.post("/cases/<caseId>/conversation")
@@ -28,8 +33,20 @@ def open_conversation(caseId: str) -> Any:  # noqa: N803 - the path parameter's 
     services = get_services()
     if any(message.cards for message in request.history):
         require_gateway(services, "cards in history")  # a 400 before any call to 8x8
-    case, created = cases.open_conversation(services, case_id, request)
+    plain = decision.before_open(services, case_id, request)  # 409 QueueUnavailable when asked to refuse
+    case, created = cases.open_conversation(services, case_id, plain)
+    decision.after_open(services, case_id, request)
     return json_response(201 if created else 200, case_view(case))
+
+
+@app.get("/queues/<queueId>/availability")
+def queue_availability(queueId: str) -> Any:  # noqa: N803
+    queue_id = unquote(queueId)
+    if not QUEUE_ID.fullmatch(queue_id):
+        raise InvalidRequest("queueId must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+    logger.append_keys(queueId=queue_id)
+    answer = wiring.queue_availability(get_services(), queue_id).view()
+    return json_response(200, answer, headers={"Cache-Control": "no-store"})
 
 
 @app.delete("/cases/<caseId>/conversation")
@@ -60,7 +77,7 @@ def get_attachment(caseId: str, attachmentId: str) -> Any:  # noqa: N803
     attachment_id = unquote(attachmentId)
     if not ATTACHMENT_ID.fullmatch(attachment_id):
         raise AttachmentNotFound(f"case {case_id} has no attachment {attachment_id[:64]!r}")
-    found = attachments.download(get_services(), case_id, attachment_id)
+    found = download.download(get_services(), case_id, attachment_id)
     # A redirect to the file (a fresh S3 URL, short-lived); the body says the same for clients that do not follow.
     return json_response(302, found, headers={"Location": found["url"], "Cache-Control": "no-store"})
 

@@ -218,6 +218,17 @@ def test_an_upload_outside_the_limits_is_refused(
     assert (answer.status, answer.body["error"]["code"]) == (status, code), answer.body
 
 
+def test_a_refused_upload_names_the_limit_it_crossed(gateway: SimpleNamespace, functions: Any) -> None:
+    """The chat page tells the customer the limit (types allowed, largest size) from `details`."""
+    path = "/cases/{caseId}/attachments"
+    exe = call(
+        functions.outbound, "POST", path, {"fileName": "a.exe", "contentType": "application/x-msdownload", "size": 10}
+    )
+    assert "image/png" in exe.body["error"]["details"]["allowedTypes"]
+    big = call(functions.outbound, "POST", path, {"fileName": "big.png", "contentType": "image/png", "size": 4097})
+    assert big.body["error"]["details"] == {"maxBytes": 4096}
+
+
 # ---- accept time ------------------------------------------------------------------------------------------------
 def test_a_message_with_an_uploaded_attachment_is_accepted_and_text_is_optional(
     gateway: SimpleNamespace, functions: Any
@@ -431,7 +442,7 @@ def test_an_agent_file_is_referenced_copied_and_served(
     gateway: SimpleNamespace, functions: Any, webhook_signer: WebhookSigner, event_bus: Any
 ) -> None:
     from casebridge import webhooks
-    from casebridge.attachments import take_in_agent_attachments
+    from casebridge.attachments.agent_files import take_in_agent_attachments
 
     map_case(CASE, CONVERSATION)
     pdf = b"%PDF-1.7 agent reply" * 50
@@ -494,7 +505,7 @@ def test_an_expired_url_falls_back_to_the_content_endpoint(
 
 
 def _inbound_ids(gateway: SimpleNamespace) -> list[str]:
-    from casebridge.attachments import inbound_attachment_id
+    from casebridge.attachments.agent_files import inbound_attachment_id
 
     return [inbound_attachment_id(CASE, CONVERSATION, i) for i in ("att-5", "att-6", "att-9")]
 
@@ -559,3 +570,24 @@ def test_an_uploaded_customer_file_can_be_read_back(gateway: SimpleNamespace, fu
     answer = call(functions.lifecycle, "GET", "/cases/{caseId}/attachments/{attachmentId}", attachmentId=attachment_id)
     assert answer.status == 302
     assert requests.get(answer.headers["location"], timeout=5).content == PNG
+
+
+def test_an_agent_file_that_arrives_before_the_case_knows_its_conversation_is_referenced_and_copied(
+    gateway: SimpleNamespace, functions: Any, webhook_signer: WebhookSigner, event_bus: Any
+) -> None:
+    """The agent's file comes before the case learns its conversation (an early event). When the case takes it
+    in, the published AgentMessage carries casebridge's reference (never 8x8's URL) and the copy job is queued."""
+    from casebridge import webhooks
+
+    gateway.files.files["att-early"] = ("application/pdf", b"%PDF early")
+    url = f"{gateway.files.url}/signed/att-early?sig=x"
+    files = [{"id": "att-early", "type": "file", "fileName": "early.pdf", "preSignedUrl": url}]
+    assert webhooks.handle_webhook(gateway.services, *agent_message(webhook_signer, files))["status"] == "kept"
+    opened = call(functions.lifecycle, "POST", "/cases/{caseId}/conversation", {})
+    assert opened.status == 201, opened.raw
+    [published] = [e["detail"] for e in event_bus.published() if e["detail-type"] == "AgentMessage"]
+    [reference] = published["attachments"]
+    assert reference["status"] == "pending" and reference["fileName"] == "early.pdf"
+    assert "url" not in reference and url not in json.dumps(published)
+    jobs = copy_jobs(gateway)
+    assert [json.loads(j["Body"])["attachmentId"] for j in jobs] == [reference["attachmentId"]]

@@ -30,6 +30,7 @@ SENDER = "OutboundSenderFunction"
 LIFECYCLE = "ConversationLifecycleFunction"
 PROVISIONER = "ContactCenterProvisionerFunction"
 COPIER = "AttachmentCopierFunction"
+HOURS_CHECK = "BusinessHoursCheckFunction"
 BUCKET_ARN = "${AttachmentsBucket.Arn}"
 
 # What each function's code does on the table (store.py, token_store.py), as IAM actions. Transactions are
@@ -47,6 +48,7 @@ EXPECTED_TABLE_ACTIONS = {
     PROVISIONER: set(),
     # copy_agent_attachment: the attachment record (BatchGetItem), ready/failed (UpdateItem); CASE# items only.
     COPIER: {"BatchGetItem", "UpdateItem"},
+    HOURS_CHECK: set(),  # reads one SSM parameter, nothing else
 }
 NEVER = {"Scan", "BatchWriteItem", "*", "DeleteTable", "UpdateTable", "CreateTable", "PartiQLSelect"}
 # boto3 DynamoDB client calls the package may make; a new kind of call must be granted (and added here) on purpose.
@@ -297,7 +299,7 @@ def test_every_checkov_skip_gives_a_one_line_reason(template: dict[str, Any]) ->
 
 
 # ---- the attachment bucket ------------------------------------------------------------------------------------
-# What each function does in the bucket (casebridge/attachments.py), and under which keys: the sender signs upload
+# What each function does in the bucket (casebridge/attachments/), and under which keys: the sender signs upload
 # URLs and reads customer/bot files; the lifecycle signs download URLs (HEAD too); the copier writes agent files.
 EXPECTED_BUCKET_ACCESS = {
     SENDER: ({"s3:PutObject", "s3:GetObject"}, f"{BUCKET_ARN}/cases/*/outbound/*"),
@@ -326,7 +328,7 @@ def test_only_the_functions_that_need_the_bucket_reach_it_and_only_under_cases(t
 
 
 def test_the_code_uses_the_key_prefixes_the_policies_name() -> None:
-    from casebridge.attachments import inbound_key, outbound_key  # noqa: PLC0415
+    from casebridge.attachments.storage import inbound_key, outbound_key  # noqa: PLC0415
 
     assert fnmatchcase(outbound_key("c-1", "a1"), "cases/*/outbound/*")
     assert fnmatchcase(inbound_key("c-1", "in-1"), "cases/*/inbound/*")
@@ -373,3 +375,35 @@ def test_the_intake_only_queues_copy_jobs_and_the_copier_only_touches_case_items
     assert copier["Properties"]["Environment"]["Variables"]["ATTACHMENT_COPY_MAX_RECEIVES"] == str(max_receives)
     # SQS event source: visibility timeout at least the function's timeout (6x, as AWS advises).
     assert resources["AttachmentCopyQueue"]["Properties"]["VisibilityTimeout"] >= 6 * copier["Properties"]["Timeout"]
+
+
+# ---- the escalation ---------------------------------------------------------------------------------------------
+HOURS_ARN = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${BusinessHoursParameterName}"
+
+
+def _ssm_statements(function: dict[str, Any]) -> list[dict[str, Any]]:
+    found = [s for s in statements(function) if any(str(a).startswith("ssm:") for a in as_list(s["Action"]))]
+    for policy in function["Properties"].get("Policies", []):
+        if isinstance(policy, dict) and "Fn::If" in policy:  # a statement granted only when hours are configured
+            condition, granted, otherwise = policy["Fn::If"]
+            assert condition == "HasBusinessHours" and otherwise == {"Ref": "AWS::NoValue"}
+            found += granted["Statement"]
+    return found
+
+
+def test_only_the_functions_that_read_business_hours_reach_ssm_and_only_that_parameter(
+    template: dict[str, Any],
+) -> None:
+    readers = {}
+    for name, function in functions_of(template).items():
+        granted = _ssm_statements(function)
+        if granted:
+            readers[name] = granted
+    assert set(readers) == {LIFECYCLE, HOURS_CHECK}
+    for granted in readers.values():
+        [statement] = granted
+        assert statement["Action"] == "ssm:GetParameter"
+        assert statement["Resource"] == {"Fn::Sub": HOURS_ARN}
+    check = template["Resources"][HOURS_CHECK]
+    assert check["Condition"] == "HasBusinessHours"
+    assert not [p for p in check["Properties"]["Policies"] if "SecretsManager" in str(p)]

@@ -110,5 +110,17 @@ def timestamp_field(value: Any) -> int:
     return int(value)
 
 
+def unknown_event(source: str, conversation: Any) -> ContactCenterEvent:
+    """An event type casebridge does not know: kept whatever its envelope (the lists are extensible), under its
+    conversation when it names one that could be an id."""
+    valid = isinstance(conversation, str) and 0 < len(conversation) <= MAX_ID_LENGTH
+    return ContactCenterEvent(
+        EventKind.UNHANDLED,
+        source,
+        conversation_id=conversation if valid else None,
+        note="event type not handled by casebridge",
+    )
+
+
 def compact(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
