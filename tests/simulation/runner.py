@@ -55,9 +55,11 @@ def shrink(
     budget: int = 150,
     cases: int | None = None,
     check: Callable[[Simulation], list[str]] | None = None,
+    relevant: Callable[[Result], list[str]] = lambda result: result.violations,
 ) -> Result:
-    """The shortest history found that still breaks the first invariant `failing` broke."""
-    target = invariant_of(failing.violations[0])
+    """The shortest history found that still breaks the first invariant `failing` broke (of its `relevant`
+    violations: the bounded run ignores the defects known to be open)."""
+    target = invariant_of(relevant(failing)[0])
     best = failing
 
     def attempt(choices: list[int]) -> bool:
@@ -66,7 +68,8 @@ def shrink(
             return False
         budget -= 1
         candidate = run_seed(failing.seed, choices=choices, api=failing.api, cases=cases, check=check)
-        if any(invariant_of(v) == target for v in candidate.violations) and len(candidate.history) <= len(best.history):
+        breaks = any(invariant_of(v) == target for v in relevant(candidate))
+        if breaks and len(candidate.history) <= len(best.history):
             best = candidate
             return True
         return False
@@ -86,12 +89,14 @@ def shrink(
     return best
 
 
-def report(failing: Result, shrunk: Result | None) -> str:
+def report(
+    failing: Result, shrunk: Result | None, relevant: Callable[[Result], list[str]] = lambda result: result.violations
+) -> str:
     lines = [f"seed {failing.seed} ({failing.api}) broke an invariant:"]
-    lines += [f"  {v}" for v in failing.violations]
+    lines += [f"  {v}" for v in relevant(failing)]
     if shrunk is not None:
         lines.append(f"shortest history found ({len(shrunk.history)} lines, from {len(failing.history)}):")
-        lines += [f"  {v}" for v in shrunk.violations]
+        lines += [f"  {v}" for v in relevant(shrunk)]
         lines += shrunk.history
     lines.append(f"replay it step by step: make simulate SEED={failing.seed}")
     return "\n".join(lines)

@@ -31,7 +31,8 @@ def test_a_bounded_run_keeps_every_invariant(bounded_run: RunSummary) -> None:
     unexplained = [(r, unknown_violations(r)) for r in bounded_run.failures if unknown_violations(r)]
     if unexplained:
         failing, _ = unexplained[0]
-        pytest.fail(report(failing, shrink(failing, budget=60)))
+        shrunk = shrink(failing, budget=60, relevant=unknown_violations)
+        pytest.fail(report(failing, shrunk, unknown_violations))
 
 
 @pytest.mark.parametrize("defect", KNOWN_OPEN, ids=[k.name for k in KNOWN_OPEN])
