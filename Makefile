@@ -74,8 +74,9 @@ unit: $(STAMP) browser ## the pytest suite only (PYTEST_ARGS="..." passes option
 demo: $(STAMP) ## run a whole case end to end, offline (local 8x8 emulator + local AWS stand-in); API=chat-api-v2 for v2
 	$(BIN)/python -m scripts.demo $(if $(API),--api $(API))
 
+# exec: the stack is make's own child and stops when make goes (make forwards no SIGTERM to its recipe).
 local: $(STAMP) ## start the local stack and leave it running; options: make local ARGS="--api-port 9000 ..." API=chat-api-v2
-	$(BIN)/python -m scripts.local_stack $(strip $(if $(API),--api $(API)) $(ARGS))
+	exec $(BIN)/python -m scripts.local_stack $(strip $(if $(API),--api $(API)) $(ARGS))
 
 bench: $(STAMP) bench-layers ## print the benchmark figures (docs/performance.md)
 	$(BIN)/python -m scripts.bench $(ARGS)

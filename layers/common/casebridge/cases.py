@@ -18,6 +18,7 @@ from casebridge.business_api.views import TimelineView, timeline_view
 from casebridge.clock import monotonic, now_ms, sleep
 from casebridge.contact_center.base import NewConversation
 from casebridge.errors import CaseNotFound, Conflict, ContactCenterError, UnsupportedByContactCenterApi
+from casebridge.escalation.handback_setup import after_conversation_created
 from casebridge.events import EventKind
 from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.services import Services
@@ -141,6 +142,7 @@ def _create(services: Services, case_id: str, request: OpenConversationRequest, 
     recorded = record_and_publish(services, case_id, opened, lambda live: None, publish=False)
     adopted = adopt_early_events(services, case_id, conversation_id, publish=False)
     publish_recorded(services, case_id, [*([recorded] if recorded else []), *adopted])
+    after_conversation_created(services, conversation_id)  # Gateway post-agent assignment (never fails the open)
     return require_case(services, case_id)
 
 

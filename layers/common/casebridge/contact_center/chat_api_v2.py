@@ -99,6 +99,17 @@ class ChatApiV2Client(ClientBase):
     def send_typing(self, conversation_id: str, author_type: str) -> None:
         raise UnsupportedByContactCenterApi(f"Chat API v2 has no typing indicator: typing {NEEDS_GATEWAY}")
 
+    def send_thinking(self, conversation_id: str, max_seconds: int = 60) -> None:
+        raise UnsupportedByContactCenterApi(f"Chat API v2 has no thinking indicator: thinking {NEEDS_GATEWAY}")
+
+    def send_read_receipt(self, conversation_id: str, author_type: str, read_at_ms: int) -> None:
+        raise UnsupportedByContactCenterApi(f"Chat API v2 has no read receipts: read receipts {NEEDS_GATEWAY}")
+
+    def assign_post_agent(
+        self, conversation_id: str, webhook_id: str, max_total_minutes: int, user_timeout_minutes: int
+    ) -> None:
+        raise UnsupportedByContactCenterApi(f"Chat API v2 has no post-agent assignment: it {NEEDS_GATEWAY}")
+
     def upload_attachment(
         self, conversation_id: str, author_type: str, file_name: str, content_type: str, body: bytes | IO[bytes]
     ) -> str:

@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 
+# Cases in these states carry `sweepShard`, the key of the table's sparse ActiveCasesIndex; the sweep removes it
+# once nothing is due (a closed case after its transcript).
+SWEPT_STATES = frozenset({"queued", "with_agent", "agent_left", "closed"})
+SWEEP_SHARD = "ACTIVE"
 _THROTTLED = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
 
 
@@ -141,6 +145,12 @@ class TableAccess:
             sets.append("timelineSeq = :seq")
             values[":seq"] = sequence
         removes = [] if live.reopen_requested else ["reopenBy"]
+        # The escalation's sparse index (casebridge/escalation/timers.py): cases its sweep must look at.
+        if live.state.value in SWEPT_STATES:
+            sets.append("sweepShard = :sweep")
+            values[":sweep"] = SWEEP_SHARD
+        else:
+            removes.append("sweepShard")
         for attr, value in (
             ("queueId", live.queue_id),
             ("queueName", live.queue_name),
