@@ -11,11 +11,14 @@ Start order (each step needs the one before):
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -132,6 +135,25 @@ class StackOptions:
     schedule_seconds: float | None = None
 
 
+class PortInUse(OSError):
+    """A port the stack was asked to listen on is taken: `option` is the StackOptions field that chooses it."""
+
+    def __init__(self, what: str, host: str, port: int, option: str) -> None:
+        super().__init__(errno.EADDRINUSE, f"{host}:{port} ({what}) is already in use")
+        self.what, self.host, self.port, self.option = what, host, port, option
+
+
+@contextmanager
+def _listening(what: str, host: str, port: int, option: str) -> Iterator[None]:
+    """Turns "address already in use" from binding `port` into a PortInUse naming it and its option."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE and not isinstance(error, PortInUse):
+            raise PortInUse(what, host, port, option) from error
+        raise
+
+
 class LocalStack:
     def __init__(self, options: StackOptions | None = None) -> None:
         self.options = options or StackOptions()
@@ -182,7 +204,8 @@ class LocalStack:
         options = self.options
         # Metrics are disabled locally; Powertools still warns on every invocation that none were published.
         warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
-        self.aws.start()
+        with _listening("AWS stand-in (moto)", options.host, options.moto_port, "moto_port"):
+            self.aws.start()
         self.aws.create_from_template(self.template)
         config = self.emulator.config
         self.secret_arn = self.aws.put_secret(
@@ -195,8 +218,10 @@ class LocalStack:
                 "analyticsSecret": config.metrics_api_secret,
             },
         )
-        self.emulator.start()
-        self.api.start()
+        with _listening("8x8 emulator and agent desk", options.host, options.emulator_port, "emulator_port"):
+            self.emulator.start()
+        with _listening("local API", options.host, options.api_port, "api_port"):
+            self.api.start()
         queue_id = options.channel_queue_id or config.queues[0].id
         self.template.parameter_values = {
             "EightByEightBaseUrl": self.emulator.base_url,
@@ -245,14 +270,15 @@ class LocalStack:
         )
         self.channel.start()
         if options.chat_page:
-            self.chat_page = ChatPageServer(
-                self.api_url,
-                self.api_key,
-                self.channel,
-                host=options.host,
-                port=options.chat_port,
-                attachments=options.api == "chat-gateway-v1",
-            ).start()
+            with _listening("customer chat page", options.host, options.chat_port, "chat_port"):
+                self.chat_page = ChatPageServer(
+                    self.api_url,
+                    self.api_key,
+                    self.channel,
+                    host=options.host,
+                    port=options.chat_port,
+                    attachments=options.api == "chat-gateway-v1",
+                ).start()
 
     def _layers_on_path(self) -> None:
         """As in Lambda, the layers' packages import before any function's code (the provisioning runs first)."""
