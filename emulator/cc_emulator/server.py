@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -141,16 +142,22 @@ class EmulatorServer(DeliveryLogView[DeliveryRecord]):
         self.engine.wait_quiet(timeout)
 
 
-def wait_until_interrupted() -> None:
-    """Block until Ctrl-C or SIGTERM: the foreground loop of the command-line servers."""
+def wait_until_interrupted(parent_pid: int | None = None) -> None:
+    """Block until Ctrl-C, SIGTERM, SIGHUP or the exit of the parent process `parent_pid` (default: the current
+    parent): the foreground loop of the command-line servers. `make` forwards no signal to its recipe's command,
+    so a stopped `make local` is noticed by its exit."""
     done = threading.Event()
+    parent = os.getppid() if parent_pid is None else parent_pid
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         done.set()
 
     signal.signal(signal.SIGTERM, _stop)
+    if hasattr(signal, "SIGHUP"):  # the terminal went
+        signal.signal(signal.SIGHUP, _stop)
     try:
         while not done.wait(0.5):
-            pass
+            if os.getppid() != parent:  # orphaned: whoever started us is gone
+                return
     except KeyboardInterrupt:
         pass

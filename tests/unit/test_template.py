@@ -24,6 +24,7 @@ FUNCTION_DIRS = {
     "ContactCenterProvisionerFunction": "provisioner",
     "AttachmentCopierFunction": "attachment_copier",
     "BusinessHoursCheckFunction": "business_hours_check",
+    "EscalationTimersFunction": "escalation_timers",
 }
 API_DIRS = ("chat-gateway-v1", "chat-api-v2")  # each 8x8 API's webhook samples and environment
 API_FUNCTIONS = ("WebhookIntakeFunction", "OutboundSenderFunction", "ConversationLifecycleFunction")
@@ -176,6 +177,9 @@ def test_every_setting_is_provided_by_the_template(template: dict[str, Any]) -> 
         ("send_typing.json", "OutboundSenderFunction"),
         ("get_attachment.json", "ConversationLifecycleFunction"),
         ("queue_availability.json", "ConversationLifecycleFunction"),
+        ("case_transcript.json", "ConversationLifecycleFunction"),
+        ("mark_read.json", "OutboundSenderFunction"),
+        ("send_thinking.json", "OutboundSenderFunction"),
         *[
             (f"{api}/{p.name}", "WebhookIntakeFunction")
             for api in API_DIRS
