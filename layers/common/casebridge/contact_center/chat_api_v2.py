@@ -6,12 +6,12 @@ can do (routing, customer updates, typing) raises UnsupportedByContactCenterApi 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 import requests
 
+from casebridge.clock import wall_time
 from casebridge.contact_center import http
 from casebridge.contact_center.base import CHAT_API_V2, ContactCenterApi, NewConversation, RichMessage
 from casebridge.contact_center.client_base import ClientBase, is_case_conversation
@@ -149,7 +149,7 @@ def token_fetcher(
     *,
     timeout: float = 5.0,
     session: requests.Session | None = None,
-    clock: Callable[[], float] = time.time,
+    clock: Callable[[], float] = wall_time,
 ) -> Callable[[], AccessToken]:
     """The OAuth client-credentials call. 8x8 sends expires_in as a string."""
     own_session = session or http.new_session()
