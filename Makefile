@@ -15,7 +15,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: help venv test lint typecheck template-check checkov browser unit demo local screenshots bench bench-layers lock fuzz build deploy clean
+.PHONY: help venv test lint typecheck template-check checkov browser unit demo local screenshots bench bench-layers lock fuzz build deploy invoke start-api clean
 
 # Every rule is listed, with its "## " comment when it has one (a rule added without one still shows up).
 help: ## list the targets
@@ -118,8 +118,17 @@ $(BENCH_LAYERS)/.built: $(LAYER_INPUTS)
 
 bench-layers: $(BENCH_LAYERS)/.built ## build the layer for the bench (arm64 and this machine) as sam build does
 
-deploy: build ## sam build, then sam deploy --guided (defaults in samconfig.toml)
-	$(BIN)/sam deploy --guided
+deploy: $(STAMP) ## check AWS credentials, ask only what has no default (checked at the prompt), sam build, sam deploy
+	$(BIN)/python -m scripts.deploy $(ARGS)
+
+# sam local needs Docker. The environment file is the one of the 8x8 API chosen (API=..., the Gateway by default).
+SAM_ENV = events/env.$(or $(API),chat-gateway-v1).json
+invoke: build ## sam local invoke (Docker): FUNCTION=WebhookIntakeFunction EVENT=events/chat-gateway-v1/webhook_verify.json [API=chat-api-v2]
+	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "say which: make invoke FUNCTION=<logical id> EVENT=events/<file>.json"; exit 2; }
+	$(BIN)/sam local invoke $(FUNCTION) -e $(EVENT) --env-vars $(SAM_ENV)
+
+start-api: build ## sam local start-api (Docker) with events/env.<API>.json
+	$(BIN)/sam local start-api --env-vars $(SAM_ENV)
 
 clean: ## remove build output and tool caches
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

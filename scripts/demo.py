@@ -49,7 +49,10 @@ class Transcript:
             print(f"\n== {text}", flush=True)
 
     def channel_event(self, event: ChannelEvent) -> None:
-        self.line("channel <- bus", event.describe())
+        if event.repeat:  # at-least-once delivery: the channel drops it by its eventId
+            self.line("channel <- bus", f"(repeat of {event.detail.get('eventId')}, dropped) {event.describe()}")
+        else:
+            self.line("channel <- bus", event.describe())
 
 
 # A 1x1 PNG: the customer's "screenshot".
@@ -270,7 +273,7 @@ class Demo:
             )
 
         with self.step("9. The agent answers"):
-            self.channel_got("AgentMessage", 4, agentId="bob")
+            self.channel_got("AgentMessage", 3, agentId="bob")  # no second greeting: Bob carries on
             self.expect_state("with_agent", "bob")
 
         if self.stack.options.api == "chat-gateway-v1":
@@ -328,7 +331,7 @@ class Demo:
                 ],
             },
         )
-        message = self.channel_got("AgentMessage", 5, agentId="bob")
+        message = self.channel_got("AgentMessage", 4, agentId="bob")
         attachment_id = str(message.detail["attachments"][0]["attachmentId"])
         path = f"/cases/{self.case_id}/attachments/{attachment_id}"
 
@@ -366,7 +369,7 @@ class Demo:
             cursor = page["next"]
         self.out.heading(f"What the business saw (GET /cases/{self.case_id}/events, {len(timeline)} events)")
         for e in timeline:
-            extra = e.get("agentName") or e.get("queueName") or ""
+            extra = e.get("agentName") or e.get("agentId") or e.get("queueName") or ""
             text = f" {e['text']!r}" if e.get("text") else ""
             print(f"  {e['type']:<18} {extra}{text}")
         problems = self.stack.problems()

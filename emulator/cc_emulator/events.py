@@ -7,18 +7,20 @@ API v2 ones (flat fields plus `messageType`). Happenings one dialect has no even
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from .delivery import Event, now_ms
 from .model import Agent, Conversation, Message, Queue, Webhook, gateway_user
-
-if TYPE_CHECKING:
-    from .engine import Engine
+from .state import CenterState
 
 
 class Notifier:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    """Reads the state; hands each rendered event to `send` (the delivery queue)."""
+
+    def __init__(self, state: CenterState, send: Callable[[Event], None]) -> None:
+        self.state = state
+        self.send = send
 
     # -- happenings ---------------------------------------------------------------------------
 
@@ -78,7 +80,7 @@ class Notifier:
                 extra = {"agentId": agent.id, "agentName": agent.name, "message": msg.text}
                 self._v2(hook, conv, "TEXT", extra, message_type="AGENT", timestamp=msg.timestamp)
             return
-        echo = msg.author_type in ("user", "bot") and self.engine.config.gateway_echo_is_echo
+        echo = msg.author_type in ("user", "bot") and self.state.config.gateway_echo_is_echo
         data: dict[str, Any] = {
             "isEcho": echo,
             "sender": {"id": msg.sender_id, "type": msg.author_type},
@@ -117,13 +119,12 @@ class Notifier:
         return {
             "id": att.id,
             "type": att.kind,
-            "preSignedUrl": self.engine.presigned_url(att),
+            "preSignedUrl": self.state.presigned_url(att),
             "fileName": att.filename,
         }
 
     def _hook(self, conv: Conversation) -> Webhook | None:
-        channel = self.engine.channels.get(conv.channel_id)
-        return self.engine.webhooks.get(channel.webhook_id) if channel else None
+        return self.state.webhook_of(conv)
 
     def _v2(
         self,
@@ -141,7 +142,7 @@ class Notifier:
             **extra,
             "timestamp": timestamp if timestamp is not None else now_ms(),
         }
-        self.engine.send_event(Event.build(event_type, hook.uri, payload, conv.id, hook.id))
+        self.send(Event.build(event_type, hook.uri, payload, conv.id, hook.id))
 
     def _gateway(
         self,
@@ -158,4 +159,4 @@ class Notifier:
         }
         if data is not None:
             payload["data"] = data
-        self.engine.send_event(Event.build(event_type, hook.uri, payload, conv.id, hook.id))
+        self.send(Event.build(event_type, hook.uri, payload, conv.id, hook.id))

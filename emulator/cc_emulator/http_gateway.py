@@ -6,13 +6,6 @@ per-endpoint problem shapes (`application/problem+json`) of GATEWAY.md section 1
 
 from __future__ import annotations
 
-import math
-import re
-import secrets
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from email.parser import BytesParser
-from email.policy import HTTP
 from typing import Any
 from urllib.parse import quote
 
@@ -29,344 +22,33 @@ from .engine import (
     iso,
 )
 from .faults import FaultRule
-from .http_apis import JsonBody, SharedHandlers, engine_errors
-from .http_base import BadRequest, Handler, Request, Response, Route, mount, route
-from .model import MAX_CUSTOMER_PROPS, MAX_HISTORY_MESSAGES, gateway_user
-
-P = "/chat-gateway/v1"
-HAL = "application/hal+json"
-PROBLEM = "application/problem+json"
-CARD_TYPES = (
-    "application/vnd.microsoft.card.adaptive",
-    "application/8x8.quick.replies",
-    "Interactive",
-    "Location",
-    "Template",
-    "Suggestions",
-    "Buttons",
-    "Carousel",
+from .gateway_wire import (
+    DEFAULT,
+    ERRORS_BY_OP,
+    MAX_ATTACHMENT_BYTES,
+    PROBLEM,
+    GatewayBody,
+    P,
+    attachment_refs,
+    generic,
+    hal,
+    hal_list,
+    parse_assignment,
+    parse_cards,
+    parse_multipart,
+    parse_user,
+    unauthorized,
 )
-MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
-
-
-def hal(status: int, body: Any) -> Response:
-    return Response.json(status, body, HAL)
-
-
-def _ref() -> str:
-    return secrets.token_hex(8)
-
-
-# -- error shapes (GATEWAY.md section 1) -------------------------------------------------------
-
-
-def generic(status: int, message: str, errors: list[tuple[str, str]]) -> Response:
-    """GenericExceptionPayload {message, errors: [{code, message}]}."""
-    return Response.json(
-        status, {"message": message, "errors": [{"code": c, "message": m} for c, m in errors]}, PROBLEM
-    )
-
-
-def unauthorized() -> Response:
-    body = {
-        "message": "Access Denied",
-        "errors": [{"message": "Invalid or missing API key", "code": "access_denied"}],
-        "referenceId": _ref(),
-    }
-    return Response.json(401, body, PROBLEM)
-
-
-@dataclass(frozen=True)
-class Errors:
-    """Which problem shape an endpoint answers for 400, 403 and 404."""
-
-    bad_request: str = "generic"  # generic | bad_request (POST messages) | invalid_parameter (typing...)
-    not_found: str = "problem"  # problem | exception (typing...) | generic (lists without a declared 404)
-    forbidden: str = "violation"  # violation | generic (channel create, attachment upload)
-
-    def forbidden_response(self, message: str) -> Response:
-        if self.forbidden == "generic":
-            return generic(403, "Forbidden", [("forbidden", message)])
-        return Response.json(403, {"message": "Forbidden", "errors": [message]}, PROBLEM)
-
-    def not_found_response(self, message: str) -> Response:
-        if self.not_found == "exception":
-            return generic(404, "Resource not found", [("resource_not_found", message)])
-        if self.not_found == "generic":
-            return generic(404, "Resource not found", [("resource_not_found", message)])
-        return Response.json(404, {"message": "Resource not found", "errors": [message]}, PROBLEM)
-
-    def bad_request_response(self, problems: list[Validation]) -> Response:
-        text = "; ".join(f"{v.field}: {v.message}" if v.field else v.message for v in problems)
-        if self.bad_request == "bad_request":
-            # BadRequestProblem: `errors` is one object, not an array (trap T24).
-            body: dict[str, Any] = {
-                "message": "Bad Request",
-                "errors": {"code": "invalid_json_object", "message": text},
-                "referenceId": _ref(),
-            }
-            return Response.json(400, body, PROBLEM)
-        if self.bad_request == "invalid_parameter":
-            body = {
-                "message": "Invalid parameter",
-                "errors": [{"code": "invalid_parameter", "message": f"{v.field}: {v.message}"} for v in problems],
-                "referenceId": _ref(),
-            }
-            return Response.json(400, body, PROBLEM)
-        return generic(400, "Validation failed", [(v.code, f"{v.field}: {v.message}") for v in problems])
-
-
-DEFAULT = Errors()
-SEND_MESSAGE = Errors(bad_request="bad_request")
-INDICATOR = Errors(bad_request="invalid_parameter", not_found="exception")
-LIST_NO_404 = Errors(not_found="generic")
-GENERIC_403 = Errors(forbidden="generic")
-# The operations whose problem shapes are not DEFAULT.
-ERRORS_BY_OP = {
-    "list_channels": LIST_NO_404,
-    "create_channel": GENERIC_403,
-    "get_participants": LIST_NO_404,
-    "list_messages": LIST_NO_404,
-    "post_message": SEND_MESSAGE,
-    "list_cards": LIST_NO_404,
-    "upload_attachment": GENERIC_403,
-    "typing": INDICATOR,
-    "thinking": INDICATOR,
-    "read_receipt": INDICATOR,
-    "post_agent_assignment": INDICATOR,
-}
-
-
-# -- FIQL filter, paging, sorting ---------------------------------------------------------------
-
-
-def _split_top(text: str, sep: str) -> list[str]:
-    parts: list[str] = []
-    cur: list[str] = []
-    depth = 0
-    for ch in text:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == sep and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    parts.append("".join(cur))
-    return parts
-
-
-_COMPARISON = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(==|!=)\s*(.*?)\s*$")
-
-
-def _lookup(view: dict[str, Any], path: str) -> list[str]:
-    """Values at a dotted path; `user.<key>` also finds additionalProperties entries."""
-    node: Any = view
-    parts = path.split(".")
-    for i, part in enumerate(parts):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, dict) and i == len(parts) - 1 and "additionalProperties" in node:
-            return [str(p.get("value")) for p in node["additionalProperties"] if p.get("key") == part]
-        else:
-            return []
-    return [str(node).lower() if isinstance(node, bool) else str(node)] if node is not None else []
-
-
-def fiql(expr: str) -> Callable[[dict[str, Any]], bool]:
-    """A predicate for FIQL `a==b;c!=d,(e==f)` (`;` and, `,` or, `*` wildcard); BadRequest if malformed."""
-    expr = expr.strip()
-    if not expr:
-        raise BadRequest("empty filter")
-    alternatives = _split_top(expr, ",")
-    if len(alternatives) > 1:
-        preds = [fiql(a) for a in alternatives]
-        return lambda v: any(p(v) for p in preds)
-    conjuncts = _split_top(expr, ";")
-    if len(conjuncts) > 1:
-        preds = [fiql(c) for c in conjuncts]
-        return lambda v: all(p(v) for p in preds)
-    if expr.startswith("(") and expr.endswith(")"):
-        return fiql(expr[1:-1])
-    m = _COMPARISON.match(expr)
-    if not m:
-        raise BadRequest(f"invalid FIQL filter {expr!r}")
-    path, op, raw = m.groups()
-    value = raw[1:-1] if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"" else raw
-    pattern = re.compile("^" + ".*".join(re.escape(p) for p in value.split("*")) + "$")
-
-    def pred(view: dict[str, Any]) -> bool:
-        hit = any(pattern.match(v) for v in _lookup(view, path))
-        return hit if op == "==" else not hit
-
-    return pred
-
-
-def _int_param(req: Request, name: str, default: int) -> int:
-    raw = req.q(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValidationFailed([Validation(name, raw, "invalid_parameter", "must be an integer")]) from exc
-
-
-def hal_list(
-    req: Request,
-    key: str,
-    views: Sequence[dict[str, Any]],
-    default_sort: str = "id:asc",
-    sort_keys: dict[str, Callable[[dict[str, Any]], Any]] | None = None,
-    filterable: bool = True,
-) -> Response:
-    """Filter, sort and page rendered views into a HAL list `{_embedded, _links, page}`."""
-    items = list(views)
-    flt = req.q("filter") if filterable else None
-    if flt:
-        pred = fiql(flt)
-        items = [v for v in items if pred(v)]
-    field_name, _, direction = (req.q("sort") or default_sort).partition(":")
-    keys = sort_keys or {}
-    if field_name in keys:
-        items.sort(key=keys[field_name], reverse=direction.lower() == "desc")
-    elif direction.lower() == "desc":
-        items.reverse()
-    size = max(1, _int_param(req, "size", 20))
-    number = max(0, _int_param(req, "page", 0))
-    chunk = items[number * size : (number + 1) * size]
-    query = f"?page={number}&size={size}"
-    return hal(
-        200,
-        {
-            "_embedded": {key: chunk},
-            "_links": {"self": {"href": req.path + query}},
-            "page": {
-                "size": size,
-                "number": number,
-                "totalElements": len(items),
-                "totalPages": math.ceil(len(items) / size) if items else 0,
-            },
-        },
-    )
-
-
-# -- body reading -------------------------------------------------------------------------------
-
-
-class _Body(JsonBody):
-    numbers_as_strings = True  # ids are strings; be lenient with numbers
-
-    string = JsonBody.optional_string
-
-
-def _user(body: _Body, raw: Any, label: str = "user") -> tuple[dict[str, str], list[dict[str, str]]]:
-    """(flat string fields, additionalProperties) from a Gateway `user` object."""
-    if not isinstance(raw, dict):
-        body.fail(label, raw, "invalid_value", "must be an object")
-        return {}, []
-    customer: dict[str, str] = {}
-    props: list[dict[str, str]] = []
-    for key, value in raw.items():
-        if key == "additionalProperties":
-            if not isinstance(value, list):
-                body.fail(f"{label}.additionalProperties", value, "invalid_value", "must be an array of {key, value}")
-                continue
-            if len(value) > MAX_CUSTOMER_PROPS:
-                body.fail(
-                    f"{label}.additionalProperties",
-                    len(value),
-                    "max_properties",
-                    f"must have at most {MAX_CUSTOMER_PROPS} items",
-                )
-            for n, item in enumerate(value):
-                if (
-                    not isinstance(item, dict)
-                    or not isinstance(item.get("key"), str)
-                    or not isinstance(item.get("value"), str)
-                ):
-                    body.fail(
-                        f"{label}.additionalProperties[{n}]", item, "invalid_value", "must be {key, value} strings"
-                    )
-                else:
-                    props.append({"key": item["key"], "value": item["value"]})
-        elif not isinstance(value, str):
-            body.fail(f"{label}.{key}", value, "invalid_value", "must be a string")
-        else:
-            customer[key] = value
-    email = customer.get("email")
-    if email is not None and "@" not in email:
-        body.fail(f"{label}.email", email, "invalid_email", "must be an email address")
-    return customer, props
-
-
-def _assignment(body: _Body, raw: Any) -> tuple[str, str] | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, dict):
-        body.fail("assignment", raw, "invalid_value", "must be an object {type, id}")
-        return None
-    kind = raw.get("type", "queue")
-    if kind not in ("queue", "script"):
-        body.fail("assignment.type", kind, "invalid_value", "must be one of [queue, script]")
-    target = body.string("id", src=raw)
-    if target is None or kind not in ("queue", "script"):
-        return None
-    return str(kind), target
-
-
-def _cards(body: _Body, raw: Any, label: str) -> list[dict[str, Any]]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        body.fail(label, raw, "invalid_value", "must be an array")
-        return []
-    cards = []
-    for n, card in enumerate(raw):
-        if not isinstance(card, dict) or card.get("contentType") not in CARD_TYPES:
-            body.fail(f"{label}[{n}].contentType", card, "invalid_value", f"must be one of {list(CARD_TYPES)}")
-            continue
-        cards.append({"id": str(card.get("id") or secrets.token_hex(8)), **card})
-    return cards
-
-
-def _attachment_refs(body: _Body, raw: Any, label: str) -> list[str]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list) or not all(isinstance(a, dict) and isinstance(a.get("id"), str) for a in raw):
-        body.fail(label, raw, "invalid_value", "must be an array of {id}")
-        return []
-    return [str(a["id"]) for a in raw]
-
-
-def parse_multipart(req: Request) -> dict[str, tuple[str | None, str, bytes]]:
-    """Form parts by name: (filename, content type, bytes)."""
-    content_type = req.headers.get("Content-Type") or ""
-    if not content_type.lower().startswith("multipart/form-data"):
-        raise BadRequest("Content-Type must be multipart/form-data")
-    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
-    msg = BytesParser(policy=HTTP).parsebytes(head + req.body)
-    if not msg.is_multipart():
-        raise BadRequest("malformed multipart body")
-    parts: dict[str, tuple[str | None, str, bytes]] = {}
-    for part in msg.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if not isinstance(name, str):
-            continue
-        payload = part.get_payload(decode=True)
-        data = payload if isinstance(payload, bytes) else b""
-        parts[name] = (part.get_filename(), part.get_content_type(), data)
-    return parts
-
+from .http_apis import JsonBody, SharedHandlers, engine_errors
+from .http_base import Handler, Request, Response, Route, mount, route
+from .model import MAX_HISTORY_MESSAGES, gateway_user
 
 # -- the surface --------------------------------------------------------------------------------
 
 
 class ChatGatewaySurface(SharedHandlers):
     name = "gateway"
-    body_type = _Body
+    body_type = GatewayBody
     verify_failure = "WEB_HOOK_VERIFY got no 2xx"
     webhooks_path = "/webhooks"
 
@@ -458,7 +140,7 @@ class ChatGatewaySurface(SharedHandlers):
     # -- webhooks ----------------------------------------------------------------------------
 
     def _webhook_body(self, req: Request) -> tuple[str, str, str]:
-        body = _Body(req)
+        body = GatewayBody(req)
         name = body.string("name", max_len=256) or ""
         uri = body.http_uri("uri")
         # The file requires `notificationVersion` but defines `version` (trap T1): accept either.
@@ -477,7 +159,7 @@ class ChatGatewaySurface(SharedHandlers):
         return {**super()._channel(c), "type": c.type}
 
     def _channel_body(self, req: Request) -> tuple[str, str, str, str]:
-        body = _Body(req)
+        body = GatewayBody(req)
         name = body.string("name", max_len=255) or ""
         channel_type = body.string("type", required=False) or "ChatAPI"
         if channel_type != "ChatAPI":
@@ -508,15 +190,15 @@ class ChatGatewaySurface(SharedHandlers):
         }
 
     def create_conversation(self, req: Request) -> Response:
-        body = _Body(req)
+        body = GatewayBody(req)
         channel_id = body.string("channelId") or ""
         customer: dict[str, str] = {}
         props: list[dict[str, str]] = []
         if body.data.get("user") is None:
             body.fail("user", None, "not_null", "must not be null")
         else:
-            customer, props = _user(body, body.data["user"])
-        assignment = _assignment(body, body.data.get("assignment"))
+            customer, props = parse_user(body, body.data["user"])
+        assignment = parse_assignment(body, body.data.get("assignment"))
         history: list[dict[str, Any]] = []
         too_many = f"must have at most {MAX_HISTORY_MESSAGES} items"
         for label, item in body.history_messages(MAX_HISTORY_MESSAGES, too_many):
@@ -524,7 +206,9 @@ class ChatGatewaySurface(SharedHandlers):
             if author not in EXTERNAL_AUTHOR_TYPES:
                 body.fail(f"{label}.authorType", author, "invalid_value", "must be one of [user, bot]")
             text = body.string("text", required=False, src=item)
-            history.append({"authorType": author, "text": text or "", "cards": _cards(body, item.get("cards"), label)})
+            history.append(
+                {"authorType": author, "text": text or "", "cards": parse_cards(body, item.get("cards"), label)}
+            )
         body.check()
         conv = self.engine.create_conversation(channel_id, customer, history, props, assignment)
         return hal(202, {"conversationId": conv.id, "createdAt": iso(conv.created)})
@@ -535,12 +219,12 @@ class ChatGatewaySurface(SharedHandlers):
             req, "conversations", views, sort_keys={"id": lambda v: v["id"], "createdAt": lambda v: v["createdAt"]}
         )
 
-    def _update(self, req: Request, body: _Body) -> Response:
+    def _update(self, req: Request, body: GatewayBody) -> Response:
         customer: dict[str, str] | None = None
         props: list[dict[str, str]] | None = None
         if body.data.get("user") is not None:
-            customer, props = _user(body, body.data["user"])
-        assignment = _assignment(body, body.data.get("assignment"))
+            customer, props = parse_user(body, body.data["user"])
+        assignment = parse_assignment(body, body.data.get("assignment"))
         channel_id = body.string("channelId", required=False)
         body.check()
         conv = self.engine.update_conversation(req.params["id"], channel_id, customer, props, assignment)
@@ -548,11 +232,11 @@ class ChatGatewaySurface(SharedHandlers):
 
     def put_conversation(self, req: Request) -> Response:
         self.engine.get_conversation(req.params["id"])
-        return self._update(req, _Body(req, allow_empty=True))
+        return self._update(req, GatewayBody(req, allow_empty=True))
 
     def patch_conversation(self, req: Request) -> Response:
         self.engine.get_conversation(req.params["id"])
-        body = _Body(req)
+        body = GatewayBody(req)
         if "assignment" not in body.data and "user" not in body.data:
             body.fail("", None, "invalid_value", "body must carry assignment and/or user")
         return self._update(req, body)
@@ -570,7 +254,7 @@ class ChatGatewaySurface(SharedHandlers):
 
     def user_leaves(self, req: Request) -> Response:
         self.engine.get_conversation(req.params["id"])
-        body = _Body(req, allow_empty=True)
+        body = GatewayBody(req, allow_empty=True)
         removed = body.data.get("removed", True)
         if not isinstance(removed, bool):
             body.fail("removed", removed, "invalid_value", "must be a boolean")
@@ -644,7 +328,7 @@ class ChatGatewaySurface(SharedHandlers):
 
     def post_message(self, req: Request) -> Response:
         conv = self.engine.get_conversation(req.params["id"])
-        body = _Body(req)
+        body = GatewayBody(req)
         author = body.data.get("authorType")
         if author not in EXTERNAL_AUTHOR_TYPES:
             body.fail("authorType", author, "invalid_value", "has to be one of user, bot")
@@ -652,8 +336,8 @@ class ChatGatewaySurface(SharedHandlers):
         external = body.data.get("externalProvider")
         if text is not None and external is not None:
             body.fail("text", text, "invalid_value", "text and externalProvider cannot be provided at the same time")
-        attachments = _attachment_refs(body, body.data.get("attachments"), "attachments")
-        cards = _cards(body, body.data.get("cards"), "cards")
+        attachments = attachment_refs(body, body.data.get("attachments"), "attachments")
+        cards = parse_cards(body, body.data.get("cards"), "cards")
         if not text and external is None and not attachments and not cards:
             body.fail("text", None, "not_null", "a message needs text, attachments, cards or externalProvider")
         if (
@@ -717,9 +401,9 @@ class ChatGatewaySurface(SharedHandlers):
 
     # -- indicators --------------------------------------------------------------------------
 
-    def _indicator_body(self, req: Request, authors: tuple[str, ...], required: bool = True) -> _Body:
+    def _indicator_body(self, req: Request, authors: tuple[str, ...], required: bool = True) -> GatewayBody:
         self.engine.get_conversation(req.params["id"])
-        body = _Body(req, allow_empty=not required)
+        body = GatewayBody(req, allow_empty=not required)
         author = body.data.get("authorType", None if required else authors[0])
         if author not in authors:
             body.fail("authorType", author, "invalid_parameter", f"must be one of {list(authors)}")
@@ -749,7 +433,7 @@ class ChatGatewaySurface(SharedHandlers):
 
     def post_agent_assignment(self, req: Request) -> Response:
         self.engine.get_conversation(req.params["id"])
-        body = _Body(req)
+        body = GatewayBody(req)
         if body.data.get("type") != "webhook":
             body.fail("type", body.data.get("type"), "invalid_parameter", "must be 'webhook'")
         webhook_id = body.string("id") or ""

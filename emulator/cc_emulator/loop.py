@@ -1,8 +1,10 @@
-"""One daemon thread that waits on a condition (the delivery worker and the agent scheduler), and a log of
+"""One daemon thread that waits on a condition (the delivery worker), the agent scheduler built on it, and a log of
 records that callers wait on (the delivery log and the test webhook receiver)."""
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -78,3 +80,46 @@ class WaitableLog(Generic[R]):
 
         picked: tuple[list[R]] = self.wait_for(enough, timeout)
         return picked[0]
+
+
+class Scheduler(ConditionLoop):
+    """Runs delayed agent actions on one thread; reset() drops everything pending.
+
+    Background calls (idle wrap-up timers) do not make the emulator busy: `wait_quiet` ignores them.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("cc-emulator-scheduler")
+        self._heap: list[tuple[float, int, bool, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._running = 0
+
+    def clear(self) -> None:
+        with self._cond:
+            self._heap.clear()
+
+    def call_later(self, delay: float, fn: Callable[[], None], background: bool = False) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), background, fn))
+            self._cond.notify_all()
+
+    def busy(self) -> bool:
+        with self._cond:
+            return any(not background for _, _, background, _ in self._heap) or self._running > 0
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopping and (not self._heap or self._heap[0][0] > time.monotonic()):
+                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._cond.wait(timeout=timeout)
+                if self._stopping:
+                    return
+                _, _, _, fn = heapq.heappop(self._heap)
+                self._running += 1
+            try:
+                fn()
+            finally:
+                with self._cond:
+                    self._running -= 1
+                    self._cond.notify_all()

@@ -1,22 +1,20 @@
 """The routing simulation: queues, offers, joins, scripted agents, transfers, leaves, agent actions.
 
-`Router` works on the engine's state under the engine's lock and reports what happens through the
-engine's `Notifier`, which renders each happening in the receiving webhook's dialect.
+`Router` works on the `CenterState` under its lock and reports what happens through a `Notifier`,
+which renders each happening in the receiving webhook's dialect. It knows nothing of the engine.
 """
 
 from __future__ import annotations
 
 import functools
-import heapq
-import itertools
 import secrets
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .config import AgentConfig
 from .delivery import now_ms
-from .loop import ConditionLoop
+from .events import Notifier
+from .loop import Scheduler
 from .model import (
     Agent,
     AgentState,
@@ -28,67 +26,19 @@ from .model import (
     Message,
     NotFound,
 )
-
-if TYPE_CHECKING:
-    from .engine import Engine
-
-
-class Scheduler(ConditionLoop):
-    """Runs delayed agent actions on one thread; reset() drops everything pending.
-
-    Background calls (idle wrap-up timers) do not make the emulator busy: `wait_quiet` ignores them.
-    """
-
-    def __init__(self) -> None:
-        super().__init__("cc-emulator-scheduler")
-        self._heap: list[tuple[float, int, bool, Callable[[], None]]] = []
-        self._seq = itertools.count()
-        self._running = 0
-
-    def clear(self) -> None:
-        with self._cond:
-            self._heap.clear()
-
-    def call_later(self, delay: float, fn: Callable[[], None], background: bool = False) -> None:
-        with self._cond:
-            heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), background, fn))
-            self._cond.notify_all()
-
-    def busy(self) -> bool:
-        with self._cond:
-            return any(not background for _, _, background, _ in self._heap) or self._running > 0
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stopping and (not self._heap or self._heap[0][0] > time.monotonic()):
-                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
-                    self._cond.wait(timeout=timeout)
-                if self._stopping:
-                    return
-                _, _, _, fn = heapq.heappop(self._heap)
-                self._running += 1
-            try:
-                fn()
-            finally:
-                with self._cond:
-                    self._running -= 1
-                    self._cond.notify_all()
+from .state import CenterState
 
 
 class Router:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, state: CenterState, notify: Notifier) -> None:
+        self.state = state
+        self._notify = notify
         self.scheduler = Scheduler()
-
-    @property
-    def _notify(self) -> Any:
-        return self.engine.notify
 
     # -- topology ----------------------------------------------------------------------------
 
     def add_agent(self, cfg: AgentConfig) -> Agent:
-        e = self.engine
+        e = self.state
         for qid in cfg.queues:
             if qid not in e.queues:
                 raise ValueError(f"agent {cfg.id} references unknown queue {qid}")
@@ -109,7 +59,7 @@ class Router:
     def start_interaction(self, conv: Conversation, queue_id: str) -> Interaction:
         """A new interaction on `queue_id`, not yet waiting (call `enqueue` once messages are in)."""
         inter = Interaction(
-            f"int-{int(time.time() * 1000):x}-{secrets.token_hex(8)}-chat-00-{self.engine.config.tenant_id}",
+            f"int-{int(time.time() * 1000):x}-{secrets.token_hex(8)}-chat-00-{self.state.config.tenant_id}",
             queue_id,
             time.time(),
         )
@@ -122,7 +72,7 @@ class Router:
         qid = queue_id or inter.queue_id
         inter.enqueue(qid)
         conv.last_queue_id = qid
-        queue = self.engine.queues[qid]
+        queue = self.state.queues[qid]
         queue.waiting.append(conv.id)
         self._notify.queued(conv, queue)
         self.dispatch(qid)
@@ -133,11 +83,11 @@ class Router:
         self.enqueue(conv, inter, queue_id)
 
     def _unqueue(self, conv: Conversation, inter: Interaction) -> None:
-        queue = self.engine.queues[inter.queue_id]
+        queue = self.state.queues[inter.queue_id]
         if conv.id in queue.waiting:
             queue.waiting.remove(conv.id)
         if inter.state == InteractionState.OFFERED and inter.agent_id:
-            agent = self.engine.agents[inter.agent_id]
+            agent = self.state.agents[inter.agent_id]
             inter.withdraw_offer()
             self._free_agent(agent)
 
@@ -148,7 +98,7 @@ class Router:
             self._unqueue(conv, inter)
             inter.finish(time.time())
         else:
-            agent = self.engine.agents[agent_id]
+            agent = self.state.agents[agent_id]
             inter.finish(time.time())
             self._notify.agent_left(conv, agent)
             self._free_agent(agent)
@@ -164,7 +114,7 @@ class Router:
 
     def dispatch(self, queue_id: str) -> None:
         """Offer waiting conversations to free scripted agents; manual agents accept via control."""
-        e = self.engine
+        e = self.state
         queue = e.queues[queue_id]
         for conv_id in list(queue.waiting):
             agent = next(
@@ -184,7 +134,7 @@ class Router:
             )
 
     def _accept_offer(self, agent: Agent, conv: Conversation, inter: Interaction) -> None:
-        with self.engine.lock:
+        with self.state.lock:
             if inter.state != InteractionState.OFFERED or inter.agent_id != agent.id or conv.current is not inter:
                 return
             self._join(agent, conv, inter)
@@ -196,7 +146,9 @@ class Router:
         if agent.mode != "script":
             return
         self._arm_wrap_up(agent, conv, inter)
-        if agent.script.greeting:
+        # A person greets a customer once: back in the same conversation (a reopen), they just carry on.
+        greeted = any(m.author_type == "agent" and m.sender_id == agent.id for m in conv.messages)
+        if agent.script.greeting and not greeted:
             self._reply(agent, conv, inter, agent.script.greeting)
         # Customer messages posted while queued get one answer, like a human catching up.
         pending = [
@@ -208,21 +160,21 @@ class Router:
     # -- scripted agents ---------------------------------------------------------------------
 
     def _schedule_reaction(self, agent_id: str, conv_id: str, inter_id: str, text: str) -> None:
-        agent = self.engine.agents[agent_id]
+        agent = self.state.agents[agent_id]
         if agent.mode != "script":
             return
-        conv = self.engine.conversations[conv_id]
+        conv = self.state.conversations[conv_id]
         inter = conv.current
         assert inter is not None
         self._arm_wrap_up(agent, conv, inter)
         if agent.script.typing and agent.script.kind != "silent" and not agent.typing:
             self._set_typing(agent, conv, True)
         self.scheduler.call_later(
-            self.engine.config.timings.reply_delay, functools.partial(self._react, agent_id, conv_id, inter_id, text)
+            self.state.config.timings.reply_delay, functools.partial(self._react, agent_id, conv_id, inter_id, text)
         )
 
     def _react(self, agent_id: str, conv_id: str, inter_id: str, text: str) -> None:
-        e = self.engine
+        e = self.state
         with e.lock:
             agent = e.agents.get(agent_id)
             conv = e.conversations.get(conv_id)
@@ -249,7 +201,7 @@ class Router:
 
     def _wrap_up_after(self, agent: Agent) -> float:
         idle = agent.script.wrap_up_idle
-        return self.engine.config.timings.agent_wrap_up_idle if idle is None else idle
+        return self.state.config.timings.agent_wrap_up_idle if idle is None else idle
 
     def _arm_wrap_up(self, agent: Agent, conv: Conversation, inter: Interaction) -> None:
         """A scripted agent leaves after this long without a message in the conversation (0 = never)."""
@@ -262,7 +214,7 @@ class Router:
         )
 
     def _wrap_up(self, agent_id: str, conv_id: str, inter_id: str, activity: int) -> None:
-        e = self.engine
+        e = self.state
         with e.lock:
             agent = e.agents.get(agent_id)
             conv = e.conversations.get(conv_id)
@@ -285,7 +237,7 @@ class Router:
         cards: list[dict[str, Any]] | None = None,
     ) -> Message:
         msg = Message(
-            self.engine.new_id(),
+            self.state.new_id(),
             inter.id,
             "agent",
             agent.id,
@@ -305,7 +257,7 @@ class Router:
         self._notify.typing(conv, agent, typing)
 
     def _transfer(self, agent: Agent, conv: Conversation, inter: Interaction, queue_id: str) -> None:
-        e = self.engine
+        e = self.state
         if queue_id not in e.queues:
             raise NotFound("Queue", queue_id)
         inter.transfers.append({"from": inter.queue_id, "to": queue_id, "agentId": agent.id})
@@ -323,8 +275,8 @@ class Router:
         self._notify.conversation_update(conv)
 
     def _free_agent(self, agent: Agent, dispatch: bool = True) -> None:
-        if agent.typing and agent.conversation_id in self.engine.conversations:
-            self._set_typing(agent, self.engine.conversations[agent.conversation_id], False)
+        if agent.typing and agent.conversation_id in self.state.conversations:
+            self._set_typing(agent, self.state.conversations[agent.conversation_id], False)
         agent.release()
         if dispatch:
             for qid in agent.queues:
@@ -333,7 +285,7 @@ class Router:
     # -- control: manual actions -------------------------------------------------------------
 
     def agent(self, agent_id: str) -> Agent:
-        agent = self.engine.agents.get(agent_id)
+        agent = self.state.agents.get(agent_id)
         if agent is None:
             raise NotFound("Agent", agent_id)
         return agent
@@ -341,14 +293,14 @@ class Router:
     def assigned(self, agent: Agent) -> tuple[Conversation, Interaction]:
         if agent.conversation_id is None:
             raise InvalidState(f"agent {agent.id} is not handling a conversation")
-        conv = self.engine.conversations[agent.conversation_id]
+        conv = self.state.conversations[agent.conversation_id]
         inter = conv.current
         if inter is None or inter.assigned_agent != agent.id:
             raise InvalidState(f"agent {agent.id} has not joined conversation {conv.id}")
         return conv, inter
 
     def accept(self, agent: Agent, conversation_id: str | None) -> Conversation:
-        e = self.engine
+        e = self.state
         if agent.state != AgentState.FREE:
             raise InvalidState(f"agent {agent.id} is busy with {agent.conversation_id}")
         candidates = [cid for qid in agent.queues for cid in e.queues[qid].waiting]
@@ -373,7 +325,7 @@ class Router:
         conv, inter = self.assigned(agent)
         if agent.typing:
             self._set_typing(agent, conv, False)
-        atts = [self.engine.add_attachment(conv, *spec, author_type="agent") for spec in attachments]
+        atts = [self.state.add_attachment(conv, *spec, author_type="agent") for spec in attachments]
         return self._reply(agent, conv, inter, text, atts, cards)
 
     def typing(self, agent: Agent, typing: bool) -> Conversation:
@@ -382,7 +334,7 @@ class Router:
         return conv
 
     def transfer(self, agent: Agent, queue_id: str) -> Conversation:
-        if queue_id not in self.engine.queues:
+        if queue_id not in self.state.queues:
             raise NotFound("Queue", queue_id)
         conv, inter = self.assigned(agent)
         self._transfer(agent, conv, inter, queue_id)

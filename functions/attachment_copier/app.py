@@ -10,7 +10,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from casebridge.attachments import copy_agent_attachment
+from casebridge.attachments.copier import copy_agent_attachment
 from casebridge.observability import logger, metrics, tracer
 from casebridge.services import get_services
 

@@ -10,8 +10,10 @@ from urllib.parse import unquote
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from casebridge import attachments, cases
-from casebridge.attachments import AttachmentNotFound, require_gateway
+from casebridge import cases
+from casebridge.attachments import download
+from casebridge.attachments.errors import AttachmentNotFound
+from casebridge.attachments.storage import require_gateway
 from casebridge.business_api.http import build_resolver, case_and_body, case_id_from_path, int_query, json_response
 from casebridge.business_api.models import OpenConversationRequest
 from casebridge.business_api.views import case_view
@@ -60,7 +62,7 @@ def get_attachment(caseId: str, attachmentId: str) -> Any:  # noqa: N803
     attachment_id = unquote(attachmentId)
     if not ATTACHMENT_ID.fullmatch(attachment_id):
         raise AttachmentNotFound(f"case {case_id} has no attachment {attachment_id[:64]!r}")
-    found = attachments.download(get_services(), case_id, attachment_id)
+    found = download.download(get_services(), case_id, attachment_id)
     # A redirect to the file (a fresh S3 URL, short-lived); the body says the same for clients that do not follow.
     return json_response(302, found, headers={"Location": found["url"], "Cache-Control": "no-store"})
 

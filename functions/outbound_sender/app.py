@@ -9,7 +9,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from casebridge import attachments, messages, typing_indicator
+from casebridge import messages, typing_indicator
+from casebridge.attachments import uploads
 from casebridge.business_api.http import build_resolver, case_and_body, json_response
 from casebridge.business_api.models import AttachmentUploadRequest, PostMessageRequest, TypingRequest
 from casebridge.observability import logger, metrics, tracer
@@ -28,7 +29,7 @@ def post_message(caseId: str) -> Any:  # noqa: N803 - the path parameter's name
 @app.post("/cases/<caseId>/attachments")
 def create_attachment(caseId: str) -> Any:  # noqa: N803
     case_id, request = case_and_body(app, caseId, AttachmentUploadRequest)
-    return json_response(201, attachments.create_upload(get_services(), case_id, request))
+    return json_response(201, uploads.create_upload(get_services(), case_id, request))
 
 
 @app.post("/cases/<caseId>/typing")

@@ -9,7 +9,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -25,6 +25,8 @@ class ChannelEvent:
     source: str
     detail: dict[str, Any]
     received: float
+    # The bus delivers at least once: a repeat carries an eventId already seen, and a channel drops it.
+    repeat: bool = False
 
     @property
     def case_id(self) -> str | None:
@@ -59,6 +61,7 @@ class BusinessChannel:
     received: list[ChannelEvent] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     _by_case: dict[str | None, list[ChannelEvent]] = field(default_factory=dict)
+    _seen_event_ids: set[Any] = field(default_factory=set)
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -109,9 +112,14 @@ class BusinessChannel:
             detail=dict(envelope.get("detail") or {}),
             received=time.time(),
         )
+        event_id = event.detail.get("eventId")
         with self._cond:
             self.received.append(event)
-            self._by_case.setdefault(event.case_id, []).append(event)
+            if event_id is not None and event_id in self._seen_event_ids:
+                event = replace(event, repeat=True)
+            else:
+                self._seen_event_ids.add(event_id)
+                self._by_case.setdefault(event.case_id, []).append(event)
             self._cond.notify_all()
         if self.on_event:
             try:

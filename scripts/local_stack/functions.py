@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import sys
 import threading
 import time
@@ -15,12 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import IO, Any
 
 from scripts.local_stack.template import Template, TemplateError
 
 Handler = Callable[[dict[str, Any], Any], Any]
 MAX_CONTAINERS = 4
+# The invocation each thread is running: in Lambda every function has a process of its own, here they share one
+# (and one Powertools logger), so the log sink reads the function and request of a line from here.
+RUNNING = threading.local()
 
 
 @dataclass
@@ -83,9 +87,12 @@ class LocalFunction:
     def invoke(self, event: dict[str, Any]) -> tuple[Any, LocalLambdaContext]:
         context = LocalLambdaContext(self.name, self.memory_mb, self.timeout_s, self.region, self.account_id)
         handler = self._container()
+        outer = getattr(RUNNING, "context", None)
+        RUNNING.context = context
         try:
             return handler(event, context), context
         finally:
+            RUNNING.context = outer
             with self._freed:
                 self._idle.append(handler)
                 self._freed.notify()
@@ -101,6 +108,37 @@ class LocalFunction:
             self.containers += 1
         assert self.new_container is not None
         return self.new_container()
+
+
+class InvocationLogStream:
+    """The functions' log file. Each JSON line gets the function and request of the thread that wrote it: the
+    shared Powertools logger's own keys are those of whichever function ran last in any thread."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        context: LocalLambdaContext | None = getattr(RUNNING, "context", None)
+        if context is not None and text.startswith("{"):
+            try:
+                line = json.loads(text)
+            except ValueError:
+                line = None
+            if isinstance(line, dict):
+                line.update(
+                    function_name=context.function_name,
+                    function_arn=context.invoked_function_arn,
+                    function_request_id=context.aws_request_id,
+                    function_memory_size=context.memory_limit_in_mb,
+                )
+                text = json.dumps(line, ensure_ascii=False, default=str) + "\n"
+        return self._stream.write(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 def load_module(name: str, path: Path) -> ModuleType:

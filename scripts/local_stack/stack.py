@@ -32,7 +32,7 @@ from scripts.local_stack.aws_standin import LOCAL_CREDENTIALS, AwsStandIn
 from scripts.local_stack.channel import BusinessChannel, EventCallback
 from scripts.local_stack.channel_push import EventBridgeTarget, WebhookReceiver
 from scripts.local_stack.chat_page import ChatPageServer
-from scripts.local_stack.functions import LocalFunction, load_functions
+from scripts.local_stack.functions import InvocationLogStream, LocalFunction, load_functions
 from scripts.local_stack.sqs_poller import BatchLog, SqsPoller, start_pollers
 from scripts.local_stack.template import Template, TemplateError
 from scripts.local_stack.websocket_api import FrameLog, LocalWebSocketApi
@@ -180,7 +180,7 @@ class LocalStack:
         self.webhook_id = ""
         self.channel_id = ""
         self._saved_environ: dict[str, str | None] = {}
-        self._log_stream: IO[str] | None = None
+        self._log_stream: InvocationLogStream | None = None
         self._replaced_streams: list[tuple[logging.StreamHandler[Any], IO[str]]] = []
         self._started = False
 
@@ -323,12 +323,7 @@ class LocalStack:
         self._restore_environ()
         if self.functions:  # casebridge was imported: leave no client or setting bound to this stack behind
             self._forget_cached_configuration()
-        for handler, previous in self._replaced_streams:
-            handler.setStream(previous)
-        self._replaced_streams.clear()
-        if self._log_stream is not None:
-            self._log_stream.close()
-            self._log_stream = None
+        self._close_function_logs()
 
     def __enter__(self) -> LocalStack:
         return self if self._started else self.start()
@@ -409,13 +404,24 @@ class LocalStack:
     def _route_function_logs(self) -> None:
         if self.options.log_path is None:
             return
-        self.options.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log_stream = self.options.log_path.open("a", encoding="utf-8")
+        path = self.options.log_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():  # one earlier run is kept beside this one's, never more
+            path.replace(path.with_name(path.name + ".1"))
+        self._log_stream = InvocationLogStream(path.open("w", encoding="utf-8"))
         for handler in logging.getLogger("casebridge").handlers:
             if isinstance(handler, logging.StreamHandler):
                 previous = handler.setStream(self._log_stream)
                 if previous is not None:
                     self._replaced_streams.append((handler, previous))
+
+    def _close_function_logs(self) -> None:
+        for handler, previous in self._replaced_streams:
+            handler.setStream(previous)
+        self._replaced_streams.clear()
+        if self._log_stream is not None:
+            self._log_stream.close()
+            self._log_stream = None
 
     # -- what callers need ---------------------------------------------------------------------
 

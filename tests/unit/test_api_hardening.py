@@ -110,7 +110,7 @@ def test_no_body_needs_no_type(functions: SimpleNamespace, services: Any) -> Non
 def test_the_webhook_takes_any_type(functions: SimpleNamespace, services: Any, webhook_signer: Any) -> None:
     """8x8 must never get a 4xx for a genuine event: the signature decides, not the Content-Type."""
     open_case(functions)
-    event = sample_webhook_event("webhook_queued.json", webhook_signer)
+    event = sample_webhook_event("chat-api-v2/webhook_queued.json", webhook_signer)
     for name in [k for k in event["headers"] if k.lower() == "content-type"]:
         del event["headers"][name]
         event["multiValueHeaders"].pop(name, None)

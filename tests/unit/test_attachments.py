@@ -431,7 +431,7 @@ def test_an_agent_file_is_referenced_copied_and_served(
     gateway: SimpleNamespace, functions: Any, webhook_signer: WebhookSigner, event_bus: Any
 ) -> None:
     from casebridge import webhooks
-    from casebridge.attachments import take_in_agent_attachments
+    from casebridge.attachments.agent_files import take_in_agent_attachments
 
     map_case(CASE, CONVERSATION)
     pdf = b"%PDF-1.7 agent reply" * 50
@@ -494,7 +494,7 @@ def test_an_expired_url_falls_back_to_the_content_endpoint(
 
 
 def _inbound_ids(gateway: SimpleNamespace) -> list[str]:
-    from casebridge.attachments import inbound_attachment_id
+    from casebridge.attachments.agent_files import inbound_attachment_id
 
     return [inbound_attachment_id(CASE, CONVERSATION, i) for i in ("att-5", "att-6", "att-9")]
 
@@ -559,3 +559,24 @@ def test_an_uploaded_customer_file_can_be_read_back(gateway: SimpleNamespace, fu
     answer = call(functions.lifecycle, "GET", "/cases/{caseId}/attachments/{attachmentId}", attachmentId=attachment_id)
     assert answer.status == 302
     assert requests.get(answer.headers["location"], timeout=5).content == PNG
+
+
+def test_an_agent_file_that_arrives_before_the_case_knows_its_conversation_is_referenced_and_copied(
+    gateway: SimpleNamespace, functions: Any, webhook_signer: WebhookSigner, event_bus: Any
+) -> None:
+    """The agent's file comes before the case learns its conversation (an early event). When the case takes it
+    in, the published AgentMessage carries casebridge's reference (never 8x8's URL) and the copy job is queued."""
+    from casebridge import webhooks
+
+    gateway.files.files["att-early"] = ("application/pdf", b"%PDF early")
+    url = f"{gateway.files.url}/signed/att-early?sig=x"
+    files = [{"id": "att-early", "type": "file", "fileName": "early.pdf", "preSignedUrl": url}]
+    assert webhooks.handle_webhook(gateway.services, *agent_message(webhook_signer, files))["status"] == "kept"
+    opened = call(functions.lifecycle, "POST", "/cases/{caseId}/conversation", {})
+    assert opened.status == 201, opened.raw
+    [published] = [e["detail"] for e in event_bus.published() if e["detail-type"] == "AgentMessage"]
+    [reference] = published["attachments"]
+    assert reference["status"] == "pending" and reference["fileName"] == "early.pdf"
+    assert "url" not in reference and url not in json.dumps(published)
+    jobs = copy_jobs(gateway)
+    assert [json.loads(j["Body"])["attachmentId"] for j in jobs] == [reference["attachmentId"]]

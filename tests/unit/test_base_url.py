@@ -25,6 +25,7 @@ def test_refused(url: str) -> None:
         require_safe_base_url(url)
 
 
-def test_the_sam_local_sample_environment_is_allowed() -> None:
-    env = json.loads((ROOT / "events" / "env.json").read_text())
+@pytest.mark.parametrize("api", ["chat-gateway-v1", "chat-api-v2"])
+def test_the_sam_local_sample_environment_is_allowed(api: str) -> None:
+    env = json.loads((ROOT / "events" / f"env.{api}.json").read_text())
     require_safe_base_url(env["Parameters"]["EIGHTXEIGHT_BASE_URL"])

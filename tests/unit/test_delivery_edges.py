@@ -265,7 +265,9 @@ def test_early_events_adopted_on_open_reach_the_bus_when_their_publish_failed(
     now = int(time.time() * 1000)
     for event_type, offset in (("QUEUED", 0), ("AGENT_JOINED", 1000)):
         body = webhook_body(event_type, CONVERSATION_ID, now + offset, **EVENT_EXTRAS[event_type])
-        answer = invoke(functions.webhook, sample_webhook_event("webhook_queued.json", webhook_signer, body=body))
+        answer = invoke(
+            functions.webhook, sample_webhook_event("chat-api-v2/webhook_queued.json", webhook_signer, body=body)
+        )
         assert answer.status == 200 and answer.body["status"] == "kept", answer.raw
     fail_publishes(services, True, False)  # ConversationOpened goes through; the adopted events fail
     first = open_case(functions)
@@ -371,7 +373,9 @@ def deliver_event(
     functions: SimpleNamespace, signer: WebhookSigner, event_type: str, timestamp: int, event_id: str | None = None
 ) -> Answer:
     body = webhook_body(event_type, CONVERSATION_ID, timestamp, **EVENT_EXTRAS[event_type])
-    event = sample_webhook_event("webhook_queued.json", signer, body=body, event_id=event_id or str(uuid.uuid4()))
+    event = sample_webhook_event(
+        "chat-api-v2/webhook_queued.json", signer, body=body, event_id=event_id or str(uuid.uuid4())
+    )
     answer = invoke(functions.webhook, event)
     assert answer.status == 200, answer.raw
     return answer
@@ -493,6 +497,7 @@ def test_whitespace_only_message_text_is_400_naming_the_field(
     answer = post_message(functions.outbound, body={"text": text})
     assert answer.status == 400, answer.raw
     assert [d["field"] for d in answer.body["error"]["details"]] == ["text"]
+    assert answer.body["error"]["message"] == "text must contain at least one non-space character"
     assert receive(fifo_queues.outbound_url) == []
 
 
@@ -504,6 +509,7 @@ def test_whitespace_only_history_text_is_400_naming_the_item(
     answer = open_case(functions, body=body)
     assert answer.status == 400, answer.raw
     assert [d["field"] for d in answer.body["error"]["details"]] == ["history.1.text"]
+    assert answer.body["error"]["message"] == "history.1.text must contain at least one non-space character"
     assert fake_8x8.created == []
 
 

@@ -11,14 +11,15 @@ import pytest
 
 from tests.support.aws import aws_client
 from tests.support.fakes import StubJwkFetcher
+from tests.support.paths import EVENTS_DIR
 from tests.support.samples import CONVERSATION_ID, Answer, invoke, load_event, sample_api_event, sample_webhook_event
 
 SAMPLES = [
-    "webhook_queued.json",
-    "webhook_agent_joined.json",
-    "webhook_text.json",
-    "webhook_transfer.json",
-    "webhook_agent_left.json",
+    "chat-api-v2/webhook_queued.json",
+    "chat-api-v2/webhook_agent_joined.json",
+    "chat-api-v2/webhook_text.json",
+    "chat-api-v2/webhook_transfer.json",
+    "chat-api-v2/webhook_agent_left.json",
 ]
 
 
@@ -56,7 +57,7 @@ def assert_error(answer: Answer, status: int, code: str) -> None:
 
 def test_samples_are_unsigned_placeholders(functions: SimpleNamespace, services: Any) -> None:
     """Invoked as they are (old transmission time, placeholder signature), the samples are refused."""
-    assert_error(invoke(functions.webhook, load_event("webhook_queued.json")), 401, "Unauthorized")
+    assert_error(invoke(functions.webhook, load_event("chat-api-v2/webhook_queued.json")), 401, "Unauthorized")
 
 
 def test_whole_lifecycle_from_the_samples(
@@ -65,11 +66,11 @@ def test_whole_lifecycle_from_the_samples(
     open_case(functions)
     event_bus.published()
     expected = [
-        ("webhook_queued.json", "queued", "Queued"),
-        ("webhook_agent_joined.json", "with_agent", "AgentJoined"),
-        ("webhook_text.json", "with_agent", "AgentMessage"),
-        ("webhook_transfer.json", "queued", "Transferred"),
-        ("webhook_agent_left.json", "queued", "AgentLeft"),  # the LEFT after a TRANSFER is not the end
+        ("chat-api-v2/webhook_queued.json", "queued", "Queued"),
+        ("chat-api-v2/webhook_agent_joined.json", "with_agent", "AgentJoined"),
+        ("chat-api-v2/webhook_text.json", "with_agent", "AgentMessage"),
+        ("chat-api-v2/webhook_transfer.json", "queued", "Transferred"),
+        ("chat-api-v2/webhook_agent_left.json", "queued", "AgentLeft"),  # the LEFT after a TRANSFER is not the end
     ]
     for name, state, _ in expected:
         answer = deliver(functions, name, webhook_signer)
@@ -90,8 +91,8 @@ def test_whole_lifecycle_from_the_samples(
 
 def test_agent_details_on_the_case(functions: SimpleNamespace, services: Any, webhook_signer: Any) -> None:
     open_case(functions)
-    deliver(functions, "webhook_queued.json", webhook_signer)
-    deliver(functions, "webhook_agent_joined.json", webhook_signer)
+    deliver(functions, "chat-api-v2/webhook_queued.json", webhook_signer)
+    deliver(functions, "chat-api-v2/webhook_agent_joined.json", webhook_signer)
     view = case_view(functions)
     assert view["agent"] == {"id": "agent-7", "name": "Grace Hopper"}
     assert view["queue"] == {"id": "101", "name": "Support"}
@@ -101,8 +102,8 @@ def test_out_of_order_events_do_not_move_state_back(
     functions: SimpleNamespace, services: Any, webhook_signer: Any
 ) -> None:
     open_case(functions)
-    assert deliver(functions, "webhook_agent_joined.json", webhook_signer).status == 200
-    assert deliver(functions, "webhook_queued.json", webhook_signer).status == 200  # older timestamp, late
+    assert deliver(functions, "chat-api-v2/webhook_agent_joined.json", webhook_signer).status == 200
+    assert deliver(functions, "chat-api-v2/webhook_queued.json", webhook_signer).status == 200  # older timestamp, late
     assert case_view(functions)["state"] == "with_agent"
     assert [e["type"] for e in timeline(functions)][1:] == ["AgentJoined", "Queued"], "both are on the timeline"
 
@@ -110,7 +111,7 @@ def test_out_of_order_events_do_not_move_state_back(
 def test_web_hook_verify_is_answered_200_and_writes_only_its_receipt(
     functions: SimpleNamespace, services: Any, webhook_signer: Any, event_bus: Any
 ) -> None:
-    answer = deliver(functions, "webhook_verify.json", webhook_signer)
+    answer = deliver(functions, "chat-api-v2/webhook_verify.json", webhook_signer)
     assert answer.status == 200
     assert answer.body == {"status": "verified"}
     assert [(i["sk"]["S"], i["outcome"]["S"]) for i in table_items(services)] == [("RECEIPT", "verify")]
@@ -121,7 +122,7 @@ def test_web_hook_verify_is_answered_200_and_writes_only_its_receipt(
     "case", [str.upper, str.title, lambda h: h[:5].upper() + h[5:]], ids=["upper", "title", "mixed"]
 )
 def test_header_names_in_any_case(functions: SimpleNamespace, services: Any, webhook_signer: Any, case: Any) -> None:
-    answer = deliver(functions, "webhook_verify.json", webhook_signer, header_case=case)
+    answer = deliver(functions, "chat-api-v2/webhook_verify.json", webhook_signer, header_case=case)
     assert answer.status == 200, answer.raw
 
 
@@ -129,7 +130,7 @@ def test_base64_encoded_body_is_verified_over_the_decoded_bytes(
     functions: SimpleNamespace, services: Any, webhook_signer: Any
 ) -> None:
     open_case(functions)
-    answer = deliver(functions, "webhook_text.json", webhook_signer, base64_encoded=True)
+    answer = deliver(functions, "chat-api-v2/webhook_text.json", webhook_signer, base64_encoded=True)
     assert answer.status == 200, answer.raw
     assert timeline(functions)[-1]["text"].startswith("Grüße!")
 
@@ -145,9 +146,11 @@ def test_bad_signature_is_401_and_nothing_is_written(
     event_bus.published()
     before = table_items(services)
     if tamper == "old":
-        event = sample_webhook_event("webhook_queued.json", webhook_signer, tt=int(time.time() * 1000) - 600_000)
+        event = sample_webhook_event(
+            "chat-api-v2/webhook_queued.json", webhook_signer, tt=int(time.time() * 1000) - 600_000
+        )
     else:
-        event = sample_webhook_event("webhook_queued.json", webhook_signer)
+        event = sample_webhook_event("chat-api-v2/webhook_queued.json", webhook_signer)
         headers = event["headers"]
         if tamper == "body":
             event["body"] = event["body"].replace("Support", "Supp0rt")
@@ -180,7 +183,7 @@ def test_key_endpoint_down_is_503_not_401(
     functions: SimpleNamespace, services: Any, webhook_signer: Any, jwk_fetcher: StubJwkFetcher
 ) -> None:
     jwk_fetcher.down = True
-    answer = deliver(functions, "webhook_queued.json", webhook_signer)
+    answer = deliver(functions, "chat-api-v2/webhook_queued.json", webhook_signer)
     assert_error(answer, 503, "SigningKeyUnavailable")
     assert table_items(services) == []
 
@@ -190,8 +193,8 @@ def test_duplicate_delivery_has_one_effect(
 ) -> None:
     open_case(functions)
     event_bus.published()
-    first = deliver(functions, "webhook_queued.json", webhook_signer, event_id="evt-dup", retry=0)
-    again = deliver(functions, "webhook_queued.json", webhook_signer, event_id="evt-dup", retry=1)
+    first = deliver(functions, "chat-api-v2/webhook_queued.json", webhook_signer, event_id="evt-dup", retry=0)
+    again = deliver(functions, "chat-api-v2/webhook_queued.json", webhook_signer, event_id="evt-dup", retry=1)
     assert (first.status, first.body["status"]) == (200, "accepted")
     assert (again.status, again.body["status"]) == (200, "duplicate")
     assert [e["type"] for e in timeline(functions)] == ["ConversationOpened", "Queued"]
@@ -202,9 +205,9 @@ def test_duplicate_in_a_fresh_container_is_still_a_duplicate(
     functions: SimpleNamespace, services: Any, webhook_signer: Any, event_bus: Any
 ) -> None:
     open_case(functions)
-    deliver(functions, "webhook_text.json", webhook_signer, event_id="evt-x")
+    deliver(functions, "chat-api-v2/webhook_text.json", webhook_signer, event_id="evt-x")
     services.store._case_by_conversation.clear()  # a cold container has no conversation→case memory
-    again = deliver(functions, "webhook_text.json", webhook_signer, event_id="evt-x", retry=3)
+    again = deliver(functions, "chat-api-v2/webhook_text.json", webhook_signer, event_id="evt-x", retry=3)
     assert again.body["status"] == "duplicate"
     assert [e["type"] for e in timeline(functions)].count("AgentMessage") == 1
 
@@ -212,23 +215,24 @@ def test_duplicate_in_a_fresh_container_is_still_a_duplicate(
 def test_unknown_conversation_is_kept_then_adopted(
     functions: SimpleNamespace, services: Any, webhook_signer: Any, event_bus: Any
 ) -> None:
-    kept = deliver(functions, "webhook_queued.json", webhook_signer, event_id="evt-early")
+    kept = deliver(functions, "chat-api-v2/webhook_queued.json", webhook_signer, event_id="evt-early")
     assert kept.status == 200
     assert kept.body == {"status": "kept", "reason": "unknown conversation"}
     assert event_bus.published() == [], "nothing is published before the event has a case"
-    again = deliver(functions, "webhook_queued.json", webhook_signer, event_id="evt-early", retry=1)
+    again = deliver(functions, "chat-api-v2/webhook_queued.json", webhook_signer, event_id="evt-early", retry=1)
     assert again.body["status"] == "duplicate"
     open_case(functions)  # the fake 8x8 hands out the samples' conversation id
     view = case_view(functions)
     assert view["state"] == "queued"
     assert view["queue"] == {"id": "101", "name": "Support"}
     events = timeline(functions)
-    # the adopted event keeps the time it was received, so it sorts before the opening
-    assert [e["type"] for e in events] == ["Queued", "ConversationOpened"]
-    assert events[0]["eventId"] == "evt-early"
+    # the adopted event takes its place on the timeline when it is adopted, after the opening (a channel that
+    # read the opening gets it next); its receivedAt still says when it arrived
+    assert [e["type"] for e in events] == ["ConversationOpened", "Queued"]
+    assert events[1]["eventId"] == "evt-early" and events[1]["receivedAt"] <= events[0]["receivedAt"]
     assert services.store.early_events(CONVERSATION_ID) == []
     assert sorted(p["detail-type"] for p in event_bus.published()) == ["ConversationOpened", "Queued"]
-    late_dup = deliver(functions, "webhook_queued.json", webhook_signer, event_id="evt-early", retry=2)
+    late_dup = deliver(functions, "chat-api-v2/webhook_queued.json", webhook_signer, event_id="evt-early", retry=2)
     assert late_dup.body["status"] == "duplicate"
 
 
@@ -244,13 +248,15 @@ def test_unknown_conversation_is_kept_then_adopted(
 def test_signed_but_invalid_event_is_400(
     functions: SimpleNamespace, services: Any, webhook_signer: Any, body: bytes
 ) -> None:
-    answer = deliver(functions, "webhook_queued.json", webhook_signer, body=body, event_id="evt-bad")
+    answer = deliver(functions, "chat-api-v2/webhook_queued.json", webhook_signer, body=body, event_id="evt-bad")
     assert_error(answer, 400, "InvalidRequest")
     # Kept for operators under its receipt (with the body), and nothing else written.
     items = table_items(services)
     assert [(i["sk"]["S"], i["outcome"]["S"]) for i in items] == [("RECEIPT", "malformed")]
     assert items[0]["keptBody"]["S"] == body.decode()
-    again = deliver(functions, "webhook_queued.json", webhook_signer, body=body, event_id="evt-bad", retry=1)
+    again = deliver(
+        functions, "chat-api-v2/webhook_queued.json", webhook_signer, body=body, event_id="evt-bad", retry=1
+    )
     assert (again.status, again.body) == (200, {"status": "duplicate"}), "8x8's retry of it stops here"
 
 
@@ -259,7 +265,7 @@ def test_unknown_event_type_is_answered_200_and_kept(
 ) -> None:
     """a 4xx would make 8x8 retry it for ever."""
     body = b'{"eventType": "SOMETHING_NEW", "conversationId": "c", "timestamp": 1}'
-    answer = deliver(functions, "webhook_queued.json", webhook_signer, body=body)
+    answer = deliver(functions, "chat-api-v2/webhook_queued.json", webhook_signer, body=body)
     assert (answer.status, answer.body) == (200, {"status": "kept"})
     items = table_items(services)
     assert [(i["outcome"]["S"], i["eventType"]["S"], i["keptBody"]["S"]) for i in items] == [
@@ -272,22 +278,51 @@ def test_same_event_id_with_another_body_is_refused_as_a_replay(
     functions: SimpleNamespace, services: Any, webhook_signer: Any, event_bus: Any
 ) -> None:
     """the signature covers only a CRC32 of the body; the receipt's hash catches a forged body."""
-    first = deliver(functions, "webhook_verify.json", webhook_signer, event_id="evt-replayed")
+    first = deliver(functions, "chat-api-v2/webhook_verify.json", webhook_signer, event_id="evt-replayed")
     assert first.status == 200
     forged = b'{"eventType": "SOMETHING_NEW", "conversationId": "c", "timestamp": 2}'
-    replay = deliver(functions, "webhook_verify.json", webhook_signer, body=forged, event_id="evt-replayed")
+    replay = deliver(functions, "chat-api-v2/webhook_verify.json", webhook_signer, body=forged, event_id="evt-replayed")
     assert_error(replay, 401, "Unauthorized")
     assert len(table_items(services)) == 1, "nothing written for the replay"
 
 
 def test_webhook_body_too_large_is_413(functions: SimpleNamespace, services: Any, webhook_signer: Any) -> None:
     body = json.dumps({"eventType": "TEXT", "conversationId": "c", "timestamp": 1, "message": "x" * 300_000}).encode()
-    assert_error(deliver(functions, "webhook_text.json", webhook_signer, body=body), 413, "PayloadTooLarge")
+    assert_error(deliver(functions, "chat-api-v2/webhook_text.json", webhook_signer, body=body), 413, "PayloadTooLarge")
 
 
 def test_unknown_fields_from_8x8_are_tolerated(functions: SimpleNamespace, services: Any, webhook_signer: Any) -> None:
     open_case(functions)
-    payload = json.loads(load_event("webhook_agent_joined.json")["body"])
+    payload = json.loads(load_event("chat-api-v2/webhook_agent_joined.json")["body"])
     payload["somethingNew"] = {"nested": True}
-    answer = deliver(functions, "webhook_agent_joined.json", webhook_signer, body=json.dumps(payload).encode())
+    answer = deliver(
+        functions, "chat-api-v2/webhook_agent_joined.json", webhook_signer, body=json.dumps(payload).encode()
+    )
     assert answer.status == 200 and answer.body["status"] == "accepted"
+
+
+def test_gateway_samples_walk_a_whole_case(
+    functions: SimpleNamespace, services: Any, fake_8x8: Any, webhook_signer: Any, event_bus: Any
+) -> None:
+    """Every Chat Gateway sample, re-signed, in the order 8x8 would send them: each is answered 2xx and the
+    case ends closed by the customer's leaving."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    from casebridge.contact_center.webhook_gateway import parse_webhook_event  # noqa: PLC0415
+    from casebridge.services import set_services  # noqa: PLC0415
+
+    fake_8x8.api = "chat-gateway-v1"
+    set_services(replace(services, webhook_parser=parse_webhook_event))
+    open_case(functions)
+    samples = sorted(
+        (f"chat-gateway-v1/{p.name}" for p in (EVENTS_DIR / "chat-gateway-v1").glob("webhook_*.json")),
+        key=lambda name: json.loads(load_event(name)["body"]).get("timestamp", 0),
+    )
+    assert len(samples) >= 10
+    for name in samples:
+        answer = deliver(functions, name, webhook_signer)
+        assert 200 <= answer.status < 300, (name, answer.raw)
+    types = [e["type"] for e in timeline(functions)]
+    for kind in ("Queued", "AgentJoined", "AgentMessage", "Transferred", "AgentLeft", "CustomerLeft"):
+        assert kind in types, (kind, types)
+    assert case_view(functions)["state"] == "closed"

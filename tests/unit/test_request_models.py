@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 
 from casebridge.business_api.models import (
+    PATTERN_WORDS,
     AttachmentUploadRequest,
     OpenConversationRequest,
     PostMessageRequest,
     RequestInvalid,
+    TypingRequest,
     validate,
 )
 from casebridge.cases import open_request_hash
@@ -66,3 +69,95 @@ def test_a_valid_body_reads_under_python_names() -> None:
         "m-1",
         False,
     )
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "summary"),
+    [
+        (PostMessageRequest, {"text": " \n "}, "text must contain at least one non-space character"),
+        (PostMessageRequest, {"text": "x" * 5000}, "text must be at most 4096 characters"),
+        (PostMessageRequest, {"text": ""}, "text must not be empty"),
+        (PostMessageRequest, {"text": 5}, "text must be a string, not a whole number"),
+        (PostMessageRequest, {"text": "hi", "authorType": "agent"}, "authorType must be one of: bot, user"),
+        (PostMessageRequest, {"text": "hi", "attachments": ["a"] * 51}, "attachments must have at most 50 items"),
+        (
+            PostMessageRequest,
+            {"text": "hi", "attachments": ["a/b"]},
+            "attachments.0 must be 1 to 64 characters of A-Z a-z 0-9 _ -",
+        ),
+        (
+            PostMessageRequest,
+            {"text": "hi", "clientMessageId": "a b"},
+            "clientMessageId must be 1 to 128 characters of A-Z a-z 0-9 . _ : -",
+        ),
+        (PostMessageRequest, {"text": "hi", "colour": "red"}, "colour is not a known field"),
+        (PostMessageRequest, {"text": "hi", "cards": [{"content": {}}]}, "cards.0.contentType is required"),
+        (PostMessageRequest, [], "the request body must be an object, not a list"),
+        (
+            OpenConversationRequest,
+            {"customer": {"email": "ada"}},
+            "customer.email must be an email address (name@domain, no spaces)",
+        ),
+        (
+            OpenConversationRequest,
+            {"customer": {"language": "english"}},
+            "customer.language must be a language code such as en or en-US",
+        ),
+        (
+            OpenConversationRequest,
+            {"customer": {"properties": {"1st": "x"}}},
+            "customer.properties.[key] must start with a letter and be at most 64 characters of A-Z a-z 0-9 _ . -",
+        ),
+        (OpenConversationRequest, {"customer": []}, "customer must be an object, not a list"),
+        (OpenConversationRequest, {"routing": {"id": "q1"}}, "routing.type is required"),
+        (OpenConversationRequest, {"history": [{"authorType": "bot"}] * 201}, "history must have at most 200 items"),
+        (
+            AttachmentUploadRequest,
+            {"fileName": "a/b", "contentType": "text/plain", "size": 1},
+            "fileName must be a file name without slashes, backslashes or control characters",
+        ),
+        (
+            AttachmentUploadRequest,
+            {"fileName": "a", "contentType": "text", "size": 1},
+            "contentType must be a media type such as image/png",
+        ),
+        (AttachmentUploadRequest, {"fileName": "a", "contentType": "text/plain", "size": 0}, "size must be at least 1"),
+        (
+            AttachmentUploadRequest,
+            {"fileName": "a", "contentType": "text/plain", "size": 1.5},
+            "size must be a whole number, not a number with a fraction",
+        ),
+    ],
+)
+def test_each_refusal_says_the_field_and_its_rule_in_words(model: type[Any], body: Any, summary: str) -> None:
+    """What a person reads in the 400: the field and the rule, never the validator's wording or regex."""
+    with pytest.raises(RequestInvalid) as raised:
+        validate(model, body)
+    assert raised.value.summary == summary
+    assert not any(word in raised.value.message for word in ("Expected", "`", "regex", "\\"))
+
+
+def _patterns(info: Any, seen: set[int]) -> set[str]:
+    """Every string pattern in a msgspec type, however deep."""
+    if id(info) in seen:
+        return set()
+    seen.add(id(info))
+    if isinstance(info, msgspec.inspect.StrType):
+        return {info.pattern} if info.pattern else set()
+    found: set[str] = set()
+    if isinstance(info, msgspec.inspect.StructType):
+        for f in info.fields:
+            found |= _patterns(f.type, seen)
+    for name in ("type", "item_type", "key_type", "value_type"):
+        if hasattr(info, name):
+            found |= _patterns(getattr(info, name), seen)
+    for inner in getattr(info, "types", ()):
+        found |= _patterns(inner, seen)
+    return found
+
+
+def test_every_pattern_of_every_request_model_has_words() -> None:
+    models = (OpenConversationRequest, PostMessageRequest, AttachmentUploadRequest, TypingRequest)
+    used = set().union(*(_patterns(msgspec.inspect.type_info(m), set()) for m in models))
+    assert used, "no patterns found: the walk is broken"
+    assert used <= set(PATTERN_WORDS), f"patterns without words: {used - set(PATTERN_WORDS)}"

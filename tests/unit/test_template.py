@@ -24,6 +24,7 @@ FUNCTION_DIRS = {
     "ContactCenterProvisionerFunction": "provisioner",
     "AttachmentCopierFunction": "attachment_copier",
 }
+API_DIRS = ("chat-gateway-v1", "chat-api-v2")  # each 8x8 API's webhook samples and environment
 API_FUNCTIONS = ("WebhookIntakeFunction", "OutboundSenderFunction", "ConversationLifecycleFunction")
 
 
@@ -173,12 +174,11 @@ def test_every_setting_is_provided_by_the_template(template: dict[str, Any]) -> 
         ("create_attachment.json", "OutboundSenderFunction"),
         ("send_typing.json", "OutboundSenderFunction"),
         ("get_attachment.json", "ConversationLifecycleFunction"),
-        ("webhook_queued.json", "WebhookIntakeFunction"),
-        ("webhook_agent_joined.json", "WebhookIntakeFunction"),
-        ("webhook_text.json", "WebhookIntakeFunction"),
-        ("webhook_transfer.json", "WebhookIntakeFunction"),
-        ("webhook_agent_left.json", "WebhookIntakeFunction"),
-        ("webhook_verify.json", "WebhookIntakeFunction"),
+        *[
+            (f"{api}/{p.name}", "WebhookIntakeFunction")
+            for api in API_DIRS
+            for p in sorted((EVENTS / api).glob("*.json"))
+        ],
     ],
 )
 def test_api_sample_matches_a_route_of_its_function(template: dict[str, Any], name: str, function: str) -> None:
@@ -195,18 +195,21 @@ def test_api_sample_matches_a_route_of_its_function(template: dict[str, Any], na
         lower = {k.lower() for k in event["headers"]}
         assert set(SIGNATURE_HEADERS) <= lower
         assert json.loads(event["body"])["eventType"] in name.upper().replace("WEBHOOK_", "").replace(".JSON", "") or (
-            name == "webhook_verify.json"
+            name == "chat-api-v2/webhook_verify.json"
         )
 
 
-def test_every_event_file_is_valid_json_and_env_names_real_functions(template: dict[str, Any]) -> None:
-    files = sorted(p.name for p in EVENTS.glob("*.json"))
-    assert len(files) == 19
-    for name in files:
-        json.loads((EVENTS / name).read_text(encoding="utf-8"))
-    env = json.loads((EVENTS / "env.json").read_text())
+@pytest.mark.parametrize("api", API_DIRS)
+def test_every_event_file_is_valid_json_and_env_names_real_functions(template: dict[str, Any], api: str) -> None:
+    for path in [*EVENTS.glob("*.json"), *(EVENTS / api).glob("*.json")]:
+        json.loads(path.read_text(encoding="utf-8"))
+    env = json.loads((EVENTS / f"env.{api}.json").read_text())
+    assert env["Parameters"]["EIGHTXEIGHT_API"] == api, "each API's environment selects that API"
     assert set(env) - {"Parameters"} <= set(functions_of(template))
-    assert env["Parameters"]["EIGHTXEIGHT_TENANT_ID"] == load_event("webhook_queued.json")["headers"]["x-8x8-tenant-id"]
+    tenant = env["Parameters"]["EIGHTXEIGHT_TENANT_ID"]
+    assert {load_event(f"{api}/{p.name}")["headers"]["x-8x8-tenant-id"] for p in (EVENTS / api).glob("*.json")} == {
+        tenant
+    }
 
 
 def test_sqs_sample_is_a_fifo_batch(template: dict[str, Any]) -> None:

@@ -297,7 +297,7 @@ def test_every_checkov_skip_gives_a_one_line_reason(template: dict[str, Any]) ->
 
 
 # ---- the attachment bucket ------------------------------------------------------------------------------------
-# What each function does in the bucket (casebridge/attachments.py), and under which keys: the sender signs upload
+# What each function does in the bucket (casebridge/attachments/), and under which keys: the sender signs upload
 # URLs and reads customer/bot files; the lifecycle signs download URLs (HEAD too); the copier writes agent files.
 EXPECTED_BUCKET_ACCESS = {
     SENDER: ({"s3:PutObject", "s3:GetObject"}, f"{BUCKET_ARN}/cases/*/outbound/*"),
@@ -326,7 +326,7 @@ def test_only_the_functions_that_need_the_bucket_reach_it_and_only_under_cases(t
 
 
 def test_the_code_uses_the_key_prefixes_the_policies_name() -> None:
-    from casebridge.attachments import inbound_key, outbound_key  # noqa: PLC0415
+    from casebridge.attachments.storage import inbound_key, outbound_key  # noqa: PLC0415
 
     assert fnmatchcase(outbound_key("c-1", "a1"), "cases/*/outbound/*")
     assert fnmatchcase(inbound_key("c-1", "in-1"), "cases/*/inbound/*")

@@ -73,7 +73,7 @@ def queued(api: str, **extra: Any) -> bytes:
 
 
 def deliver(functions: SimpleNamespace, signer: WebhookSigner, body: bytes, **sign: Any) -> Answer:
-    return invoke(functions.webhook, sample_webhook_event("webhook_queued.json", signer, body=body, **sign))
+    return invoke(functions.webhook, sample_webhook_event("chat-api-v2/webhook_queued.json", signer, body=body, **sign))
 
 
 def items(services_table: str = "casebridge-cases") -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from tests.support.samples import sample_body
 
 TENANT = "acme-tenant"
 BASE = "https://api.8x8.test"
-BODY = sample_body("webhook_text.json")  # raw bytes with non-ASCII text and whitespace
+BODY = sample_body("chat-api-v2/webhook_text.json")  # raw bytes with non-ASCII text and whitespace
 
 
 def b64url(data: bytes) -> str:

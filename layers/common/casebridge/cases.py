@@ -12,6 +12,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from casebridge.business_api.models import OpenConversationRequest, to_json_data
 from casebridge.business_api.views import TimelineView, timeline_view
@@ -43,8 +44,11 @@ def open_conversation(services: Services, case_id: str, request: OpenConversatio
     store = services.store
     case = store.get_case(case_id)
     if case and case.conversation_id:
-        flush_outbox(services, case)
-        return _reconcile(services, case, request), False
+        # A retry: an earlier open may have failed after recording the conversation, before taking in its
+        # early events.
+        adopt_early_events(services, case_id, case.conversation_id)
+        flush_outbox(services, require_case(services, case_id))
+        return _reconcile(services, require_case(services, case_id), request), False
     deadline = time.monotonic() + WAIT_FOR_PEER_S
     while True:
         if store.claim_opening(case_id, OPENING_LEASE_MS):
@@ -134,8 +138,10 @@ def _create(services: Services, case_id: str, request: OpenConversationRequest, 
         received_at=now_ms(),
         detail={"channelId": channel_id},
     )
-    record_and_publish(services, case_id, opened, lambda live: None)
-    adopt_early_events(services, case_id, conversation_id)
+    # Recorded first, published after: a failed publish must not keep the early events from their case.
+    recorded = record_and_publish(services, case_id, opened, lambda live: None, publish=False)
+    adopted = adopt_early_events(services, case_id, conversation_id, publish=False)
+    publish_recorded(services, case_id, [*([recorded] if recorded else []), *adopted])
     return require_case(services, case_id)
 
 
@@ -148,25 +154,27 @@ def record_and_publish(
     *,
     unless: Callable[[CaseRecord], bool] | None = None,
     publish: bool = True,
-) -> CaseRecord:
+) -> TimelineEntry | None:
     """Timeline entry + state change + outbox mark, retried on concurrent updates; then published (unless
     `publish` is False: the caller publishes it with others; the outbox holds it meanwhile).
     `known`: the case as the caller just read it, used for the first try instead of reading it again.
-    `unless`: nothing is recorded when it holds for the case as read (someone else recorded the same fact)."""
+    `unless`: nothing is recorded when it holds for the case as read (someone else recorded the same fact).
+    Returns the entry as recorded (with its timeline sequence), or None when `unless` held."""
     for _ in range(5):
         case, known = known or services.store.get_case(case_id), None
         if case is None:
             raise CaseNotFound(f"case {case_id} does not exist")
         if unless is not None and unless(case):
-            return case
+            return None
         live: LiveState | None = transition(case.live)
         try:
-            services.store.record_case_event(case, entry, live, pending_publish=True)
+            recorded = services.store.record_case_event(case, entry, live, pending_publish=True)
         except StaleCase:
             continue
+        assert recorded is not None  # no receipt in this write
         if publish:
-            publish_recorded(services, case_id, [entry])
-        return case
+            publish_recorded(services, case_id, [recorded])
+        return recorded
     raise Conflict("the case is changing fast; retry shortly", retry_after=1)
 
 
@@ -191,11 +199,15 @@ def flush_outbox(services: Services, case: CaseRecord) -> None:
     metrics.add_metric(name="EventsPublishedLate", unit=MetricUnit.Count, value=len(entries))
 
 
-def adopt_early_events(services: Services, case_id: str, conversation_id: str) -> None:
+def adopt_early_events(
+    services: Services, case_id: str, conversation_id: str, *, publish: bool = True
+) -> list[TimelineEntry]:
     """Events 8x8 sent before the case knew its conversation (QUEUED usually) join the case now. All are
-    recorded (each with its outbox mark) before any is published: a failed publish strands none of them."""
+    recorded (each with its outbox mark) before any is published: a failed publish strands none of them.
+    An agent's files get their casebridge references and copy jobs here, as at the intake."""
     adopted: list[TimelineEntry] = []
-    for entry in sorted(services.store.early_events(conversation_id), key=lambda e: e.sort_key):
+    for early in sorted(services.store.early_events(conversation_id), key=lambda e: e.sort_key):
+        entry = _with_attachment_references(services, case_id, early)
         kind = EventKind(entry.type) if entry.type in EventKind._value2member_map_ else None
 
         def transition(
@@ -203,11 +215,22 @@ def adopt_early_events(services: Services, case_id: str, conversation_id: str) -
         ) -> LiveState | None:
             return apply_event(live, kind, entry.occurred_at, entry.detail) if kind else None
 
-        record_and_publish(services, case_id, entry, transition, publish=False)
-        services.store.drop_early_event(entry)
-        adopted.append(entry)
+        recorded = record_and_publish(services, case_id, entry, transition, publish=False)
+        services.store.drop_early_event(early)
+        if recorded is not None:
+            adopted.append(recorded)
         logger.info("early webhook event taken into its case", extra={"eventId": entry.event_id})
-    publish_recorded(services, case_id, adopted)
+    if publish:
+        publish_recorded(services, case_id, adopted)
+    return adopted
+
+
+def _with_attachment_references(services: Services, case_id: str, entry: TimelineEntry) -> TimelineEntry:
+    if not entry.detail.get("attachments"):
+        return entry
+    from casebridge.attachments.agent_files import take_in_agent_attachments  # noqa: PLC0415 - agent files only
+
+    return replace(entry, detail=take_in_agent_attachments(services, case_id, entry.conversation_id, entry.detail))
 
 
 def require_case(services: Services, case_id: str) -> CaseRecord:
@@ -261,5 +284,13 @@ def customer_leaves(services: Services, case_id: str) -> CaseRecord:
 
 def case_timeline(services: Services, case_id: str, after: str | None, limit: int) -> TimelineView:
     read_case(services, case_id)
-    entries, cursor = services.store.list_timeline(case_id, after, limit)
-    return timeline_view(case_id, entries, cursor)
+    return timeline_after(services, case_id, after, limit)
+
+
+def timeline_after(services: Services, case_id: str, cursor: str | None, limit: int) -> TimelineView:
+    """The case's timeline events after `cursor` (None: from the first), in sequence order, at most `limit`.
+    For any channel that resumes where it stopped (polling, a push channel): each event carries its `cursor`,
+    and `next` resumes after the last one returned. An entry is given the next sequence when it commits, so
+    one committed after a reader's cursor is never behind it. InvalidRequest: a cursor this API never gave."""
+    entries, next_cursor = services.store.list_timeline(case_id, cursor, limit)
+    return timeline_view(case_id, entries, next_cursor)

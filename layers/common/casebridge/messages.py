@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from casebridge.attachments import check_for_message, require_gateway
+from casebridge.attachments.storage import require_gateway
+from casebridge.attachments.uploads import check_for_message
 from casebridge.business_api.models import OpenConversationRequest, PostMessageRequest, Routing, validate
 from casebridge.business_api.views import MessageAcceptedView
 from casebridge.cases import flush_outbox, open_conversation, publish_recorded
@@ -332,14 +333,14 @@ def _record_failed(
 ) -> None:
     for _ in range(5):
         try:
-            services.store.record_message_failed(case, record, conversation_id, entry)
+            recorded = services.store.record_message_failed(case, record, conversation_id, entry)
         except StaleCase:
             fresh = services.store.get_case(case.case_id)
             if fresh is None:
                 break
             case = fresh
             continue
-        publish_recorded(services, case.case_id, [entry])
+        publish_recorded(services, case.case_id, [recorded])
         return
     # The case keeps changing: the record alone still stops a resend; the event goes straight to the bus.
     services.store.record_message(case.case_id, record, conversation_id)

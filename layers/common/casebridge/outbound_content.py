@@ -8,7 +8,7 @@ references 8x8's ids and carries the cards.
 
 from __future__ import annotations
 
-from casebridge.attachments import deliver_attachments
+from casebridge.attachments.delivery import deliver_attachments
 from casebridge.contact_center.base import RichMessage
 from casebridge.outbound_queue import OutboundMessage
 from casebridge.services import Services

@@ -4,7 +4,7 @@ than none). The agent's typing comes the other way as `AgentTyping` on the bus (
 
 from __future__ import annotations
 
-from casebridge.attachments import require_gateway
+from casebridge.attachments.storage import require_gateway
 from casebridge.business_api.models import TypingRequest
 from casebridge.business_api.views import TypingNotDeliveredView
 from casebridge.errors import CaseNotFound, Conflict, ContactCenterError

@@ -18,7 +18,7 @@ from dataclasses import replace
 from enum import StrEnum
 from typing import Any
 
-from casebridge.attachments import take_in_agent_attachments
+from casebridge.attachments.agent_files import take_in_agent_attachments
 from casebridge.clock import now_ms
 from casebridge.contact_center.webhook_signature import VerifiedDelivery
 from casebridge.errors import Conflict, InvalidRequest, Unauthorized
@@ -28,6 +28,7 @@ from casebridge.services import Services
 from casebridge.state import apply_event
 from casebridge.store import StaleCase
 from casebridge.store.records import CaseRecord, TimelineEntry, WebhookReceipt
+from casebridge.store.table import next_on_timeline
 
 MAX_KEPT_BODY_BYTES = 32 * 1024  # an unhandled event's body kept for operators, within DynamoDB's 400 KB item
 # Kinds that go on the timeline only when they change the case (else they are kept like unhandled events).
@@ -210,7 +211,9 @@ def _apply(
     live = apply_event(case.live, event.kind, event.occurred_at, event.detail)
     if event.kind in _STATE_ONLY and live is None:
         return _unhandled(services, delivery, digest, body, event)
-    entry = _entry(delivery, event)
+    # Its sequence on the case's timeline as of this read; the write below commits it only if the case has not
+    # changed since (else the case is read again, and the entry gets the next free sequence).
+    entry = next_on_timeline(case, _entry(delivery, event))
     services.publisher.publish(case.case_id, [entry])
     try:
         receipt = _receipt(delivery, digest, event, "accepted", None)

@@ -149,7 +149,7 @@ def parse_body(app: APIGatewayRestResolver, model: type[Model], *, optional: boo
         return validate(model, data)
     except RequestInvalid as error:
         details = [{"field": error.field, "message": error.message}]
-        raise InvalidRequest("request body is not valid", details=details) from None
+        raise InvalidRequest(error.summary, details=details) from None
 
 
 def case_and_body(

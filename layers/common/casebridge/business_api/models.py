@@ -44,6 +44,13 @@ class RequestInvalid(ValueError):
         self.field = field
         self.message = message
 
+    @property
+    def summary(self) -> str:
+        """One sentence for a person: "text must contain at least one non-space character"."""
+        name = "the request body" if self.field == "body" else self.field
+        rule = self.message.startswith(("must ", "may ", "is "))
+        return f"{name} {self.message}" if rule else f"{name}: {self.message}"
+
 
 class FieldError(ValueError):
     """Raised by a model's own check to name the field within the model that is wrong (msgspec knows only the
@@ -57,29 +64,117 @@ class FieldError(ValueError):
 # msgspec names where an error is: "... - at `$.history[1].text`" or "... - at `key` in `$.customer.properties`".
 _ERROR_AT = re.compile(r"^(?P<message>.*?)(?: - at (?:`key` in )?`\$(?P<path>[^`]*)`)?$", re.DOTALL)
 
+# Every pattern a request model uses, in words: a refusal says what the value must look like, not the regex.
+PATTERN_WORDS = {
+    r"\S": "must contain at least one non-space character",
+    r"^[A-Za-z][A-Za-z0-9_.-]{0,63}\Z": "must start with a letter and be at most 64 characters of A-Z a-z 0-9 _ . -",
+    r"^[A-Za-z0-9_-]{1,64}\Z": "must be 1 to 64 characters of A-Z a-z 0-9 _ -",
+    r"^[^@\s]+@[^@\s]+\Z": "must be an email address (name@domain, no spaces)",
+    r"^\+?[0-9 ().-]{3,32}\Z": "must be a phone number: 3 to 32 of 0-9 space ( ) . -, optionally after a +",
+    r"^[a-z]{2}(-[A-Z]{2})?\Z": "must be a language code such as en or en-US",
+    r"^[A-Za-z0-9_.:-]{1,128}\Z": "must be 1 to 128 characters of A-Z a-z 0-9 _ . : -",
+    r"^[A-Za-z0-9_-]{1,128}\Z": "must be 1 to 128 characters of A-Z a-z 0-9 _ -",
+    r"^[A-Za-z0-9._:-]{1,128}\Z": "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -",
+    r"^[^/\\\x00-\x1f]+\Z": "must be a file name without slashes, backslashes or control characters",
+    r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+\Z": "must be a media type such as image/png",
+}
+_JSON_TYPES = {
+    "str": "a string",
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "object": "an object",
+    "array": "a list",
+    "null": "null",
+}
+# What a refused value was: a float where a whole number belongs is "a number with a fraction".
+_GOT = {**_JSON_TYPES, "float": "a number with a fraction"}
+_REGEX = re.compile(r"Expected `str` matching regex .*", re.DOTALL)
+_LENGTH = re.compile(r"Expected `(?P<type>str|array|object)` of length (?P<op>[<>]=) (?P<n>\d+)")
+_BOUND = re.compile(r"Expected `(?:int|float)` (?P<op>[<>]=?) (?P<n>-?[\d.]+)")
+_TYPE = re.compile(r"Expected `(?P<expected>[^`]*)`, got `(?P<got>[^`]*)`")
+_UNKNOWN = re.compile(r"Object contains unknown field `(?P<name>[^`]*)`")
+_MISSING = re.compile(r"Object missing required field `(?P<name>[^`]*)`")
+_UNITS = {"str": ("characters", "character"), "array": ("items", "item"), "object": ("entries", "entry")}
 
-def _dotted(path: str, *, key: bool) -> str:
-    parts = [p for p in re.split(r"[.\[\]]+", path) if p]
-    return ".".join([*parts, "[key]"] if key else parts) or "body"
+
+def _parts(path: str) -> list[str]:
+    return [p for p in re.split(r"[.\[\]]+", path) if p]
+
+
+def _type_at(model: type[Any], parts: list[str], *, key: bool) -> Any:
+    """The msgspec type at a path of wire names (list indexes and dict keys pass into item and value types)."""
+    found: Any = msgspec.inspect.type_info(model)
+    for part in parts:
+        found = _unwrapped(found)
+        if isinstance(found, msgspec.inspect.StructType):
+            found = next((f.type for f in found.fields if f.encode_name == part), None)
+        elif isinstance(found, msgspec.inspect.ListType | msgspec.inspect.DictType):
+            found = found.item_type if isinstance(found, msgspec.inspect.ListType) else found.value_type
+        else:
+            return None
+    found = _unwrapped(found)
+    if key:  # a refused dict key: the key type's rule
+        return _unwrapped(found.key_type) if isinstance(found, msgspec.inspect.DictType) else None
+    return found
+
+
+def _unwrapped(found: Any) -> Any:
+    if isinstance(found, msgspec.inspect.Metadata):
+        found = found.type
+    if isinstance(found, msgspec.inspect.UnionType):  # X | None: the rule is X's
+        found = next((t for t in found.types if not isinstance(t, msgspec.inspect.NoneType)), found)
+    return found
+
+
+def _in_words(message: str, rule: Any) -> str:
+    """msgspec's message as the rule in words ("must be at most 4096 characters"); other messages (a model's
+    own checks) are words already."""
+    if _REGEX.fullmatch(message):
+        pattern = rule.pattern if isinstance(rule, msgspec.inspect.StrType) else None
+        return PATTERN_WORDS.get(pattern or "", "has the wrong format")
+    if found := _LENGTH.fullmatch(message):
+        n = int(found["n"])
+        many, one = _UNITS[found["type"]]
+        if found["op"] == "<=":
+            verb = "be" if found["type"] == "str" else "have"
+            return f"must {verb} at most {n} {one if n == 1 else many}"
+        return "must not be empty" if n == 1 else f"must be at least {n} {many}"
+    if found := _BOUND.fullmatch(message):
+        words = {">=": "at least", ">": "greater than", "<=": "at most", "<": "less than"}[found["op"]]
+        return f"must be {words} {found['n']}"
+    if isinstance(rule, msgspec.inspect.LiteralType) and (
+        message.startswith("Invalid enum value") or _TYPE.fullmatch(message)
+    ):
+        return "must be one of: " + ", ".join(str(v) for v in sorted(rule.values, key=str))
+    if found := _TYPE.fullmatch(message):
+        expected = [t.strip() for t in found["expected"].split("|") if t.strip() != "null"]
+        wanted = " or ".join(_JSON_TYPES.get(t, t) for t in expected)
+        return f"must be {wanted}, not {_GOT.get(found['got'], found['got'])}"
+    return message
 
 
 def validate(model: type[RequestModel], data: Any) -> RequestModel:
-    """`data` (parsed JSON) as `model`, or RequestInvalid naming the first field that is wrong.
-    msgspec, not pydantic: its import costs ~7 ms of a cold start, pydantic's ~70 ms."""
+    """`data` (parsed JSON) as `model`, or RequestInvalid naming the first field that is wrong and its rule in
+    words. msgspec, not pydantic: its import costs ~7 ms of a cold start, pydantic's ~70 ms."""
     try:
         return msgspec.convert(data, model)
     except msgspec.ValidationError as error:
         text = str(error)
         found = _ERROR_AT.match(text)
         assert found is not None  # the pattern matches any text
-        unknown = re.fullmatch(r"Object contains unknown field `(?P<name>[^`]*)`", found["message"])
+        message = found["message"]
         path = found["path"] or ""
-        if unknown:  # the field that should not be there is the one to name
-            path = f"{path}.{unknown['name']}"
+        key = "`key` in" in text
+        if named := _UNKNOWN.fullmatch(message) or _MISSING.fullmatch(message):
+            # the field that should not be there, or should, is the one to name
+            path = f"{path}.{named['name']}"
+            message = "is not a known field" if named.re is _UNKNOWN else "is required"
         if isinstance(error.__cause__, FieldError):  # a model's own check (msgspec chains it as the cause)
             path = f"{path}.{error.__cause__.field}"
-        field_path = _dotted(path, key="`key` in" in text)
-        raise RequestInvalid(field_path, found["message"]) from None
+        parts = _parts(path)
+        field_path = ".".join([*parts, "[key]"] if key else parts) or "body"
+        raise RequestInvalid(field_path, _in_words(message, _type_at(model, parts, key=key))) from None
 
 
 def to_json_data(request: msgspec.Struct) -> Any:

@@ -102,6 +102,8 @@ class CaseEventView(TypedDict):
     attempts: NotRequired[int]
     reason: NotRequired[str]
     ambiguousAttempts: NotRequired[int]
+    sequence: NotRequired[int]  # its place on the case's timeline (commit order); absent on bus-only events
+    cursor: NotRequired[str]  # GET /cases/{caseId}/events?after=<cursor> resumes right after this event
 
 
 class TimelineView(TypedDict):
@@ -149,6 +151,9 @@ def event_view(entry: TimelineEntry, case_id: str | None) -> CaseEventView:
         "receivedAt": entry.received_at,
         **entry.detail,
     }
+    if entry.sequence:
+        view["sequence"] = entry.sequence
+        view["cursor"] = entry.cursor
     return view  # type: ignore[return-value]  # detail holds the per-type fields listed in EVENT_FIELDS
 
 
@@ -213,6 +218,16 @@ def event_json_schema() -> dict[str, Any]:
         "conversationId": _STRING,
         "occurredAt": {"type": "integer", "description": "8x8's time (casebridge's for its own events), epoch ms"},
         "receivedAt": {"type": "integer", "description": "when casebridge received or made it, epoch ms"},
+        "sequence": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "its place on the case's timeline: assigned at commit, strictly increasing per case "
+            "(absent on bus-only events)",
+        },
+        "cursor": {
+            "type": "string",
+            "description": "opaque: GET /cases/{caseId}/events?after=<cursor> resumes right after this event",
+        },
     }
     variants = []
     for event_type, (required, optional, description) in EVENT_FIELDS.items():

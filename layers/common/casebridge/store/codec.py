@@ -16,6 +16,9 @@ CASE_SK = "CASE"
 CONVERSATION_SK = "CONVERSATION"
 RECEIPT_SK = "RECEIPT"
 EVENT_PREFIX = "EVENT#"
+# Timeline entries with a sequence sort after every entry written before sequences ("EVENT#<epoch ms>#..."):
+# "S" sorts after every digit, so a cursor from before still pages on, through the older entries first.
+SEQUENCE_PREFIX = EVENT_PREFIX + "S"
 
 
 def to_item(values: dict[str, Any]) -> dict[str, Any]:
@@ -40,6 +43,10 @@ def conversation_pk(conversation_id: str) -> str:
 
 def receipt_key(tenant_id: str, event_id: str) -> dict[str, Any]:
     return key(f"WEBHOOK#{tenant_id}#{event_id}", RECEIPT_SK)
+
+
+def sequence_sort_key(sequence: int) -> str:
+    return f"{SEQUENCE_PREFIX}{sequence:012d}"
 
 
 def encode_cursor(sort_key: str) -> str:

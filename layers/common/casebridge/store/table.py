@@ -51,6 +51,12 @@ def entry_read_back(item: dict[str, Any]) -> TimelineEntry:
     return replace(entry, detail=_plain(entry.detail))
 
 
+def next_on_timeline(case: CaseRecord, entry: TimelineEntry) -> TimelineEntry:
+    """The entry as the case's next timeline entry. The write that records it raises the case's counter to this
+    sequence under the case's version check, so sequences are assigned in commit order, once each."""
+    return replace(entry, sequence=case.timeline_seq + 1)
+
+
 class StaleCase(Exception):
     """The case changed between read and conditional write: read again and retry."""
 
@@ -108,10 +114,11 @@ class TableAccess:
         return True
 
     def _state_update(
-        self, case: CaseRecord, live: LiveState, pending_sort_key: str | None = None
+        self, case: CaseRecord, live: LiveState, pending_sort_key: str | None = None, *, sequence: int | None = None
     ) -> TransactWriteItemTypeDef:
         """The case's new live state, checked against the version read. `pending_sort_key` also puts a
-        timeline entry on the case's outbox (one operation: a transaction may touch an item only once)."""
+        timeline entry on the case's outbox, `sequence` raises the timeline counter to the entry's sequence (one
+        operation: a transaction may touch an item only once)."""
         values: dict[str, Any] = {
             ":state": live.state.value,
             ":at": live.state_at,
@@ -131,6 +138,9 @@ class TableAccess:
             "updatedAt = :now",
             "version = :next",
         ]
+        if sequence is not None:
+            sets.append("timelineSeq = :seq")
+            values[":seq"] = sequence
         removes = [] if live.reopen_requested else ["reopenBy"]
         for attr, value in (
             ("queueId", live.queue_id),
@@ -159,6 +169,18 @@ class TableAccess:
                 "ExpressionAttributeValues": to_item(values),
             }
         }
+
+    def _on_timeline(
+        self, case: CaseRecord, entry: TimelineEntry, live: LiveState | None, *, pending_publish: bool
+    ) -> tuple[TimelineEntry, list[TransactWriteItemTypeDef]]:
+        """The entry as the case's next timeline entry, and the two items that record it in one transaction: the
+        entry, and the case's update (state change, outbox mark, counter raised to the entry's sequence)."""
+        entry = next_on_timeline(case, entry)
+        pending = entry.sort_key if pending_publish else None
+        return entry, [
+            self._timeline_put(case_pk(case.case_id), entry),
+            self._state_update(case, live or case.live, pending, sequence=entry.sequence),
+        ]
 
     def _timeline_put(self, pk: str, entry: TimelineEntry) -> TransactWriteItemTypeDef:
         item = {"pk": pk, "sk": entry.sort_key, **entry.attributes(self._ttl(self.timeline_ttl_seconds))}
