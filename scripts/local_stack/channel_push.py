@@ -97,12 +97,13 @@ class Delivery:
 
 class WebhookReceiver:
     """`WebhookReceiver().start()`; `url` is the ChannelWebhookUrl. `secret` must be set before deliveries
-    arrive (the stack reads it from its Secrets Manager secret). `answers` is the script of statuses to answer,
-    in order, then 204 (or `(status, {"Retry-After": "1"})`)."""
+    arrive (the stack reads it from its Secrets Manager secret). `script(case_id, [500, 200])` sets what the
+    next deliveries of that case are answered, in order (an answer may be `(status, {"Retry-After": "1"})`);
+    then 204."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.secret = ""
-        self.answers: list[int | tuple[int, dict[str, str]]] = []
+        self._answers: dict[str, list[int | tuple[int, dict[str, str]]]] = {}
         self.deliveries: list[Delivery] = []
         self.refused: list[str] = []  # deliveries whose signature did not verify
         self.on_delivery: Callable[[Delivery], None] | None = None
@@ -118,6 +119,15 @@ class WebhookReceiver:
     def stop(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+    def script(self, case_id: str, answers: list[int | tuple[int, dict[str, str]]]) -> None:
+        with self._cond:
+            self._answers[case_id] = list(answers)
+
+    def for_case(self, case_id: str) -> list[Delivery]:
+        """Every delivery of the case (whatever it was answered), in arrival order."""
+        with self._cond:
+            return [d for d in self.deliveries if d.event.get("caseId") == case_id]
 
     def verified(self, case_id: str | None = None) -> list[Delivery]:
         """The deliveries answered 2xx (for one case), in arrival order."""
@@ -146,7 +156,8 @@ class WebhookReceiver:
             self.refused.append(str(error))
             return 401, {}
         with self._cond:
-            answer = self.answers.pop(0) if self.answers else 204
+            script = self._answers.get(str((body.get("data") or {}).get("caseId")), [])
+            answer = script.pop(0) if script else 204
             status, extra = answer if isinstance(answer, tuple) else (answer, {})
             delivery = Delivery(headers, body, status, time.time())
             self.deliveries.append(delivery)

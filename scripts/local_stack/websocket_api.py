@@ -126,6 +126,15 @@ class LocalWebSocketApi:
         with self._lock:
             return list(self._connections)
 
+    def forget(self, connection_id: str) -> None:
+        """The connection is lost without a close (a network failure): @connections answers 410 for it from now
+        on, and its $disconnect never runs (API Gateway runs it late, or, after a failure, not at all)."""
+        with self._lock:
+            entry = self._connections.pop(connection_id, None)
+        if entry is not None and entry.socket is not None and self._loop is not None:
+            entry.socket.casebridge_forgotten = True  # type: ignore[attr-defined]
+            asyncio.run_coroutine_threadsafe(entry.socket.close(1011, "lost"), self._loop)
+
     def close_all(self) -> None:
         """Drop every open connection (code 1001 "going away"), each running $disconnect."""
         with self._lock:
@@ -173,7 +182,9 @@ class LocalWebSocketApi:
                 self._connections.pop(connection_id, None)
             entry.outbox.put_nowait(None)
             await sender
-            await self._invoke("$disconnect", self._event("$disconnect", "DISCONNECT", connection_id, entry.source_ip))
+            if not getattr(connection, "casebridge_forgotten", False):
+                disconnect = self._event("$disconnect", "DISCONNECT", connection_id, entry.source_ip)
+                await self._invoke("$disconnect", disconnect)
 
     async def _drain(self, entry: _Connection, connection: ServerConnection) -> None:
         """The connection's frames in the order they were posted (@connections and route responses alike)."""

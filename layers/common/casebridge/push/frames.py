@@ -9,14 +9,14 @@ from typing import Any
 from casebridge.business_api.views import event_view
 from casebridge.errors import InvalidRequest
 from casebridge.store.codec import SEQUENCE_PREFIX, decode_cursor
-from casebridge.store.push import after_sequence
 from casebridge.store.records import TimelineEntry
 
 _SEQUENCE_KEY = re.compile(re.escape(SEQUENCE_PREFIX) + r"([0-9]{1,15})")
 
 
 def entry_frame(entry: TimelineEntry, case_id: str) -> dict[str, Any]:
-    return {**event_view(entry, case_id), "cursor": entry.cursor, "sequence": entry.sequence}
+    """The event as on the timeline (it carries its `sequence` and `cursor`)."""
+    return dict(event_view(entry, case_id))
 
 
 def sequence_of_cursor(cursor: str) -> int:
@@ -39,10 +39,3 @@ def sequence_of(detail: dict[str, Any]) -> int:
         except InvalidRequest:
             return 0
     return 0
-
-
-def detail_frame(detail: dict[str, Any], sequence: int) -> dict[str, Any]:
-    """A bus event as pushed. Its cursor is the entry's own (the one the timeline pages past it with)."""
-    if not sequence:
-        return dict(detail)
-    return {**detail, "cursor": detail.get("cursor") or after_sequence(sequence), "sequence": sequence}

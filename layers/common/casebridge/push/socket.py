@@ -11,8 +11,8 @@ import json
 from typing import Any, TypedDict
 
 from casebridge import messages, typing_indicator
-from casebridge.business_api.http import MAX_BODY_BYTES
-from casebridge.business_api.models import PostMessageRequest, RequestInvalid, TypingRequest, validate
+from casebridge.business_api.http import MAX_BODY_BYTES, Model, validate_body
+from casebridge.business_api.models import PostMessageRequest, TypingRequest
 from casebridge.errors import CasebridgeError, InvalidRequest, PayloadTooLarge, Unauthorized
 from casebridge.observability import logger
 from casebridge.push import tokens
@@ -81,15 +81,11 @@ def _request(frame: dict[str, Any]) -> tuple[str, str | None, dict[str, Any]]:
     return str(action) if isinstance(action, str) else "", request_id, fields
 
 
-def _validated(model: type[Any], fields: dict[str, Any]) -> Any:
+def _validated(model: type[Model], fields: dict[str, Any]) -> Model:
     if fields.get("authorType", WIDGET_AUTHOR) != WIDGET_AUTHOR:
         details = [{"field": "authorType", "message": "a widget sends the customer's messages: 'user' only"}]
-        raise InvalidRequest("request body is not valid", details=details)
-    try:
-        return validate(model, fields)
-    except RequestInvalid as error:
-        details = [{"field": error.field, "message": error.message}]
-        raise InvalidRequest("request body is not valid", details=details) from None
+        raise InvalidRequest("authorType must be 'user' on the channel WebSocket", details=details)
+    return validate_body(model, fields)
 
 
 def _case_of(services: Services, connection_id: str) -> str:

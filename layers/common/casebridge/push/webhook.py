@@ -37,8 +37,6 @@ from casebridge.push.frames import entry_frame
 from casebridge.services import Services
 from casebridge.settings import Settings
 
-RETRY_BASE_SECONDS = 5.0
-RETRY_CAP_SECONDS = 900.0
 RETRY_AFTER_CAP_SECONDS = 3600.0
 PAGE = 25
 SEND_MARGIN_MS = 2_000
@@ -105,9 +103,9 @@ def session() -> requests.Session:
     return _session
 
 
-def backoff_seconds(attempt: int, rng: random.Random | None = None) -> float:
-    """Full jitter: uniform in [0, min(cap, base * 2^(attempt-1))]."""
-    ceiling = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * (2 ** max(0, attempt - 1)))
+def backoff_seconds(settings: Settings, attempt: int, rng: random.Random | None = None) -> float:
+    """Full jitter: uniform in [0, min(cap, base * 2^(attempt-1))] (RETRY_BASE_SECONDS, RETRY_CAP_SECONDS)."""
+    ceiling = min(settings.retry_cap_seconds, settings.retry_base_seconds * (2 ** max(0, attempt - 1)))
     return (rng or random).uniform(0, ceiling)
 
 
@@ -181,7 +179,7 @@ def deliver_case(services: Services, job: WebhookJob, hook: Webhook) -> int:
                 attempts = (cursor.attempts if cursor.failing_seq == entry.sequence else 0) + 1
                 if outcome.retryable and attempts < settings.channel_webhook_max_attempts:
                     store.webhook_failed(case_id, entry.sequence, attempts)
-                    delay = max(backoff_seconds(attempts), outcome.retry_after or 0.0)
+                    delay = max(backoff_seconds(settings, attempts), outcome.retry_after or 0.0)
                     logger.warning(
                         "channel webhook failed; retried later",
                         extra={"eventId": entry.event_id, "reason": outcome.reason, "attempt": attempts},

@@ -26,7 +26,7 @@ WEBHOOK_CURSOR_SK = "PUSH#WEBHOOK"
 
 
 def connection_pk(connection_id: str) -> str:
-    return f"{CONNECTION_PREFIX}{connection_id}"
+    return f"CONNECTION#{connection_id}"
 
 
 def after_sequence(sequence: int) -> str | None:
