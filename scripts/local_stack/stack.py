@@ -11,11 +11,14 @@ Start order (each step needs the one before):
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -134,6 +137,25 @@ class StackOptions:
     on_frame: FrameLog | None = None
 
 
+class PortInUse(OSError):
+    """A port the stack was asked to listen on is taken: `option` is the StackOptions field that chooses it."""
+
+    def __init__(self, what: str, host: str, port: int, option: str) -> None:
+        super().__init__(errno.EADDRINUSE, f"{host}:{port} ({what}) is already in use")
+        self.what, self.host, self.port, self.option = what, host, port, option
+
+
+@contextmanager
+def _listening(what: str, host: str, port: int, option: str) -> Iterator[None]:
+    """Turns "address already in use" from binding `port` into a PortInUse naming it and its option."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE and not isinstance(error, PortInUse):
+            raise PortInUse(what, host, port, option) from error
+        raise
+
+
 class LocalStack:
     def __init__(self, options: StackOptions | None = None) -> None:
         self.options = options or StackOptions()
@@ -202,16 +224,27 @@ class LocalStack:
         # Conditions are decided before any resource is made: the webhook's resources exist only with its URL.
         pushes = {"ChannelWebhookUrl": self.webhook_receiver.start().url} if self.webhook_receiver else {}
         self.template.parameter_values = dict(pushes)
-        self.aws.start()
+        with _listening("AWS stand-in (moto)", options.host, options.moto_port, "moto_port"):
+            self.aws.start()
         self.aws.create_from_template(self.template)
         config = self.emulator.config
         self.secret_arn = self.aws.put_secret(
-            f"{options.stack_name}/8x8-credentials", {"apiKey": config.api_key, "apiSecret": config.api_secret}
+            f"{options.stack_name}/8x8-credentials",
+            {
+                "apiKey": config.api_key,
+                "apiSecret": config.api_secret,
+                # Real-time Metrics' own OAuth key and secret (docs/escalation.md): the emulator plays it too.
+                "analyticsKey": config.metrics_api_key,
+                "analyticsSecret": config.metrics_api_secret,
+            },
         )
-        self.emulator.start()
-        self.api.start()
+        with _listening("8x8 emulator and agent desk", options.host, options.emulator_port, "emulator_port"):
+            self.emulator.start()
+        with _listening("local API", options.host, options.api_port, "api_port"):
+            self.api.start()
         if self.socket is not None:
-            self.socket.start()
+            with _listening("channel WebSocket", options.host, options.socket_port, "socket_port"):
+                self.socket.start()
             self.template.physical[self.socket.api.api_id] = {"Ref": "localws01", "ApiEndpoint": self.socket.url}
         queue_id = options.channel_queue_id or config.queues[0].id
         self.template.parameter_values = {
@@ -268,9 +301,15 @@ class LocalStack:
         )
         self.channel.start()
         if options.chat_page:
-            self.chat_page = ChatPageServer(
-                self.api_url, self.api_key, self.channel, host=options.host, port=options.chat_port
-            ).start()
+            with _listening("customer chat page", options.host, options.chat_port, "chat_port"):
+                self.chat_page = ChatPageServer(
+                    self.api_url,
+                    self.api_key,
+                    self.channel,
+                    host=options.host,
+                    port=options.chat_port,
+                    attachments=options.api == "chat-gateway-v1",
+                ).start()
 
     def _layers_on_path(self) -> None:
         """As in Lambda, the layers' packages import before any function's code (the provisioning runs first)."""

@@ -16,7 +16,7 @@ from tests.unit.test_delivery_edges import fail_publishes, get_case, open_case, 
 
 
 def deliver(functions: SimpleNamespace, signer: WebhookSigner, body: bytes, **sign: Any) -> Any:
-    return invoke(functions.webhook, sample_webhook_event("webhook_queued.json", signer, body=body, **sign))
+    return invoke(functions.webhook, sample_webhook_event("chat-api-v2/webhook_queued.json", signer, body=body, **sign))
 
 
 # ---- early events: adopted whatever happens to a publish ----------------------------------------------------

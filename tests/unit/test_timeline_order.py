@@ -45,12 +45,12 @@ def test_an_agent_message_committed_after_a_later_event_reaches_a_channel_alread
     def slow_first_write(*args: Any, **kwargs: Any) -> Any:
         if not seen:
             seen["first"] = True
-            seen["later"] = deliver(functions, "webhook_agent_joined.json", webhook_signer)
+            seen["later"] = deliver(functions, "chat-api-v2/webhook_agent_joined.json", webhook_signer)
             seen["read"] = events_after(functions, None)
         return record(*args, **kwargs)
 
     monkeypatch.setattr(services.store, "record_case_event", slow_first_write)
-    assert deliver(functions, "webhook_text.json", webhook_signer).status == 200
+    assert deliver(functions, "chat-api-v2/webhook_text.json", webhook_signer).status == 200
     assert seen["later"].status == 200
     assert [e["type"] for e in seen["read"]["events"]] == ["ConversationOpened", "AgentJoined"]
     rest = events_after(functions, seen["read"]["next"])
@@ -64,7 +64,11 @@ def test_bus_events_carry_the_sequence_and_cursor_a_channel_resumes_from(
     functions: SimpleNamespace, services: Any, webhook_signer: Any, event_bus: Any
 ) -> None:
     open_case(functions)
-    for name in ("webhook_queued.json", "webhook_agent_joined.json", "webhook_text.json"):
+    for name in (
+        "chat-api-v2/webhook_queued.json",
+        "chat-api-v2/webhook_agent_joined.json",
+        "chat-api-v2/webhook_text.json",
+    ):
         assert deliver(functions, name, webhook_signer).status == 200
     published = sorted((p["detail"] for p in event_bus.published()), key=lambda d: d["sequence"])
     assert [d["type"] for d in published] == ["ConversationOpened", "Queued", "AgentJoined", "AgentMessage"]

@@ -30,6 +30,7 @@ class EventKind(StrEnum):
     CUSTOMER_LEFT = "CustomerLeft"  # the customer left on the 8x8 side (Gateway MEMBERS_CHANGED user left)
     CONVERSATION_IDLE = "ConversationIdle"  # Gateway: no live interaction any more
     AGENT_TYPING = "AgentTyping"  # published, never on the timeline
+    MESSAGE_READ = "MessageRead"  # Gateway ACTIVITY read-receipts: the agent side read up to readAt
     VERIFY = "WebhookVerify"  # 8x8 checks the URL when the webhook is added
     UNHANDLED = "Unhandled"  # an event the connector does not act on: answered 2xx and kept for operators
 
@@ -108,6 +109,18 @@ def timestamp_field(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TIMESTAMP_MS:
         raise MalformedEvent("timestamp must be epoch milliseconds", "timestamp")
     return int(value)
+
+
+def unknown_event(source: str, conversation: Any) -> ContactCenterEvent:
+    """An event type casebridge does not know: kept whatever its envelope (the lists are extensible), under its
+    conversation when it names one that could be an id."""
+    valid = isinstance(conversation, str) and 0 < len(conversation) <= MAX_ID_LENGTH
+    return ContactCenterEvent(
+        EventKind.UNHANDLED,
+        source,
+        conversation_id=conversation if valid else None,
+        note="event type not handled by casebridge",
+    )
 
 
 def compact(fields: dict[str, Any]) -> dict[str, Any]:

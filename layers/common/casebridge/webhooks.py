@@ -23,6 +23,7 @@ from casebridge.clock import now_ms
 from casebridge.contact_center.webhook_signature import VerifiedDelivery
 from casebridge.errors import Conflict, InvalidRequest, Unauthorized
 from casebridge.events import ECHO_NOTE, TIMELINE_KINDS, ContactCenterEvent, EventKind, MalformedEvent
+from casebridge.kept_bodies import kept_body
 from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.services import Services
 from casebridge.state import apply_event
@@ -98,9 +99,7 @@ def _json(body: bytes) -> Any:
 def _receipt(
     delivery: VerifiedDelivery, digest: str, event: ContactCenterEvent | None, outcome: str, body: bytes | None
 ) -> WebhookReceipt:
-    kept = None
-    if body is not None:
-        kept = body[:MAX_KEPT_BODY_BYTES].decode("utf-8", errors="replace")
+    kept = None if body is None else kept_body(body, MAX_KEPT_BODY_BYTES)
     return WebhookReceipt(
         delivery.tenant_id,
         delivery.event_id,
@@ -223,5 +222,10 @@ def _apply(
     if not recorded:
         return _seen_on_file(services, delivery, digest)
     logger.info("webhook event recorded", extra={"eventType": event.source_type, "stateChanged": live is not None})
+    if event.kind in (EventKind.AGENT_LEFT, EventKind.CONVERSATION_IDLE):
+        # Hand-back and 8x8's idle (casebridge.escalation); loaded only for these events.
+        from casebridge.escalation.signals import after_webhook_event  # noqa: PLC0415
+
+        after_webhook_event(services, case.case_id, case.live, event)
     metrics.add_metric(name="WebhookEventsRecorded", unit=MetricUnit.Count, value=1)
     return WebhookOutcome.ACCEPTED

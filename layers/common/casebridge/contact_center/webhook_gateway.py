@@ -22,9 +22,11 @@ from casebridge.events import (
     event_type_field,
     text_field,
     timestamp_field,
+    unknown_event,
 )
 
 NOTIFICATION_VERSION = "Chat Gateway v1.0"
+KNOWN_EVENT_TYPES = frozenset({"QUEUED", "TRANSFER", "MEMBERS_CHANGED", "MESSAGE", "CONVERSATION_UPDATE", "ACTIVITY"})
 MAX_ATTACHMENTS = 50
 MAX_CARDS = 20
 
@@ -77,6 +79,9 @@ def parse_webhook_event(payload: Any) -> ContactCenterEvent:
     source = event_type = event_type_field(payload)
     if event_type == "WEB_HOOK_VERIFY":
         return ContactCenterEvent(EventKind.VERIFY, source)
+    if event_type not in KNOWN_EVENT_TYPES:
+        # Checked before the envelope: an unknown type is answered 2xx and kept whatever its shape.
+        return unknown_event(source, payload.get("conversationId"))
     conversation_id = conversation_id_field(payload.get("conversationId"))
     timestamp = timestamp_field(payload.get("timestamp"))
     data = _data(payload)
@@ -99,7 +104,11 @@ def parse_webhook_event(payload: Any) -> ContactCenterEvent:
         if member == "agent" and change in ("joined", "left"):
             if not member_id:
                 raise MalformedEvent("data.id (the agent id) is required", "data.id")
-            return event(EventKind.AGENT_JOINED if change == "joined" else EventKind.AGENT_LEFT, agentId=member_id)
+            if change == "joined":
+                return event(EventKind.AGENT_JOINED, agentId=member_id)
+            # No wrap-up code is documented on any Gateway event (ESCALATION.md §6): read if 8x8 ever sends one.
+            wrap_up = text_field(data.get("wrapUpCode"), "data.wrapUpCode", max_length=256)
+            return event(EventKind.AGENT_LEFT, agentId=member_id, wrapUpCode=wrap_up)
         if member == "user" and change == "left":
             return event(EventKind.CUSTOMER_LEFT)
         return _unhandled(f"{source}/{member}/{change}", conversation_id, timestamp, "membership change not acted on")
@@ -133,5 +142,9 @@ def parse_webhook_event(payload: Any) -> ContactCenterEvent:
                 return _unhandled(f"{source}/typing", conversation_id, timestamp, "typing by a non-agent")
             agent_id = text_field(agents[0].get("id"), "data.value.users.id", max_length=256) if agents else None
             return event(EventKind.AGENT_TYPING, agentId=agent_id, typing=bool(agents))
+        if name == "read-receipts":  # "not yet supported" by any channel (T19): taken when it comes
+            value = data.get("value")
+            read_at = value.get("readAt") if isinstance(value, dict) else None
+            return event(EventKind.MESSAGE_READ, readAt=timestamp_field(read_at) if read_at is not None else timestamp)
         return _unhandled(f"{source}/{name or 'unnamed'}", conversation_id, timestamp, "activity not acted on")
-    return _unhandled(source, conversation_id, timestamp, "event type not handled by casebridge")
+    raise AssertionError(f"{event_type} is in KNOWN_EVENT_TYPES without a branch")  # pragma: no cover

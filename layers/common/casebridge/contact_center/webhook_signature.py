@@ -9,9 +9,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 import threading
-import time
 import zlib
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import requests
 
+from casebridge.clock import monotonic, wall_time
 from casebridge.contact_center import http
 from casebridge.errors import ContactCenterError, SigningKeyUnavailable, Unauthorized
 from casebridge.observability import logger
@@ -82,7 +83,10 @@ def signing_payload(body: bytes, customer_id: str, event_id: str, retry: int, te
 MAX_UNKNOWN_KIDS = 256
 FETCH_BUDGET = 10  # key fetches per FETCH_WINDOW_S, whatever the kids: unauthenticated traffic can't spend more
 FETCH_WINDOW_S = 60.0
-FAILED_KID_TTL_S = 2.0  # a key endpoint failure is remembered this long per kid (8x8 retries after a delay)
+FAILED_KID_TTL_S = 5.0  # a key endpoint failure is remembered this long per kid (docs/guarantees.md says so)
+# Every signature failure gets this one answer: the reason (tenant, kid, time, signature) goes to the log only,
+# so an unauthenticated caller learns nothing about its guesses.
+REFUSED = "the webhook signature does not verify"
 
 
 class JwkCache:
@@ -95,7 +99,7 @@ class JwkCache:
     def __init__(
         self,
         fetch: Callable[[str], Mapping[str, Any] | None],
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = monotonic,
         *,
         fetch_budget: int = FETCH_BUDGET,
         window_s: float = FETCH_WINDOW_S,
@@ -146,7 +150,10 @@ class JwkCache:
             if self._remembered(self._unknown, kid):
                 return None
             if self._remembered(self._failed, kid):
-                raise SigningKeyUnavailable(f"8x8's key endpoint failed for kid {kid} moments ago", retry_after=5)
+                left = self._failed[kid] - self._clock()
+                raise SigningKeyUnavailable(
+                    "8x8's key endpoint failed moments ago", retry_after=max(1, math.ceil(left))
+                )
             self._spend_fetch()
             self.fetches += 1
             try:
@@ -160,7 +167,7 @@ class JwkCache:
             try:
                 key = cast("RSAKey", _jose().RSAKey.import_key(dict(jwk)))
             except (_jose().JoseError, ValueError, TypeError) as error:
-                raise SigningKeyUnavailable(f"the key for kid {kid} is not an RSA JWK") from error
+                raise SigningKeyUnavailable("8x8's key endpoint sent a key that is not an RSA JWK") from error
             self._keys[kid] = key
             return key
 
@@ -200,9 +207,15 @@ def http_jwk_fetcher(
     return fetch
 
 
+def _refused(reason: str) -> Unauthorized:
+    """The one 401 for every signature failure; the reason is logged, never answered."""
+    logger.warning("webhook signature refused", extra={"reason": reason})
+    return Unauthorized(REFUSED)
+
+
 class WebhookVerifier:
     def __init__(
-        self, tenant_id: str, keys: JwkCache, *, tolerance_s: int = 300, clock: Callable[[], float] = time.time
+        self, tenant_id: str, keys: JwkCache, *, tolerance_s: int = 300, clock: Callable[[], float] = wall_time
     ) -> None:
         self.tenant_id = tenant_id
         self.keys = keys
@@ -213,7 +226,7 @@ class WebhookVerifier:
         """Headers must already be lower-cased. Raises Unauthorized, or SigningKeyUnavailable (retryable)."""
         missing = [name for name in SIGNATURE_HEADERS if not headers.get(name)]
         if missing:
-            raise Unauthorized(f"missing webhook header(s): {', '.join(missing)}")
+            raise _refused(f"missing webhook header(s): {', '.join(missing)}")
         event_id, tenant_id, customer_id = (
             headers["x-8x8-event-id"],
             headers["x-8x8-tenant-id"],
@@ -225,46 +238,45 @@ class WebhookVerifier:
             ("x-8x8-customer-id", customer_id),
         ):
             if not _ID.match(value):
-                raise Unauthorized(f"{name} is not a valid id")
+                raise _refused(f"{name} is not a valid id")
         try:
             retry, tt = int(headers["x-8x8-retry"]), int(headers["x-8x8-transmission-time"])
         except ValueError:
-            raise Unauthorized("x-8x8-retry and x-8x8-transmission-time must be integers") from None
+            raise _refused("x-8x8-retry and x-8x8-transmission-time must be integers") from None
         if tenant_id != self.tenant_id:
-            raise Unauthorized("webhook is for another tenant")
+            raise _refused("webhook is for another tenant")
         if abs(self.clock() * 1000 - tt) > self.tolerance_ms:
-            raise Unauthorized("x-8x8-transmission-time is outside the accepted window")
+            raise _refused("x-8x8-transmission-time is outside the accepted window")
         kid = self._check_protected_header(headers["x-8x8-signature"])
         key = self.keys.get(kid)
         if key is None:
-            raise Unauthorized("unknown signing key")
+            raise _refused("unknown signing key")
         payload = signing_payload(body, customer_id, event_id, retry, tenant_id, tt)
         try:
             jose = _jose()
             jose.jws.deserialize_compact(headers["x-8x8-signature"], key, payload=payload, registry=jose.registry)
         except (_jose().JoseError, ValueError) as error:
-            logger.warning("webhook signature rejected", extra={"eventId": event_id, "reason": type(error).__name__})
-            raise Unauthorized("signature does not verify") from None
+            raise _refused(f"signature does not verify ({type(error).__name__}, event {event_id})") from None
         return VerifiedDelivery(tenant_id, event_id, customer_id, retry, tt, kid)
 
     @staticmethod
     def _check_protected_header(signature: str) -> str:
         match = _COMPACT_DETACHED.match(signature)
         if not match:
-            raise Unauthorized("x-8x8-signature is not a compact JWS with detached payload")
+            raise _refused("x-8x8-signature is not a compact JWS with detached payload")
         try:
             header = _b64url_json(match.group(1))
         except (binascii.Error, ValueError, UnicodeDecodeError):
-            raise Unauthorized("x-8x8-signature has an unreadable protected header") from None
+            raise _refused("x-8x8-signature has an unreadable protected header") from None
         if not isinstance(header, dict):
-            raise Unauthorized("x-8x8-signature has an unreadable protected header")
+            raise _refused("x-8x8-signature has an unreadable protected header")
         if set(header) - _ALLOWED_HEADER_PARAMS:
-            raise Unauthorized("x-8x8-signature has unexpected header parameters")
+            raise _refused("x-8x8-signature has unexpected header parameters")
         if header.get("alg") != "RS256":
-            raise Unauthorized("x-8x8-signature must use RS256")
+            raise _refused("x-8x8-signature must use RS256")
         if header.get("b64") is not False or header.get("crit") != ["b64"]:
-            raise Unauthorized("x-8x8-signature must be an unencoded payload JWS (b64 false, crit [b64])")
+            raise _refused("x-8x8-signature must be an unencoded payload JWS (b64 false, crit [b64])")
         kid = header.get("kid")
         if not isinstance(kid, str) or not _KID.match(kid):
-            raise Unauthorized("x-8x8-signature has a missing or malformed kid")
+            raise _refused("x-8x8-signature has a missing or malformed kid")
         return kid

@@ -16,6 +16,7 @@ from casebridge.events import (
     event_type_field,
     text_field,
     timestamp_field,
+    unknown_event,
 )
 
 NOTIFICATION_VERSION = "v2.0"
@@ -36,13 +37,7 @@ def parse_webhook_event(payload: Any) -> ContactCenterEvent:
         return ContactCenterEvent(EventKind.VERIFY, source)
     kind = _KINDS.get(event_type)
     if kind is None:
-        conversation = payload.get("conversationId")
-        return ContactCenterEvent(
-            EventKind.UNHANDLED,
-            source,
-            conversation_id=conversation if isinstance(conversation, str) and len(conversation) <= 256 else None,
-            note="event type not handled by casebridge",
-        )
+        return unknown_event(source, payload.get("conversationId"))
     detail = compact(
         {
             "queueId": text_field(payload.get("queueId"), "queueId", max_length=256),
@@ -50,6 +45,10 @@ def parse_webhook_event(payload: Any) -> ContactCenterEvent:
             "agentId": text_field(payload.get("agentId"), "agentId", max_length=256),
             "agentName": text_field(payload.get("agentName"), "agentName", max_length=1024),
             "text": text_field(payload.get("message"), "message"),
+            # Not documented on v2 either: read when present on AGENT_LEFT.
+            "wrapUpCode": text_field(payload.get("wrapUpCode"), "wrapUpCode", max_length=256)
+            if kind is EventKind.AGENT_LEFT
+            else None,
         }
     )
     text_field(payload.get("messageType"), "messageType", max_length=64)
