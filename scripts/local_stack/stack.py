@@ -36,6 +36,7 @@ from scripts.local_stack.channel import BusinessChannel, EventCallback
 from scripts.local_stack.channel_push import EventBridgeTarget, WebhookReceiver
 from scripts.local_stack.chat_page import ChatPageServer
 from scripts.local_stack.functions import InvocationLogStream, LocalFunction, load_functions
+from scripts.local_stack.scheduler import Scheduler, build_scheduler
 from scripts.local_stack.sqs_poller import BatchLog, SqsPoller, start_pollers
 from scripts.local_stack.template import Template, TemplateError
 from scripts.local_stack.websocket_api import FrameLog, LocalWebSocketApi
@@ -135,6 +136,10 @@ class StackOptions:
     socket_port: int = 0
     channel_webhook: bool = False
     on_frame: FrameLog | None = None
+    # The template's Schedule events (the escalation's timers) run at their rate; a shorter period here lets a
+    # demo see a minute's timers in seconds. None: the template's own rate. 0: never by themselves (a test calls
+    # run_schedules()).
+    schedule_seconds: float | None = None
 
 
 class PortInUse(OSError):
@@ -195,6 +200,7 @@ class LocalStack:
         self.webhook_receiver = WebhookReceiver(host=self.options.host) if self.options.channel_webhook else None
         self.rule_targets: list[EventBridgeTarget] = []
         self.pollers: list[SqsPoller] = []
+        self.scheduler: Scheduler | None = None
         self.channel: BusinessChannel | None = None
         self.chat_page: ChatPageServer | None = None
         self.environment: dict[str, str] = {}
@@ -292,6 +298,15 @@ class LocalStack:
             options.region,
             on_batch=options.on_batch,
         )
+        self.scheduler = build_scheduler(
+            self.template,
+            self.functions,
+            options.region,
+            self.template.account_id,
+            period_s=options.schedule_seconds or None,
+        )
+        if options.schedule_seconds != 0:
+            self.scheduler.start()
         self.channel = BusinessChannel(
             self.aws.sqs,
             self.aws.client("events"),
@@ -350,6 +365,8 @@ class LocalStack:
             poller.stop()
         for target in self.rule_targets:
             target.stop()
+        if self.scheduler is not None:
+            self.scheduler.stop()
         if self.channel is not None:
             self.channel.stop()
         self.api.stop()
@@ -511,10 +528,17 @@ class LocalStack:
         session.trust_env = False
         return session
 
+    def run_schedules(self) -> list[Any]:
+        """Every scheduled function once, now (as if its rate came round), and their results."""
+        assert self.scheduler is not None, "the stack is not started"
+        return self.scheduler.run_now()
+
     def problems(self) -> list[str]:
         """Errors the background workers swallowed (a poller or the channel); empty when all is well."""
         found = [f"{p.source.function_id}: {e}" for p in self.pollers for e in p.errors]
         found += [f"{t.name}: {e}" for t in self.rule_targets for e in t.errors]
+        if self.scheduler is not None:
+            found += [f"{e.rule}: {error}" for e in self.scheduler.entries for error in e.errors]
         if self.channel is not None:
             found += [f"channel: {e}" for e in self.channel.errors]
         return found
