@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -75,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--agent-wrap-up-idle", type=float, help="seconds before an idle scripted agent leaves (0 = never)")
     p.add_argument(
+        "--desk-signin-ttl", type=float, help="seconds a desk sign-in outlives its page's last heartbeat (default 30)"
+    )
+    p.add_argument(
         "--customer-idle",
         type=float,
         help="Gateway CONVERSATION_UPDATE idle after this much customer silence (0 = never)",
@@ -141,6 +145,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     timing_names = (
         *("accept_delay", "reply_delay", "retry_base_delay", "max_attempts", "agent_wrap_up_idle"),
         *("customer_idle", "post_agent_minute"),
+        "desk_signin_ttl",
     )
     _set_given(cfg.timings, {name: getattr(args, name) for name in timing_names})
     _set_given(cfg.timings, {"metrics_refresh": args.metrics_refresh})
@@ -158,7 +163,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
     server = EmulatorServer(cfg, verbose=args.verbose)
-    base = server.start()
+    try:
+        base = server.start()
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        print(
+            f"port {cfg.port} on {cfg.host} is already in use: stop what uses it, or choose another port with "
+            "--port PORT (0 = any free port)",
+            file=sys.stderr,
+        )
+        return 1
     print(f"8x8 CC emulator listening on {base}", flush=True)
     print(f"  Chat Gateway v1: {server.gateway_base}  (x-api-key)", flush=True)
     print(f"  Chat API v2:     {server.v2_base}", flush=True)

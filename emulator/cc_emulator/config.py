@@ -111,6 +111,9 @@ class TimingConfig:
     out_of_order_max_hold: float = 2.0
     # A scripted agent leaves a conversation after this many seconds without a message (0 = never).
     agent_wrap_up_idle: float = 30.0
+    # A desk sign-in ends this many seconds after its page's last heartbeat (the tab went): the agent gets its
+    # script back and its queues are served again.
+    desk_signin_ttl: float = 30.0
     # Gateway CONVERSATION_UPDATE idle after the customer is silent this long while an agent has it (0 = never).
     customer_idle: float = 0.0
     # Real-time Metrics figures are recomputed at most this often (8x8: "refreshed every 5 s").

@@ -311,6 +311,18 @@ class Router:
             for qid in agent.queues:
                 self.dispatch(qid)
 
+    def resume_script(self, agent: Agent) -> None:
+        """The agent follows its script again (a desk sign-in ended): an idle wrap-up ends the conversation it
+        holds, if any, and it takes waiting conversations from its queues."""
+        if agent.mode != "script":
+            return
+        if agent.state == AgentState.HANDLING and agent.conversation_id in self.state.conversations:
+            conv = self.state.conversations[agent.conversation_id]
+            if conv.current is not None and conv.current.assigned_agent == agent.id:
+                self._arm_wrap_up(agent, conv, conv.current)
+        for qid in agent.queues:
+            self.dispatch(qid)
+
     # -- control: manual actions -------------------------------------------------------------
 
     def agent(self, agent_id: str) -> Agent:

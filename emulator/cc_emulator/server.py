@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -141,16 +142,21 @@ class EmulatorServer(DeliveryLogView[DeliveryRecord]):
         self.engine.wait_quiet(timeout)
 
 
-def wait_until_interrupted() -> None:
-    """Block until Ctrl-C or SIGTERM: the foreground loop of the command-line servers."""
+def wait_until_interrupted(parent_pid: int | None = None) -> None:
+    """Block until Ctrl-C, SIGTERM or SIGHUP (unless ignored, as under nohup): the foreground loop of the
+    command-line servers. With `parent_pid`, also until that parent process exits: `make` forwards no signal to
+    its recipe's command when it is killed, so a stopped `make local` is noticed by its exit."""
     done = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         done.set()
 
     signal.signal(signal.SIGTERM, _stop)
+    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # the terminal went
+        signal.signal(signal.SIGHUP, _stop)
     try:
         while not done.wait(0.5):
-            pass
+            if parent_pid is not None and os.getppid() != parent_pid:  # orphaned: whoever started us is gone
+                return
     except KeyboardInterrupt:
         pass

@@ -50,6 +50,7 @@ SETTINGS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "gatewayScripts": ("gateway_scripts", lambda n, v: {str(k): str(x) for k, x in dict(v).items()}),
     "attachmentUrlTtl": ("attachment_url_ttl", lambda n, v: int(v)),
     "agentWrapUpIdle": ("timings.agent_wrap_up_idle", _seconds),
+    "deskSignInTtl": ("timings.desk_signin_ttl", _seconds),
     "customerIdleSeconds": ("timings.customer_idle", _seconds),
     "metricsRefreshSeconds": ("timings.metrics_refresh", _seconds),
     "postAgentMinuteSeconds": ("timings.post_agent_minute", _seconds),

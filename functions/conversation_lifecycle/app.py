@@ -7,6 +7,7 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -18,7 +19,7 @@ from casebridge.business_api.http import build_resolver, case_and_body, case_id_
 from casebridge.business_api.models import OpenConversationRequest
 from casebridge.business_api.views import case_view
 from casebridge.errors import InvalidRequest
-from casebridge.escalation import decision, wiring
+from casebridge.escalation import decision, transcript, wiring
 from casebridge.observability import logger, metrics, tracer
 from casebridge.services import get_services
 
@@ -37,6 +38,24 @@ def open_conversation(caseId: str) -> Any:  # noqa: N803 - the path parameter's 
     case, created = cases.open_for_caller(services, case_id, plain)
     decision.after_open(services, case_id, request)
     return json_response(201 if created else 200, case_view(case))
+
+
+@app.get("/cases/<caseId>/transcript")
+def case_transcript(caseId: str) -> Any:  # noqa: N803
+    case_id = case_id_from_path(caseId)
+    logger.append_keys(caseId=case_id)
+    wanted = app.current_event.get_query_string_value("format") or "json"
+    if wanted not in ("json", "text"):
+        raise InvalidRequest("'format' must be json or text")
+    services = get_services()
+    case = cases.read_case(services, case_id)
+    built = transcript.case_transcript(services, case_id, case.conversation_id)
+    if wanted == "text":
+        return Response(
+            status_code=200, content_type="text/plain; charset=utf-8", body=transcript.as_text(built),
+            headers={"Cache-Control": "no-store"},
+        )  # fmt: skip
+    return json_response(200, built, headers={"Cache-Control": "no-store"})
 
 
 @app.get("/queues/<queueId>/availability")

@@ -33,6 +33,7 @@ import copy
 import functools
 import json
 import logging
+import socket
 import sys
 import threading
 import time
@@ -256,7 +257,7 @@ def notifying(change: Callable[..., Any], queue_of: Callable[..., Queue]) -> Cal
         try:
             return change(*args, **kwargs)
         finally:
-            queue_changed(queue_of(*args))
+            queue_changed(queue_of(*args, **kwargs))
 
     return changed
 
@@ -272,11 +273,22 @@ def install() -> None:
     # moto imports jsonpath_ng.ext's parse at each call, so the cached one is what it gets.
     jsonpath_ng.ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ng.ext.parse)  # type: ignore[attr-defined]
     SQSBackend.receive_message = long_poll(SQSBackend.receive_message)  # type: ignore[method-assign]
-    Queue.add_message = notifying(Queue.add_message, lambda queue, *_: queue)  # type: ignore[method-assign]
-    Queue.delete_message = notifying(Queue.delete_message, lambda queue, *_: queue)  # type: ignore[method-assign]
+    Queue.add_message = notifying(Queue.add_message, lambda queue, *_, **__: queue)  # type: ignore[method-assign]
+    Queue.delete_message = notifying(Queue.delete_message, lambda queue, *_, **__: queue)  # type: ignore[method-assign]
+    # moto's response calls it with keywords (queue_name=...), a direct call may pass the name positionally.
     SQSBackend.change_message_visibility = notifying(  # type: ignore[method-assign]
-        SQSBackend.change_message_visibility, lambda backend, name, *_: backend.get_queue(name)
+        SQSBackend.change_message_visibility,
+        lambda backend, *args, **kwargs: backend.get_queue(kwargs["queue_name"] if "queue_name" in kwargs else args[0]),
     )
+
+
+def _check_bindable(host: str, port: int) -> None:
+    """OSError if `port` cannot be bound (werkzeug would print and exit, leaving the stack no reason to show)."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server itself binds
+        probe.bind((host, port))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -287,6 +299,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     # moto's werkzeug logs every request on stderr; the stack reports what matters itself.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     install()
+    try:
+        _check_bindable(args.host, args.port)
+    except OSError as error:  # e.g. the port is in use: the stack names it
+        print(json.dumps({"errno": error.errno, "error": str(error)}), flush=True)
+        sys.exit(1)
     server = MotoServer(args.host, args.port)
     server.start()
     port = int(server.httpd.server_address[1])

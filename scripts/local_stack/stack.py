@@ -11,11 +11,14 @@ Start order (each step needs the one before):
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -30,10 +33,13 @@ from scripts.local_stack import REPO_ROOT
 from scripts.local_stack.api_gateway import LocalApi, RequestLog
 from scripts.local_stack.aws_standin import LOCAL_CREDENTIALS, AwsStandIn
 from scripts.local_stack.channel import BusinessChannel, EventCallback
+from scripts.local_stack.channel_push import EventBridgeTarget, WebhookReceiver
 from scripts.local_stack.chat_page import ChatPageServer
 from scripts.local_stack.functions import InvocationLogStream, LocalFunction, load_functions
+from scripts.local_stack.scheduler import Scheduler, build_scheduler
 from scripts.local_stack.sqs_poller import BatchLog, SqsPoller, start_pollers
 from scripts.local_stack.template import Template, TemplateError
+from scripts.local_stack.websocket_api import FrameLog, LocalWebSocketApi
 
 ContactCenterApi = Literal["chat-gateway-v1", "chat-api-v2"]
 CONTACT_CENTER_APIS: tuple[ContactCenterApi, ...] = ("chat-gateway-v1", "chat-api-v2")
@@ -125,6 +131,34 @@ class StackOptions:
     # The customer chat page (a browser front end for the business API, with the API key held server-side).
     chat_page: bool = True
     chat_port: int = 0
+    # The channel push: the WebSocket API's port, and a local receiver as the stack's ChannelWebhookUrl (signed
+    # webhooks are pushed only with one, as in a deploy).
+    socket_port: int = 0
+    channel_webhook: bool = False
+    on_frame: FrameLog | None = None
+    # The template's Schedule events (the escalation's timers) run at their rate; a shorter period here lets a
+    # demo see a minute's timers in seconds. None: the template's own rate. 0: never by themselves (a test calls
+    # run_schedules()).
+    schedule_seconds: float | None = None
+
+
+class PortInUse(OSError):
+    """A port the stack was asked to listen on is taken: `option` is the StackOptions field that chooses it."""
+
+    def __init__(self, what: str, host: str, port: int, option: str) -> None:
+        super().__init__(errno.EADDRINUSE, f"{host}:{port} ({what}) is already in use")
+        self.what, self.host, self.port, self.option = what, host, port, option
+
+
+@contextmanager
+def _listening(what: str, host: str, port: int, option: str) -> Iterator[None]:
+    """Turns "address already in use" from binding `port` into a PortInUse naming it and its option."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE and not isinstance(error, PortInUse):
+            raise PortInUse(what, host, port, option) from error
+        raise
 
 
 class LocalStack:
@@ -149,7 +183,24 @@ class LocalStack:
             port=self.options.api_port,
             on_request=self.options.on_request,
         )
+        apis = self.template.websocket_apis()
+        if len(apis) > 1:
+            raise TemplateError("the local stack serves one WebSocket API")
+        self.socket = (
+            LocalWebSocketApi(
+                apis[0],
+                self.functions,
+                host=self.options.host,
+                port=self.options.socket_port,
+                on_frame=self.options.on_frame,
+            )
+            if apis
+            else None
+        )
+        self.webhook_receiver = WebhookReceiver(host=self.options.host) if self.options.channel_webhook else None
+        self.rule_targets: list[EventBridgeTarget] = []
         self.pollers: list[SqsPoller] = []
+        self.scheduler: Scheduler | None = None
         self.channel: BusinessChannel | None = None
         self.chat_page: ChatPageServer | None = None
         self.environment: dict[str, str] = {}
@@ -176,14 +227,31 @@ class LocalStack:
         options = self.options
         # Metrics are disabled locally; Powertools still warns on every invocation that none were published.
         warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
-        self.aws.start()
+        # Conditions are decided before any resource is made: the webhook's resources exist only with its URL.
+        pushes = {"ChannelWebhookUrl": self.webhook_receiver.start().url} if self.webhook_receiver else {}
+        self.template.parameter_values = dict(pushes)
+        with _listening("AWS stand-in (moto)", options.host, options.moto_port, "moto_port"):
+            self.aws.start()
         self.aws.create_from_template(self.template)
         config = self.emulator.config
         self.secret_arn = self.aws.put_secret(
-            f"{options.stack_name}/8x8-credentials", {"apiKey": config.api_key, "apiSecret": config.api_secret}
+            f"{options.stack_name}/8x8-credentials",
+            {
+                "apiKey": config.api_key,
+                "apiSecret": config.api_secret,
+                # Real-time Metrics' own OAuth key and secret (docs/escalation.md): the emulator plays it too.
+                "analyticsKey": config.metrics_api_key,
+                "analyticsSecret": config.metrics_api_secret,
+            },
         )
-        self.emulator.start()
-        self.api.start()
+        with _listening("8x8 emulator and agent desk", options.host, options.emulator_port, "emulator_port"):
+            self.emulator.start()
+        with _listening("local API", options.host, options.api_port, "api_port"):
+            self.api.start()
+        if self.socket is not None:
+            with _listening("channel WebSocket", options.host, options.socket_port, "socket_port"):
+                self.socket.start()
+            self.template.physical[self.socket.api.api_id] = {"Ref": "localws01", "ApiEndpoint": self.socket.url}
         queue_id = options.channel_queue_id or config.queues[0].id
         self.template.parameter_values = {
             "EightByEightBaseUrl": self.emulator.base_url,
@@ -193,6 +261,7 @@ class LocalStack:
             "EightByEightQueueId": queue_id,
             "EightByEightCredentialsSecretArn": self.secret_arn,
             **({"EightByEightApi": options.api} if "EightByEightApi" in self.template.parameters else {}),
+            **pushes,
             **options.parameters,
         }
         self._set_environ(self.aws_environment())
@@ -205,6 +274,21 @@ class LocalStack:
         self._forget_cached_configuration()
         self._route_function_logs()
         self.api.ready.set()
+        if self.socket is not None:
+            self.socket.ready.set()
+        if self.webhook_receiver is not None:
+            self.webhook_receiver.secret = self.aws.secret_value(self.environment["CHANNEL_WEBHOOK_SECRET_ARN"])
+        for rule in self.template.eventbridge_rules():
+            target = EventBridgeTarget(
+                self.functions[rule.function_id],
+                self.aws.sqs,
+                self.aws.client("events"),
+                bus_name=str(self.template.resolve(rule.bus_name)),
+                pattern=rule.pattern,
+                name=f"{options.stack_name}-{rule.function_id}-{rule.event_id}",
+            )
+            target.start()
+            self.rule_targets.append(target)
         self.pollers = start_pollers(
             self.template.sqs_sources(),
             self.functions,
@@ -214,6 +298,15 @@ class LocalStack:
             options.region,
             on_batch=options.on_batch,
         )
+        self.scheduler = build_scheduler(
+            self.template,
+            self.functions,
+            options.region,
+            self.template.account_id,
+            period_s=options.schedule_seconds or None,
+        )
+        if options.schedule_seconds != 0:
+            self.scheduler.start()
         self.channel = BusinessChannel(
             self.aws.sqs,
             self.aws.client("events"),
@@ -223,9 +316,15 @@ class LocalStack:
         )
         self.channel.start()
         if options.chat_page:
-            self.chat_page = ChatPageServer(
-                self.api_url, self.api_key, self.channel, host=options.host, port=options.chat_port
-            ).start()
+            with _listening("customer chat page", options.host, options.chat_port, "chat_port"):
+                self.chat_page = ChatPageServer(
+                    self.api_url,
+                    self.api_key,
+                    self.channel,
+                    host=options.host,
+                    port=options.chat_port,
+                    attachments=options.api == "chat-gateway-v1",
+                ).start()
 
     def _layers_on_path(self) -> None:
         """As in Lambda, the layers' packages import before any function's code (the provisioning runs first)."""
@@ -264,9 +363,17 @@ class LocalStack:
             self.chat_page = None
         for poller in self.pollers:
             poller.stop()
+        for target in self.rule_targets:
+            target.stop()
+        if self.scheduler is not None:
+            self.scheduler.stop()
         if self.channel is not None:
             self.channel.stop()
         self.api.stop()
+        if self.socket is not None:
+            self.socket.stop()
+        if self.webhook_receiver is not None:
+            self.webhook_receiver.stop()
         self.emulator.stop()
         self.aws.stop()
         self._restore_environ()
@@ -296,6 +403,14 @@ class LocalStack:
                 merged[name] = value
         merged.update(self.options.environment)
         merged["EIGHTXEIGHT_API"] = self.options.api
+        if self.socket is not None:
+            # The URLs CloudFormation would give the WebSocket API's stage, as the stand-in serves them.
+            remote = f"{self.template.ref(self.socket.api.api_id)}.execute-api.{self.options.region}.amazonaws.com"
+            local = {
+                f"wss://{remote}/{self.socket.api.stage}": self.socket.url,
+                f"https://{remote}/{self.socket.api.stage}": self.socket.connections_url,
+            }
+            merged = {name: local.get(value, value) for name, value in merged.items()}
         merged.update(self.aws_environment())
         return merged
 
@@ -332,8 +447,10 @@ class LocalStack:
         """casebridge caches its settings, services and AWS clients per container; a stack started earlier in
         this process (tests, a second demo run) must not leave its endpoints or secrets behind."""
         from casebridge import aws, services, settings  # noqa: PLC0415 - the layer is on sys.path only now
+        from casebridge.push import connections  # noqa: PLC0415
 
         settings.get_settings.cache_clear()
+        connections._client.cache_clear()
         services.set_services(None)
         aws.reset_clients()
         # Powertools' parameters utility keeps its own client (bound to the old endpoint) and cached values.
@@ -411,9 +528,17 @@ class LocalStack:
         session.trust_env = False
         return session
 
+    def run_schedules(self) -> list[Any]:
+        """Every scheduled function once, now (as if its rate came round), and their results."""
+        assert self.scheduler is not None, "the stack is not started"
+        return self.scheduler.run_now()
+
     def problems(self) -> list[str]:
         """Errors the background workers swallowed (a poller or the channel); empty when all is well."""
         found = [f"{p.source.function_id}: {e}" for p in self.pollers for e in p.errors]
+        found += [f"{t.name}: {e}" for t in self.rule_targets for e in t.errors]
+        if self.scheduler is not None:
+            found += [f"{e.rule}: {error}" for e in self.scheduler.entries for error in e.errors]
         if self.channel is not None:
             found += [f"channel: {e}" for e in self.channel.errors]
         return found
@@ -429,6 +554,8 @@ class LocalStack:
             "resources": {r.logical_id: r.name for r in self.aws.created},
             "routes": [f"{r.method} {r.path} -> {r.function_id}" for r in self.api.routes],
             "channelId": self.channel_id,
+            "channelSocketUrl": self.socket.url if self.socket else "",
+            "channelWebhookUrl": self.webhook_receiver.url if self.webhook_receiver else "",
             "tenantId": self.emulator.config.tenant_id,
             "api": self.options.api,
         }

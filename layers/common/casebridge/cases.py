@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from casebridge.business_api.models import OpenConversationRequest, to_json_data
 from casebridge.business_api.views import TimelineView, timeline_view
-from casebridge.clock import now_ms
+from casebridge.clock import monotonic, now_ms, sleep
 from casebridge.contact_center.base import NewConversation
 from casebridge.errors import (
     CaseNotFound,
@@ -26,6 +25,7 @@ from casebridge.errors import (
     UnknownChannel,
     UnsupportedByContactCenterApi,
 )
+from casebridge.escalation.handback_setup import after_conversation_created
 from casebridge.events import EventKind
 from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.services import Services
@@ -56,7 +56,7 @@ def open_conversation(services: Services, case_id: str, request: OpenConversatio
         adopt_early_events(services, case_id, case.conversation_id)
         flush_outbox(services, require_case(services, case_id))
         return _reconcile(services, require_case(services, case_id), request), False
-    deadline = time.monotonic() + WAIT_FOR_PEER_S
+    deadline = monotonic() + WAIT_FOR_PEER_S
     while True:
         if store.claim_opening(case_id, OPENING_LEASE_MS):
             # A claim still on the case as last read was never released: its opener died (the claim could be
@@ -65,11 +65,11 @@ def open_conversation(services: Services, case_id: str, request: OpenConversatio
             unsure = bool(case and (case.opening_ambiguous or case.opening_until))
             return _create(services, case_id, request, unsure=unsure), True
         # Another request holds the claim: wait for its conversation instead of opening a second one.
-        time.sleep(0.1)
+        sleep(0.1)
         case = store.get_case(case_id)
         if case and case.conversation_id:
             return _reconcile(services, case, request), False
-        if time.monotonic() > deadline:
+        if monotonic() > deadline:
             raise Conflict("the case's conversation is being opened by another request; retry shortly", retry_after=1)
 
 
@@ -149,6 +149,7 @@ def _create(services: Services, case_id: str, request: OpenConversationRequest, 
     recorded = record_and_publish(services, case_id, opened, lambda live: None, publish=False)
     adopted = adopt_early_events(services, case_id, conversation_id, publish=False)
     publish_recorded(services, case_id, [*([recorded] if recorded else []), *adopted])
+    after_conversation_created(services, conversation_id)  # Gateway post-agent assignment (never fails the open)
     return require_case(services, case_id)
 
 

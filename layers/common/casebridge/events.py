@@ -30,6 +30,7 @@ class EventKind(StrEnum):
     CUSTOMER_LEFT = "CustomerLeft"  # the customer left on the 8x8 side (Gateway MEMBERS_CHANGED user left)
     CONVERSATION_IDLE = "ConversationIdle"  # Gateway: no live interaction any more
     AGENT_TYPING = "AgentTyping"  # published, never on the timeline
+    MESSAGE_READ = "MessageRead"  # Gateway ACTIVITY read-receipts: the agent side read up to readAt
     VERIFY = "WebhookVerify"  # 8x8 checks the URL when the webhook is added
     UNHANDLED = "Unhandled"  # an event the connector does not act on: answered 2xx and kept for operators
 

@@ -222,5 +222,10 @@ def _apply(
     if not recorded:
         return _seen_on_file(services, delivery, digest)
     logger.info("webhook event recorded", extra={"eventType": event.source_type, "stateChanged": live is not None})
+    if event.kind in (EventKind.AGENT_LEFT, EventKind.CONVERSATION_IDLE):
+        # Hand-back and 8x8's idle (casebridge.escalation); loaded only for these events.
+        from casebridge.escalation.signals import after_webhook_event  # noqa: PLC0415
+
+        after_webhook_event(services, case.case_id, case.live, event)
     metrics.add_metric(name="WebhookEventsRecorded", unit=MetricUnit.Count, value=1)
     return WebhookOutcome.ACCEPTED

@@ -13,6 +13,7 @@ let lastConversation = null;
 let typingSent = false;
 let typingTimer = 0;
 let pollTimer = 0;
+let heartbeatTimer = 0;
 let readSent = 0;
 
 async function act(path, body) {
@@ -50,6 +51,20 @@ function renderSignin() {
   );
 }
 
+// The sign-in is repeated as a heartbeat: when this tab goes, the emulator signs the agent out after
+// `deskSignInTtl` seconds (30 by default) and its script takes the queue again.
+async function heartbeat() {
+  clearTimeout(heartbeatTimer);
+  let every = 10;
+  try {
+    const answer = await request("POST", `/desk/api/agents/${encodeURIComponent(agentId)}/signin`);
+    every = answer.heartbeatSeconds || every;
+  } catch (err) {
+    showError(`sign-in: ${err.message}`);
+  }
+  heartbeatTimer = setTimeout(heartbeat, every * 1000);
+}
+
 // -- the desk -----------------------------------------------------------------------------------
 
 function me() {
@@ -71,11 +86,13 @@ function renderWho() {
 }
 
 async function signOut() {
+  clearTimeout(heartbeatTimer);
   try {
     await request("POST", `/desk/api/agents/${encodeURIComponent(agentId)}/signout`);
     location.search = "";
   } catch (err) {
     showError(err.message);
+    heartbeat(); // still signed in
   }
 }
 
@@ -120,11 +137,21 @@ function renderWrapUp(conv) {
   if (conv.wrapUpCodes.some((c) => c.id === chosen)) select.value = chosen;
 }
 
-// The agent reads what is on screen: tell 8x8 (the emulator sends a read receipt where the setting says so).
+// The agent reads what is on screen, a moment after it shows: tell 8x8 "read up to now" (the emulator sends a read
+// receipt where the setting says so). A person takes that moment to read, and the customer's side has by then
+// heard that 8x8 took the message, so "read" never comes before "delivered".
+const READING_MS = 1500;
+let readTimer = 0;
+
 function markRead(conv) {
-  if (document.visibilityState !== "visible" || conv.lastCustomerAt <= Math.max(conv.agentReadAt, readSent)) return;
-  readSent = conv.lastCustomerAt;
-  request("POST", `/_emulator/agents/${encodeURIComponent(agentId)}/read`, { readAt: conv.lastCustomerAt }).catch(() => {});
+  if (conv.lastCustomerAt <= Math.max(conv.agentReadAt, readSent) || readTimer) return;
+  const upTo = conv.lastCustomerAt;
+  readTimer = setTimeout(() => {
+    readTimer = 0;
+    if (document.visibilityState !== "visible" || !snap || !snap.conversation) return;
+    readSent = upTo;
+    request("POST", `/_emulator/agents/${encodeURIComponent(agentId)}/read`, {}).catch(() => {});
+  }, READING_MS);
 }
 
 function renderFiles(files) {
@@ -287,7 +314,7 @@ function init() {
   });
   if (agentId) {
     document.title = `${agentId} · Agent desk`;
-    request("POST", `/desk/api/agents/${encodeURIComponent(agentId)}/signin`).catch((err) => showError(err.message));
+    heartbeat();
   }
   refresh();
 }

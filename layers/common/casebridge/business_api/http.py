@@ -166,6 +166,12 @@ def parse_body(app: APIGatewayRestResolver, model: type[Model], *, optional: boo
         raise InvalidRequest("request body is nested too deeply to be a request") from None
     if not isinstance(data, dict):
         raise InvalidRequest("request body must be a JSON object")
+    return validate_body(model, data)
+
+
+def validate_body(model: type[Model], data: dict[str, Any]) -> Model:
+    """A parsed JSON object as the request model, or the 400 naming the field (the REST routes and the channel
+    WebSocket's actions alike)."""
     surrogate_at = lone_surrogate_at(data)
     if surrogate_at is not None:
         details = [{"field": surrogate_at, "message": "holds a lone surrogate escape (\\ud800-\\udfff), not Unicode"}]

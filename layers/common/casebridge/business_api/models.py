@@ -337,4 +337,16 @@ class AttachmentUploadRequest(_Strict, frozen=True):
 
 
 class TypingRequest(_Strict, frozen=True):
+    author_type: AuthorType | None = None  # typing: "user" when left out; thinking: the bot's only
+    kind: Literal["typing", "thinking"] = "typing"
+
+    def __post_init__(self) -> None:
+        if self.kind == "thinking" and self.author_type == "user":
+            raise ValueError('thinking is the bot\'s indicator: leave authorType out or send "bot"')
+
+
+class ReadRequest(_Strict, frozen=True):
+    """POST /cases/{caseId}/read: the customer (or bot) read the agent's messages up to readAt (default now)."""
+
     author_type: AuthorType = "user"
+    read_at: Annotated[int, Meta(ge=0, le=253_402_300_799_999)] | None = None

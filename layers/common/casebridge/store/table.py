@@ -4,7 +4,6 @@ reads. The key schema is documented in store.py."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from casebridge import aws
-from casebridge.clock import now_ms
+from casebridge.clock import now_ms, sleep, wall_time
 from casebridge.errors import StoreBusy
 from casebridge.state import LiveState
 from casebridge.store.codec import (
@@ -31,6 +30,10 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 
+# Cases in these states carry `sweepShard`, the key of the table's sparse ActiveCasesIndex; the sweep removes it
+# once nothing is due (a closed case after its transcript).
+SWEPT_STATES = frozenset({"queued", "with_agent", "agent_left", "closed"})
+SWEEP_SHARD = "ACTIVE"
 _THROTTLED = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
 
 
@@ -89,7 +92,7 @@ class TableAccess:
         self._case_by_conversation: dict[str, str] = {}
 
     def _ttl(self, seconds: int) -> int:
-        return int(time.time()) + seconds
+        return int(wall_time()) + seconds
 
     def get_case(self, case_id: str) -> CaseRecord | None:
         found = self.client.get_item(TableName=self.table, Key=key(case_pk(case_id), CASE_SK), ConsistentRead=True).get(
@@ -142,6 +145,12 @@ class TableAccess:
             sets.append("timelineSeq = :seq")
             values[":seq"] = sequence
         removes = [] if live.reopen_requested else ["reopenBy"]
+        # The escalation's sparse index (casebridge/escalation/timers.py): cases its sweep must look at.
+        if live.state.value in SWEPT_STATES:
+            sets.append("sweepShard = :sweep")
+            values[":sweep"] = SWEEP_SHARD
+        else:
+            removes.append("sweepShard")
         for attr, value in (
             ("queueId", live.queue_id),
             ("queueName", live.queue_name),
@@ -234,7 +243,7 @@ class TableAccess:
             request = dict(answer.get("UnprocessedKeys") or {})
             if not request:
                 return found
-            time.sleep(0.05)
+            sleep(0.05)
         raise StoreBusy("DynamoDB is throttling reads; retry shortly", retry_after=1)
 
     def _message_item(self, case_id: str, message: MessageRecord, conversation_id: str | None) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 // bus (a server-sent event stream), since AgentTyping never goes on the timeline. The customer's own messages are
 // kept in this browser, as a real channel keeps its own transcript. `page.js` is the emulator's (cc_emulator/static),
 // shared with its agent desk.
-import { $, answered, el, enterSends, request, showError } from "./page.js";
+import { acted, notSent, problem, syncRecovered } from "./notices.js";
+import { $, answered, el, enterSends, request } from "./page.js";
 
 const SYNC_MS = 4000;
 const TYPING_EVERY_MS = 2500;
@@ -20,7 +21,6 @@ let syncing = null;
 let agentTyping = false;
 let agentTypingTimer = 0;
 let lastTypingSent = 0;
-
 function casePath(suffix) {
   return `/api/cases/${encodeURIComponent(caseId)}${suffix || ""}`;
 }
@@ -236,9 +236,9 @@ function sync() {
       try {
         caseView = await request("GET", casePath());
         await pullTimeline();
-        showError("");
+        syncRecovered();
       } catch (err) {
-        if (err.status !== 404) showError(err.message);
+        if (err.status !== 404) problem(`Cannot refresh the chat: ${err.message}`, "sync");
       }
     } while (run.again);
     syncing = null;
@@ -270,12 +270,17 @@ function listen() {
 }
 
 async function sendFile(file) {
-  const res = await fetch(casePath("/files"), {
-    method: "POST",
-    headers: { "Content-Type": file.type || "application/octet-stream", "X-File-Name": encodeURIComponent(file.name) },
-    body: file,
-  });
-  return (await answered(res, "file upload")).attachmentId;
+  try {
+    const res = await fetch(casePath("/files"), {
+      method: "POST",
+      headers: { "Content-Type": file.type || "application/octet-stream", "X-File-Name": encodeURIComponent(file.name) },
+      body: file,
+    });
+    return (await answered(res, "file upload")).attachmentId;
+  } catch (err) {
+    err.stage = "file";
+    throw err;
+  }
 }
 
 async function send(event) {
@@ -283,6 +288,7 @@ async function send(event) {
   const text = $("text").value.trim();
   const file = $("file").files[0];
   if (!text && !file) return;
+  problem("");
   $("send").disabled = true;
   try {
     const body = { authorType: "user", clientMessageId: crypto.randomUUID() };
@@ -297,9 +303,8 @@ async function send(event) {
     remember({ text, at: Date.now(), files, authorType: "user", clientMessageId: body.clientMessageId });
     $("text").value = "";
     $("file").value = "";
-    showError("");
   } catch (err) {
-    showError(err.message);
+    problem(notSent(err, file, text));
   }
   $("send").disabled = false;
   $("text").focus();
@@ -328,6 +333,7 @@ async function start(event) {
   const email = String(form.get("email") || "").trim();
   if (email) customer.email = email;
   const history = parseHistory(String(form.get("history") || ""));
+  problem("");
   $("start-button").disabled = true;
   try {
     caseId = id;
@@ -343,10 +349,11 @@ async function start(event) {
     });
     remember({ text: String(form.get("question")).trim(), at: Date.now(), authorType: "user", clientMessageId });
     $("start-form").reset();
+    problem("");
     openCase(id);
   } catch (err) {
     if (err.status === 409 && err.body && err.body.availability) showClosed(err.body.availability);
-    else showError(err.message);
+    else problem(`The chat did not start: ${err.message}.`);
   }
   $("start-button").disabled = false;
 }
@@ -381,9 +388,9 @@ function showClosed(availability) {
 async function leave() {
   try {
     caseView = await request("DELETE", casePath("/conversation"));
-    showError("");
+    problem("");
   } catch (err) {
-    showError(err.message);
+    problem(`Could not leave the chat: ${err.message}.`);
   }
   sync();
 }
@@ -403,6 +410,25 @@ function openCase(id) {
   $("text").focus();
 }
 
+// A case the customer comes back to must exist: an unknown id opens nothing (writing there would open a new,
+// nameless case).
+async function comeBack(id, remembered) {
+  try {
+    await request("GET", `/api/cases/${encodeURIComponent(id)}`);
+  } catch (err) {
+    showStart();
+    if (err.status === 404) {
+      problem(remembered ? `Case “${id}” no longer exists. Start a new chat.`
+        : `There is no case “${id}”. Check the id, or start a new chat.`);
+    } else {
+      problem(`Could not open case “${id}”: ${err.message}.`);
+    }
+    return;
+  }
+  problem("");
+  openCase(id);
+}
+
 function showStart() {
   if (stream) stream.close();
   clearTimeout(syncTimer);
@@ -419,15 +445,22 @@ function init() {
   $("start-form").addEventListener("submit", start);
   $("resume-form").addEventListener("submit", (e) => {
     e.preventDefault();
-    openCase($("resume-id").value.trim());
+    comeBack($("resume-id").value.trim(), false);
   });
   $("composer").addEventListener("submit", send);
-  $("text").addEventListener("input", typing);
+  $("text").addEventListener("input", () => {
+    acted();
+    typing();
+  });
+  $("file").addEventListener("change", acted);
+  $("resume-id").addEventListener("input", acted);
   enterSends($("text"), $("composer"));
   $("leave").addEventListener("click", leave);
   $("new-case").addEventListener("click", showStart);
+  // Files work on the Chat Gateway only: the page offers them where they can be sent.
+  request("GET", "/api/config").then((config) => { $("attach").hidden = !config.attachments; }).catch(() => {});
   const saved = new URLSearchParams(location.search).get("case") || localStorage.getItem("cb.case");
-  if (saved) openCase(saved);
+  if (saved) comeBack(saved, true);
   else showStart();
 }
 
