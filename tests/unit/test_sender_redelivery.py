@@ -9,7 +9,7 @@ enforces FIFO deduplication over five minutes as SQS does); 8x8 is the fake clie
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from types import SimpleNamespace
 from typing import Any
 
@@ -201,6 +201,27 @@ def test_an_outbound_body_that_is_not_a_message_is_refused_with_a_reason(body: s
     with pytest.raises(UnreadableMessage) as refused:
         OutboundMessage.from_json(body)
     assert str(refused.value)
+
+
+def test_every_message_the_sender_writes_reads_back() -> None:
+    """Every field of the queue body is understood by the reader (a new field must be added to both)."""
+    full = OutboundMessage(
+        caseId="c",
+        messageId="m",
+        text="t",
+        authorType="bot",
+        acceptedAt=1,
+        redrive=2,
+        attachments=[{"attachmentId": "a", "size": 1}],
+        cards=[{"contentType": "x"}],
+        **{f.name: f"value-{f.name}" for f in fields(OutboundMessage) if f.name not in _WRITTEN_ABOVE},
+    )
+    assert OutboundMessage.from_json(full.to_json()) == full
+    plain = OutboundMessage(caseId="c", messageId="m", text="t", authorType="user", acceptedAt=1)
+    assert OutboundMessage.from_json(plain.to_json()) == plain
+
+
+_WRITTEN_ABOVE = {"caseId", "messageId", "text", "authorType", "acceptedAt", "redrive", "attachments", "cards"}
 
 
 # ---- the whole delivery fits in the time left ---------------------------------------------------------------

@@ -23,7 +23,13 @@ class UnreadableMessage(ValueError):
     later attempt can read it, so it is dead-lettered with this reason. The reason never quotes the body."""
 
 
-_TYPES: dict[str, type] = {"str": str, "int": int, "list[dict[str, Any]]": list}
+_TYPES: dict[str, type] = {"str": str, "int": int, "bool": bool}
+
+
+def _expected(annotation: str) -> tuple[type, bool]:
+    """A field's JSON type from its annotation (postponed, so a string), and whether null is allowed."""
+    base = annotation.removesuffix(" | None")
+    return (list if base.startswith("list[") else _TYPES[base]), base != annotation
 
 
 @dataclass(frozen=True)
@@ -65,8 +71,10 @@ class OutboundMessage:
                 if spec.default is MISSING and spec.default_factory is MISSING:
                     raise UnreadableMessage(f"the queue body has no {name}")
                 continue
-            value, expected = values[name], _TYPES[str(spec.type)]
-            if not isinstance(value, expected) or isinstance(value, bool):
+            value, (expected, nullable) = values[name], _expected(str(spec.type))
+            if value is None and nullable:
+                continue
+            if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
                 raise UnreadableMessage(f"the queue body's {name} is not a {expected.__name__}")
             if isinstance(value, list) and not all(isinstance(item, dict) for item in value):
                 raise UnreadableMessage(f"the queue body's {name} holds something other than objects")
