@@ -12,6 +12,7 @@ Start order (each step needs the one before):
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import secrets
@@ -133,6 +134,9 @@ class StackOptions:
     # demo see a minute's timers in seconds. None: the template's own rate. 0: never by themselves (a test calls
     # run_schedules()).
     schedule_seconds: float | None = None
+    # The queues' business hours (docs/escalation.md): put in an SSM parameter of the stand-in, named by the
+    # template's BusinessHoursParameterName, and checked at start as a deploy checks it. None: always open.
+    business_hours: dict[str, Any] | str | None = None
 
 
 class PortInUse(OSError):
@@ -231,12 +235,14 @@ class LocalStack:
             "EightByEightQueueId": queue_id,
             "EightByEightCredentialsSecretArn": self.secret_arn,
             **({"EightByEightApi": options.api} if "EightByEightApi" in self.template.parameters else {}),
+            **self._business_hours_parameter(),
             **options.parameters,
         }
         self._set_environ(self.aws_environment())
         self._layers_on_path()
         self._forget_cached_configuration()
         self.webhook_id, self.channel_id = self._provision()
+        self._check_business_hours()
         self.environment = self.function_environment()
         self._set_environ(self.environment)
         self.functions.update(load_functions(self.template))
@@ -286,6 +292,25 @@ class LocalStack:
             for layer_dir in self.template.function_layer_dirs(function_id):
                 if str(layer_dir) not in sys.path:
                     sys.path.insert(0, str(layer_dir))
+
+    def _business_hours_parameter(self) -> dict[str, str]:
+        hours = self.options.business_hours
+        if hours is None:
+            return {}
+        name = f"/{self.options.stack_name}/business-hours"
+        value = hours if isinstance(hours, str) else json.dumps(hours)
+        self.aws.client("ssm").put_parameter(Name=name, Type="String", Value=value, Overwrite=True)
+        return {"BusinessHoursParameterName": name}
+
+    def _check_business_hours(self) -> None:
+        """The template's Custom::BusinessHoursCheck, through its function's own check (what CloudFormation's
+        Create calls): a bad document stops the start with the reason, as it fails a deploy."""
+        for logical_id, _ in self.template.resources_of("Custom::BusinessHoursCheck"):
+            from casebridge.escalation.hours import parse_business_hours  # noqa: PLC0415 - the layer is on sys.path now
+
+            name = str(self.template.resolve(self.template.properties(logical_id)["ParameterName"]))
+            document = self.aws.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
+            parse_business_hours(document)  # ScheduleInvalid: the deploy's reason
 
     def _provision(self) -> tuple[str, str]:
         """Run the template's 8x8 provisioning custom resource through the provisioner's own code
