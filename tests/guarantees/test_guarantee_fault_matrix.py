@@ -235,7 +235,7 @@ def metrics_outage(h: Harness) -> str:
     current = json.loads(secrets.get_secret_value(SecretId=h.resources.secret_arn)["SecretString"])
     current.update(analyticsKey=config.metrics_api_key, analyticsSecret=config.metrics_api_secret)
     secrets.put_secret_value(SecretId=h.resources.secret_arn, SecretString=json.dumps(current))
-    parameters_base.DEFAULT_PROVIDERS.clear()  # a new container: the secret read again
+    vars(parameters_base)["DEFAULT_PROVIDERS"].clear()  # a new container: the secret read again
     services = get_services()
     h._mp.setattr(services, "escalation", None)
     h._mp.setattr(services, "settings", replace(services.settings, queue_id="101"))
