@@ -331,6 +331,8 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+# Every row in one test (one table per API): ~2-5 s a row, ~115 s on a loaded 2-core machine for 18 rows.
+@pytest.mark.timeout(300)
 def test_fault_matrix(harness: Harness, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     h = harness
     h._mp = monkeypatch
