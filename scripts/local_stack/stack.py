@@ -34,11 +34,13 @@ from scripts.local_stack import REPO_ROOT
 from scripts.local_stack.api_gateway import LocalApi, RequestLog
 from scripts.local_stack.aws_standin import LOCAL_CREDENTIALS, AwsStandIn
 from scripts.local_stack.channel import BusinessChannel, EventCallback
+from scripts.local_stack.channel_push import EventBridgeTarget, WebhookReceiver
 from scripts.local_stack.chat_page import ChatPageServer
 from scripts.local_stack.functions import InvocationLogStream, LocalFunction, load_functions
 from scripts.local_stack.scheduler import Scheduler, build_scheduler
 from scripts.local_stack.sqs_poller import BatchLog, SqsPoller, start_pollers
 from scripts.local_stack.template import Template, TemplateError
+from scripts.local_stack.websocket_api import FrameLog, LocalWebSocketApi
 
 ContactCenterApi = Literal["chat-gateway-v1", "chat-api-v2"]
 CONTACT_CENTER_APIS: tuple[ContactCenterApi, ...] = ("chat-gateway-v1", "chat-api-v2")
@@ -130,6 +132,11 @@ class StackOptions:
     # The customer chat page (a browser front end for the business API, with the API key held server-side).
     chat_page: bool = True
     chat_port: int = 0
+    # The channel push: the WebSocket API's port, and a local receiver as the stack's ChannelWebhookUrl (signed
+    # webhooks are pushed only with one, as in a deploy).
+    socket_port: int = 0
+    channel_webhook: bool = False
+    on_frame: FrameLog | None = None
     # The template's Schedule events (the escalation's timers) run at their rate; a shorter period here lets a
     # demo see a minute's timers in seconds. None: the template's own rate. 0: never by themselves (a test calls
     # run_schedules()).
@@ -180,6 +187,22 @@ class LocalStack:
             port=self.options.api_port,
             on_request=self.options.on_request,
         )
+        apis = self.template.websocket_apis()
+        if len(apis) > 1:
+            raise TemplateError("the local stack serves one WebSocket API")
+        self.socket = (
+            LocalWebSocketApi(
+                apis[0],
+                self.functions,
+                host=self.options.host,
+                port=self.options.socket_port,
+                on_frame=self.options.on_frame,
+            )
+            if apis
+            else None
+        )
+        self.webhook_receiver = WebhookReceiver(host=self.options.host) if self.options.channel_webhook else None
+        self.rule_targets: list[EventBridgeTarget] = []
         self.pollers: list[SqsPoller] = []
         self.scheduler: Scheduler | None = None
         self.channel: BusinessChannel | None = None
@@ -208,6 +231,9 @@ class LocalStack:
         options = self.options
         # Metrics are disabled locally; Powertools still warns on every invocation that none were published.
         warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
+        # Conditions are decided before any resource is made: the webhook's resources exist only with its URL.
+        pushes = {"ChannelWebhookUrl": self.webhook_receiver.start().url} if self.webhook_receiver else {}
+        self.template.parameter_values = dict(pushes)
         with _listening("AWS stand-in (moto)", options.host, options.moto_port, "moto_port"):
             self.aws.start()
         self.aws.create_from_template(self.template)
@@ -226,6 +252,10 @@ class LocalStack:
             self.emulator.start()
         with _listening("local API", options.host, options.api_port, "api_port"):
             self.api.start()
+        if self.socket is not None:
+            with _listening("channel WebSocket", options.host, options.socket_port, "socket_port"):
+                self.socket.start()
+            self.template.physical[self.socket.api.api_id] = {"Ref": "localws01", "ApiEndpoint": self.socket.url}
         queue_id = options.channel_queue_id or config.queues[0].id
         self.template.parameter_values = {
             "EightByEightBaseUrl": self.emulator.base_url,
@@ -236,6 +266,7 @@ class LocalStack:
             "EightByEightCredentialsSecretArn": self.secret_arn,
             **({"EightByEightApi": options.api} if "EightByEightApi" in self.template.parameters else {}),
             **self._business_hours_parameter(),
+            **pushes,
             **options.parameters,
         }
         self._set_environ(self.aws_environment())
@@ -249,6 +280,21 @@ class LocalStack:
         self._forget_cached_configuration()
         self._route_function_logs()
         self.api.ready.set()
+        if self.socket is not None:
+            self.socket.ready.set()
+        if self.webhook_receiver is not None:
+            self.webhook_receiver.secret = self.aws.secret_value(self.environment["CHANNEL_WEBHOOK_SECRET_ARN"])
+        for rule in self.template.eventbridge_rules():
+            target = EventBridgeTarget(
+                self.functions[rule.function_id],
+                self.aws.sqs,
+                self.aws.client("events"),
+                bus_name=str(self.template.resolve(rule.bus_name)),
+                pattern=rule.pattern,
+                name=f"{options.stack_name}-{rule.function_id}-{rule.event_id}",
+            )
+            target.start()
+            self.rule_targets.append(target)
         self.pollers = start_pollers(
             self.template.sqs_sources(),
             self.functions,
@@ -342,11 +388,17 @@ class LocalStack:
             self.chat_page = None
         for poller in self.pollers:
             poller.stop()
+        for target in self.rule_targets:
+            target.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
         if self.channel is not None:
             self.channel.stop()
         self.api.stop()
+        if self.socket is not None:
+            self.socket.stop()
+        if self.webhook_receiver is not None:
+            self.webhook_receiver.stop()
         self.emulator.stop()
         self.aws.stop()
         self._restore_environ()
@@ -376,6 +428,14 @@ class LocalStack:
                 merged[name] = value
         merged.update(self.options.environment)
         merged["EIGHTXEIGHT_API"] = self.options.api
+        if self.socket is not None:
+            # The URLs CloudFormation would give the WebSocket API's stage, as the stand-in serves them.
+            remote = f"{self.template.ref(self.socket.api.api_id)}.execute-api.{self.options.region}.amazonaws.com"
+            local = {
+                f"wss://{remote}/{self.socket.api.stage}": self.socket.url,
+                f"https://{remote}/{self.socket.api.stage}": self.socket.connections_url,
+            }
+            merged = {name: local.get(value, value) for name, value in merged.items()}
         merged.update(self.aws_environment())
         return merged
 
@@ -412,8 +472,10 @@ class LocalStack:
         """casebridge caches its settings, services and AWS clients per container; a stack started earlier in
         this process (tests, a second demo run) must not leave its endpoints or secrets behind."""
         from casebridge import aws, services, settings  # noqa: PLC0415 - the layer is on sys.path only now
+        from casebridge.push import connections  # noqa: PLC0415
 
         settings.get_settings.cache_clear()
+        connections._client.cache_clear()
         services.set_services(None)
         aws.reset_clients()
         # Powertools' parameters utility keeps its own client (bound to the old endpoint) and cached values.
@@ -499,6 +561,7 @@ class LocalStack:
     def problems(self) -> list[str]:
         """Errors the background workers swallowed (a poller or the channel); empty when all is well."""
         found = [f"{p.source.function_id}: {e}" for p in self.pollers for e in p.errors]
+        found += [f"{t.name}: {e}" for t in self.rule_targets for e in t.errors]
         if self.scheduler is not None:
             found += [f"{e.rule}: {error}" for e in self.scheduler.entries for error in e.errors]
         if self.channel is not None:
@@ -516,6 +579,8 @@ class LocalStack:
             "resources": {r.logical_id: r.name for r in self.aws.created},
             "routes": [f"{r.method} {r.path} -> {r.function_id}" for r in self.api.routes],
             "channelId": self.channel_id,
+            "channelSocketUrl": self.socket.url if self.socket else "",
+            "channelWebhookUrl": self.webhook_receiver.url if self.webhook_receiver else "",
             "tenantId": self.emulator.config.tenant_id,
             "api": self.options.api,
         }

@@ -142,6 +142,12 @@ def parse_body(app: APIGatewayRestResolver, model: type[Model], *, optional: boo
         raise InvalidRequest("request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise InvalidRequest("request body must be a JSON object")
+    return validate_body(model, data)
+
+
+def validate_body(model: type[Model], data: dict[str, Any]) -> Model:
+    """A parsed JSON object as the request model, or the 400 naming the field (the REST routes and the channel
+    WebSocket's actions alike)."""
     # The request models load here, with the first body to validate: the webhook intake never pays for them.
     from casebridge.business_api.models import RequestInvalid, validate  # noqa: PLC0415
 
