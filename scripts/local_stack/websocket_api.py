@@ -71,6 +71,7 @@ class LocalWebSocketApi:
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
         self._httpd: ThreadingHTTPServer | None = None
+        self._start_error: OSError | None = None
         self.posted = 0  # frames posted through @connections (the bench counts them)
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -79,6 +80,8 @@ class LocalWebSocketApi:
         self._thread = threading.Thread(target=self._run_loop, args=(started,), name="local-websocket", daemon=True)
         self._thread.start()
         if not started.wait(10) or self._server is None:
+            if self._start_error is not None:  # e.g. the port is in use: the caller names it
+                raise self._start_error
             raise RuntimeError("the local WebSocket API did not start")
         port = self._server.sockets[0].getsockname()[1]
         self.url = f"ws://{self.host}:{port}/{self.api.stage}"
@@ -94,13 +97,18 @@ class LocalWebSocketApi:
         asyncio.set_event_loop(loop)
 
         async def begin() -> None:
-            self._server = await serve(
-                self._serve, self.host, self.port, process_request=self._process_request, max_size=MAX_FRAME_BYTES
-            )
-            started.set()
+            try:
+                self._server = await serve(
+                    self._serve, self.host, self.port, process_request=self._process_request, max_size=MAX_FRAME_BYTES
+                )
+            except OSError as error:
+                self._start_error = error
+            finally:
+                started.set()
 
         loop.run_until_complete(begin())
-        loop.run_forever()
+        if self._server is not None:
+            loop.run_forever()
         loop.close()
 
     def stop(self) -> None:
