@@ -57,7 +57,7 @@ KNOWN_OPEN: tuple[KnownOpen, ...] = (
     KnownOpen(
         "outbox without a sweeper",
         "an outbox entry whose publish failed waits for the next request for its case, forever on a quiet case",
-        lambda v, r: v.startswith("[7 outbox]") or ("is on the timeline but never reached the bus" in v),
+        lambda v, r: v.startswith("[7 outbox]") or "never reached the bus (still on the case's outbox)" in v,
     ),
     KnownOpen(
         "early event adopted twice",

@@ -10,6 +10,10 @@ from tests.simulation.runner import RunSummary, report, shrink
 from tests.simulation.simulation import run_seed
 
 
+# The bounded run behind these tests takes 15-30 s alone, minutes on a busy machine.
+pytestmark = pytest.mark.timeout(900)
+
+
 def test_the_same_seed_gives_the_same_history_byte_for_byte() -> None:
     first, second = run_seed(32), run_seed(32)
     assert first.steps > 50 and first.faults > 0  # a history worth comparing: several cases, faults
