@@ -175,6 +175,7 @@ class EscalationScene:
         if probe.status_code in (403, 404) and "Transcript" not in probe.text:
             self.out.line("  skipped", f"GET {path} is not on this build ({probe.status_code})")
             return
+        demo.run_timers()  # the sweep writes the transcript of a case handed back
         demo.channel_got("TranscriptReady")
         transcript = demo.call("GET", path, 200)
         text = demo.api.get(f"{demo.stack.api_url}{path}?format=text", timeout=15)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +90,7 @@ class RealtimeMetrics:
         self._handlings: dict[str, _Durations] = {}
         self._snapshot: Snapshot | None = None
         self.computed = 0  # how many snapshots were taken (tests check the refresh window)
+        self.clock: Callable[[], float] = time.monotonic  # the refresh window's clock (tests move it)
 
     def reset(self) -> None:
         with self._lock:
@@ -118,11 +120,11 @@ class RealtimeMetrics:
         refresh = self.engine.config.timings.metrics_refresh
         with self._lock:
             snap = self._snapshot
-            if snap is not None and time.monotonic() - snap.taken < refresh:
+            if snap is not None and self.clock() - snap.taken < refresh:
                 return snap
         with self.engine.lock:
             queues = {qid: self._figures(q) for qid, q in self.engine.queues.items()}
-        snap = Snapshot(time.time(), time.monotonic(), queues)
+        snap = Snapshot(time.time(), self.clock(), queues)
         with self._lock:
             self._snapshot = snap
             self.computed += 1

@@ -118,14 +118,17 @@ def test_figures_follow_waiting_accepting_and_ending(
 def test_figures_refresh_at_most_once_per_window(
     emulator: EmulatorServer, metrics: MetricsClient, gw: GatewayClient, gw_channel: str
 ) -> None:
-    emulator.engine.update_settings({"metricsRefreshSeconds": 0.5})
+    emulator.engine.update_settings({"metricsRefreshSeconds": 5})
+    now = [1000.0]
+    emulator.engine.metrics.clock = lambda: now[0]
     before = metrics.queue("101", "interactionsWaitInQueue.rt")
     computed = emulator.engine.metrics.computed
     new_gateway_conversation(gw, gw_channel)
     # Within the window the snapshot stands, as 8x8's ("refreshed every 5 s").
+    now[0] += 4.9
     assert metrics.queue("101", "interactionsWaitInQueue.rt") == before
     assert emulator.engine.metrics.computed == computed
-    time.sleep(0.55)
+    now[0] += 0.1
     assert metrics.queue("101", "interactionsWaitInQueue.rt") == {"interactionsWaitInQueue.rt": 1}
     assert emulator.engine.metrics.computed == computed + 1
 

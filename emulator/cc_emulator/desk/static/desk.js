@@ -137,11 +137,21 @@ function renderWrapUp(conv) {
   if (conv.wrapUpCodes.some((c) => c.id === chosen)) select.value = chosen;
 }
 
-// The agent reads what is on screen: tell 8x8 (the emulator sends a read receipt where the setting says so).
+// The agent reads what is on screen, a moment after it shows: tell 8x8 "read up to now" (the emulator sends a read
+// receipt where the setting says so). A person takes that moment to read, and the customer's side has by then
+// heard that 8x8 took the message, so "read" never comes before "delivered".
+const READING_MS = 1500;
+let readTimer = 0;
+
 function markRead(conv) {
-  if (document.visibilityState !== "visible" || conv.lastCustomerAt <= Math.max(conv.agentReadAt, readSent)) return;
-  readSent = conv.lastCustomerAt;
-  request("POST", `/_emulator/agents/${encodeURIComponent(agentId)}/read`, { readAt: conv.lastCustomerAt }).catch(() => {});
+  if (conv.lastCustomerAt <= Math.max(conv.agentReadAt, readSent) || readTimer) return;
+  const upTo = conv.lastCustomerAt;
+  readTimer = setTimeout(() => {
+    readTimer = 0;
+    if (document.visibilityState !== "visible" || !snap || !snap.conversation) return;
+    readSent = upTo;
+    request("POST", `/_emulator/agents/${encodeURIComponent(agentId)}/read`, {}).catch(() => {});
+  }, READING_MS);
 }
 
 function renderFiles(files) {

@@ -3,7 +3,8 @@
 // bus (a server-sent event stream), since AgentTyping never goes on the timeline. The customer's own messages are
 // kept in this browser, as a real channel keeps its own transcript. `page.js` is the emulator's (cc_emulator/static),
 // shared with its agent desk.
-import { $, answered, el, enterSends, request, showError } from "./page.js";
+import { acted, notSent, problem, syncRecovered } from "./notices.js";
+import { $, answered, el, enterSends, request } from "./page.js";
 
 const SYNC_MS = 4000;
 const TYPING_EVERY_MS = 2500;
@@ -20,53 +21,6 @@ let syncing = null;
 let agentTyping = false;
 let agentTypingTimer = 0;
 let lastTypingSent = 0;
-// What the error line shows: an action's error stays until the user acts again (types, picks a file, sends, opens
-// a case); a failed refresh shows only while refreshing fails, and never replaces an action's error.
-let errorFrom = null; // "action" | "sync" | null
-
-function problem(message, from = "action") {
-  if (!message) {
-    errorFrom = null;
-    showError("");
-    return;
-  }
-  if (from === "sync" && errorFrom === "action") return;
-  errorFrom = from;
-  showError(message);
-}
-
-function acted() {
-  if (errorFrom === "action") problem("");
-}
-
-function size(bytes) {
-  if (bytes >= 1024 * 1024) return `${(bytes / (1024 * 1024)).toFixed(1).replace(/\.0$/, "")} MB`;
-  if (bytes >= 1024) return `${Math.round(bytes / 1024)} KB`;
-  return `${bytes} bytes`;
-}
-
-// Why a message did not go, and what to do, in words: the limit it crossed, never the validator's internals.
-function notSent(err, file, text) {
-  const details = err.details || {};
-  if (err.stage === "file") {
-    const name = `“${file.name}”`;
-    if (err.status === 415) {
-      const allowed = details.allowedTypes ? `this chat accepts only ${details.allowedTypes.join(", ")}` : err.message;
-      return `${name} was not sent: ${allowed}. Choose another file.`;
-    }
-    if (err.status === 413) {
-      const limit = details.maxBytes ? `files may be at most ${size(details.maxBytes)}` : err.message;
-      return `${name} (${size(file.size)}) was not sent: ${limit}. Choose a smaller file.`;
-    }
-    return `${name} was not sent: ${err.message}.`;
-  }
-  const field = Array.isArray(details) && details[0] ? details[0].field : null;
-  if (field === "text" && /at most/.test(err.message)) {
-    return `Your message was not sent: ${err.message}; yours has ${text.length}. Shorten it and send again.`;
-  }
-  return `Your message was not sent: ${err.message}.`;
-}
-
 function casePath(suffix) {
   return `/api/cases/${encodeURIComponent(caseId)}${suffix || ""}`;
 }
@@ -282,7 +236,7 @@ function sync() {
       try {
         caseView = await request("GET", casePath());
         await pullTimeline();
-        if (errorFrom === "sync") problem("");
+        syncRecovered();
       } catch (err) {
         if (err.status !== 404) problem(`Cannot refresh the chat: ${err.message}`, "sync");
       }
