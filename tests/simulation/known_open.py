@@ -51,11 +51,6 @@ KNOWN_OPEN: tuple[KnownOpen, ...] = (
         lambda v, r: v.startswith("[1 ") and _history_has(r, "8x8 POST conversations", "!! 504"),
     ),
     KnownOpen(
-        "dead-letter deduplication id reused",
-        "a redriven message that fails again within five minutes is dropped by the DLQ's deduplication",
-        lambda v, r: "not in the dead-letter queue" in v and _history_has(r, "outbound-dlq.fifo: deduplicated"),
-    ),
-    KnownOpen(
         "outbox without a sweeper",
         "an outbox entry whose publish failed waits for the next request for its case, forever on a quiet case",
         lambda v, r: v.startswith("[7 outbox]") or "never reached the bus (still on the case's outbox)" in v,
