@@ -72,6 +72,7 @@ class LocalWebSocketApi:
         self._thread: threading.Thread | None = None
         self._httpd: ThreadingHTTPServer | None = None
         self.posted = 0  # frames posted through @connections (the bench counts them)
+        self._error: Exception | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> str:
@@ -79,7 +80,9 @@ class LocalWebSocketApi:
         self._thread = threading.Thread(target=self._run_loop, args=(started,), name="local-websocket", daemon=True)
         self._thread.start()
         if not started.wait(10) or self._server is None:
-            raise RuntimeError("the local WebSocket API did not start")
+            if isinstance(self._error, OSError):
+                raise self._error  # e.g. the port is in use: the stack names it
+            raise RuntimeError(f"the local WebSocket API did not start: {self._error}")
         port = self._server.sockets[0].getsockname()[1]
         self.url = f"ws://{self.host}:{port}/{self.api.stage}"
         self._httpd = ThreadingHTTPServer((self.host, 0), self._management_handler())
@@ -99,7 +102,13 @@ class LocalWebSocketApi:
             )
             started.set()
 
-        loop.run_until_complete(begin())
+        try:
+            loop.run_until_complete(begin())
+        except Exception as error:
+            self._error = error
+            started.set()
+            loop.close()
+            return
         loop.run_forever()
         loop.close()
 
