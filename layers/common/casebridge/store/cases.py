@@ -125,9 +125,11 @@ class CaseItems(TableAccess):
             items.append(self._receipt_put(receipt))
         items.append(self._timeline_put(case_pk(case.case_id), entry))
         pending = entry.sort_key if pending_publish else None
-        if live is not None or pending_publish:
-            # Without a state change the version check still guards the outbox entry against a lost update.
-            items.append(self._state_update(case, live or case.live, pending))
+        if live is not None:
+            items.append(self._state_update(case, live, pending))
+        elif pending is not None:
+            # No state change: the outbox mark alone (an atomic ADD: events of one case do not contend for it).
+            items.append(self._outbox_add(case.case_id, pending))
         try:
             self._transact(items, receipt_first=receipt is not None)
         except ReceiptExists:
@@ -152,7 +154,9 @@ class CaseItems(TableAccess):
         False: the case changed meanwhile."""
         return self._conditional_update(
             Key=key(case_pk(case.case_id), CASE_SK),
-            UpdateExpression="SET reopenRequested = :yes, reopenBy = :by, updatedAt = :now, version = :next",
+            # A reset point: the state derived so far becomes the base of 8x8's next events.
+            UpdateExpression="SET reopenRequested = :yes, reopenBy = :by, updatedAt = :now, version = :next"
+            " REMOVE stateEvents, stateBase",
             ConditionExpression="version = :v",
             ExpressionAttributeValues=to_item(
                 {":yes": True, ":by": message_id, ":now": now_ms(), ":next": case.version + 1, ":v": case.version}
