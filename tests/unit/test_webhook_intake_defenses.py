@@ -142,8 +142,12 @@ def test_made_up_kids_spend_a_bounded_number_of_key_fetches_then_503(
     genuine = deliver(functions, webhook_signer, queued(api))
     assert genuine.status == 200, genuine.raw
     answers = []
-    for n in range(FETCH_BUDGET + 15):
-        answers.append(deliver(functions, webhook_signer, queued(api), protected=made_up_kid(f"made-up-{n}")))
+    for n in range(FETCH_BUDGET + 15):  # from as many sources: the per-source limit is not what stops them here
+        event = sample_webhook_event(
+            "chat-api-v2/webhook_queued.json", webhook_signer, body=queued(api), protected=made_up_kid(f"made-up-{n}")
+        )
+        event["requestContext"]["identity"]["sourceIp"] = f"192.0.2.{n}"
+        answers.append(invoke(functions.webhook, event))
     statuses = [a.status for a in answers]
     assert statuses == [401] * (FETCH_BUDGET - 1) + [503] * 16, statuses
     assert all(int(a.headers["retry-after"]) > 0 for a in answers if a.status == 503)

@@ -50,9 +50,11 @@ from casebridge.webhook_receipts import (
 __all__ = ["WebhookOutcome", "handle_webhook"]
 
 
-def handle_webhook(services: Services, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
-    """Headers lower-cased, body the raw bytes. Returns the JSON answer for a 200."""
-    delivery = services.verifier.verify(headers, body)
+def handle_webhook(
+    services: Services, headers: Mapping[str, str], body: bytes, *, source: str | None = None
+) -> dict[str, Any]:
+    """Headers lower-cased, body the raw bytes, source the caller's address. Returns the JSON answer for a 200."""
+    delivery = services.verifier.verify(headers, body, source)
     logger.append_keys(eventId=delivery.event_id)
     digest = hashlib.sha256(body).hexdigest()
     try:

@@ -241,6 +241,8 @@ def request(
 ) -> requests.Response:
     """One HTTP call; network failures become ContactCenterUnavailable, marked ambiguous when the request
     may have reached 8x8 (read timeout, connection dropped after sending)."""
+    # Never follow a redirect: the call carries 8x8's credentials, which go to the configured base URL only.
+    kwargs.setdefault("allow_redirects", False)
     try:
         response = session.request(method, url, timeout=(min(timeout, 3.05), timeout), **kwargs)
     except requests.ConnectTimeout as error:

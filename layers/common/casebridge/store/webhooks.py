@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from casebridge.clock import now_ms
 from casebridge.store.codec import (
     CASE_SK,
     CONVERSATION_SK,
@@ -44,6 +46,16 @@ class WebhookItems(TableAccess):
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeValues=to_item({":yes": True}),
         )
+
+    # ---- 8x8's signing keys that verified a signature (public keys: a cache of 8x8's key endpoint) ------
+    def signing_key(self, kid: str) -> dict[str, Any] | None:
+        found = self.client.get_item(TableName=self.table, Key=key(f"WEBHOOK#JWK#{kid}", "JWK"), ConsistentRead=True)
+        item = found.get("Item")
+        return dict(from_item(item)["jwk"]) if item else None
+
+    def put_signing_key(self, kid: str, jwk: Mapping[str, Any]) -> None:
+        item = {"pk": f"WEBHOOK#JWK#{kid}", "sk": "JWK", "jwk": dict(jwk), "storedAt": now_ms()}
+        self.client.put_item(TableName=self.table, Item=to_item(item))
 
     def record_early_event(self, receipt: WebhookReceipt, entry: TimelineEntry) -> bool:
         """Keep an event whose conversation has no case yet; checks the map is still absent, atomically.
