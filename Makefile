@@ -15,7 +15,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: help venv test lint typecheck template-check checkov browser unit demo local screenshots bench bench-layers lock fuzz build deploy invoke start-api clean
+.PHONY: help venv test lint typecheck template-check checkov browser unit demo local screenshots bench bench-layers lock fuzz simulate build deploy invoke start-api clean
 
 # Every rule is listed, with its "## " comment when it has one (a rule added without one still shows up).
 help: ## list the targets
@@ -74,8 +74,9 @@ unit: $(STAMP) browser ## the pytest suite only (PYTEST_ARGS="..." passes option
 demo: $(STAMP) ## run a whole case end to end, offline (local 8x8 emulator + local AWS stand-in); API=chat-api-v2 for v2
 	$(BIN)/python -m scripts.demo $(if $(API),--api $(API))
 
+# exec: the stack is make's own child and stops when make goes (make forwards no SIGTERM to its recipe).
 local: $(STAMP) ## start the local stack and leave it running; options: make local ARGS="--api-port 9000 ..." API=chat-api-v2
-	$(BIN)/python -m scripts.local_stack $(strip $(if $(API),--api $(API)) $(ARGS))
+	exec $(BIN)/python -m scripts.local_stack $(strip $(if $(API),--api $(API)) $(ARGS))
 
 bench: $(STAMP) bench-layers ## print the benchmark figures (docs/performance.md)
 	$(BIN)/python -m scripts.bench $(ARGS)
@@ -88,6 +89,12 @@ screenshots: $(STAMP) browser ## docs/img/*.png of the customer chat page and th
 
 fuzz: $(STAMP) ## long fuzz run of the webhook intake
 	FUZZ_EXAMPLES=100000 $(BIN)/python -m pytest tests/fuzz -m slow -p no:randomly -q
+
+# The deterministic simulation of the whole connector (tests/simulation): SEEDS histories from seed 0; SEED=n replays
+# one step by step; CASES=n sizes the world (CASES=10000 is the scale run and prints the capacity figures).
+SEEDS ?= 10000
+simulate: $(STAMP) ## simulate the whole connector under faults (SEEDS=n, SEED=n replays one, CASES=n sizes the world)
+	PYTHONPATH=layers/common:. $(BIN)/python -m tests.simulation --seeds $(SEEDS) $(if $(SEED),--seed $(SEED)) $(if $(CASES),--cases $(CASES))
 
 # sam build needs a Python 3.13 (the functions' runtime) that actually runs: `python3.13` may be a pyenv shim
 # with no 3.13 active, so an installed pyenv 3.13 is tried too, and its real directory goes first on PATH.

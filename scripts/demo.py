@@ -21,16 +21,14 @@ from typing import Any
 
 import requests
 
+from scripts import demo_escalation
+from scripts.demo_errors import DemoFailed
 from scripts.local_stack import REPO_ROOT
 from scripts.local_stack.channel import ChannelEvent
 from scripts.local_stack.stack import CONTACT_CENTER_APIS, LocalStack, StackOptions, default_api
 
 STEP_TIMEOUT_S = 10.0
 LOG_PATH = REPO_ROOT / ".local" / "demo-functions.log"
-
-
-class DemoFailed(Exception):
-    """A step of the case did not happen."""
 
 
 class Transcript:
@@ -158,6 +156,25 @@ class Demo:
 
         wait(f"8x8 delivering {text!r} to the agent", check)
         self.out.line("8x8 agent view", f"the agent sees [{author}] {text!r}")
+
+    def emulator_calls(self, op: str) -> int:
+        """How many times the connector called this 8x8 operation so far."""
+        answer = self.control.get(f"{self.stack.control_url}/requests", params={"op": op}, timeout=10)
+        answer.raise_for_status()
+        return int(answer.json()["counts"].get(op, 0))
+
+    def run_timers(self) -> bool:
+        """One run of the template's scheduled timer sweep, as EventBridge Scheduler would start it; False if the
+        template has none."""
+        sweeps = [f for name, f in self.stack.functions.items() if "Timer" in name]
+        for sweep in sweeps:
+            sweep.invoke({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})
+        return bool(sweeps)
+
+    @staticmethod
+    def has_event_type(event_type: str) -> bool:
+        """Whether this build's business events include `event_type` (docs/event-schema.json)."""
+        return f'"{event_type}"' in (REPO_ROOT / "docs" / "event-schema.json").read_text(encoding="utf-8")
 
     def agent_action(self, agent_id: str, action: str, body: dict[str, Any] | None = None) -> None:
         answer = self.control.post(f"{self.stack.control_url}/agents/{agent_id}/{action}", json=body or {}, timeout=10)
@@ -288,6 +305,8 @@ class Demo:
             self.channel_got("CustomerLeft", 2)
             self.expect_state("closed")
 
+        demo_escalation.EscalationScene(Demo(self.stack, self.out), Demo(self.stack, self.out)).run(12)
+
     def files_and_typing(self) -> None:
         """The customer sends a screenshot, the agent types and answers with a file, the business downloads it
         through casebridge."""
@@ -394,7 +413,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Transcript()
     print("casebridge demo: a customer case from the business's chat to 8x8 agents and back, all on this machine")
     print(f"8x8 API: {args.api}")
-    options = StackOptions(log_path=args.log, on_event=out.channel_event, api=args.api)
+    options = StackOptions(
+        log_path=args.log, on_event=out.channel_event, api=args.api, parameters=demo_escalation.stack_parameters()
+    )
     try:
         stack = LocalStack(options).start()
     except Exception as error:
@@ -405,6 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "local stack",
             f"API {stack.api_url} | 8x8 emulator {stack.emulator.base_url} | AWS {stack.aws.endpoint_url}",
         )
+        demo_escalation.prepare(stack)
         demo = Demo(stack, out)
         demo.run()
         demo.print_summary()

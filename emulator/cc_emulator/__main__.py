@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .config import EmulatorConfig, FaultSpec, load_config
+from .config import QUEUE_STATUSES, EmulatorConfig, FaultSpec, load_config
 from .server import EmulatorServer, wait_until_interrupted
 
 
@@ -74,6 +75,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="a Gateway conversation whose user was removed accepts user messages (default true)",
     )
     p.add_argument("--agent-wrap-up-idle", type=float, help="seconds before an idle scripted agent leaves (0 = never)")
+    p.add_argument(
+        "--desk-signin-ttl", type=float, help="seconds a desk sign-in outlives its page's last heartbeat (default 30)"
+    )
+    p.add_argument(
+        "--customer-idle",
+        type=float,
+        help="Gateway CONVERSATION_UPDATE idle after this much customer silence (0 = never)",
+    )
+    p.add_argument(
+        "--queue-status",
+        action="append",
+        default=[],
+        metavar="QUEUE=STATUS",
+        help="open | closed (agents logged out) | empty (agents on break), repeatable",
+    )
+    p.add_argument("--metrics-api-key", help="Real-time Metrics OAuth key (default AK)")
+    p.add_argument("--metrics-api-secret", help="Real-time Metrics OAuth secret (default AS)")
+    p.add_argument("--metrics-refresh", type=float, help="seconds between Real-time Metrics recomputations (default 5)")
+    p.add_argument("--metrics-tenant-info", help="require X-Tenant-Info with this value on Real-time Metrics calls")
+    p.add_argument("--metrics-single-queue-shape", choices=["array", "object"], help="GET /queues/{id} answer (E5)")
+    p.add_argument("--post-agent-minute", type=float, help="seconds one post-agent-assignment minute lasts (60)")
+    p.add_argument(
+        "--wrap-up-code-on-webhook",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="agent-left events carry wrapUpCode (not 8x8's behaviour; default false)",
+    )
+    p.add_argument(
+        "--gateway-read-receipts",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Gateway ACTIVITY read-receipts when an agent reads (GATEWAY.md T19; default false)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
     return p
 
@@ -99,11 +133,28 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         "gateway_reopen": args.gateway_reopen,
         "gateway_echo_is_echo": args.gateway_echo_is_echo,
         "gateway_removed_accepts_messages": args.gateway_removed_accepts_messages,
+        "metrics_api_key": args.metrics_api_key,
+        "metrics_api_secret": args.metrics_api_secret,
+        "metrics_tenant_info": args.metrics_tenant_info,
+        "metrics_single_queue_shape": args.metrics_single_queue_shape,
+        "wrap_up_code_on_webhook": args.wrap_up_code_on_webhook,
+        "gateway_read_receipts": args.gateway_read_receipts,
     }
     _set_given(cfg, overrides)
     # These flags are named after the TimingConfig fields they set.
-    timing_names = ("accept_delay", "reply_delay", "retry_base_delay", "max_attempts", "agent_wrap_up_idle")
+    timing_names = (
+        *("accept_delay", "reply_delay", "retry_base_delay", "max_attempts", "agent_wrap_up_idle"),
+        *("customer_idle", "post_agent_minute"),
+        "desk_signin_ttl",
+    )
     _set_given(cfg.timings, {name: getattr(args, name) for name in timing_names})
+    _set_given(cfg.timings, {"metrics_refresh": args.metrics_refresh})
+    for item in args.queue_status:
+        queue_id, _, status = item.partition("=")
+        queue = next((q for q in cfg.queues if q.id == queue_id), None)
+        if queue is None or status not in QUEUE_STATUSES:
+            raise SystemExit(f"--queue-status {item}: want QUEUE=open|closed|empty for a configured queue")
+        queue.status = status
     cfg.faults.extend(parse_fault(f) for f in args.fault)
     return cfg
 
@@ -112,11 +163,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
     server = EmulatorServer(cfg, verbose=args.verbose)
-    base = server.start()
+    try:
+        base = server.start()
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        print(
+            f"port {cfg.port} on {cfg.host} is already in use: stop what uses it, or choose another port with "
+            "--port PORT (0 = any free port)",
+            file=sys.stderr,
+        )
+        return 1
     print(f"8x8 CC emulator listening on {base}", flush=True)
     print(f"  Chat Gateway v1: {server.gateway_base}  (x-api-key)", flush=True)
     print(f"  Chat API v2:     {server.v2_base}", flush=True)
-    print(f"  token (v2):      {server.token_url}", flush=True)
+    print(f"  token (v2, metrics): {server.token_url}", flush=True)
+    print(f"  Real-time Metrics: {server.metrics_base()}  (Bearer, key {cfg.metrics_api_key})", flush=True)
     print(f"  control:         {server.control_url}/state", flush=True)
     if args.provision:
         webhook_id, channel_id = server.provision(args.provision, args.provision_queue, version=args.provision_api)

@@ -17,6 +17,13 @@ ScriptKind = Literal["auto_reply", "echo", "silent"]
 # "needs_assignment" stores it, and only PUT/PATCH with an assignment starts a new interaction.
 GatewayReopen = Literal["requeue", "needs_assignment"]
 GATEWAY_REOPEN_MODES: tuple[str, ...] = ("requeue", "needs_assignment")
+# A queue's staffing, which the emulator's settings change: "open" (agents serve it), "closed" (its agents are
+# logged out: after hours), "empty" (open, but every agent of it is on break: nobody eligible).
+QueueStatus = Literal["open", "closed", "empty"]
+QUEUE_STATUSES: tuple[str, ...] = ("open", "closed", "empty")
+# The Real-time Metrics single-queue answer: the docs show an array, the OAS an object (ESCALATION.md E5).
+MetricsShape = Literal["array", "object"]
+METRICS_SHAPES: tuple[str, ...] = ("array", "object")
 
 
 def attachment_spec(spec: dict[str, Any]) -> tuple[str, str, bytes]:
@@ -50,6 +57,8 @@ class ScriptConfig:
     typing: bool = False
     # Seconds without a message before the agent wraps up (leaves); None = timings.agent_wrap_up_idle.
     wrap_up_idle: float | None = None
+    # The wrap-up code (an id or name of `wrap_up_codes`) the agent picks when it ends an interaction itself.
+    wrap_up_code: str | None = None
 
     def attachment_specs(self) -> list[tuple[str, str, bytes]]:
         return [attachment_spec(a) for a in self.attachments]
@@ -68,6 +77,26 @@ class AgentConfig:
 class QueueConfig:
     id: str
     name: str
+    status: QueueStatus = "open"
+
+
+@dataclass
+class WrapUpCodeConfig:
+    """A wrap-up (disposition) code an agent can pick when ending an interaction; `queues` empty = every queue."""
+
+    id: str
+    name: str
+    short_code: str = ""
+    queues: list[str] = field(default_factory=list)
+
+
+def default_wrap_up_codes() -> list[WrapUpCodeConfig]:
+    return [
+        WrapUpCodeConfig("1", "Resolved", "RES"),
+        WrapUpCodeConfig("2", "Refund issued", "REF"),
+        WrapUpCodeConfig("3", "Follow-up needed", "FUP"),
+        WrapUpCodeConfig("4", "No response from customer", "NRC"),
+    ]
 
 
 @dataclass
@@ -82,6 +111,15 @@ class TimingConfig:
     out_of_order_max_hold: float = 2.0
     # A scripted agent leaves a conversation after this many seconds without a message (0 = never).
     agent_wrap_up_idle: float = 30.0
+    # A desk sign-in ends this many seconds after its page's last heartbeat (the tab went): the agent gets its
+    # script back and its queues are served again.
+    desk_signin_ttl: float = 30.0
+    # Gateway CONVERSATION_UPDATE idle after the customer is silent this long while an agent has it (0 = never).
+    customer_idle: float = 0.0
+    # Real-time Metrics figures are recomputed at most this often (8x8: "refreshed every 5 s").
+    metrics_refresh: float = 5.0
+    # How long one "minute" of the post-agent assignment's timers lasts here (tests shorten it).
+    post_agent_minute: float = 60.0
 
 
 @dataclass
@@ -120,6 +158,21 @@ class EmulatorConfig:
     attachment_url_ttl: int = 300
     # Base of those URLs; None = the server's own http://host:port.
     public_base_url: str | None = None
+    # Real-time Metrics v5: its own OAuth credentials (an app with the `analytics realtime-api` product).
+    metrics_api_key: str = "AK"
+    metrics_api_secret: str = "AS"  # noqa: S105 - well-known local demo credential
+    metrics_token_ttl: int = 1799
+    # Multi-tenant customers must send X-Tenant-Info with this value (None: the header is not needed).
+    metrics_tenant_info: str | None = None
+    metrics_single_queue_shape: MetricsShape = "array"
+    # Wrap-up codes the agent desk and the control API offer.
+    wrap_up_codes: list[WrapUpCodeConfig] = field(default_factory=default_wrap_up_codes)
+    # Not 8x8's behaviour, off by default: 8x8 carries no wrap-up code on either webhook (ESCALATION.md section 6).
+    # On, the interaction-end event (Gateway MEMBERS_CHANGED agent left, v2 AGENT_LEFT) carries `wrapUpCode`.
+    wrap_up_code_on_webhook: bool = False
+    # Gateway ACTIVITY read-receipts when an agent reads; 8x8 documents the event but says no channel sends it
+    # yet (GATEWAY.md T19), so it is off by default.
+    gateway_read_receipts: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,6 +199,10 @@ def _build(cls: type[Any], data: dict[str, Any]) -> Any:
 def config_from_dict(data: dict[str, Any]) -> EmulatorConfig:
     data = dict(data)
     queues = [_build(QueueConfig, {k: str(v) for k, v in q.items()}) for q in data.pop("queues", [])]
+    for q in queues:
+        if q.status not in QUEUE_STATUSES:
+            raise ValueError(f"queue {q.id}: status must be one of {list(QUEUE_STATUSES)}")
+    codes = data.pop("wrap_up_codes", None)
     agents = []
     for item in data.pop("agents", []):
         raw = dict(item)
@@ -157,6 +214,13 @@ def config_from_dict(data: dict[str, Any]) -> EmulatorConfig:
     cfg: EmulatorConfig = _build(EmulatorConfig, data)
     cfg.timings = timings
     cfg.faults = faults
+    if codes is not None:
+        cfg.wrap_up_codes = [
+            _build(WrapUpCodeConfig, {**c, "id": str(c["id"]), "queues": [str(q) for q in c.get("queues", [])]})
+            for c in codes
+        ]
+    if cfg.metrics_single_queue_shape not in METRICS_SHAPES:
+        raise ValueError(f"metrics_single_queue_shape must be one of {list(METRICS_SHAPES)}")
     if cfg.gateway_reopen not in GATEWAY_REOPEN_MODES:
         raise ValueError(f"gateway_reopen must be one of {list(GATEWAY_REOPEN_MODES)}")
     if not queues and not agents:
@@ -185,4 +249,5 @@ def fast_timings() -> TimingConfig:
         retry_max_delay=0.1,
         max_attempts=4,
         out_of_order_max_hold=0.5,
+        metrics_refresh=0.0,
     )

@@ -116,8 +116,22 @@ class ControlClient(DeliveryLogView[dict[str, Any]]):
     def agent_transfer(self, agent_id: str, queue_id: str) -> None:
         self._call("POST", f"/agents/{agent_id}/transfer", {"queueId": queue_id})
 
-    def agent_leave(self, agent_id: str) -> None:
-        self._call("POST", f"/agents/{agent_id}/leave")
+    def agent_leave(self, agent_id: str, wrap_up_code: str | None = None) -> dict[str, Any]:
+        """End the agent's interaction, with a wrap-up code (id or name) if given."""
+        body = {"wrapUpCode": wrap_up_code} if wrap_up_code is not None else None
+        result: dict[str, Any] = self._call("POST", f"/agents/{agent_id}/leave", body)
+        return result
+
+    def agent_read(self, agent_id: str, read_at: int | None = None) -> None:
+        self._call("POST", f"/agents/{agent_id}/read", {} if read_at is None else {"readAt": read_at})
+
+    def set_queue_status(self, queue_id: str, status: str) -> None:
+        """open | closed | empty."""
+        self._call("POST", f"/queues/{queue_id}/status", {"status": status})
+
+    def wrap_up_codes(self, queue_id: str) -> list[dict[str, str]]:
+        result: list[dict[str, str]] = self._call("GET", f"/queues/{queue_id}/wrap-up-codes")["wrapUpCodes"]
+        return result
 
     def set_agent_available(self, agent_id: str, available: bool) -> None:
         self._call("POST", f"/agents/{agent_id}/availability", {"available": available})
@@ -302,3 +316,50 @@ class ChatV2Client:
 
     def customer_leaves(self, conversation_id: str) -> requests.Response:
         return self.request("DELETE", f"/conversations/{conversation_id}/participants/customer")
+
+
+class MetricsClient:
+    """Minimal Real-time Metrics v5 client: its own OAuth token (the metrics key and secret), cached."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str = "AK",
+        api_secret: str = "AS",  # noqa: S107 - emulator default
+        region_prefix: str = "",
+        tenant_info: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.prefix = f"{self.base_url}{region_prefix}/analytics/cc/v5/realtime-metrics"
+        self.auth = (api_key, api_secret)
+        self.tenant_info = tenant_info
+        self.timeout = timeout
+        self.session = requests.Session()
+        self._token: str | None = None
+
+    def token(self, force: bool = False) -> str:
+        if force or self._token is None:
+            resp = self.session.post(
+                f"{self.base_url}/oauth/v2/token",
+                auth=self.auth,
+                data={"grant_type": "client_credentials"},
+                timeout=self.timeout,
+            )
+            resp.raise_for_status()
+            self._token = str(resp.json()["access_token"])
+        return self._token
+
+    def request(self, path: str, **params: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.token()}", "Accept": "application/json"}
+        if self.tenant_info is not None:
+            headers["X-Tenant-Info"] = self.tenant_info
+        return self.session.get(self.prefix + path, headers=headers, params=params, timeout=self.timeout)
+
+    def queue(self, queue_id: str, *metrics: str) -> dict[str, Any]:
+        """`{metric: value}` of one queue (either answer shape, E5)."""
+        resp = self.request(f"/queues/{queue_id}", metrics=list(metrics))
+        resp.raise_for_status()
+        body = resp.json()
+        item = body[0] if isinstance(body, list) else body
+        return {m["key"]: m["value"] for m in item["metrics"]}

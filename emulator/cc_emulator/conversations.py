@@ -151,7 +151,9 @@ class ConversationOps(CenterState):
             if reopen is None:
                 reopen = self.config.gateway_reopen if self.gateway_dialect(conv) else "requeue"
             inter = conv.current
-            reopening = inter is None and reopen == "requeue"
+            with_bot = inter is None and conv.bot_phase is not None
+            # While the bot has it after the agent (post-agent assignment), a message does not reopen.
+            reopening = inter is None and reopen == "requeue" and not with_bot
             if reopening:
                 # Reopen: a new interaction on the last queue, the next agent sees everything.
                 conv.customer_left = False
@@ -159,7 +161,7 @@ class ConversationOps(CenterState):
             sender = conv.customer_participant_id if author_type == "user" else "bot"
             msg = Message(
                 self.new_id(),
-                inter.id if inter else "",
+                inter.id if inter else ("post-agent" if with_bot else ""),
                 author_type,
                 sender,
                 text,
@@ -168,7 +170,11 @@ class ConversationOps(CenterState):
                 cards=list(cards or []),
             )
             conv.messages.append(msg)
+            if author_type == "bot":
+                conv.thinking_until = 0
             self.notify.message(conv, msg)
+            if with_bot:
+                self.router.aftercare.bot_phase_message(conv, author_type)
             if reopening and inter is not None:
                 self._claim_waiting_messages(conv, inter)
                 self.notify.conversation_update(conv)
@@ -212,6 +218,7 @@ class ConversationOps(CenterState):
             inter = conv.current
             if inter is None:
                 conv.customer_left = False
+                self.router.aftercare.end_bot_phase(conv)
                 inter = self.router.start_interaction(conv, queue_id)
                 self._claim_waiting_messages(conv, inter)
                 self.notify.conversation_update(conv)
@@ -233,6 +240,7 @@ class ConversationOps(CenterState):
             conv.customer_left = True
             if announce and not already:
                 self.notify.user_left(conv)
+            self.router.aftercare.end_bot_phase(conv)
             inter = conv.current
             if inter is not None:
                 self.router.end(conv, inter)
@@ -293,9 +301,10 @@ class ConversationOps(CenterState):
         with self.lock:
             return self.router.transfer(self.router.agent(agent_id), queue_id)
 
-    def agent_leave(self, agent_id: str) -> Conversation:
+    def agent_leave(self, agent_id: str, wrap_up_code: str | None = None) -> Conversation:
+        """The agent ends the interaction, with a wrap-up code (id or name) its queue offers."""
         with self.lock:
-            return self.router.leave(self.router.agent(agent_id))
+            return self.router.leave(self.router.agent(agent_id), wrap_up_code)
 
     # -- inspection --------------------------------------------------------------------------
 
@@ -329,9 +338,11 @@ class ConversationOps(CenterState):
                         "transfers": list(i.transfers),
                         "startTime": iso(i.start),
                         "endTime": iso(i.end) if i.end else None,
+                        "wrapUpCode": dict(i.wrap_up_code) if i.wrap_up_code else None,
                     }
                     for i in conv.interactions
                 ],
+                **self.router.aftercare.views(conv),
                 "transcript": [
                     {
                         "id": m.id,

@@ -5,7 +5,10 @@
 - `state.CenterState`: the tables (webhooks, channels, conversations, queues, agents) and attachments;
 - `events.Notifier`: webhook events in each API's dialect, handed to the delivery worker;
 - `routing.Router`: queues, offers, scripted and manual agents;
-- `tenant.TenantOps`, `conversations.ConversationOps`: the operations, mixed into `Engine`.
+- `metrics.RealtimeMetrics` (the router's): Real-time Metrics figures; `aftercare.Aftercare` (the router's): idle,
+  post-agent assignment, read receipts;
+- `tenant.TenantOps`, `conversations.ConversationOps`, `handoff.HandoffOps`, `settings.SettingsOps`: the
+  operations, mixed into `Engine`.
 HTTP surfaces (`http_v2`, `http_gateway`) translate requests into calls on `Engine` and its results
 back into their wire shapes.
 """
@@ -21,6 +24,7 @@ from .conversations import ConversationOps
 from .delivery import DeliveryWorker
 from .events import Notifier
 from .faults import FaultManager
+from .handoff import HandoffOps
 from .loop import Scheduler
 from .model import (
     EXTERNAL_AUTHOR_TYPES,
@@ -43,8 +47,10 @@ from .model import (
     iso,
 )
 from .routing import Router
+from .settings import SettingsOps
 from .signing import KeyStore
-from .tenant import API_VERSIONS, TenantOps, TokenStore
+from .tenant import API_VERSIONS, TenantOps
+from .tokens import TokenStore
 
 # Re-exported: surfaces and tests import these from here.
 __all__ = [
@@ -72,7 +78,7 @@ __all__ = [
 ]
 
 
-class Engine(TenantOps, ConversationOps):
+class Engine(TenantOps, ConversationOps, HandoffOps, SettingsOps):
     def __init__(self, config: EmulatorConfig) -> None:
         super().__init__(config)
         self.keys = KeyStore()
@@ -84,6 +90,7 @@ class Engine(TenantOps, ConversationOps):
         self.notify = Notifier(self, self.send_event)
         self.router = Router(self, self.notify)
         self.scheduler = self.router.scheduler
+        self.metrics = self.router.metrics
         self._request_seq = itertools.count(1)
         self.requests: list[RequestRecord] = []
         self._init_state()
@@ -110,6 +117,7 @@ class Engine(TenantOps, ConversationOps):
             self.delivery.reset()
             self.faults.clear()
             self.requests.clear()
+            self.metrics.reset()
             self._init_state()
 
     # -- requests ----------------------------------------------------------------------------
@@ -142,7 +150,17 @@ class Engine(TenantOps, ConversationOps):
                     {"id": c.id, "name": c.name, "webhook_id": c.webhook_id, "queue_id": c.queue_id}
                     for c in self.channels.values()
                 ],
-                "queues": [{"id": q.id, "name": q.name, "waiting": list(q.waiting)} for q in self.queues.values()],
+                "queues": [
+                    {
+                        "id": q.id,
+                        "name": q.name,
+                        "waiting": list(q.waiting),
+                        "status": q.status,
+                        # Completed waits in seconds (accepted, abandoned or moved on), to measure estimates by.
+                        "waits": self.metrics.actual_waits(q.id),
+                    }
+                    for q in self.queues.values()
+                ],
                 "agents": [
                     {
                         "id": a.id,

@@ -1,7 +1,8 @@
 """Webhook events: what happened in the contact center, rendered in the dialect of the receiving webhook.
 
-A conversation's events go to its channel's webhook. A webhook whose version is "Chat Gateway v1.0"
-gets Chat Gateway v1 envelopes (`{eventType, conversationId, timestamp, data}`); any other gets Chat
+A conversation's events go to its channel's webhook (while the bot has it after a post-agent assignment, to
+that assignment's webhook, and also to the channel's when it asked to be notified). A webhook whose version is
+"Chat Gateway v1.0" gets Chat Gateway v1 envelopes (`{eventType, conversationId, timestamp, data}`); any other gets Chat
 API v2 ones (flat fields plus `messageType`). Happenings one dialect has no event for are skipped there.
 """
 
@@ -50,8 +51,21 @@ class Notifier:
     def agent_joined(self, conv: Conversation, agent: Agent) -> None:
         self._agent_change(conv, agent, "AGENT_JOINED", "joined")
 
-    def agent_left(self, conv: Conversation, agent: Agent) -> None:
-        self._agent_change(conv, agent, "AGENT_LEFT", "left")
+    def agent_left(self, conv: Conversation, agent: Agent, wrap_up_code: dict[str, str] | None = None) -> None:
+        """`wrapUpCode` (the code's name) only with the `wrap_up_code_on_webhook` setting: 8x8 sends none."""
+        extra = {}
+        if wrap_up_code is not None and self.state.config.wrap_up_code_on_webhook:
+            extra = {"wrapUpCode": wrap_up_code["name"]}
+        self._agent_change(conv, agent, "AGENT_LEFT", "left", extra)
+
+    def read_receipt(self, conv: Conversation, agent_id: str, read_at: int) -> None:
+        """Gateway only, with the `gateway_read_receipts` setting (8x8: "not yet supported by any channel")."""
+        hook = self._hook(conv)
+        if hook is None or not hook.gateway or not self.state.config.gateway_read_receipts:
+            return
+        value = [{"timestamp": read_at, "users": [{"id": agent_id, "type": "agent"}]}]
+        # As in 8x8's example, the envelope's timestamp is the read time too.
+        self._gateway(hook, conv, "ACTIVITY", {"name": "read-receipts", "value": value}, timestamp=read_at)
 
     def user_left(self, conv: Conversation) -> None:
         """Gateway only: the user left through PATCH participants/user."""
@@ -102,15 +116,18 @@ class Notifier:
 
     # -- dialects -----------------------------------------------------------------------------
 
-    def _agent_change(self, conv: Conversation, agent: Agent, v2_type: str, change: str) -> None:
+    def _agent_change(
+        self, conv: Conversation, agent: Agent, v2_type: str, change: str, extra: dict[str, Any] | None = None
+    ) -> None:
         hook = self._hook(conv)
         if hook is None:
             return
         if hook.gateway:
             # No agent name anywhere on the Gateway.
-            self._gateway(hook, conv, "MEMBERS_CHANGED", {"memberType": "agent", "change": change, "id": agent.id})
+            data = {"memberType": "agent", "change": change, "id": agent.id, **(extra or {})}
+            self._gateway(hook, conv, "MEMBERS_CHANGED", data)
         else:
-            self._v2(hook, conv, v2_type, {"agentId": agent.id, "agentName": agent.name})
+            self._v2(hook, conv, v2_type, {"agentId": agent.id, "agentName": agent.name, **(extra or {})})
 
     def _attachment(self, conv: Conversation, att_id: str) -> dict[str, str]:
         att = conv.attachments.get(att_id)
@@ -124,7 +141,23 @@ class Notifier:
         }
 
     def _hook(self, conv: Conversation) -> Webhook | None:
+        phase = conv.bot_phase
+        if phase is not None and phase.webhook_id in self.state.webhooks:
+            return self.state.webhooks[phase.webhook_id]
         return self.state.webhook_of(conv)
+
+    def _send(self, hook: Webhook, conv: Conversation, event_type: str, payload: dict[str, Any]) -> None:
+        self.send(Event.build(event_type, hook.uri, payload, conv.id, hook.id))
+        phase = conv.bot_phase
+        channel_hook = self.state.webhook_of(conv)
+        if (
+            phase is not None
+            and phase.notify_channel_webhook
+            and channel_hook is not None
+            and channel_hook.id != hook.id
+            and channel_hook.gateway == hook.gateway
+        ):
+            self.send(Event.build(event_type, channel_hook.uri, payload, conv.id, channel_hook.id))
 
     def _v2(
         self,
@@ -142,7 +175,7 @@ class Notifier:
             **extra,
             "timestamp": timestamp if timestamp is not None else now_ms(),
         }
-        self.send(Event.build(event_type, hook.uri, payload, conv.id, hook.id))
+        self._send(hook, conv, event_type, payload)
 
     def _gateway(
         self,
@@ -159,4 +192,4 @@ class Notifier:
         }
         if data is not None:
             payload["data"] = data
-        self.send(Event.build(event_type, hook.uri, payload, conv.id, hook.id))
+        self._send(hook, conv, event_type, payload)

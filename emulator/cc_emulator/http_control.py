@@ -34,12 +34,15 @@ class ControlSurface:
             ("GET", "/conversations/{id}", "control.conversation", self.conversation),
             ("POST", "/conversations/{id}/messages", "control.customer_message", self.customer_message),
             ("POST", "/queues", "control.add_queue", self.add_queue),
+            ("POST", "/queues/{id}/status", "control.queue_status", self.queue_status),
+            ("GET", "/queues/{id}/wrap-up-codes", "control.wrap_up_codes", self.wrap_up_codes),
             ("POST", "/agents", "control.add_agent", self.add_agent),
             ("POST", "/agents/{id}/accept", "control.agent_accept", self.agent_accept),
             ("POST", "/agents/{id}/reply", "control.agent_reply", self.agent_reply),
             ("POST", "/agents/{id}/typing", "control.agent_typing", self.agent_typing),
             ("POST", "/agents/{id}/transfer", "control.agent_transfer", self.agent_transfer),
             ("POST", "/agents/{id}/leave", "control.agent_leave", self.agent_leave),
+            ("POST", "/agents/{id}/read", "control.agent_read", self.agent_read),
             ("POST", "/agents/{id}/availability", "control.agent_availability", self.agent_availability),
             ("GET", "/faults", "control.faults", lambda req: Response.json(200, {"faults": self.engine.faults.list()})),
             ("POST", "/faults", "control.add_fault", self.add_fault),
@@ -178,8 +181,27 @@ class ControlSurface:
         return Response.json(200, {"conversationId": conv.id})
 
     def agent_leave(self, req: Request) -> Response:
-        conv = self.engine.agent_leave(req.params["id"])
-        return Response.json(200, {"conversationId": conv.id})
+        code = self._body(req).get("wrapUpCode")
+        if code is not None and not isinstance(code, str):
+            raise BadRequest("wrapUpCode must be a code's id or name")
+        conv = self.engine.agent_leave(req.params["id"], code)
+        ended = conv.interactions[-1]
+        return Response.json(200, {"conversationId": conv.id, "wrapUpCode": ended.wrap_up_code})
+
+    def agent_read(self, req: Request) -> Response:
+        read_at = self._body(req).get("readAt")
+        if read_at is not None and (not isinstance(read_at, int) or isinstance(read_at, bool)):
+            raise BadRequest("readAt must be epoch milliseconds")
+        conv = self.engine.agent_read(req.params["id"], read_at)
+        return Response.json(200, {"conversationId": conv.id, "readAt": conv.agent_read_at})
+
+    def queue_status(self, req: Request) -> Response:
+        status = self._body(req).get("status")
+        self.engine.set_queue_status(req.params["id"], str(status))
+        return Response.json(200, {"id": req.params["id"], "status": status})
+
+    def wrap_up_codes(self, req: Request) -> Response:
+        return Response.json(200, {"wrapUpCodes": self.engine.wrap_up_codes(req.params["id"])})
 
     def agent_availability(self, req: Request) -> Response:
         body = self._body(req)

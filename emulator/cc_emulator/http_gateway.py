@@ -22,6 +22,7 @@ from .engine import (
     iso,
 )
 from .faults import FaultRule
+from .gateway_handoff import GatewayHandoffHandlers
 from .gateway_wire import (
     DEFAULT,
     ERRORS_BY_OP,
@@ -46,7 +47,7 @@ from .model import MAX_HISTORY_MESSAGES, gateway_user
 # -- the surface --------------------------------------------------------------------------------
 
 
-class ChatGatewaySurface(SharedHandlers):
+class ChatGatewaySurface(GatewayHandoffHandlers, SharedHandlers):
     name = "gateway"
     body_type = GatewayBody
     verify_failure = "WEB_HOOK_VERIFY got no 2xx"
@@ -398,45 +399,3 @@ class ChatGatewaySurface(SharedHandlers):
         if att.filename.isascii() and '"' not in att.filename:
             disposition = f'attachment; filename="{att.filename}"'
         return Response(200, att.data, {"Content-Type": content_type, "Content-Disposition": disposition})
-
-    # -- indicators --------------------------------------------------------------------------
-
-    def _indicator_body(self, req: Request, authors: tuple[str, ...], required: bool = True) -> GatewayBody:
-        self.engine.get_conversation(req.params["id"])
-        body = GatewayBody(req, allow_empty=not required)
-        author = body.data.get("authorType", None if required else authors[0])
-        if author not in authors:
-            body.fail("authorType", author, "invalid_parameter", f"must be one of {list(authors)}")
-        return body
-
-    def typing(self, req: Request) -> Response:
-        body = self._indicator_body(req, ("bot", "user"))
-        body.check()
-        self.engine.user_typing(req.params["id"], str(body.data["authorType"]))
-        return Response.empty(204)
-
-    def thinking(self, req: Request) -> Response:
-        body = self._indicator_body(req, ("bot",), required=False)
-        seconds = body.data.get("maxThinkingTimeSeconds", 60)
-        if not isinstance(seconds, int) or isinstance(seconds, bool) or not 1 <= seconds <= 600:
-            body.fail("maxThinkingTimeSeconds", seconds, "invalid_parameter", "must be an integer 1..600")
-        body.check()
-        return Response.empty(204)
-
-    def read_receipt(self, req: Request) -> Response:
-        body = self._indicator_body(req, ("bot", "user"))
-        read_at = body.data.get("readAt")
-        if not isinstance(read_at, int) or isinstance(read_at, bool):
-            body.fail("readAt", read_at, "invalid_parameter", "must be epoch milliseconds")
-        body.check()
-        return Response.empty(204)
-
-    def post_agent_assignment(self, req: Request) -> Response:
-        self.engine.get_conversation(req.params["id"])
-        body = GatewayBody(req)
-        if body.data.get("type") != "webhook":
-            body.fail("type", body.data.get("type"), "invalid_parameter", "must be 'webhook'")
-        webhook_id = body.string("id") or ""
-        body.check()
-        self.engine.get_webhook(webhook_id)
-        return Response.empty(201)

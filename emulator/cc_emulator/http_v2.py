@@ -15,6 +15,7 @@ from .engine import EXTERNAL_AUTHOR_TYPES, Conversation, Engine, Message, Valida
 from .faults import FaultRule
 from .http_apis import JsonBody, SharedHandlers, engine_errors
 from .http_base import Handler, Request, Response, Route, mount, route
+from .tokens import CHAT_PRODUCT
 
 PROBLEM = "application/problem+json"
 EVENT_VERSIONS = ("v1.0", "v2.0")
@@ -187,20 +188,26 @@ class ChatApiV2Surface(SharedHandlers):
                 key, _, secret = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
             except (binascii.Error, UnicodeDecodeError):
                 key = secret = ""
-        if not self.engine.check_credentials(key, secret):
+        # One token endpoint for 8x8's OAuth APIs: the key's products decide what the token opens.
+        products = self.engine.token_products(key, secret)
+        if not products:
             return Response.json(401, {"ErrorCode": "invalid_client", "Error": "ClientId is Invalid"}, PROBLEM)
         form = parse_qs(req.body.decode("utf-8", "replace"))
         if form.get("grant_type", [""])[0] != "client_credentials":
             return Response.json(400, {"ErrorCode": "invalid_request", "Error": "Unsupported grant type"}, PROBLEM)
-        token, ttl = self.engine.tokens.issue()
+        # A Real-time Metrics key alone (ESCALATION.md section 1) gets "BearerToken" and expires_in "1799".
+        chat = CHAT_PRODUCT in products
+        token, ttl = self.engine.tokens.issue(products, None if chat else self.engine.config.metrics_token_ttl)
+        token_type = "Bearer" if chat else "BearerToken"
         return Response.json(
             200,
             {
                 "access_token": token,
-                "token_type": "Bearer",
+                "token_type": token_type,
                 "expires_in": str(ttl),
                 "issued_at": str(now_ms()),
                 "client_id": key,
+                "api_product_list": sorted(products),
                 "status": "approved",
                 "scope": "",
             },

@@ -6,6 +6,7 @@ state that does not allow it raises `InvalidState`, so routing bugs surface as e
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -128,6 +129,11 @@ class Interaction:
     end: float | None = None
     transfers: list[dict[str, str]] = field(default_factory=list)
     agents: list[str] = field(default_factory=list)
+    # When it began waiting in its current queue, and when its agent took it (for the real-time metrics).
+    queued_at: float = 0.0
+    assigned_at: float | None = None
+    # The code the agent chose when it ended the interaction: {id, name, shortCode}.
+    wrap_up_code: dict[str, str] | None = None
 
     def _require(self, *allowed: InteractionState) -> None:
         if self.state not in allowed:
@@ -139,6 +145,7 @@ class Interaction:
         self.state = InteractionState.QUEUED
         self.queue_id = queue_id
         self.agent_id = None
+        self.queued_at = time.time()
 
     def offer(self, agent_id: str) -> None:
         self._require(InteractionState.QUEUED)
@@ -155,6 +162,7 @@ class Interaction:
         self.state = InteractionState.ASSIGNED
         self.agent_id = agent_id
         self.agents.append(agent_id)
+        self.assigned_at = time.time()
 
     def finish(self, at: float) -> None:
         self._require(InteractionState.QUEUED, InteractionState.OFFERED, InteractionState.ASSIGNED)
@@ -164,6 +172,19 @@ class Interaction:
     @property
     def assigned_agent(self) -> str | None:
         return self.agent_id if self.state == InteractionState.ASSIGNED else None
+
+
+@dataclass
+class PostAgentAssignment:
+    """A Gateway post-agent assignment: once the agent's part ends, the conversation goes to this webhook."""
+
+    webhook_id: str
+    notify_channel_webhook: bool
+    max_total_minutes: int | None
+    user_timeout_minutes: int | None
+    # Set while the bot has the conversation (after the agent): when that began, and a token for its timers.
+    started: float | None = None
+    generation: int = 0
 
 
 @dataclass
@@ -182,6 +203,17 @@ class Conversation:
     script_id: str | None = None
     attachments: dict[str, Attachment] = field(default_factory=dict)
     user_typing: list[dict[str, Any]] = field(default_factory=list)
+    # Registered by POST post-agent-assignment; `bot_phase` is it once the agent's part ended.
+    post_agent: PostAgentAssignment | None = None
+    bot_phase: PostAgentAssignment | None = None
+    # Read receipts the integration sent (authorType -> readAt, epoch ms), and the agent's last read.
+    read_by: dict[str, int] = field(default_factory=dict)
+    agent_read_at: int = 0
+    # The bot's thinking indicator shows until this epoch ms (0: not thinking).
+    thinking_until: int = 0
+    # Bumped on every customer message; a customer-idle timer fires only if it still matches.
+    customer_activity: int = 0
+    idle_signalled: bool = False
 
     @property
     def current(self) -> Interaction | None:
@@ -199,8 +231,11 @@ class Conversation:
 
     @property
     def gateway_state(self) -> str:
-        """Chat Gateway state: created | active (an interaction is live) | idle."""
+        """Chat Gateway state: created | active (an interaction is live, or the bot has it after the agent) |
+        idle (none, or the customer went silent while with an agent)."""
         if self.current is not None:
+            return "idle" if self.idle_signalled else "active"
+        if self.bot_phase is not None:
             return "active"
         return "idle" if self.interactions else "created"
 
@@ -213,6 +248,8 @@ class Conversation:
         cur = self.current
         if cur is not None and cur.assigned_agent:
             return {"type": "agent", "id": cur.assigned_agent}
+        if cur is None and self.bot_phase is not None:
+            return {"type": "webhook", "id": self.bot_phase.webhook_id}
         if self.script_id is not None:
             return {"type": "script", "id": self.script_id}
         return {"type": "queue", "id": cur.queue_id if cur else self.last_queue_id}
@@ -223,6 +260,7 @@ class Queue:
     id: str
     name: str
     waiting: list[str] = field(default_factory=list)  # conversation ids, FIFO
+    status: str = "open"  # open | closed (agents logged out) | empty (agents on break)
 
 
 class AgentState(StrEnum):
@@ -245,6 +283,7 @@ class Agent:
     typing: bool = False
     # Bumped on every activity in the assignment; a wrap-up timer only fires if it still matches.
     activity: int = 0
+    status_since: float = field(default_factory=time.time)
 
     @property
     def free(self) -> bool:
@@ -255,6 +294,7 @@ class Agent:
             raise InvalidState(f"agent {self.id} is busy with {self.conversation_id}")
         self.state = AgentState.RESERVED
         self.conversation_id = conversation_id
+        self.status_since = time.time()
 
     def engage(self, conversation_id: str) -> None:
         if self.state == AgentState.HANDLING or (
@@ -265,9 +305,11 @@ class Agent:
         self.conversation_id = conversation_id
         self.handled = 0
         self.activity += 1
+        self.status_since = time.time()
 
     def release(self) -> None:
         self.state = AgentState.FREE
+        self.status_since = time.time()
         self.conversation_id = None
         self.handled = 0
         self.typing = False

@@ -11,10 +11,12 @@ import secrets
 import time
 from typing import Any
 
+from .aftercare import Aftercare, check_open, wrap_up_code, wrap_up_codes
 from .config import AgentConfig
 from .delivery import now_ms
 from .events import Notifier
 from .loop import Scheduler
+from .metrics import RealtimeMetrics
 from .model import (
     Agent,
     AgentState,
@@ -34,6 +36,8 @@ class Router:
         self.state = state
         self._notify = notify
         self.scheduler = Scheduler()
+        self.metrics = RealtimeMetrics(state)
+        self.aftercare = Aftercare(state, notify, self.scheduler)
 
     # -- topology ----------------------------------------------------------------------------
 
@@ -80,6 +84,7 @@ class Router:
     def requeue(self, conv: Conversation, inter: Interaction, queue_id: str) -> None:
         """Move a waiting interaction to another queue (a Gateway assignment change while queued)."""
         self._unqueue(conv, inter)
+        self.metrics.wait_ended(inter.queue_id, inter.queued_at, time.time())
         self.enqueue(conv, inter, queue_id)
 
     def _unqueue(self, conv: Conversation, inter: Interaction) -> None:
@@ -94,19 +99,27 @@ class Router:
     def end(self, conv: Conversation, inter: Interaction) -> None:
         """End the interaction whatever its state (the customer left); AGENT_LEFT if one had joined."""
         agent_id = inter.assigned_agent
+        self.aftercare.interaction_over(conv)
         if agent_id is None:
             self._unqueue(conv, inter)
             inter.finish(time.time())
+            self.metrics.wait_ended(inter.queue_id, inter.queued_at, time.time())
         else:
             agent = self.state.agents[agent_id]
-            inter.finish(time.time())
+            self._finish(inter)
             self._notify.agent_left(conv, agent)
             self._free_agent(agent)
         self._notify.conversation_update(conv)
 
+    def _finish(self, inter: Interaction) -> None:
+        inter.finish(time.time())
+        if inter.assigned_at is not None:
+            self.metrics.handling_ended(inter.queue_id, inter.assigned_at, time.time())
+
     def customer_message(self, conv: Conversation, inter: Interaction, msg: Message) -> None:
         """A user message on a live interaction: the assigned scripted agent reacts."""
         agent_id = inter.assigned_agent
+        self.aftercare.customer_wrote(conv, inter)
         if agent_id is not None:
             self._schedule_reaction(agent_id, conv.id, inter.id, msg.text)
 
@@ -116,6 +129,8 @@ class Router:
         """Offer waiting conversations to free scripted agents; manual agents accept via control."""
         e = self.state
         queue = e.queues[queue_id]
+        if queue.status != "open":
+            return  # its agents are logged out or on break
         for conv_id in list(queue.waiting):
             agent = next(
                 (a for a in e.agents.values() if queue_id in a.queues and a.free and a.mode == "script"),
@@ -142,7 +157,9 @@ class Router:
     def _join(self, agent: Agent, conv: Conversation, inter: Interaction) -> None:
         inter.assign(agent.id)
         agent.engage(conv.id)
+        self.metrics.wait_ended(inter.queue_id, inter.queued_at, time.time())
         self._notify.agent_joined(conv, agent)
+        self.aftercare.arm_customer_idle(conv, inter)
         if agent.mode != "script":
             return
         self._arm_wrap_up(agent, conv, inter)
@@ -185,6 +202,7 @@ class Router:
                 return
             if agent.typing:
                 self._set_typing(agent, conv, False)
+            self.aftercare.agent_read(conv, agent.id, now_ms())
             script = agent.script
             agent.handled += 1
             if script.transfer_to and script.transfer_after and agent.handled >= script.transfer_after:
@@ -261,6 +279,9 @@ class Router:
         if queue_id not in e.queues:
             raise NotFound("Queue", queue_id)
         inter.transfers.append({"from": inter.queue_id, "to": queue_id, "agentId": agent.id})
+        if inter.assigned_at is not None:
+            self.metrics.handling_ended(inter.queue_id, inter.assigned_at, time.time())
+        self.aftercare.interaction_over(conv)
         self._notify.transfer(conv)
         self._notify.agent_left(conv, agent)
         self._free_agent(agent, dispatch=False)
@@ -268,9 +289,17 @@ class Router:
         for qid in agent.queues:
             self.dispatch(qid)
 
-    def _leave(self, agent: Agent, conv: Conversation, inter: Interaction) -> None:
-        inter.finish(time.time())
-        self._notify.agent_left(conv, agent)
+    def _leave(self, agent: Agent, conv: Conversation, inter: Interaction, code: dict[str, str] | None = None) -> None:
+        """The agent ends its part, with a wrap-up code (a scripted agent uses its script's)."""
+        if code is None and agent.mode == "script":
+            offered = {c["name"]: c for c in wrap_up_codes(self.state, inter.queue_id)}
+            code = next((c for c in offered.values() if agent.script.wrap_up_code in (c["id"], c["name"])), None)
+        inter.wrap_up_code = code
+        self._finish(inter)
+        self.aftercare.interaction_over(conv)
+        # Before the agent-left event, so that it goes to the post-agent assignment's webhook.
+        self.aftercare.agent_part_ended(conv)
+        self._notify.agent_left(conv, agent, code)
         self._free_agent(agent)
         self._notify.conversation_update(conv)
 
@@ -281,6 +310,18 @@ class Router:
         if dispatch:
             for qid in agent.queues:
                 self.dispatch(qid)
+
+    def resume_script(self, agent: Agent) -> None:
+        """The agent follows its script again (a desk sign-in ended): an idle wrap-up ends the conversation it
+        holds, if any, and it takes waiting conversations from its queues."""
+        if agent.mode != "script":
+            return
+        if agent.state == AgentState.HANDLING and agent.conversation_id in self.state.conversations:
+            conv = self.state.conversations[agent.conversation_id]
+            if conv.current is not None and conv.current.assigned_agent == agent.id:
+                self._arm_wrap_up(agent, conv, conv.current)
+        for qid in agent.queues:
+            self.dispatch(qid)
 
     # -- control: manual actions -------------------------------------------------------------
 
@@ -303,8 +344,11 @@ class Router:
         e = self.state
         if agent.state != AgentState.FREE:
             raise InvalidState(f"agent {agent.id} is busy with {agent.conversation_id}")
-        candidates = [cid for qid in agent.queues for cid in e.queues[qid].waiting]
+        candidates = [cid for qid in agent.queues if e.queues[qid].status == "open" for cid in e.queues[qid].waiting]
         if conversation_id is not None:
+            waiting_in = [qid for qid in agent.queues if conversation_id in e.queues[qid].waiting]
+            for qid in waiting_in:
+                check_open(e, qid)
             if conversation_id not in candidates:
                 raise InvalidState(f"conversation {conversation_id} is not waiting in agent {agent.id}'s queues")
             target = conversation_id
@@ -340,7 +384,13 @@ class Router:
         self._transfer(agent, conv, inter, queue_id)
         return conv
 
-    def leave(self, agent: Agent) -> Conversation:
+    def leave(self, agent: Agent, wrap_up: str | None = None) -> Conversation:
         conv, inter = self.assigned(agent)
-        self._leave(agent, conv, inter)
+        self._leave(agent, conv, inter, wrap_up_code(self.state, inter.queue_id, wrap_up))
+        return conv
+
+    def read(self, agent: Agent, read_at: int | None) -> Conversation:
+        """The agent read the conversation up to `read_at` (default now)."""
+        conv, _ = self.assigned(agent)
+        self.aftercare.agent_read(conv, agent.id, read_at or now_ms())
         return conv

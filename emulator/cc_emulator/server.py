@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from .faults import FaultRule
 from .http_base import EmulatorHTTPServer, Surface
 from .http_control import ControlSurface
 from .http_gateway import ChatGatewaySurface
+from .http_metrics import RealtimeMetricsSurface
 from .http_v2 import ChatApiV2Surface
 from .model import V2_VERSION
 
@@ -30,6 +32,8 @@ class EmulatorServer(DeliveryLogView[DeliveryRecord]):
         self.surfaces: list[Surface] = [
             ChatApiV2Surface(self.engine),
             ChatGatewaySurface(self.engine),
+            # Real-time Metrics v5, on its own path with its own OAuth token.
+            RealtimeMetricsSurface(self.engine),
             ControlSurface(self.engine),
             # The agent desk page at /desk (a browser front end over the control API).
             DeskSurface(self.engine),
@@ -90,6 +94,11 @@ class EmulatorServer(DeliveryLogView[DeliveryRecord]):
     def gateway_jwk_url(self, kid: str) -> str:
         return f"{self.gateway_base}/jwk/{kid}/public"
 
+    def metrics_base(self, region: str = "us") -> str:
+        """Base of the Real-time Metrics v5 paths (Bearer token from `token_url` with the metrics key)."""
+        prefix = {"us": "", "eu": "/eu", "ap": "/au", "au": "/au", "ca": "/ca"}[region]
+        return f"{self.base_url}{prefix}/analytics/cc/v5/realtime-metrics"
+
     @property
     def control_url(self) -> str:
         return f"{self.base_url}/_emulator"
@@ -133,16 +142,22 @@ class EmulatorServer(DeliveryLogView[DeliveryRecord]):
         self.engine.wait_quiet(timeout)
 
 
-def wait_until_interrupted() -> None:
-    """Block until Ctrl-C or SIGTERM: the foreground loop of the command-line servers."""
+def wait_until_interrupted(parent_pid: int | None = None) -> None:
+    """Block until Ctrl-C, SIGTERM, SIGHUP or the exit of the parent process `parent_pid` (default: the current
+    parent): the foreground loop of the command-line servers. `make` forwards no signal to its recipe's command,
+    so a stopped `make local` is noticed by its exit."""
     done = threading.Event()
+    parent = os.getppid() if parent_pid is None else parent_pid
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         done.set()
 
     signal.signal(signal.SIGTERM, _stop)
+    if hasattr(signal, "SIGHUP"):  # the terminal went
+        signal.signal(signal.SIGHUP, _stop)
     try:
         while not done.wait(0.5):
-            pass
+            if os.getppid() != parent:  # orphaned: whoever started us is gone
+                return
     except KeyboardInterrupt:
         pass

@@ -38,7 +38,7 @@ class CenterState:
         self.webhooks: dict[str, Webhook] = {}
         self.channels: dict[str, Channel] = {}
         self.conversations: dict[str, Conversation] = {}
-        self.queues: dict[str, Queue] = {q.id: Queue(q.id, q.name) for q in self.config.queues}
+        self.queues: dict[str, Queue] = {q.id: Queue(q.id, q.name, status=q.status) for q in self.config.queues}
         self.agents: dict[str, Agent] = {}
 
     def new_id(self) -> str:

@@ -1,4 +1,4 @@
-"""The tenant's topology and settings: credentials, tokens, queues, agents, webhooks, channels.
+"""The tenant's topology: credentials, queues, agents, webhooks, channels.
 
 `TenantOps` is one part of `Engine`; it works on the `CenterState` tables and, for what routing
 must react to (a new or available agent), calls the engine's `Router`.
@@ -7,48 +7,15 @@ must react to (a new or available agent), calls the engine's `Router`.
 from __future__ import annotations
 
 import secrets
-import threading
-import time
-from typing import Any
 
 from .config import AgentConfig, QueueConfig
 from .delivery import DeliveryRecord, DeliveryWorker, Event
 from .model import GATEWAY_VERSION, V2_VERSION, Agent, Channel, Queue, Validation, ValidationFailed, Webhook
 from .routing import Router
 from .state import CenterState
+from .tokens import CHAT_PRODUCT, METRICS_PRODUCT
 
 API_VERSIONS = {"chat-api-v2": V2_VERSION, "chat-gateway-v1": GATEWAY_VERSION}
-
-
-class TokenStore:
-    def __init__(self, ttl: int) -> None:
-        self.ttl = ttl
-        self._tokens: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def issue(self) -> tuple[str, int]:
-        token = secrets.token_urlsafe(24)
-        with self._lock:
-            self._tokens[token] = time.monotonic() + self.ttl
-        return token, self.ttl
-
-    def status(self, token: str) -> str:
-        """ "valid", "expired" or "unknown"."""
-        with self._lock:
-            expiry = self._tokens.get(token)
-        if expiry is None:
-            return "unknown"
-        return "valid" if time.monotonic() < expiry else "expired"
-
-    def valid(self, token: str) -> bool:
-        return self.status(token) == "valid"
-
-    def expire_all(self) -> int:
-        now = time.monotonic()
-        with self._lock:
-            for token in self._tokens:
-                self._tokens[token] = now
-            return len(self._tokens)
 
 
 class TenantOps(CenterState):
@@ -61,60 +28,29 @@ class TenantOps(CenterState):
     # -- auth --------------------------------------------------------------------------------
 
     def check_credentials(self, key: str, secret: str) -> bool:
-        return secrets.compare_digest(key, self.config.api_key) and secrets.compare_digest(
-            secret, self.config.api_secret
+        """The Chat API v2 key and secret."""
+        return bool(self.token_products(key, secret) & {CHAT_PRODUCT})
+
+    def token_products(self, key: str, secret: str) -> frozenset[str]:
+        """The API products a token for this key and secret opens (none: the pair is wrong)."""
+        pairs = (
+            (CHAT_PRODUCT, self.config.api_key, self.config.api_secret),
+            (METRICS_PRODUCT, self.config.metrics_api_key, self.config.metrics_api_secret),
+        )
+        return frozenset(
+            product
+            for product, k, s in pairs
+            if secrets.compare_digest(key.encode(), k.encode()) & secrets.compare_digest(secret.encode(), s.encode())
         )
 
     def check_api_key(self, key: str) -> bool:
         return secrets.compare_digest(key.encode("utf-8"), self.config.api_key.encode("utf-8"))
 
-    # -- settings ----------------------------------------------------------------------------
-
-    SETTINGS = {
-        "gatewayReopen": "gateway_reopen",
-        "gatewayEchoIsEcho": "gateway_echo_is_echo",
-        "gatewayRemovedAcceptsMessages": "gateway_removed_accepts_messages",
-        "gatewayScripts": "gateway_scripts",
-        "attachmentUrlTtl": "attachment_url_ttl",
-    }
-
-    def settings(self) -> dict[str, Any]:
-        with self.lock:
-            result = {name: getattr(self.config, attr) for name, attr in self.SETTINGS.items()}
-            result["agentWrapUpIdle"] = self.config.timings.agent_wrap_up_idle
-            return result
-
-    def update_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
-        """Change run-time settings (camelCase keys as in `settings()`); unknown keys are an error."""
-        unknown = set(changes) - set(self.SETTINGS) - {"agentWrapUpIdle"}
-        if unknown:
-            raise ValueError(
-                f"unknown settings {sorted(unknown)}; known: {sorted([*self.SETTINGS, 'agentWrapUpIdle'])}"
-            )
-        reopen = changes.get("gatewayReopen")
-        if reopen is not None and reopen not in ("requeue", "needs_assignment"):
-            raise ValueError("gatewayReopen must be 'requeue' or 'needs_assignment'")
-        with self.lock:
-            for name, value in changes.items():
-                if name == "agentWrapUpIdle":
-                    self.config.timings.agent_wrap_up_idle = float(value)
-                elif name in ("gatewayEchoIsEcho", "gatewayRemovedAcceptsMessages"):
-                    if not isinstance(value, bool):
-                        raise ValueError(f"{name} must be true or false")
-                    setattr(self.config, self.SETTINGS[name], value)
-                elif name == "gatewayScripts":
-                    self.config.gateway_scripts = {str(k): str(v) for k, v in dict(value).items()}
-                elif name == "attachmentUrlTtl":
-                    self.config.attachment_url_ttl = int(value)
-                else:
-                    setattr(self.config, self.SETTINGS[name], value)
-        return self.settings()
-
     # -- topology ----------------------------------------------------------------------------
 
     def add_queue(self, queue: QueueConfig) -> Queue:
         with self.lock:
-            q = self.queues.setdefault(queue.id, Queue(queue.id, queue.name))
+            q = self.queues.setdefault(queue.id, Queue(queue.id, queue.name, status=queue.status))
             return q
 
     def add_agent(self, cfg: AgentConfig) -> Agent:

@@ -7,6 +7,7 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -17,11 +18,14 @@ from casebridge.attachments.storage import require_gateway
 from casebridge.business_api.http import build_resolver, case_and_body, case_id_from_path, int_query, json_response
 from casebridge.business_api.models import OpenConversationRequest
 from casebridge.business_api.views import case_view
+from casebridge.errors import InvalidRequest
+from casebridge.escalation import decision, transcript, wiring
 from casebridge.observability import logger, metrics, tracer
 from casebridge.services import get_services
 
 app = build_resolver()
 ATTACHMENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+QUEUE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")  # as a routing queue id
 
 
 @app.post("/cases/<caseId>/conversation")
@@ -30,8 +34,38 @@ def open_conversation(caseId: str) -> Any:  # noqa: N803 - the path parameter's 
     services = get_services()
     if any(message.cards for message in request.history):
         require_gateway(services, "cards in history")  # a 400 before any call to 8x8
-    case, created = cases.open_conversation(services, case_id, request)
+    plain = decision.before_open(services, case_id, request)  # 409 QueueUnavailable when asked to refuse
+    case, created = cases.open_conversation(services, case_id, plain)
+    decision.after_open(services, case_id, request)
     return json_response(201 if created else 200, case_view(case))
+
+
+@app.get("/cases/<caseId>/transcript")
+def case_transcript(caseId: str) -> Any:  # noqa: N803
+    case_id = case_id_from_path(caseId)
+    logger.append_keys(caseId=case_id)
+    wanted = app.current_event.get_query_string_value("format") or "json"
+    if wanted not in ("json", "text"):
+        raise InvalidRequest("'format' must be json or text")
+    services = get_services()
+    case = cases.read_case(services, case_id)
+    built = transcript.case_transcript(services, case_id, case.conversation_id)
+    if wanted == "text":
+        return Response(
+            status_code=200, content_type="text/plain; charset=utf-8", body=transcript.as_text(built),
+            headers={"Cache-Control": "no-store"},
+        )  # fmt: skip
+    return json_response(200, built, headers={"Cache-Control": "no-store"})
+
+
+@app.get("/queues/<queueId>/availability")
+def queue_availability(queueId: str) -> Any:  # noqa: N803
+    queue_id = unquote(queueId)
+    if not QUEUE_ID.fullmatch(queue_id):
+        raise InvalidRequest("queueId must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+    logger.append_keys(queueId=queue_id)
+    answer = wiring.queue_availability(get_services(), queue_id).view()
+    return json_response(200, answer, headers={"Cache-Control": "no-store"})
 
 
 @app.delete("/cases/<caseId>/conversation")

@@ -1,5 +1,5 @@
 """Outbound messages: the API accepts a case's message onto its FIFO group; the queue's batches deliver it.
-Also the routes that serve sending: attachment upload URLs and the typing indicator."""
+Also the routes that serve sending: attachment upload URLs, the typing and thinking indicators, read receipts."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from casebridge import messages, typing_indicator
 from casebridge.attachments import uploads
 from casebridge.business_api.http import build_resolver, case_and_body, json_response
-from casebridge.business_api.models import AttachmentUploadRequest, PostMessageRequest, TypingRequest
+from casebridge.business_api.models import AttachmentUploadRequest, PostMessageRequest, ReadRequest, TypingRequest
+from casebridge.escalation import receipts
 from casebridge.observability import logger, metrics, tracer
 from casebridge.outbound_queue import OutboundMessage
 from casebridge.services import get_services
@@ -39,6 +40,13 @@ def send_typing(caseId: str) -> Any:  # noqa: N803
     if not_delivered is None:
         return Response(status_code=204, body="")
     return json_response(202, not_delivered)
+
+
+@app.post("/cases/<caseId>/read")
+def mark_read(caseId: str) -> Any:  # noqa: N803
+    case_id, request = case_and_body(app, caseId, ReadRequest, optional=True)
+    receipts.send_read(get_services(), case_id, request)
+    return Response(status_code=204, body="")
 
 
 def deliver_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

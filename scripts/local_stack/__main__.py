@@ -1,8 +1,10 @@
-"""`make local`: the local stack, left running. Ctrl-C stops it."""
+"""`make local`: the local stack, left running. Ctrl-C, SIGTERM, SIGHUP or the exit of its parent (`make`) stops it."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import threading
 from collections.abc import Sequence
@@ -10,7 +12,24 @@ from pathlib import Path
 
 from cc_emulator.server import wait_until_interrupted
 from scripts.local_stack.channel import ChannelEvent
-from scripts.local_stack.stack import CONTACT_CENTER_APIS, LocalStack, StackOptions, default_api
+from scripts.local_stack.stack import CONTACT_CENTER_APIS, LocalStack, PortInUse, StackOptions, default_api
+
+# The command-line option that chooses each port (StackOptions field -> option).
+PORT_OPTIONS = {
+    "api_port": "--api-port",
+    "emulator_port": "--emulator-port",
+    "chat_port": "--chat-port",
+    "moto_port": "--aws-port",
+}
+
+
+def port_in_use_message(error: PortInUse) -> str:
+    option = PORT_OPTIONS[error.option]
+    return (
+        f"could not start the local stack: port {error.port} on {error.host} ({error.what}) is already in use.\n"
+        f"Stop what uses it, or choose another port with {option} PORT (0 = any free port), "
+        f'e.g. make local ARGS="{option} {error.port + 100}"'
+    )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -67,6 +86,7 @@ def curl_examples(stack: LocalStack) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    parent = os.getppid()  # before the slow start: its exit while we start stops us too
     args = parse_args(argv)
     lock = threading.Lock()
 
@@ -95,8 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         stack = LocalStack(options).start()
+    except PortInUse as error:
+        print(port_in_use_message(error), file=sys.stderr)
+        return 1
     except OSError as error:
-        print(f"could not start the local stack: {error} (is a port in use? see --api-port/--emulator-port)")
+        print(f"could not start the local stack: {error}", file=sys.stderr)
         return 1
     summary = stack.summary()
     print("casebridge local stack is running (Ctrl-C stops it)\n")
@@ -116,9 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n  routes:\n    " + "\n    ".join(summary["routes"]))
     print("\n" + curl_examples(stack) + "\n", flush=True)
     try:
-        wait_until_interrupted()
+        wait_until_interrupted(parent)
     finally:
-        print("\nstopping the local stack...", flush=True)
+        with contextlib.suppress(OSError):  # the terminal or pipe may be gone with our parent
+            print("\nstopping the local stack...", flush=True)
         stack.stop()
     return 0
 

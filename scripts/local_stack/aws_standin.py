@@ -75,6 +75,8 @@ class AwsStandIn:
             code = self.process.wait(timeout=EXIT_WAIT_S) if self.process is not None else None
             raise RuntimeError(f"moto's process exited before it listened (exit code {code}); see its stderr above")
         answer: dict[str, Any] = json.loads(line)
+        if "errno" in answer:
+            raise OSError(answer["errno"], f"moto could not listen on {self.host}:{self.port}: {answer['error']}")
         return answer
 
     def reset(self) -> None:

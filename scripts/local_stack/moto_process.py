@@ -33,6 +33,7 @@ import copy
 import functools
 import json
 import logging
+import socket
 import sys
 import threading
 import time
@@ -279,6 +280,15 @@ def install() -> None:
     )
 
 
+def _check_bindable(host: str, port: int) -> None:
+    """OSError if `port` cannot be bound (werkzeug would print and exit, leaving the stack no reason to show)."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server itself binds
+        probe.bind((host, port))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m scripts.local_stack.moto_process", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -287,6 +297,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     # moto's werkzeug logs every request on stderr; the stack reports what matters itself.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     install()
+    try:
+        _check_bindable(args.host, args.port)
+    except OSError as error:  # e.g. the port is in use: the stack names it
+        print(json.dumps({"errno": error.errno, "error": str(error)}), flush=True)
+        sys.exit(1)
     server = MotoServer(args.host, args.port)
     server.start()
     port = int(server.httpd.server_address[1])

@@ -11,11 +11,14 @@ Start order (each step needs the one before):
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -32,6 +35,7 @@ from scripts.local_stack.aws_standin import LOCAL_CREDENTIALS, AwsStandIn
 from scripts.local_stack.channel import BusinessChannel, EventCallback
 from scripts.local_stack.chat_page import ChatPageServer
 from scripts.local_stack.functions import InvocationLogStream, LocalFunction, load_functions
+from scripts.local_stack.scheduler import Scheduler, build_scheduler
 from scripts.local_stack.sqs_poller import BatchLog, SqsPoller, start_pollers
 from scripts.local_stack.template import Template, TemplateError
 
@@ -127,6 +131,29 @@ class StackOptions:
     # The customer chat page (a browser front end for the business API, with the API key held server-side).
     chat_page: bool = True
     chat_port: int = 0
+    # The template's Schedule events (the escalation's timers) run at their rate; a shorter period here lets a
+    # demo see a minute's timers in seconds. None: the template's own rate. 0: never by themselves (a test calls
+    # run_schedules()).
+    schedule_seconds: float | None = None
+
+
+class PortInUse(OSError):
+    """A port the stack was asked to listen on is taken: `option` is the StackOptions field that chooses it."""
+
+    def __init__(self, what: str, host: str, port: int, option: str) -> None:
+        super().__init__(errno.EADDRINUSE, f"{host}:{port} ({what}) is already in use")
+        self.what, self.host, self.port, self.option = what, host, port, option
+
+
+@contextmanager
+def _listening(what: str, host: str, port: int, option: str) -> Iterator[None]:
+    """Turns "address already in use" from binding `port` into a PortInUse naming it and its option."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE and not isinstance(error, PortInUse):
+            raise PortInUse(what, host, port, option) from error
+        raise
 
 
 class LocalStack:
@@ -152,6 +179,7 @@ class LocalStack:
             on_request=self.options.on_request,
         )
         self.pollers: list[SqsPoller] = []
+        self.scheduler: Scheduler | None = None
         self.channel: BusinessChannel | None = None
         self.chat_page: ChatPageServer | None = None
         self.environment: dict[str, str] = {}
@@ -178,14 +206,24 @@ class LocalStack:
         options = self.options
         # Metrics are disabled locally; Powertools still warns on every invocation that none were published.
         warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
-        self.aws.start()
+        with _listening("AWS stand-in (moto)", options.host, options.moto_port, "moto_port"):
+            self.aws.start()
         self.aws.create_from_template(self.template)
         config = self.emulator.config
         self.secret_arn = self.aws.put_secret(
-            f"{options.stack_name}/8x8-credentials", {"apiKey": config.api_key, "apiSecret": config.api_secret}
+            f"{options.stack_name}/8x8-credentials",
+            {
+                "apiKey": config.api_key,
+                "apiSecret": config.api_secret,
+                # Real-time Metrics' own OAuth key and secret (docs/escalation.md): the emulator plays it too.
+                "analyticsKey": config.metrics_api_key,
+                "analyticsSecret": config.metrics_api_secret,
+            },
         )
-        self.emulator.start()
-        self.api.start()
+        with _listening("8x8 emulator and agent desk", options.host, options.emulator_port, "emulator_port"):
+            self.emulator.start()
+        with _listening("local API", options.host, options.api_port, "api_port"):
+            self.api.start()
         queue_id = options.channel_queue_id or config.queues[0].id
         self.template.parameter_values = {
             "EightByEightBaseUrl": self.emulator.base_url,
@@ -216,6 +254,15 @@ class LocalStack:
             options.region,
             on_batch=options.on_batch,
         )
+        self.scheduler = build_scheduler(
+            self.template,
+            self.functions,
+            options.region,
+            self.template.account_id,
+            period_s=options.schedule_seconds or None,
+        )
+        if options.schedule_seconds != 0:
+            self.scheduler.start()
         self.channel = BusinessChannel(
             self.aws.sqs,
             self.aws.client("events"),
@@ -225,9 +272,15 @@ class LocalStack:
         )
         self.channel.start()
         if options.chat_page:
-            self.chat_page = ChatPageServer(
-                self.api_url, self.api_key, self.channel, host=options.host, port=options.chat_port
-            ).start()
+            with _listening("customer chat page", options.host, options.chat_port, "chat_port"):
+                self.chat_page = ChatPageServer(
+                    self.api_url,
+                    self.api_key,
+                    self.channel,
+                    host=options.host,
+                    port=options.chat_port,
+                    attachments=options.api == "chat-gateway-v1",
+                ).start()
 
     def _layers_on_path(self) -> None:
         """As in Lambda, the layers' packages import before any function's code (the provisioning runs first)."""
@@ -266,6 +319,8 @@ class LocalStack:
             self.chat_page = None
         for poller in self.pollers:
             poller.stop()
+        if self.scheduler is not None:
+            self.scheduler.stop()
         if self.channel is not None:
             self.channel.stop()
         self.api.stop()
@@ -413,9 +468,16 @@ class LocalStack:
         session.trust_env = False
         return session
 
+    def run_schedules(self) -> list[Any]:
+        """Every scheduled function once, now (as if its rate came round), and their results."""
+        assert self.scheduler is not None, "the stack is not started"
+        return self.scheduler.run_now()
+
     def problems(self) -> list[str]:
         """Errors the background workers swallowed (a poller or the channel); empty when all is well."""
         found = [f"{p.source.function_id}: {e}" for p in self.pollers for e in p.errors]
+        if self.scheduler is not None:
+            found += [f"{e.rule}: {error}" for e in self.scheduler.entries for error in e.errors]
         if self.channel is not None:
             found += [f"channel: {e}" for e in self.channel.errors]
         return found

@@ -16,7 +16,10 @@ from tests.e2e.e2e_support import Client, e2e_emulator_config
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     log = tmp_path_factory.mktemp("e2e") / "functions.log"
-    options = StackOptions(stack_name="casebridge-e2e", emulator_config=e2e_emulator_config(), log_path=log)
+    # Scheduled functions (the escalation's timers) only when a test runs them: their events stay predictable.
+    options = StackOptions(
+        stack_name="casebridge-e2e", emulator_config=e2e_emulator_config(), log_path=log, schedule_seconds=0
+    )
     with LocalStack(options).start() as running:
         yield running
     print(f"functions' logs: {log}")

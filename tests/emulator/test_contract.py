@@ -60,6 +60,11 @@ def test_all_operations_conform_to_openapi(
     assert rec.token_call(("K", "wrong"), "client_credentials").status_code == 401
     assert rec.token_call(("K", "S"), "password", valid=False).status_code == 400
     tok = rec.token_call(("K", "S"), "client_credentials")
+    # The same endpoint issues the Real-time Metrics token (its own key and secret), in the same AuthResponse shape.
+    metrics_token = rec.token_call(
+        (emulator.config.metrics_api_key, emulator.config.metrics_api_secret), "client_credentials"
+    )
+    assert metrics_token.json()["token_type"] == "BearerToken"
     assert tok.status_code == 200 and isinstance(tok.json()["expires_in"], str)
     assert rec.call("GET", f"{tenant}/web-hooks").status_code == 401  # no token yet
     rec.token = tok.json()["access_token"]

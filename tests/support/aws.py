@@ -98,7 +98,7 @@ class AwsResources:
 
 
 def create_cases_table(name: str, client: ClientFactory = aws_client) -> str:
-    """template.yaml's CasesTable: keys, billing and TTL."""
+    """template.yaml's CasesTable: keys, indexes, billing and TTL."""
     props = template_properties("CasesTable")
     dynamodb = client("dynamodb")
     dynamodb.create_table(
@@ -106,6 +106,7 @@ def create_cases_table(name: str, client: ClientFactory = aws_client) -> str:
         AttributeDefinitions=props["AttributeDefinitions"],
         KeySchema=props["KeySchema"],
         BillingMode=props["BillingMode"],
+        GlobalSecondaryIndexes=props.get("GlobalSecondaryIndexes", []),
     )
     ttl = props["TimeToLiveSpecification"]
     dynamodb.update_time_to_live(

@@ -28,6 +28,9 @@ class FakeContactCenter:
     customer_updates: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     typing: list[tuple[str, str]] = field(default_factory=list)
     found: dict[str, str] = field(default_factory=dict)  # caseId -> conversation id 8x8 already holds
+    thinking: list[str] = field(default_factory=list)
+    read_receipts: list[tuple[str, str, int]] = field(default_factory=list)
+    post_agent: list[tuple[str, str]] = field(default_factory=list)
 
     def create_conversation(self, conversation: Any) -> str:
         from casebridge.contact_center.chat_api_v2 import customer_body  # noqa: PLC0415 - casebridge only when called
@@ -60,6 +63,20 @@ class FakeContactCenter:
     def send_typing(self, conversation_id: str, author_type: str) -> None:
         self._maybe_fail("typing")
         self.typing.append((conversation_id, author_type))
+
+    def send_thinking(self, conversation_id: str, max_seconds: int = 60) -> None:
+        self._maybe_fail("thinking")
+        self.thinking.append(conversation_id)
+
+    def send_read_receipt(self, conversation_id: str, author_type: str, read_at_ms: int) -> None:
+        self._maybe_fail("read")
+        self.read_receipts.append((conversation_id, author_type, read_at_ms))
+
+    def assign_post_agent(
+        self, conversation_id: str, webhook_id: str, max_total_minutes: int, user_timeout_minutes: int
+    ) -> None:
+        self._maybe_fail("post_agent")
+        self.post_agent.append((conversation_id, webhook_id))
 
     def send_message(self, conversation_id: str, text: str, author_type: str) -> None:
         self._maybe_fail("send")

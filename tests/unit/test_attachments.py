@@ -221,6 +221,17 @@ def test_an_upload_outside_the_limits_is_refused(
     assert (answer.status, answer.body["error"]["code"]) == (status, code), answer.body
 
 
+def test_a_refused_upload_names_the_limit_it_crossed(gateway: SimpleNamespace, functions: Any) -> None:
+    """The chat page tells the customer the limit (types allowed, largest size) from `details`."""
+    path = "/cases/{caseId}/attachments"
+    exe = call(
+        functions.outbound, "POST", path, {"fileName": "a.exe", "contentType": "application/x-msdownload", "size": 10}
+    )
+    assert "image/png" in exe.body["error"]["details"]["allowedTypes"]
+    big = call(functions.outbound, "POST", path, {"fileName": "big.png", "contentType": "image/png", "size": 4097})
+    assert big.body["error"]["details"] == {"maxBytes": 4096}
+
+
 # ---- accept time ------------------------------------------------------------------------------------------------
 def test_a_message_with_an_uploaded_attachment_is_accepted_and_text_is_optional(
     gateway: SimpleNamespace, functions: Any

@@ -226,9 +226,10 @@ def test_unknown_conversation_is_kept_then_adopted(
     assert view["state"] == "queued"
     assert view["queue"] == {"id": "101", "name": "Support"}
     events = timeline(functions)
-    # the adopted event keeps the time it was received, so it sorts before the opening
-    assert [e["type"] for e in events] == ["Queued", "ConversationOpened"]
-    assert events[0]["eventId"] == "evt-early"
+    # the adopted event takes its place on the timeline when it is adopted, after the opening (a channel that
+    # read the opening gets it next); its receivedAt still says when it arrived
+    assert [e["type"] for e in events] == ["ConversationOpened", "Queued"]
+    assert events[1]["eventId"] == "evt-early" and events[1]["receivedAt"] <= events[0]["receivedAt"]
     assert services.store.early_events(CONVERSATION_ID) == []
     assert sorted(p["detail-type"] for p in event_bus.published()) == ["ConversationOpened", "Queued"]
     late_dup = deliver(functions, "chat-api-v2/webhook_queued.json", webhook_signer, event_id="evt-early", retry=2)

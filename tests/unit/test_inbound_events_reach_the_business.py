@@ -144,16 +144,20 @@ def test_a_late_customer_left_is_recorded_published_and_closes_the_case(
         assert (answer.status, answer.body) == (200, {"status": "accepted"}), answer.raw
     view = get_case(functions)
     assert view.body["state"] == "closed", view.raw
-    published = sorted(e["detail-type"] for e in event_bus.published())
-    assert published == ["AgentJoined", "AgentLeft", "CustomerLeft", "Queued"]
-    timeline = invoke(functions.lifecycle, sample_api_event("case_events.json", case_id=CASE_ID)).body["events"]
-    assert sorted(e["type"] for e in timeline) == [
+    # (The escalation may add its own events on AgentLeft, e.g. HandedBack: 8x8's four are what this is about.)
+    published = [e["detail-type"] for e in event_bus.published()]
+    assert sorted(t for t in published if t in EIGHT_BY_EIGHT_TYPES) == [
         "AgentJoined",
         "AgentLeft",
-        "ConversationOpened",
         "CustomerLeft",
         "Queued",
     ]
+    timeline = invoke(functions.lifecycle, sample_api_event("case_events.json", case_id=CASE_ID)).body["events"]
+    on_timeline = sorted(e["type"] for e in timeline if e["type"] in EIGHT_BY_EIGHT_TYPES)
+    assert on_timeline == ["AgentJoined", "AgentLeft", "CustomerLeft", "Queued"]
+
+
+EIGHT_BY_EIGHT_TYPES = {"Queued", "AgentJoined", "AgentLeft", "CustomerLeft"}
 
 
 # ---- events over EventBridge's 256 KB -----------------------------------------------------------------------
@@ -244,7 +248,7 @@ def test_the_loser_of_a_race_between_two_events_of_a_case_publishes_its_event_on
     real = store.record_case_event
     raced = {"done": False}
 
-    def with_a_racing_writer(case: Any, entry: Any, live: Any, **kwargs: Any) -> bool:
+    def with_a_racing_writer(case: Any, entry: Any, live: Any, **kwargs: Any) -> Any:
         if not raced["done"]:  # another container's event of the case commits first
             raced["done"] = True
             other = TimelineEntry("evt-racer", "Transferred", case.conversation_id, 1, 1)

@@ -111,7 +111,8 @@ def test_record_conversation_is_all_or_nothing(store: CaseStore, cases_table: st
 def test_record_case_event_writes_entry_state_and_receipt(store: CaseStore) -> None:
     case = opened_case(store)
     live = LiveState(state=CaseState.QUEUED, state_at=100, queue_id="101", queue_name="Support")
-    assert store.record_case_event(case, entry("evt-1", 1_000), live, receipt=receipt("evt-1")) is True
+    recorded = store.record_case_event(case, entry("evt-1", 1_000), live, receipt=receipt("evt-1"))
+    assert recorded is not None and recorded.sequence == 1
     after = store.get_case("case-1")
     assert after is not None
     assert (after.live.state, after.live.queue_id, after.version) == (CaseState.QUEUED, "101", 1)
@@ -120,14 +121,14 @@ def test_record_case_event_writes_entry_state_and_receipt(store: CaseStore) -> N
     assert store.lookup_for_webhook("conv-1", TENANT, "evt-1")[2] is not None
 
 
-def test_duplicate_receipt_returns_false_and_writes_nothing(store: CaseStore) -> None:
+def test_duplicate_receipt_returns_none_and_writes_nothing(store: CaseStore) -> None:
     case = opened_case(store)
     live = LiveState(state=CaseState.QUEUED, state_at=100)
-    assert store.record_case_event(case, entry("evt-1", 1_000), live, receipt=receipt("evt-1")) is True
+    assert store.record_case_event(case, entry("evt-1", 1_000), live, receipt=receipt("evt-1")) is not None
     fresh = store.get_case("case-1")
     assert fresh is not None
     later = LiveState(state=CaseState.WITH_AGENT, state_at=200, agent_id="a")
-    assert store.record_case_event(fresh, entry("evt-1", 2_000), later, receipt=receipt("evt-1")) is False
+    assert store.record_case_event(fresh, entry("evt-1", 2_000), later, receipt=receipt("evt-1")) is None
     entries, _ = store.list_timeline("case-1", None, 10)
     assert len(entries) == 1
     assert store.get_case("case-1").live.state is CaseState.QUEUED  # type: ignore[union-attr]
@@ -143,10 +144,12 @@ def test_version_conflict_raises_stale_case(store: CaseStore) -> None:
     assert store.lookup_for_webhook("conv-1", TENANT, "e2")[2] is None, "no receipt for a failed transaction"
 
 
-def test_event_without_state_change_does_not_bump_the_version(store: CaseStore) -> None:
+def test_event_without_state_change_takes_the_next_sequence_and_keeps_the_state(store: CaseStore) -> None:
     case = opened_case(store)
     assert store.record_case_event(case, entry("text-1", 5, type="AgentMessage"), None, receipt=receipt("text-1"))
-    assert store.get_case("case-1").version == 0  # type: ignore[union-attr]
+    after = store.get_case("case-1")
+    assert after is not None
+    assert (after.live, after.timeline_seq, after.version) == (case.live, 1, 1)
 
 
 def test_state_update_removes_cleared_fields(store: CaseStore) -> None:
@@ -165,7 +168,7 @@ def test_state_update_removes_cleared_fields(store: CaseStore) -> None:
 def test_timeline_pages_with_a_cursor(store: CaseStore) -> None:
     case = opened_case(store)
     for n in range(5):
-        store.record_case_event(case, entry(f"e{n}", 1_000 + n), None)
+        store.record_case_event(store.get_case("case-1") or case, entry(f"e{n}", 1_000 + n), None)
     first, cursor = store.list_timeline("case-1", None, 2)
     second, cursor2 = store.list_timeline("case-1", cursor, 2)
     third, cursor3 = store.list_timeline("case-1", cursor2, 2)

@@ -23,6 +23,8 @@ FUNCTION_DIRS = {
     "ConversationLifecycleFunction": "conversation_lifecycle",
     "ContactCenterProvisionerFunction": "provisioner",
     "AttachmentCopierFunction": "attachment_copier",
+    "BusinessHoursCheckFunction": "business_hours_check",
+    "EscalationTimersFunction": "escalation_timers",
 }
 API_DIRS = ("chat-gateway-v1", "chat-api-v2")  # each 8x8 API's webhook samples and environment
 API_FUNCTIONS = ("WebhookIntakeFunction", "OutboundSenderFunction", "ConversationLifecycleFunction")
@@ -174,6 +176,10 @@ def test_every_setting_is_provided_by_the_template(template: dict[str, Any]) -> 
         ("create_attachment.json", "OutboundSenderFunction"),
         ("send_typing.json", "OutboundSenderFunction"),
         ("get_attachment.json", "ConversationLifecycleFunction"),
+        ("queue_availability.json", "ConversationLifecycleFunction"),
+        ("case_transcript.json", "ConversationLifecycleFunction"),
+        ("mark_read.json", "OutboundSenderFunction"),
+        ("send_thinking.json", "OutboundSenderFunction"),
         *[
             (f"{api}/{p.name}", "WebhookIntakeFunction")
             for api in API_DIRS

@@ -30,6 +30,8 @@ SENDER = "OutboundSenderFunction"
 LIFECYCLE = "ConversationLifecycleFunction"
 PROVISIONER = "ContactCenterProvisionerFunction"
 COPIER = "AttachmentCopierFunction"
+HOURS_CHECK = "BusinessHoursCheckFunction"
+TIMERS = "EscalationTimersFunction"
 BUCKET_ARN = "${AttachmentsBucket.Arn}"
 
 # What each function's code does on the table (store.py, token_store.py), as IAM actions. Transactions are
@@ -47,6 +49,9 @@ EXPECTED_TABLE_ACTIONS = {
     PROVISIONER: set(),
     # copy_agent_attachment: the attachment record (BatchGetItem), ready/failed (UpdateItem); CASE# items only.
     COPIER: {"BatchGetItem", "UpdateItem"},
+    HOURS_CHECK: set(),  # reads one SSM parameter, nothing else
+    # the sweep: the index (Query), cases, marks and timeline, the outbox, queue figures, the analytics token.
+    TIMERS: {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
 }
 NEVER = {"Scan", "BatchWriteItem", "*", "DeleteTable", "UpdateTable", "CreateTable", "PartiQLSelect"}
 # boto3 DynamoDB client calls the package may make; a new kind of call must be granted (and added here) on purpose.
@@ -186,7 +191,8 @@ def test_functions_that_never_call_8x8_cannot_read_its_credentials(template: dic
         if isinstance(policy, dict) and "AWSSecretsManagerGetSecretValuePolicy" in policy
     }
     # The copier: the Gateway's content endpoint (x-api-key) once 8x8's pre-signed URL has expired.
-    assert readers == {SENDER, LIFECYCLE, PROVISIONER, COPIER}
+    # The timers: ending a case (customer leaves) and the queue figures (Real-time Metrics' own key).
+    assert readers == {SENDER, LIFECYCLE, PROVISIONER, COPIER, TIMERS}
 
 
 # ---- the public webhook: throttle, concurrency, tolerance ---------------------------------------------------
@@ -303,6 +309,7 @@ EXPECTED_BUCKET_ACCESS = {
     SENDER: ({"s3:PutObject", "s3:GetObject"}, f"{BUCKET_ARN}/cases/*/outbound/*"),
     LIFECYCLE: ({"s3:GetObject"}, f"{BUCKET_ARN}/cases/*"),
     COPIER: ({"s3:PutObject", "s3:AbortMultipartUpload"}, f"{BUCKET_ARN}/cases/*/inbound/*"),
+    TIMERS: ({"s3:PutObject"}, f"{BUCKET_ARN}/transcripts/*"),  # transcripts only, never a case's files
 }
 
 
@@ -342,10 +349,16 @@ def test_the_bucket_is_private_encrypted_tls_only_and_expires_its_files(template
     [rule] = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
     assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
-    [lifecycle] = props["LifecycleConfiguration"]["Rules"]
+    lifecycle, transcripts = props["LifecycleConfiguration"]["Rules"]
     assert lifecycle["Status"] == "Enabled"
-    assert lifecycle["ExpirationInDays"] == {"Ref": "AttachmentRetentionDays"}
+    assert (lifecycle["Prefix"], lifecycle["ExpirationInDays"]) == ("cases/", {"Ref": "AttachmentRetentionDays"})
     assert lifecycle["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] >= 1
+    # Transcripts: their own prefix and retention, the same bucket (and so the same encryption).
+    assert transcripts["Status"] == "Enabled"
+    assert (transcripts["Prefix"], transcripts["ExpirationInDays"]) == (
+        "transcripts/",
+        {"Ref": "TranscriptRetentionDays"},
+    )
     [deny] = resources["AttachmentsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert deny["Effect"] == "Deny" and deny["Action"] == "s3:*"
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
@@ -373,3 +386,51 @@ def test_the_intake_only_queues_copy_jobs_and_the_copier_only_touches_case_items
     assert copier["Properties"]["Environment"]["Variables"]["ATTACHMENT_COPY_MAX_RECEIVES"] == str(max_receives)
     # SQS event source: visibility timeout at least the function's timeout (6x, as AWS advises).
     assert resources["AttachmentCopyQueue"]["Properties"]["VisibilityTimeout"] >= 6 * copier["Properties"]["Timeout"]
+
+
+# ---- the escalation ---------------------------------------------------------------------------------------------
+HOURS_ARN = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${BusinessHoursParameterName}"
+
+
+def _ssm_statements(function: dict[str, Any]) -> list[dict[str, Any]]:
+    found = [s for s in statements(function) if any(str(a).startswith("ssm:") for a in as_list(s["Action"]))]
+    for policy in function["Properties"].get("Policies", []):
+        if isinstance(policy, dict) and "Fn::If" in policy:  # a statement granted only when hours are configured
+            condition, granted, otherwise = policy["Fn::If"]
+            assert condition == "HasBusinessHours" and otherwise == {"Ref": "AWS::NoValue"}
+            found += granted["Statement"]
+    return found
+
+
+def test_only_the_functions_that_read_business_hours_reach_ssm_and_only_that_parameter(
+    template: dict[str, Any],
+) -> None:
+    readers = {}
+    for name, function in functions_of(template).items():
+        granted = _ssm_statements(function)
+        if granted:
+            readers[name] = granted
+    assert set(readers) == {LIFECYCLE, HOURS_CHECK}
+    for granted in readers.values():
+        [statement] = granted
+        assert statement["Action"] == "ssm:GetParameter"
+        assert statement["Resource"] == {"Fn::Sub": HOURS_ARN}
+    check = template["Resources"][HOURS_CHECK]
+    assert check["Condition"] == "HasBusinessHours"
+    assert not [p for p in check["Properties"]["Policies"] if "SecretsManager" in str(p)]
+
+
+def test_the_sweep_reaches_only_its_index_cases_figures_and_tokens(template: dict[str, Any]) -> None:
+    function = template["Resources"][TIMERS]
+    [statement] = table_statements(function, "Allow")
+    assert statement["Resource"] == [TABLE, {"Fn::Sub": "${CasesTable.Arn}/index/ActiveCasesIndex"}]
+    keys = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    assert set(keys) == {"CASE#*", "QUEUE#*", "TOKEN#*", "ACTIVE"}
+    assert not allowed(function, "dynamodb:GetItem", ["WEBHOOK#acme#e-1"])
+    assert not allowed(function, "dynamodb:Query", ["CONVERSATION#v-1"])
+    assert function["Properties"]["ReservedConcurrentExecutions"] == 1  # sweeps never overlap
+    [sweep] = function["Properties"]["Events"].values()
+    assert sweep["Type"] == "Schedule" and sweep["Properties"]["Schedule"] == "rate(1 minute)"
+    index = template["Resources"]["CasesTable"]["Properties"]["GlobalSecondaryIndexes"]
+    assert [i["IndexName"] for i in index] == ["ActiveCasesIndex"]
+    assert index[0]["Projection"] == {"ProjectionType": "KEYS_ONLY"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -45,6 +46,9 @@ class DeskSurface:
         self.engine = engine
         # Agents signed in at a desk, with the mode they had before (a scripted agent gets its script back).
         self._signed_in: dict[str, str] = {}
+        # Each signed-in agent's last heartbeat (monotonic), and when its pending expiry check runs.
+        self._seen: dict[str, float] = {}
+        self._check_at: dict[str, float] = {}
 
     def routes(self) -> list[Route]:
         table = [
@@ -88,24 +92,52 @@ class DeskSurface:
         return agent
 
     def signin(self, req: Request) -> Response:
-        """A person sits down at this agent's desk: the agent stops following its script."""
+        """A person sits down at this agent's desk: the agent stops following its script. The page repeats this
+        as its heartbeat; `deskSignInTtl` seconds without one sign the agent out (the tab went)."""
         with self.engine.lock:
             agent = self._agent(req.params["id"])
             self._signed_in.setdefault(agent.id, agent.mode)
             agent.mode = "manual"
             # Drops any idle wrap-up timer the script armed: a person decides when to end.
             agent.activity += 1
-            return Response.json(200, {"id": agent.id, "mode": agent.mode})
+            now = time.monotonic()
+            self._seen[agent.id] = now
+            ttl = self.engine.config.timings.desk_signin_ttl
+            # One pending check per agent; armed again if it never ran (an emulator reset drops scheduled calls)
+            # or runs later than a shortened TTL needs.
+            check_at = self._check_at.get(agent.id, -1.0)
+            if check_at < now - 1.0 or check_at > now + ttl + 0.05:
+                self._arm_expiry(agent.id, ttl)
+            return Response.json(200, {"id": agent.id, "mode": agent.mode, "heartbeatSeconds": ttl / 3})
+
+    def _arm_expiry(self, agent_id: str, delay: float) -> None:
+        self._check_at[agent_id] = time.monotonic() + delay
+        self.engine.scheduler.call_later(delay, functools.partial(self._expire_if_gone, agent_id), background=True)
+
+    def _expire_if_gone(self, agent_id: str) -> None:
+        with self.engine.lock:
+            self._check_at.pop(agent_id, None)
+            if agent_id not in self._signed_in:
+                return
+            remaining = self._seen.get(agent_id, 0.0) + self.engine.config.timings.desk_signin_ttl - time.monotonic()
+            if remaining > 0:
+                self._arm_expiry(agent_id, remaining)
+                return
+            agent = self.engine.agents.get(agent_id)
+            if agent is not None:
+                self._sign_out(agent)
+
+    def _sign_out(self, agent: Agent) -> None:
+        agent.mode = self._signed_in.pop(agent.id, agent.mode)
+        self._seen.pop(agent.id, None)
+        self.engine.router.resume_script(agent)
 
     def signout(self, req: Request) -> Response:
         with self.engine.lock:
             agent = self._agent(req.params["id"])
             if agent.state == AgentState.HANDLING:
                 raise InvalidState(f"agent {agent.id} is in conversation {agent.conversation_id}: end it first")
-            agent.mode = self._signed_in.pop(agent.id, agent.mode)
-            if agent.mode == "script":
-                for queue_id in agent.queues:
-                    self.engine.router.dispatch(queue_id)
+            self._sign_out(agent)
             return Response.json(200, {"id": agent.id, "mode": agent.mode})
 
     # -- the snapshot the page polls ---------------------------------------------------------
@@ -144,6 +176,7 @@ class DeskSurface:
                 {
                     "id": q.id,
                     "name": q.name,
+                    "status": q.status,
                     "waiting": [self._waiting(e.conversations[cid]) for cid in q.waiting if cid in e.conversations],
                 }
                 for q in e.queues.values()
@@ -192,8 +225,11 @@ class DeskSurface:
             # The queues it went through: where it started, then each transfer's target.
             path = [t.get("from", "") for t in inter["transfers"][:1]] + [t.get("to", "") for t in inter["transfers"]]
             inter["queueNames"] = [queues.get(q, q) for q in path] or [inter["queueName"]]
+        read_by_user = int(transcript["readBy"].get("user") or 0)
         messages = [
             {
+                # The customer's side said it read up to here (Gateway read receipt).
+                "seen": m["authorType"] == "agent" and m["timestamp"] <= read_by_user,
                 "id": m["id"],
                 "interactionId": m["interactionId"],
                 "authorType": m["authorType"],
@@ -215,6 +251,11 @@ class DeskSurface:
             "messages": messages,
             "customerTyping": typing,
             "customerLeft": conv.customer_left,
+            "customerIdle": transcript["customerIdle"],
+            "botThinking": (transcript["thinkingUntil"] or 0) > now_ms(),
+            "lastCustomerAt": last_user,
+            "agentReadAt": transcript["agentReadAt"] or 0,
+            "wrapUpCodes": self.engine.wrap_up_codes(conv.current.queue_id if conv.current else conv.last_queue_id),
         }
 
     # -- files -------------------------------------------------------------------------------

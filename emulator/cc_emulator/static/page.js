@@ -22,14 +22,20 @@ export function showError(message) {
   box.textContent = message || "";
 }
 
-// The answer's JSON; an answer that is not 2xx throws an Error with the server's message and the `status`.
-// The emulator answers {"error": "..."}, casebridge {"error": {"code", "message"}} or {"message"}.
+// The answer's JSON; an answer that is not 2xx throws an Error with the server's message, the `status`, the `body`,
+// and casebridge's `code` and `details` when given.
+// The emulator answers {"error": "..."}, casebridge {"error": {"code", "message", "details"?}} or {"message"}.
 export async function answered(res, what) {
   const data = await res.json().catch(() => ({}));
   if (!res.ok) {
     const said = typeof data.error === "string" ? data.error : (data.error && data.error.message) || data.message;
     const err = new Error(said || `${what}: ${res.status}`);
     err.status = res.status;
+    if (data.error && typeof data.error === "object") {
+      err.code = data.error.code;
+      err.details = data.error.details;
+    }
+    err.body = data;
     throw err;
   }
   return data;

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from casebridge.business_api.models import OpenConversationRequest, to_json_data
 from casebridge.business_api.views import TimelineView, timeline_view
-from casebridge.clock import now_ms
+from casebridge.clock import monotonic, now_ms, sleep
 from casebridge.contact_center.base import NewConversation
 from casebridge.errors import CaseNotFound, Conflict, ContactCenterError, UnsupportedByContactCenterApi
+from casebridge.escalation.handback_setup import after_conversation_created
 from casebridge.events import EventKind
 from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.services import Services
@@ -49,7 +49,7 @@ def open_conversation(services: Services, case_id: str, request: OpenConversatio
         adopt_early_events(services, case_id, case.conversation_id)
         flush_outbox(services, require_case(services, case_id))
         return _reconcile(services, require_case(services, case_id), request), False
-    deadline = time.monotonic() + WAIT_FOR_PEER_S
+    deadline = monotonic() + WAIT_FOR_PEER_S
     while True:
         if store.claim_opening(case_id, OPENING_LEASE_MS):
             # A claim still on the case as last read was never released: its opener died (the claim could be
@@ -58,11 +58,11 @@ def open_conversation(services: Services, case_id: str, request: OpenConversatio
             unsure = bool(case and (case.opening_ambiguous or case.opening_until))
             return _create(services, case_id, request, unsure=unsure), True
         # Another request holds the claim: wait for its conversation instead of opening a second one.
-        time.sleep(0.1)
+        sleep(0.1)
         case = store.get_case(case_id)
         if case and case.conversation_id:
             return _reconcile(services, case, request), False
-        if time.monotonic() > deadline:
+        if monotonic() > deadline:
             raise Conflict("the case's conversation is being opened by another request; retry shortly", retry_after=1)
 
 
@@ -139,9 +139,10 @@ def _create(services: Services, case_id: str, request: OpenConversationRequest, 
         detail={"channelId": channel_id},
     )
     # Recorded first, published after: a failed publish must not keep the early events from their case.
-    record_and_publish(services, case_id, opened, lambda live: None, publish=False)
+    recorded = record_and_publish(services, case_id, opened, lambda live: None, publish=False)
     adopted = adopt_early_events(services, case_id, conversation_id, publish=False)
-    publish_recorded(services, case_id, [opened, *adopted])
+    publish_recorded(services, case_id, [*([recorded] if recorded else []), *adopted])
+    after_conversation_created(services, conversation_id)  # Gateway post-agent assignment (never fails the open)
     return require_case(services, case_id)
 
 
@@ -154,25 +155,27 @@ def record_and_publish(
     *,
     unless: Callable[[CaseRecord], bool] | None = None,
     publish: bool = True,
-) -> CaseRecord:
+) -> TimelineEntry | None:
     """Timeline entry + state change + outbox mark, retried on concurrent updates; then published (unless
     `publish` is False: the caller publishes it with others; the outbox holds it meanwhile).
     `known`: the case as the caller just read it, used for the first try instead of reading it again.
-    `unless`: nothing is recorded when it holds for the case as read (someone else recorded the same fact)."""
+    `unless`: nothing is recorded when it holds for the case as read (someone else recorded the same fact).
+    Returns the entry as recorded (with its timeline sequence), or None when `unless` held."""
     for _ in range(5):
         case, known = known or services.store.get_case(case_id), None
         if case is None:
             raise CaseNotFound(f"case {case_id} does not exist")
         if unless is not None and unless(case):
-            return case
+            return None
         live: LiveState | None = transition(case.live)
         try:
-            services.store.record_case_event(case, entry, live, pending_publish=True)
+            recorded = services.store.record_case_event(case, entry, live, pending_publish=True)
         except StaleCase:
             continue
+        assert recorded is not None  # no receipt in this write
         if publish:
-            publish_recorded(services, case_id, [entry])
-        return case
+            publish_recorded(services, case_id, [recorded])
+        return recorded
     raise Conflict("the case is changing fast; retry shortly", retry_after=1)
 
 
@@ -215,9 +218,10 @@ def adopt_early_events(
                 return None
             return record_event(live, StateEvent.of(kind, entry.occurred_at, entry.event_id, entry.detail))
 
-        record_and_publish(services, case_id, entry, transition, publish=False)
+        recorded = record_and_publish(services, case_id, entry, transition, publish=False)
         services.store.drop_early_event(early)
-        adopted.append(entry)
+        if recorded is not None:
+            adopted.append(recorded)
         logger.info("early webhook event taken into its case", extra={"eventId": entry.event_id})
     if publish:
         publish_recorded(services, case_id, adopted)
@@ -283,5 +287,13 @@ def customer_leaves(services: Services, case_id: str) -> CaseRecord:
 
 def case_timeline(services: Services, case_id: str, after: str | None, limit: int) -> TimelineView:
     read_case(services, case_id)
-    entries, cursor = services.store.list_timeline(case_id, after, limit)
-    return timeline_view(case_id, entries, cursor)
+    return timeline_after(services, case_id, after, limit)
+
+
+def timeline_after(services: Services, case_id: str, cursor: str | None, limit: int) -> TimelineView:
+    """The case's timeline events after `cursor` (None: from the first), in sequence order, at most `limit`.
+    For any channel that resumes where it stopped (polling, a push channel): each event carries its `cursor`,
+    and `next` resumes after the last one returned. An entry is given the next sequence when it commits, so
+    one committed after a reader's cursor is never behind it. InvalidRequest: a cursor this API never gave."""
+    entries, next_cursor = services.store.list_timeline(case_id, cursor, limit)
+    return timeline_view(case_id, entries, next_cursor)

@@ -33,6 +33,7 @@ class EventKind(StrEnum):
     CONVERSATION_IDLE = "ConversationIdle"  # Gateway: no live interaction any more
     SYSTEM_MESSAGE = "SystemMessage"  # Gateway: a message no agent wrote and casebridge did not post
     AGENT_TYPING = "AgentTyping"  # published, never on the timeline
+    MESSAGE_READ = "MessageRead"  # Gateway ACTIVITY read-receipts: the agent side read up to readAt
     # Gateway: a user/bot message. Casebridge's own post echoed back (kept, not acted on) or, when not provably
     # ours, a SYSTEM_MESSAGE: never a business event type itself.
     PARTICIPANT_MESSAGE = "ParticipantMessage"

@@ -27,6 +27,7 @@ from casebridge.cases import flush_outbox, open_conversation, publish_recorded
 from casebridge.clock import now_ms
 from casebridge.contact_center.base import CHAT_GATEWAY_V1
 from casebridge.errors import ContactCenterError, ReusedClientMessageId
+from casebridge.escalation.signals import after_delivery
 from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.outbound_content import send_to_contact_center
 from casebridge.outbound_queue import OutboundMessage
@@ -81,6 +82,7 @@ def accept_message(services: Services, case_id: str, request: PostMessageRequest
         acceptedAt=now_ms(),
         attachments=attachments,
         cards=[card.wire() for card in request.cards],
+        clientMessageId=request.client_message_id,
     )
     services.queue.enqueue(message, deduplication_id=message_id)
     logger.info(
@@ -204,6 +206,17 @@ def deliver_message(services: Services, message: OutboundMessage, receive_count:
         metrics.add_metric(name="MessageRecordFailures", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="MessagesDelivered", unit=MetricUnit.Count, value=1)
     logger.info("message delivered to 8x8", extra={"attempt": number, "receiveCount": receive_count})
+    after_delivery(
+        services,
+        case,
+        message.messageId,
+        message.authorType,
+        message.text or None,
+        client_message_id=message.clientMessageId,
+        attachments=message.attachments,
+        cards=message.cards,
+        redrive=message.redrive,
+    )
     return "sent"
 
 
@@ -333,14 +346,14 @@ def _record_failed(
 ) -> None:
     for _ in range(5):
         try:
-            services.store.record_message_failed(case, record, conversation_id, entry)
+            recorded = services.store.record_message_failed(case, record, conversation_id, entry)
         except StaleCase:
             fresh = services.store.get_case(case.case_id)
             if fresh is None:
                 break
             case = fresh
             continue
-        publish_recorded(services, case.case_id, [entry])
+        publish_recorded(services, case.case_id, [recorded])
         return
     # The case keeps changing: the record alone still stops a resend; the event goes straight to the bus.
     services.store.record_message(case.case_id, record, conversation_id)

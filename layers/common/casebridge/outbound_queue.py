@@ -30,10 +30,11 @@ class OutboundMessage:
     # attachments: [{attachmentId, fileName, contentType, size}] as checked at accept time; cards: 8x8's shape.
     attachments: list[dict[str, Any]] = field(default_factory=list)
     cards: list[dict[str, Any]] = field(default_factory=list)
+    clientMessageId: str | None = None  # noqa: N815 - echoed in MessageDelivered
 
     def to_json(self) -> str:
         body = asdict(self)
-        for name in ("attachments", "cards"):  # plain text messages keep their old body
+        for name in ("attachments", "cards", "clientMessageId"):  # plain text messages keep their old body
             if not body[name]:
                 del body[name]
         return json.dumps(body, separators=(",", ":"))

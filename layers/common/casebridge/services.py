@@ -34,6 +34,7 @@ class Services:
     contact_center: ContactCenterClient
     verifier: WebhookVerifier
     webhook_parser: WebhookParser
+    escalation: Any = None  # casebridge.escalation.wiring.EscalationParts, built on first use
 
 
 # What each API's credentials secret must hold.

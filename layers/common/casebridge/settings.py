@@ -61,6 +61,7 @@ class Settings:
     contact_center_base_url: str = _env("EIGHTXEIGHT_BASE_URL", "https://api.8x8.com", url=True)
     contact_center_region: str = _env("EIGHTXEIGHT_REGION", "us", choices=("us", "eu", "ca", "ap"))
     channel_id: str = _env("EIGHTXEIGHT_CHANNEL_ID", "")
+    queue_id: str = _env("EIGHTXEIGHT_QUEUE_ID", "")  # the channel's queue (availability of a plain open)
     credentials_secret_id: str = _env("EIGHTXEIGHT_SECRET_ARN", "")
     http_timeout_seconds: float = _env("HTTP_TIMEOUT_SECONDS", 5.0, above=0)
     webhook_tolerance_seconds: int = _env("WEBHOOK_TOLERANCE_SECONDS", 300, low=1, high=MAX_WEBHOOK_TOLERANCE_SECONDS)
@@ -89,6 +90,13 @@ class Settings:
     attachment_sources_loopback: str = _env("ATTACHMENT_SOURCES_LOOPBACK", "false", choices=("false", "true"))
     # The copy queue's maxReceiveCount: on its last receive the copier marks the attachment failed.
     attachment_copy_max_receives: int = _env("ATTACHMENT_COPY_MAX_RECEIVES", 20, low=1)
+    # The escalation (casebridge.escalation): business hours, metrics refresh, timers, hand-back, transcripts.
+    business_hours_parameter: str = _env("BUSINESS_HOURS_PARAMETER", "")
+    metrics_refresh_seconds: int = _env("METRICS_REFRESH_SECONDS", 5, low=5, high=300)
+    max_queued_minutes: int = _env("MAX_QUEUED_MINUTES", 30, low=1, high=1440)
+    customer_idle_minutes: int = _env("CUSTOMER_IDLE_MINUTES", 10, low=1, high=1440)
+    customer_idle_grace_minutes: int = _env("CUSTOMER_IDLE_GRACE_MINUTES", 2, low=1, high=60)
+    post_agent_webhook_id: str = _env("POST_AGENT_WEBHOOK_ID", "")
 
     @property
     def allowed_attachment_types(self) -> frozenset[str]:

@@ -14,14 +14,17 @@ from casebridge.services import Services
 
 def send_typing(services: Services, case_id: str, request: TypingRequest) -> TypingNotDeliveredView | None:
     """None: 8x8 shows the indicator (204). A view: 8x8 failed; the caller answers 202 with it."""
-    require_gateway(services, "typing indicators")
+    require_gateway(services, "thinking indicators" if request.kind == "thinking" else "typing indicators")
     case = services.store.get_case(case_id)
     if case is None:
         raise CaseNotFound(f"case {case_id} does not exist")
     if not case.conversation_id:
         raise Conflict("the case has no 8x8 conversation yet: there is nobody to show typing to")
     try:
-        services.contact_center.send_typing(case.conversation_id, request.author_type)
+        if request.kind == "thinking":
+            services.contact_center.send_thinking(case.conversation_id)
+        else:
+            services.contact_center.send_typing(case.conversation_id, request.author_type or "user")
     except ContactCenterError as error:
         logger.warning(
             "typing indicator not delivered; not retried",

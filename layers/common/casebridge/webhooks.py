@@ -37,6 +37,7 @@ from casebridge.services import Services
 from casebridge.state import STATE_KINDS, StateEvent, record_event
 from casebridge.store import StaleCase
 from casebridge.store.records import CaseRecord, TimelineEntry
+from casebridge.store.table import next_on_timeline
 from casebridge.webhook_receipts import (
     WebhookOutcome,
     duplicate,
@@ -206,7 +207,9 @@ def _apply(
         event = replace(
             event, detail=take_in_agent_attachments(services, case.case_id, event.conversation_id, event.detail)
         )
-    entry = _entry(delivery, event, digest, conflict)
+    # Its sequence on the case's timeline as of this read; the write below commits it only if the case has not
+    # changed since (else the case is read again, and the entry gets the next free sequence).
+    entry = next_on_timeline(case, _entry(delivery, event, digest, conflict))
     live = None
     if event.kind in STATE_KINDS:
         live = record_event(case.live, StateEvent.of(event.kind, event.occurred_at, entry.event_id, event.detail))
@@ -215,12 +218,17 @@ def _apply(
         recorded = services.store.record_case_event(case, entry, live, receipt=made, pending_publish=True)
     except StaleCase:
         return None
-    if not recorded:
+    if recorded is None:
         return seen_on_file(services, delivery, digest)
     logger.info("webhook event recorded", extra={"eventType": event.source_type, "stateChanged": live is not None})
+    if event.kind in (EventKind.AGENT_LEFT, EventKind.CONVERSATION_IDLE):
+        # Hand-back and 8x8's idle (casebridge.escalation); loaded only for these events.
+        from casebridge.escalation.signals import after_webhook_event  # noqa: PLC0415
+
+        after_webhook_event(services, case.case_id, case.live, event)
     metrics.add_metric(name="WebhookEventsRecorded", unit=MetricUnit.Count, value=1)
-    services.publisher.publish(case.case_id, [entry])
-    services.store.mark_published(case.case_id, {entry.sort_key})
+    services.publisher.publish(case.case_id, [recorded])
+    services.store.mark_published(case.case_id, {recorded.sort_key})
     return WebhookOutcome.ACCEPTED
 
 

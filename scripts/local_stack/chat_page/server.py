@@ -37,6 +37,8 @@ FORWARDED: list[tuple[str, re.Pattern[str]]] = [
 FILES = re.compile(f"^/api/cases/{CASE_ID}/files$")
 STREAM = re.compile(f"^/api/cases/{CASE_ID}/stream$")
 MAX_BODY = 10 * 1024 * 1024
+# A file goes through whole: more than the business API accepts, so its own limit is the one the customer reads.
+MAX_FILE_BODY = 64 * 1024 * 1024
 STREAM_POLL_SECONDS = 0.15
 STREAM_KEEPALIVE_SECONDS = 15.0
 PENDING_FILE_WAIT_SECONDS = 15.0
@@ -46,11 +48,19 @@ class ChatPageServer:
     """`ChatPageServer(api_url, api_key, channel).start()`; `url` is the page."""
 
     def __init__(
-        self, api_url: str, api_key: str, channel: BusinessChannel | None, host: str = "127.0.0.1", port: int = 0
+        self,
+        api_url: str,
+        api_key: str,
+        channel: BusinessChannel | None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        attachments: bool = True,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.api_key = api_key
         self.channel = channel
+        # Files work on the Chat Gateway only: on Chat API v2 the page offers none.
+        self.attachments = attachments
         self._httpd = _Server((host, port), self)
         # Set on stop: waits for a pending file and open event streams end at once.
         self.stopping = self._httpd.stopping
@@ -96,12 +106,22 @@ class _Handler(MethodHandler):
     def _handle(self, method: str) -> None:
         split = urlsplit(self.path)
         path = split.path
+        upload = method == "POST" and FILES.match(path)
         try:
-            body = self._read_body(MAX_BODY)
+            body = self._read_body(MAX_FILE_BODY if upload else MAX_BODY)
         except ValueError as error:
-            self._json(413 if "large" in str(error) else 400, {"error": {"code": "BadRequest", "message": str(error)}})
+            self.close_connection = True  # the body was not read
+            if "large" not in str(error):
+                self._json(400, {"error": {"code": "BadRequest", "message": str(error)}})
+            elif upload:
+                message = f"the file is larger than {MAX_FILE_BODY // (1024 * 1024)} MB"
+                self._json(413, {"error": {"code": "AttachmentTooLarge", "message": message}})
+            else:
+                self._json(413, {"error": {"code": "PayloadTooLarge", "message": str(error)}})
             return
-        if method == "GET" and path in ("/", "/index.html"):
+        if method == "GET" and path == "/api/config":
+            self._json(200, {"attachments": self.server.page.attachments})
+        elif method == "GET" and path in ("/", "/index.html"):
             self._static("index.html")
         elif method == "GET" and path.startswith("/static/"):
             self._static(path.removeprefix("/static/"))

@@ -13,6 +13,8 @@ let lastConversation = null;
 let typingSent = false;
 let typingTimer = 0;
 let pollTimer = 0;
+let heartbeatTimer = 0;
+let readSent = 0;
 
 async function act(path, body) {
   try {
@@ -49,6 +51,20 @@ function renderSignin() {
   );
 }
 
+// The sign-in is repeated as a heartbeat: when this tab goes, the emulator signs the agent out after
+// `deskSignInTtl` seconds (30 by default) and its script takes the queue again.
+async function heartbeat() {
+  clearTimeout(heartbeatTimer);
+  let every = 10;
+  try {
+    const answer = await request("POST", `/desk/api/agents/${encodeURIComponent(agentId)}/signin`);
+    every = answer.heartbeatSeconds || every;
+  } catch (err) {
+    showError(`sign-in: ${err.message}`);
+  }
+  heartbeatTimer = setTimeout(heartbeat, every * 1000);
+}
+
 // -- the desk -----------------------------------------------------------------------------------
 
 function me() {
@@ -70,11 +86,13 @@ function renderWho() {
 }
 
 async function signOut() {
+  clearTimeout(heartbeatTimer);
   try {
     await request("POST", `/desk/api/agents/${encodeURIComponent(agentId)}/signout`);
     location.search = "";
   } catch (err) {
     showError(err.message);
+    heartbeat(); // still signed in
   }
 }
 
@@ -97,14 +115,43 @@ function renderQueues() {
               "aria-label": `Accept ${w.customerName}`,
               onclick: () => act("accept", { conversationId: w.conversationId }),
             }, "Accept"))));
-      return el("section", { class: "queue", "data-queue": q.id },
-        el("h3", {}, el("span", {}, q.name + (mine ? "" : " (not yours)")), el("span", { class: "note" }, `${q.waiting.length} waiting`)),
+      const status = QUEUE_STATUS[q.status] || "";
+      return el("section", { class: `queue ${q.status}`, "data-queue": q.id, "data-status": q.status },
+        el("h3", {}, el("span", {}, q.name + (mine ? "" : " (not yours)") + status), el("span", { class: "note" }, `${q.waiting.length} waiting`)),
         items.length ? el("ul", { class: "waiting" }, ...items) : el("p", { class: "empty" }, "Nobody waiting"));
     }),
   );
   $("agents").replaceChildren(
     ...snap.agents.map((a) => el("li", {}, `${a.name}: ${a.state}${a.signedIn ? " · at a desk" : " · scripted"}`)),
   );
+}
+
+// A queue's staffing (the emulator's queueStatus setting): nobody takes its conversations unless it is open.
+const QUEUE_STATUS = { closed: " · closed (agents logged out)", empty: " · no agents (all on break)" };
+
+function renderWrapUp(conv) {
+  const select = $("wrap-up");
+  const chosen = select.value;
+  select.replaceChildren(el("option", { value: "" }, "No wrap-up code"),
+    ...conv.wrapUpCodes.map((c) => el("option", { value: c.id }, c.name)));
+  if (conv.wrapUpCodes.some((c) => c.id === chosen)) select.value = chosen;
+}
+
+// The agent reads what is on screen, a moment after it shows: tell 8x8 "read up to now" (the emulator sends a read
+// receipt where the setting says so). A person takes that moment to read, and the customer's side has by then
+// heard that 8x8 took the message, so "read" never comes before "delivered".
+const READING_MS = 1500;
+let readTimer = 0;
+
+function markRead(conv) {
+  if (conv.lastCustomerAt <= Math.max(conv.agentReadAt, readSent) || readTimer) return;
+  const upTo = conv.lastCustomerAt;
+  readTimer = setTimeout(() => {
+    readTimer = 0;
+    if (document.visibilityState !== "visible" || !snap || !snap.conversation) return;
+    readSent = upTo;
+    request("POST", `/_emulator/agents/${encodeURIComponent(agentId)}/read`, {}).catch(() => {});
+  }, READING_MS);
 }
 
 function renderFiles(files) {
@@ -137,6 +184,7 @@ function renderConversation() {
     .map((q) => el("option", { value: q.id }, q.name)));
   if (chosen) select.value = chosen;
   $("transfer").disabled = select.options.length === 0;
+  renderWrapUp(conv);
 
   const list = $("transcript");
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
@@ -150,18 +198,23 @@ function renderConversation() {
       const i = inters.get(m.interactionId);
       const label = m.history ? "Bot history (before the customer asked for an agent)"
         : i ? `Interaction ${i.n} · ${i.queueNames.join(" → ")}${i.agentNames.length ? " · " + i.agentNames.join(" → ") : ""}${i.endTime ? " · ended" : ""}`
-          : "Waiting for an assignment";
+          : m.interactionId === "post-agent" ? "With the bot (after the agent)" : "Waiting for an assignment";
       rows.push(el("li", { class: "divider" }, label));
     }
     const who = m.authorType === "user" ? conv.customerName : m.authorType === "bot" ? "Bot" : m.author;
     rows.push(el("li", { class: `msg ${m.authorType}`, "data-author": m.authorType },
-      el("div", { class: "meta" }, `${who} · ${time(m.timestamp)}`),
+      el("div", { class: "meta" }, `${who} · ${time(m.timestamp)}`, m.seen ? el("span", { class: "seen", title: "The customer's side read it" }, " · Seen") : ""),
       m.text ? el("div", { class: "text" }, m.text) : "",
       m.attachments.length ? renderFiles(m.attachments) : ""));
   }
   list.replaceChildren(...rows);
   if (atBottom) list.scrollTop = list.scrollHeight;
-  $("customer-typing").textContent = conv.customerTyping ? `${conv.customerName} is typing…` : "";
+  const notes = [];
+  if (conv.customerTyping) notes.push(`${conv.customerName} is typing…`);
+  if (conv.botThinking) notes.push("Bot is thinking…");
+  if (conv.customerIdle) notes.push(`${conv.customerName} has gone quiet`);
+  $("customer-typing").textContent = notes.join(" · ");
+  markRead(conv);
 }
 
 function render() {
@@ -255,10 +308,13 @@ function init() {
     $("file-name").textContent = f ? `${f.name} will be sent with the reply` : "";
   });
   $("transfer").addEventListener("click", () => act("transfer", { queueId: $("transfer-queue").value }));
-  $("end").addEventListener("click", () => act("leave"));
+  $("end").addEventListener("click", () => {
+    const code = $("wrap-up").value;
+    act("leave", code ? { wrapUpCode: code } : {});
+  });
   if (agentId) {
     document.title = `${agentId} · Agent desk`;
-    request("POST", `/desk/api/agents/${encodeURIComponent(agentId)}/signin`).catch((err) => showError(err.message));
+    heartbeat();
   }
   refresh();
 }

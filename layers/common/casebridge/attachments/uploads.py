@@ -32,11 +32,13 @@ def create_upload(services: Services, case_id: str, request: AttachmentUploadReq
     allowed = settings.allowed_attachment_types
     if content_type not in allowed:
         raise AttachmentTypeNotAllowed(
-            f"attachments of type {content_type} are not accepted; allowed: {', '.join(sorted(allowed))}"
+            f"attachments of type {content_type} are not accepted; allowed: {', '.join(sorted(allowed))}",
+            details={"allowedTypes": sorted(allowed)},
         )
     if request.size > settings.attachment_max_bytes:
         raise AttachmentTooLarge(
-            f"the attachment declares {request.size} bytes; at most {settings.attachment_max_bytes} are accepted"
+            f"the attachment declares {request.size} bytes; at most {settings.attachment_max_bytes} are accepted",
+            details={"maxBytes": settings.attachment_max_bytes},
         )
     target = bucket(services)
     attachment_id = secrets.token_urlsafe(16)

@@ -302,6 +302,9 @@ class OpenConversationRequest(_Strict, frozen=True):
     routing: Routing | None = None
     history: Annotated[list[HistoryMessage], Meta(max_length=MAX_HISTORY_MESSAGES)] = []
     channel_id: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,128}\Z")] | None = None
+    # The escalation's options (casebridge.escalation): not part of the conversation 8x8 opens.
+    when_unavailable: Literal["queue", "refuse"] | None = None
+    on_queue_timeout: Literal["notify", "handback"] | None = None
 
 
 class PostMessageRequest(_Strict, frozen=True):
@@ -334,4 +337,16 @@ class AttachmentUploadRequest(_Strict, frozen=True):
 
 
 class TypingRequest(_Strict, frozen=True):
+    author_type: AuthorType | None = None  # typing: "user" when left out; thinking: the bot's only
+    kind: Literal["typing", "thinking"] = "typing"
+
+    def __post_init__(self) -> None:
+        if self.kind == "thinking" and self.author_type == "user":
+            raise ValueError('thinking is the bot\'s indicator: leave authorType out or send "bot"')
+
+
+class ReadRequest(_Strict, frozen=True):
+    """POST /cases/{caseId}/read: the customer (or bot) read the agent's messages up to readAt (default now)."""
+
     author_type: AuthorType = "user"
+    read_at: Annotated[int, Meta(ge=0, le=253_402_300_799_999)] | None = None

@@ -106,6 +106,19 @@ class CaseEventView(TypedDict):
     senderId: NotRequired[str]
     omitted: NotRequired[list[str]]
     bodyConflict: NotRequired[bool]
+    wrapUpCode: NotRequired[str]
+    clientMessageId: NotRequired[str]
+    authorType: NotRequired[str]
+    waiting: NotRequired[int | None]
+    estimatedWaitSeconds: NotRequired[int | None]
+    queuedSeconds: NotRequired[int]
+    idleSeconds: NotRequired[int]
+    source: NotRequired[str]
+    readAt: NotRequired[int]
+    transcriptId: NotRequired[str]
+    messages: NotRequired[int]
+    sequence: NotRequired[int]  # its place on the case's timeline (commit order); absent on bus-only events
+    cursor: NotRequired[str]  # GET /cases/{caseId}/events?after=<cursor> resumes right after this event
 
 
 class TimelineView(TypedDict):
@@ -153,6 +166,9 @@ def event_view(entry: TimelineEntry, case_id: str | None) -> CaseEventView:
         "receivedAt": entry.received_at,
         **entry.detail,
     }
+    if entry.sequence:
+        view["sequence"] = entry.sequence
+        view["cursor"] = entry.cursor
     return view  # type: ignore[return-value]  # detail holds the per-type fields listed in EVENT_FIELDS
 
 
@@ -178,7 +194,11 @@ _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
                 "attachmentId": _STRING,
                 "fileName": _STRING,
                 "type": {"type": "string", "description": "8x8's kind: image, video, audio, file"},
-                "status": {"enum": ["pending"], "description": "the copy from 8x8 runs after the event"},
+                "status": {
+                    "enum": ["pending", "sent"],
+                    "description": "pending: an agent's file, copied from 8x8 after the event; sent: the customer's or "
+                    "bot's file, in the bucket and sent to 8x8",
+                },
             },
             "additionalProperties": False,
         },
@@ -192,6 +212,18 @@ _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
     "ambiguousAttempts": {"type": "integer", "minimum": 0},
     "senderType": {"type": "string", "description": "8x8's sender.type, lower-cased: system, user, bot, …"},
     "senderId": _STRING,
+    # The escalation (casebridge.escalation; docs/escalation.md).
+    "wrapUpCode": {"type": "string", "description": "where 8x8 gave one (no documented 8x8 webhook carries it)"},
+    "clientMessageId": _STRING,
+    "authorType": {"enum": ["user", "bot"]},
+    "waiting": {"type": ["integer", "null"], "minimum": 0},
+    "estimatedWaitSeconds": {"type": ["integer", "null"], "minimum": 0},
+    "queuedSeconds": {"type": "integer", "minimum": 0},
+    "idleSeconds": {"type": "integer", "minimum": 0},
+    "source": {"enum": ["casebridge", "8x8"], "description": "who noticed: casebridge's timer or 8x8's idle"},
+    "readAt": {"type": "integer", "description": "everything up to this time (epoch ms) was read"},
+    "transcriptId": {"type": "string", "description": "GET /cases/{caseId}/transcript serves the case's transcript"},
+    "messages": {"type": "integer", "minimum": 0},
 }
 # type → (required extra fields, optional extra fields, description)
 EVENT_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
@@ -206,7 +238,7 @@ EVENT_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
         "(8x8's system lines, or a user/bot post from elsewhere)",
     ),
     "Transferred": ((), (), "the agent moved the case to another queue; AgentLeft, Queued, AgentJoined follow"),
-    "AgentLeft": (("agentId",), ("agentName",), "the agent left or ended the interaction"),
+    "AgentLeft": (("agentId",), ("agentName", "wrapUpCode"), "the agent left or ended the interaction"),
     "ConversationIdle": ((), (), "Chat Gateway: 8x8 reports no live interaction any more"),
     "CustomerLeft": ((), (), "the customer left (through casebridge, or on the 8x8 side)"),
     "AgentTyping": (("typing",), ("agentId",), "Chat Gateway: the agent started or stopped typing (bus only)"),
@@ -215,6 +247,30 @@ EVENT_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
         (),
         "a customer or bot message could not be delivered and went to the dead-letter queue",
     ),
+    "CustomerMessage": (
+        ("messageId", "authorType"),
+        ("clientMessageId", "text", "attachments", "cards"),
+        "the customer's or bot's message, as 8x8 took it (so every reader renders the whole conversation)",
+    ),
+    "MessageDelivered": (("messageId",), ("clientMessageId",), "8x8 took the customer's or bot's message"),
+    "MessageRead": (("readAt",), ("agentId",), "Chat Gateway: 8x8 reports the agent side read up to readAt"),
+    "WaitUpdate": (
+        ("queueId", "waiting", "estimatedWaitSeconds"),
+        (),
+        "while queued: the queue's figures changed (at most once a minute; null when 8x8 gave none)",
+    ),
+    "QueueTimeout": (("queuedSeconds",), ("queueId",), "queued longer than MaxQueuedMinutes"),
+    "CustomerIdle": (
+        ("source",),
+        ("idleSeconds",),
+        "the customer is silent while with an agent (casebridge's timer, or 8x8's idle); the end follows",
+    ),
+    "HandedBack": (
+        ("reason",),
+        ("wrapUpCode",),
+        "the case returns to the bot: reason agent-ended (the agent ended it) or queue-timeout",
+    ),
+    "TranscriptReady": (("transcriptId", "messages"), (), "the case closed and its transcript was written"),
 }
 
 
@@ -235,6 +291,16 @@ def event_json_schema() -> dict[str, Any]:
             "const": True,
             "description": "another body came earlier under the same 8x8 event id (8x8 signs only a CRC32 of the "
             "body): one of the two is forged; eventId is 8x8's id with this body's hash, and an operator decides",
+        },
+        "sequence": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "its place on the case's timeline: assigned at commit, strictly increasing per case "
+            "(absent on bus-only events)",
+        },
+        "cursor": {
+            "type": "string",
+            "description": "opaque: GET /cases/{caseId}/events?after=<cursor> resumes right after this event",
         },
     }
     variants = []

@@ -91,3 +91,18 @@ class ContactCenterClient(Protocol):
     def download_attachment(self, conversation_id: str, attachment_id: str) -> requests.Response:
         """An agent attachment's content, streamed (the caller closes the response). v2 cannot."""
         ...
+
+    def send_thinking(self, conversation_id: str, max_seconds: int = 60) -> None:
+        """Show the bot thinking to the agent for up to `max_seconds` (Gateway `/thinking`). v2 cannot."""
+        ...
+
+    def send_read_receipt(self, conversation_id: str, author_type: str, read_at_ms: int) -> None:
+        """The customer or bot read everything up to `read_at_ms` (Gateway `/read-receipt`). v2 cannot."""
+        ...
+
+    def assign_post_agent(
+        self, conversation_id: str, webhook_id: str, max_total_minutes: int, user_timeout_minutes: int
+    ) -> None:
+        """Hand the conversation back to `webhook_id` once the agent is done (Gateway post-agent assignment,
+        ESCALATION.md §4). v2 cannot."""
+        ...

@@ -6,12 +6,12 @@ can do (routing, customer updates, typing) raises UnsupportedByContactCenterApi 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 import requests
 
+from casebridge.clock import wall_time
 from casebridge.contact_center import http
 from casebridge.contact_center.base import CHAT_API_V2, ContactCenterApi, NewConversation, RichMessage
 from casebridge.contact_center.client_base import ClientBase, is_case_conversation
@@ -99,6 +99,17 @@ class ChatApiV2Client(ClientBase):
     def send_typing(self, conversation_id: str, author_type: str) -> None:
         raise UnsupportedByContactCenterApi(f"Chat API v2 has no typing indicator: typing {NEEDS_GATEWAY}")
 
+    def send_thinking(self, conversation_id: str, max_seconds: int = 60) -> None:
+        raise UnsupportedByContactCenterApi(f"Chat API v2 has no thinking indicator: thinking {NEEDS_GATEWAY}")
+
+    def send_read_receipt(self, conversation_id: str, author_type: str, read_at_ms: int) -> None:
+        raise UnsupportedByContactCenterApi(f"Chat API v2 has no read receipts: read receipts {NEEDS_GATEWAY}")
+
+    def assign_post_agent(
+        self, conversation_id: str, webhook_id: str, max_total_minutes: int, user_timeout_minutes: int
+    ) -> None:
+        raise UnsupportedByContactCenterApi(f"Chat API v2 has no post-agent assignment: it {NEEDS_GATEWAY}")
+
     def upload_attachment(
         self, conversation_id: str, author_type: str, file_name: str, content_type: str, body: bytes | IO[bytes]
     ) -> str:
@@ -138,7 +149,7 @@ def token_fetcher(
     *,
     timeout: float = 5.0,
     session: requests.Session | None = None,
-    clock: Callable[[], float] = time.time,
+    clock: Callable[[], float] = wall_time,
 ) -> Callable[[], AccessToken]:
     """The OAuth client-credentials call. 8x8 sends expires_in as a string."""
     own_session = session or http.new_session()

@@ -175,6 +175,30 @@ class ChatGatewayV1Client(ClientBase):
             "POST", self._conversation(conversation_id) + "/typing", "send_typing", json={"authorType": author_type}
         )
 
+    def send_thinking(self, conversation_id: str, max_seconds: int = 60) -> None:
+        body = {"authorType": "bot", "maxThinkingTimeSeconds": max(1, min(600, max_seconds))}
+        self._call("POST", self._conversation(conversation_id) + "/thinking", "send_thinking", json=body)
+
+    def send_read_receipt(self, conversation_id: str, author_type: str, read_at_ms: int) -> None:
+        body = {"authorType": author_type, "readAt": read_at_ms}
+        self._call("POST", self._conversation(conversation_id) + "/read-receipt", "send_read_receipt", json=body)
+
+    def assign_post_agent(
+        self, conversation_id: str, webhook_id: str, max_total_minutes: int, user_timeout_minutes: int
+    ) -> None:
+        # The documented ranges (20-600, 10-300); notifyChannelWebhookIfExists is a string in 8x8's schema (T26).
+        configuration = {
+            "notifyChannelWebhookIfExists": "false",
+            "maxTotalMinutes": max(20, min(600, max_total_minutes)),
+            "userTimeoutInMinutes": max(10, min(300, user_timeout_minutes)),
+        }
+        self._call(
+            "POST",
+            self._conversation(conversation_id) + "/post-agent-assignment",
+            "assign_post_agent",
+            json={"type": "webhook", "id": webhook_id, "configuration": configuration},
+        )
+
 
 def newest_match(payload: Any, case_id: str, channel_id: str) -> str | None:
     """The last conversation in a HAL list that really is this case's on this channel (the filter is checked

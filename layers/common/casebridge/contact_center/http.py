@@ -12,7 +12,6 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from casebridge.clock import wall_time
 from casebridge.contact_center.base import CHAT_GATEWAY_V1, ContactCenterApi
 from casebridge.errors import (
     ConfigurationError,
@@ -160,7 +160,7 @@ def _parse_error_body(body: Any) -> ErrorAnswer:
     return ErrorAnswer(code=code, message=message, reference_id=_text(body.get("referenceId")), details=details)
 
 
-def retry_after_seconds(response: requests.Response, *, clock: Callable[[], float] = time.time) -> int | None:
+def retry_after_seconds(response: requests.Response, *, clock: Callable[[], float] = wall_time) -> int | None:
     """Retry-After as delta-seconds (ASCII digits only) or an HTTP-date; anything else is ignored."""
     value = response.headers.get("Retry-After", "").strip()
     if not value:

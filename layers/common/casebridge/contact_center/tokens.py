@@ -7,11 +7,11 @@ the others wait for it. So 8x8 sees one token request per token lifetime, not on
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from casebridge.clock import monotonic, sleep, wall_time
 from casebridge.observability import logger
 
 
@@ -40,7 +40,7 @@ class TokenProvider:
         refresh_margin_ms: int = 120_000,
         lease_ms: int = 10_000,
         wait_for_peer_s: float = 3.0,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = wall_time,
     ) -> None:
         self.tenant_id = tenant_id
         self._fetch = fetch
@@ -81,9 +81,9 @@ class TokenProvider:
         if token:
             return token
         if not self._shared.lease_token_refresh(self.tenant_id, self._lease_ms):
-            deadline = time.monotonic() + self._wait_s
-            while time.monotonic() < deadline:
-                time.sleep(0.05)
+            deadline = monotonic() + self._wait_s
+            while monotonic() < deadline:
+                sleep(0.05)
                 token = self._from_shared()
                 if token:
                     return token

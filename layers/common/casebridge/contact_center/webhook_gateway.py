@@ -104,7 +104,11 @@ def parse_webhook_event(payload: Any) -> ContactCenterEvent:
         if member == "agent" and change in ("joined", "left"):
             if not member_id:
                 raise MalformedEvent("data.id (the agent id) is required", "data.id")
-            return event(EventKind.AGENT_JOINED if change == "joined" else EventKind.AGENT_LEFT, agentId=member_id)
+            if change == "joined":
+                return event(EventKind.AGENT_JOINED, agentId=member_id)
+            # No wrap-up code is documented on any Gateway event (ESCALATION.md §6): read if 8x8 ever sends one.
+            wrap_up = text_field(data.get("wrapUpCode"), "data.wrapUpCode", max_length=256)
+            return event(EventKind.AGENT_LEFT, agentId=member_id, wrapUpCode=wrap_up)
         if member == "user" and change == "left":
             return event(EventKind.CUSTOMER_LEFT)
         return _unhandled(f"{source}/{member}/{change}", conversation_id, timestamp, "membership change not acted on")
@@ -148,5 +152,9 @@ def parse_webhook_event(payload: Any) -> ContactCenterEvent:
                 return _unhandled(f"{source}/typing", conversation_id, timestamp, "typing by a non-agent")
             agent_id = text_field(agents[0].get("id"), "data.value.users.id", max_length=256) if agents else None
             return event(EventKind.AGENT_TYPING, agentId=agent_id, typing=bool(agents))
+        if name == "read-receipts":  # "not yet supported" by any channel (T19): taken when it comes
+            value = data.get("value")
+            read_at = value.get("readAt") if isinstance(value, dict) else None
+            return event(EventKind.MESSAGE_READ, readAt=timestamp_field(read_at) if read_at is not None else timestamp)
         return _unhandled(f"{source}/{name or 'unnamed'}", conversation_id, timestamp, "activity not acted on")
     raise AssertionError(f"{event_type} is in KNOWN_EVENT_TYPES without a branch")  # pragma: no cover

@@ -12,7 +12,6 @@ import json
 import math
 import re
 import threading
-import time
 import zlib
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
@@ -24,6 +23,7 @@ from urllib.parse import quote
 
 import requests
 
+from casebridge.clock import monotonic, wall_time
 from casebridge.contact_center import http
 from casebridge.errors import ContactCenterError, SigningKeyUnavailable, Unauthorized
 from casebridge.observability import logger
@@ -116,7 +116,7 @@ class JwkCache:
     def __init__(
         self,
         fetch: Callable[[str], Mapping[str, Any] | None],
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = monotonic,
         *,
         fetch_budget: int = FETCH_BUDGET,
         per_source: int = FETCH_PER_SOURCE,
@@ -290,7 +290,7 @@ def _refused(reason: str) -> Unauthorized:
 
 class WebhookVerifier:
     def __init__(
-        self, tenant_id: str, keys: JwkCache, *, tolerance_s: int = 300, clock: Callable[[], float] = time.time
+        self, tenant_id: str, keys: JwkCache, *, tolerance_s: int = 300, clock: Callable[[], float] = wall_time
     ) -> None:
         self.tenant_id = tenant_id
         self.keys = keys

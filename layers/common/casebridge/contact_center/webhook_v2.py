@@ -45,6 +45,10 @@ def parse_webhook_event(payload: Any) -> ContactCenterEvent:
             "agentId": text_field(payload.get("agentId"), "agentId", max_length=256),
             "agentName": text_field(payload.get("agentName"), "agentName", max_length=1024),
             "text": text_field(payload.get("message"), "message"),
+            # Not documented on v2 either: read when present on AGENT_LEFT.
+            "wrapUpCode": text_field(payload.get("wrapUpCode"), "wrapUpCode", max_length=256)
+            if kind is EventKind.AGENT_LEFT
+            else None,
         }
     )
     text_field(payload.get("messageType"), "messageType", max_length=64)

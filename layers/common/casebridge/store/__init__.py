@@ -2,7 +2,9 @@
 
 Keys (pk / sk):
   CASE#<caseId>            / CASE                       the case: its conversation and live state
-  CASE#<caseId>            / EVENT#<receivedMs>#<id>    the case timeline (TTL)
+  CASE#<caseId>            / EVENT#S<sequence:012d>     the case timeline, in commit order (TTL); the case's
+                                                        timelineSeq is the last sequence given
+  CASE#<caseId>            / EVENT#<receivedMs>#<id>    timeline entries written before sequences (sort first)
   CASE#<caseId>            / MESSAGE#<messageId>        outbound message delivery record (TTL)
   CASE#<caseId>            / CLIENTMSG#<clientId>       a clientMessageId's message and text hash (TTL)
   CASE#<caseId>            / ATTACHMENT#<id>            an attachment's record (casebridge.attachments; TTL)

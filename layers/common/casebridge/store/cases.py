@@ -14,7 +14,6 @@ from casebridge.store.codec import (
     case_pk,
     conversation_pk,
     decode_cursor,
-    encode_cursor,
     key,
     to_item,
 )
@@ -117,24 +116,22 @@ class CaseItems(TableAccess):
         receipt: WebhookReceipt | None = None,
         *,
         pending_publish: bool = False,
-    ) -> bool:
-        """Timeline entry + state change (+ webhook receipt) at once. False: the receipt existed (duplicate).
+    ) -> TimelineEntry | None:
+        """Timeline entry + state change (+ webhook receipt) at once. Returns the entry as recorded, with its
+        sequence on the case's timeline; None: the receipt existed (duplicate). StaleCase: the case changed.
         `pending_publish`: the entry is published after this write; until then the case lists it (outbox)."""
         items: list[TransactWriteItemTypeDef] = []
         if receipt:
             items.append(self._receipt_put(receipt))
-        items.append(self._timeline_put(case_pk(case.case_id), entry))
-        pending = entry.sort_key if pending_publish else None
-        if live is not None:
-            items.append(self._state_update(case, live, pending))
-        elif pending is not None:
-            # No state change: the outbox mark alone (an atomic ADD: events of one case do not contend for it).
-            items.append(self._outbox_add(case.case_id, pending))
+        # The case is always updated: its version check guards the sequence (and the outbox mark) against a
+        # concurrent write, so sequences follow commit order.
+        recorded, timeline_items = self._on_timeline(case, entry, live, pending_publish=pending_publish)
+        items.extend(timeline_items)
         try:
             self._transact(items, receipt_first=receipt is not None)
         except ReceiptExists:
-            return False
-        return True
+            return None
+        return recorded
 
     def mark_published(self, case_id: str, sort_keys: set[str]) -> None:
         """The entries reached the bus: take them off the case's outbox."""
@@ -165,6 +162,8 @@ class CaseItems(TableAccess):
 
     # ---- timeline ----------------------------------------------------------------------------
     def list_timeline(self, case_id: str, after: str | None, limit: int) -> tuple[list[TimelineEntry], str | None]:
+        """The case's timeline in sequence order (commit order), after the cursor. An entry committed after a
+        reader paged past the last one gets a higher sequence, so that reader still gets it."""
         values = {":pk": case_pk(case_id), ":prefix": EVENT_PREFIX}
         condition = "pk = :pk AND begins_with(sk, :prefix)"
         if after:
@@ -178,5 +177,5 @@ class CaseItems(TableAccess):
             ConsistentRead=True,
         )
         entries = [TimelineEntry.from_item(i) for i in answer.get("Items", []) if i["sk"]["S"].startswith(EVENT_PREFIX)]
-        next_cursor = encode_cursor(entries[-1].sort_key) if entries else after
+        next_cursor = entries[-1].cursor if entries else after
         return entries, next_cursor

@@ -16,6 +16,9 @@ CASE_SK = "CASE"
 CONVERSATION_SK = "CONVERSATION"
 RECEIPT_SK = "RECEIPT"
 EVENT_PREFIX = "EVENT#"
+# Timeline entries with a sequence sort after every entry written before sequences ("EVENT#<epoch ms>#..."):
+# "S" sorts after every digit, so a cursor from before still pages on, through the older entries first.
+SEQUENCE_PREFIX = EVENT_PREFIX + "S"
 
 
 def to_item(values: dict[str, Any]) -> dict[str, Any]:
@@ -43,6 +46,10 @@ def receipt_key(tenant_id: str, event_id: str, body_sha256: str | None = None) -
     later under the same event id (a suspect: 8x8's signature covers only a CRC32 of the body)."""
     sort_key = RECEIPT_SK if body_sha256 is None else f"{RECEIPT_SK}#{body_sha256}"
     return key(f"WEBHOOK#{tenant_id}#{event_id}", sort_key)
+
+
+def sequence_sort_key(sequence: int) -> str:
+    return f"{SEQUENCE_PREFIX}{sequence:012d}"
 
 
 def encode_cursor(sort_key: str) -> str:

@@ -16,7 +16,7 @@ from casebridge.store.codec import (
 from casebridge.store.records import CaseRecord, MessageRecord, TimelineEntry
 
 if TYPE_CHECKING:
-    pass
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 from casebridge.store.table import TableAccess
 
 
@@ -33,16 +33,15 @@ class MessageItems(TableAccess):
 
     def record_message_failed(
         self, case: CaseRecord, message: MessageRecord, conversation_id: str | None, entry: TimelineEntry
-    ) -> None:
+    ) -> TimelineEntry:
         """The failed record and its MessageFailed entry (on the case's outbox) at once: a redelivery finds
-        both or neither. StaleCase: the case changed, read it again."""
-        self._transact(
-            [
-                {"Put": {"TableName": self.table, "Item": self._message_item(case.case_id, message, conversation_id)}},
-                self._timeline_put(case_pk(case.case_id), entry),
-                self._state_update(case, case.live, entry.sort_key),
-            ]
-        )
+        both or neither. Returns the entry as recorded (with its sequence). StaleCase: the case changed."""
+        recorded, timeline_items = self._on_timeline(case, entry, None, pending_publish=True)
+        record: TransactWriteItemTypeDef = {
+            "Put": {"TableName": self.table, "Item": self._message_item(case.case_id, message, conversation_id)}
+        }
+        self._transact([record, *timeline_items])
+        return recorded
 
     def claim_client_message_id(
         self, case_id: str, client_message_id: str, message_id: str, text_sha256: str

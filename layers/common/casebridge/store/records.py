@@ -9,7 +9,7 @@ from typing import Any
 
 from casebridge.events import EventKind
 from casebridge.state import CaseState, LiveState, StateEvent
-from casebridge.store.codec import EVENT_PREFIX, from_item
+from casebridge.store.codec import EVENT_PREFIX, encode_cursor, from_item, sequence_sort_key
 
 
 class MessageStatus(StrEnum):
@@ -34,6 +34,7 @@ class CaseRecord:
     routing: dict[str, str] | None = None  # the routing asked for at open (Gateway reopen re-routes to it)
     pending_publish: frozenset[str] = frozenset()  # timeline sort keys recorded but not yet on the bus
     reopen_by: str | None = None  # the message that asked 8x8 to reopen the case (its retries ask again)
+    timeline_seq: int = 0  # the sequence of the case's last timeline entry (each entry's write raises it by one)
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> CaseRecord:
@@ -62,6 +63,7 @@ class CaseRecord:
             routing={str(k): str(v) for k, v in routing.items()} if isinstance(routing, dict) else None,
             pending_publish=frozenset(p.get("pendingPublish") or ()),
             reopen_by=p.get("reopenBy"),
+            timeline_seq=int(p.get("timelineSeq", 0)),
         )
 
 
@@ -110,10 +112,20 @@ class TimelineEntry:
     received_at: int
     detail: dict[str, Any] = field(default_factory=dict)
     source_event_type: str | None = None  # 8x8's eventType, kept so early events can be replayed
+    # Its place on the case's timeline, assigned when the entry is committed (0: not on a case's timeline yet,
+    # an early event under its conversation, or an entry written before timelines had sequences).
+    sequence: int = 0
 
     @property
     def sort_key(self) -> str:
+        if self.sequence:
+            return sequence_sort_key(self.sequence)
         return f"{EVENT_PREFIX}{self.received_at:013d}#{self.event_id}"
+
+    @property
+    def cursor(self) -> str:
+        """The opaque cursor that pages past this entry (`GET /cases/{id}/events?after=`)."""
+        return encode_cursor(self.sort_key)
 
     def attributes(self, ttl: int) -> dict[str, Any]:
         return {
@@ -124,6 +136,7 @@ class TimelineEntry:
             "receivedAt": self.received_at,
             "detail": self.detail or None,
             "sourceEventType": self.source_event_type,
+            "sequence": self.sequence or None,
             "expiresAt": ttl,
         }
 
@@ -138,6 +151,7 @@ class TimelineEntry:
             received_at=int(p["receivedAt"]),
             detail=dict(p.get("detail") or {}),
             source_event_type=p.get("sourceEventType"),
+            sequence=int(p.get("sequence", 0)),
         )
 
 

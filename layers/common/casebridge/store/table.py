@@ -4,7 +4,6 @@ reads. The key schema is documented in store.py."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from casebridge import aws
-from casebridge.clock import now_ms
+from casebridge.clock import now_ms, sleep, wall_time
 from casebridge.errors import StoreBusy
 from casebridge.state import LiveState
 from casebridge.store.codec import (
@@ -38,6 +37,10 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 
+# Cases in these states carry `sweepShard`, the key of the table's sparse ActiveCasesIndex; the sweep removes it
+# once nothing is due (a closed case after its transcript).
+SWEPT_STATES = frozenset({"queued", "with_agent", "agent_left", "closed"})
+SWEEP_SHARD = "ACTIVE"
 _THROTTLED = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
 
 
@@ -56,6 +59,12 @@ def entry_read_back(item: dict[str, Any]) -> TimelineEntry:
     """A timeline entry read back to be published (outbox, early events): its detail must serialise."""
     entry = TimelineEntry.from_item(item)
     return replace(entry, detail=_plain(entry.detail))
+
+
+def next_on_timeline(case: CaseRecord, entry: TimelineEntry) -> TimelineEntry:
+    """The entry as the case's next timeline entry. The write that records it raises the case's counter to this
+    sequence under the case's version check, so sequences are assigned in commit order, once each."""
+    return replace(entry, sequence=case.timeline_seq + 1)
 
 
 class StaleCase(Exception):
@@ -90,7 +99,7 @@ class TableAccess:
         self._case_by_conversation: dict[str, str] = {}
 
     def _ttl(self, seconds: int) -> int:
-        return int(time.time()) + seconds
+        return int(wall_time()) + seconds
 
     def get_case(self, case_id: str) -> CaseRecord | None:
         found = self.client.get_item(TableName=self.table, Key=key(case_pk(case_id), CASE_SK), ConsistentRead=True).get(
@@ -115,10 +124,11 @@ class TableAccess:
         return True
 
     def _state_update(
-        self, case: CaseRecord, live: LiveState, pending_sort_key: str | None = None
+        self, case: CaseRecord, live: LiveState, pending_sort_key: str | None = None, *, sequence: int | None = None
     ) -> TransactWriteItemTypeDef:
         """The case's new live state, checked against the version read. `pending_sort_key` also puts a
-        timeline entry on the case's outbox (one operation: a transaction may touch an item only once)."""
+        timeline entry on the case's outbox, `sequence` raises the timeline counter to the entry's sequence (one
+        operation: a transaction may touch an item only once)."""
         values: dict[str, Any] = {
             ":state": live.state.value,
             ":at": live.state_at,
@@ -138,7 +148,16 @@ class TableAccess:
             "updatedAt = :now",
             "version = :next",
         ]
+        if sequence is not None:
+            sets.append("timelineSeq = :seq")
+            values[":seq"] = sequence
         removes = [] if live.reopen_requested else ["reopenBy"]
+        # The escalation's sparse index (casebridge/escalation/timers.py): cases its sweep must look at.
+        if live.state.value in SWEPT_STATES:
+            sets.append("sweepShard = :sweep")
+            values[":sweep"] = SWEEP_SHARD
+        else:
+            removes.append("sweepShard")
         for attr, value in (
             ("queueId", live.queue_id),
             ("queueName", live.queue_name),
@@ -174,16 +193,17 @@ class TableAccess:
             }
         }
 
-    def _outbox_add(self, case_id: str, sort_key: str) -> TransactWriteItemTypeDef:
-        return {
-            "Update": {
-                "TableName": self.table,
-                "Key": key(case_pk(case_id), CASE_SK),
-                "UpdateExpression": "ADD pendingPublish :pending",
-                "ConditionExpression": "attribute_exists(pk)",
-                "ExpressionAttributeValues": to_item({":pending": {sort_key}}),
-            }
-        }
+    def _on_timeline(
+        self, case: CaseRecord, entry: TimelineEntry, live: LiveState | None, *, pending_publish: bool
+    ) -> tuple[TimelineEntry, list[TransactWriteItemTypeDef]]:
+        """The entry as the case's next timeline entry, and the two items that record it in one transaction: the
+        entry, and the case's update (state change, outbox mark, counter raised to the entry's sequence)."""
+        entry = next_on_timeline(case, entry)
+        pending = entry.sort_key if pending_publish else None
+        return entry, [
+            self._timeline_put(case_pk(case.case_id), entry),
+            self._state_update(case, live or case.live, pending, sequence=entry.sequence),
+        ]
 
     def _timeline_put(self, pk: str, entry: TimelineEntry) -> TransactWriteItemTypeDef:
         item = {"pk": pk, "sk": entry.sort_key, **entry.attributes(self._ttl(self.timeline_ttl_seconds))}
@@ -240,7 +260,7 @@ class TableAccess:
             request = dict(answer.get("UnprocessedKeys") or {})
             if not request:
                 return found
-            time.sleep(0.05)
+            sleep(0.05)
         raise StoreBusy("DynamoDB is throttling reads; retry shortly", retry_after=1)
 
     def _message_item(self, case_id: str, message: MessageRecord, conversation_id: str | None) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 // bus (a server-sent event stream), since AgentTyping never goes on the timeline. The customer's own messages are
 // kept in this browser, as a real channel keeps its own transcript. `page.js` is the emulator's (cc_emulator/static),
 // shared with its agent desk.
-import { $, answered, el, enterSends, request, showError } from "./page.js";
+import { acted, notSent, problem, syncRecovered } from "./notices.js";
+import { $, answered, el, enterSends, request } from "./page.js";
 
 const SYNC_MS = 4000;
 const TYPING_EVERY_MS = 2500;
@@ -20,7 +21,6 @@ let syncing = null;
 let agentTyping = false;
 let agentTypingTimer = 0;
 let lastTypingSent = 0;
-
 function casePath(suffix) {
   return `/api/cases/${encodeURIComponent(caseId)}${suffix || ""}`;
 }
@@ -43,9 +43,35 @@ function remember(entry) {
 
 // -- state ----------------------------------------------------------------------------------------
 
+// "about 4 min" from seconds (8x8 gives no expected wait: casebridge estimates it, docs/escalation.md).
+function about(seconds) {
+  if (seconds === null || seconds === undefined) return "";
+  if (seconds < 60) return "less than a minute";
+  return `about ${Math.round(seconds / 60)} min`;
+}
+
+// The latest wait figures while queued (WaitUpdate events on the timeline).
+function latestWait() {
+  for (let i = events.length - 1; i >= 0; i--) {
+    const e = events[i];
+    if (e.type === "WaitUpdate") return e;
+    if (e.type === "AgentJoined") return null;
+  }
+  return null;
+}
+
+function waitText() {
+  const w = latestWait();
+  if (!w) return "";
+  const parts = [];
+  if (w.estimatedWaitSeconds !== null && w.estimatedWaitSeconds !== undefined) parts.push(`wait ${about(w.estimatedWaitSeconds)}`);
+  if (w.waiting !== null && w.waiting !== undefined) parts.push(`${w.waiting} waiting`);
+  return parts.length ? ` · ${parts.join(", ")}` : "";
+}
+
 const STATE_TEXT = {
   open: () => "Connecting you to an agent…",
-  queued: (c) => (c.transferPending ? "Queued · transferring" : "Queued") + (c.queue ? ` · ${c.queue.name || c.queue.id}` : ""),
+  queued: (c) => (c.transferPending ? "Queued · transferring" : "Queued") + (c.queue ? ` · ${c.queue.name || c.queue.id}` : "") + waitText(),
   with_agent: (c) => `With agent · ${c.agent ? c.agent.name || c.agent.id : ""}`,
   agent_left: () => "Agent left · write to reopen",
   closed: () => "Closed · write to reopen",
@@ -73,6 +99,11 @@ function agentLabel(e) {
   return e.agentName || e.agentId || "Agent";
 }
 
+const HANDED_BACK = {
+  "agent-ended": "The agent finished: you are back with the assistant",
+  "queue-timeout": "Nobody could take the chat in time: you are back with the assistant",
+};
+
 const EVENT_TEXT = {
   ConversationOpened: () => "Chat opened",
   Queued: (e) => `Waiting in queue ${e.queueName || e.queueId || ""}`.trim(),
@@ -81,36 +112,82 @@ const EVENT_TEXT = {
   Transferred: () => "Transferring you to another team",
   CustomerLeft: () => "You left the chat",
   MessageFailed: () => "A message could not be delivered",
+  WaitUpdate: (e) => `Still waiting${e.estimatedWaitSeconds != null ? `: ${about(e.estimatedWaitSeconds)}` : ""}${e.waiting != null ? ` (${e.waiting} waiting)` : ""}`,
+  QueueTimeout: () => "Nobody is free to answer right now",
+  CustomerIdle: () => "Are you still there? The chat closes soon unless you write",
+  HandedBack: (e) => HANDED_BACK[e.reason] || "You are back with the assistant",
+  TranscriptReady: () => "A transcript of this chat is ready",
 };
+
+// Delivery ticks on the customer's own messages: ✓ 8x8 took it (MessageDelivered), ✓✓ the agent read it
+// (MessageRead: everything 8x8 had by then). A message is matched by the clientMessageId the page sent.
+function deliveryMarks() {
+  const delivered = new Map();
+  let readAt = 0;
+  for (const e of events) {
+    if (e.type === "MessageDelivered" && e.clientMessageId) delivered.set(e.clientMessageId, e.occurredAt || e.receivedAt || 0);
+    if (e.type === "MessageRead") readAt = Math.max(readAt, e.readAt || e.occurredAt || 0);
+  }
+  return { delivered, readAt };
+}
+
+function tick(m, marks) {
+  if (!m.clientMessageId || !marks.delivered.has(m.clientMessageId)) return "";
+  const read = marks.readAt && marks.readAt >= marks.delivered.get(m.clientMessageId);
+  return el("span", { class: `tick${read ? " read" : ""}`, "data-tick": read ? "read" : "delivered",
+    title: read ? "Read by the agent" : "Delivered to 8x8" }, read ? " ✓✓" : " ✓");
+}
+
+// The customer went quiet while with an agent (CustomerIdle): a warning until the customer writes again.
+function idleWarning() {
+  for (let i = events.length - 1; i >= 0; i--) {
+    const t = events[i].type;
+    if (t === "CustomerIdle") return mine().every((m) => m.at <= (events[i].receivedAt || events[i].occurredAt || 0));
+    if (["AgentLeft", "HandedBack", "CustomerLeft", "AgentJoined"].includes(t)) return false;
+  }
+  return false;
+}
 
 function renderMessages() {
   const list = $("messages");
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
   // The timeline keeps its own order; the customer's messages go in by when casebridge received the events around them.
   const own = mine().sort((a, b) => a.at - b.at);
+  const marks = deliveryMarks();
+  const ownIds = new Set(own.map((m) => m.clientMessageId).filter(Boolean));
   const nodes = [];
   let i = 0;
   for (const e of events) {
     const at = e.receivedAt || e.occurredAt || 0;
-    while (i < own.length && own[i].at <= at) nodes.push(ownNode(own[i++]));
-    const node = eventNode(e);
+    while (i < own.length && own[i].at <= at) nodes.push(ownNode(own[i++], marks));
+    const node = e.type === "CustomerMessage" ? timelineOwnNode(e, ownIds, marks) : eventNode(e);
     if (node) nodes.push(node);
   }
-  while (i < own.length) nodes.push(ownNode(own[i++]));
+  while (i < own.length) nodes.push(ownNode(own[i++], marks));
   list.replaceChildren(...nodes);
   if (atBottom) list.scrollTop = list.scrollHeight;
+  $("idle-warning").hidden = !idleWarning();
 }
 
 function time(ms) {
   return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
-function ownNode(m) {
+function ownNode(m, marks) {
   const who = m.authorType === "bot" ? "Bot" : "You";
   return el("li", { class: `msg ${m.authorType === "bot" ? "bot" : "me"}`, "data-author": m.authorType || "user" },
-    el("div", { class: "meta" }, `${who} · ${time(m.at)}`),
+    el("div", { class: "meta" }, `${who} · ${time(m.at)}`, tick(m, marks)),
     m.text ? el("div", { class: "text" }, m.text) : "",
     m.files && m.files.length ? fileLinks(m.files) : "");
+}
+
+// The customer's or bot's accepted message from the timeline (CustomerMessage): what another browser, or this one
+// after its storage was cleared, shows; one this browser sent itself is already on the page.
+function timelineOwnNode(e, ownIds, marks) {
+  if (e.clientMessageId && ownIds.has(e.clientMessageId)) return null;
+  const m = { text: e.text || "", at: e.occurredAt || e.receivedAt || 0, authorType: e.authorType || "user",
+    files: e.attachments || [], clientMessageId: e.clientMessageId };
+  return ownNode(m, marks);
 }
 
 function eventNode(e) {
@@ -159,9 +236,9 @@ function sync() {
       try {
         caseView = await request("GET", casePath());
         await pullTimeline();
-        showError("");
+        syncRecovered();
       } catch (err) {
-        if (err.status !== 404) showError(err.message);
+        if (err.status !== 404) problem(`Cannot refresh the chat: ${err.message}`, "sync");
       }
     } while (run.again);
     syncing = null;
@@ -193,12 +270,17 @@ function listen() {
 }
 
 async function sendFile(file) {
-  const res = await fetch(casePath("/files"), {
-    method: "POST",
-    headers: { "Content-Type": file.type || "application/octet-stream", "X-File-Name": encodeURIComponent(file.name) },
-    body: file,
-  });
-  return (await answered(res, "file upload")).attachmentId;
+  try {
+    const res = await fetch(casePath("/files"), {
+      method: "POST",
+      headers: { "Content-Type": file.type || "application/octet-stream", "X-File-Name": encodeURIComponent(file.name) },
+      body: file,
+    });
+    return (await answered(res, "file upload")).attachmentId;
+  } catch (err) {
+    err.stage = "file";
+    throw err;
+  }
 }
 
 async function send(event) {
@@ -206,6 +288,7 @@ async function send(event) {
   const text = $("text").value.trim();
   const file = $("file").files[0];
   if (!text && !file) return;
+  problem("");
   $("send").disabled = true;
   try {
     const body = { authorType: "user", clientMessageId: crypto.randomUUID() };
@@ -217,12 +300,11 @@ async function send(event) {
       files.push({ id, fileName: file.name });
     }
     await request("POST", casePath("/messages"), body);
-    remember({ text, at: Date.now(), files, authorType: "user" });
+    remember({ text, at: Date.now(), files, authorType: "user", clientMessageId: body.clientMessageId });
     $("text").value = "";
     $("file").value = "";
-    showError("");
   } catch (err) {
-    showError(err.message);
+    problem(notSent(err, file, text));
   }
   $("send").disabled = false;
   $("text").focus();
@@ -251,31 +333,64 @@ async function start(event) {
   const email = String(form.get("email") || "").trim();
   if (email) customer.email = email;
   const history = parseHistory(String(form.get("history") || ""));
+  problem("");
   $("start-button").disabled = true;
   try {
     caseId = id;
     const opened = Date.now();
-    await request("POST", casePath("/conversation"), { customer, history });
+    // A person asked for a person: when nobody can answer (closed, or no agent), say so instead of queueing.
+    await request("POST", casePath("/conversation"), { customer, history, whenUnavailable: "refuse" });
+    showClosed(null);
     // The bot's chat came before the conversation opened.
     history.forEach((h, n) => remember({ ...h, at: opened - 60000 + n }));
+    const clientMessageId = crypto.randomUUID();
     await request("POST", casePath("/messages"), {
-      text: String(form.get("question")).trim(), authorType: "user", clientMessageId: crypto.randomUUID(),
+      text: String(form.get("question")).trim(), authorType: "user", clientMessageId,
     });
-    remember({ text: String(form.get("question")).trim(), at: Date.now(), authorType: "user" });
+    remember({ text: String(form.get("question")).trim(), at: Date.now(), authorType: "user", clientMessageId });
     $("start-form").reset();
+    problem("");
     openCase(id);
   } catch (err) {
-    showError(err.message);
+    if (err.status === 409 && err.body && err.body.availability) showClosed(err.body.availability);
+    else problem(`The chat did not start: ${err.message}.`);
   }
   $("start-button").disabled = false;
+}
+
+const DAY_NAMES = { mon: "Mon", tue: "Tue", wed: "Wed", thu: "Thu", fri: "Fri", sat: "Sat", sun: "Sun" };
+
+// The queue's week as lines "Mon 09:00–17:30" (days left out are closed).
+function hoursLines(hours) {
+  if (!hours || !hours.weekly) return [];
+  return Object.entries(DAY_NAMES)
+    .filter(([day]) => (hours.weekly[day] || []).length)
+    .map(([day, name]) => `${name} ${hours.weekly[day].map(([a, b]) => `${a}–${b}`).join(", ")}`);
+}
+
+// A refused open (409 QueueUnavailable): "we're closed" with the hours, or nobody free right now.
+function showClosed(availability) {
+  const box = $("closed");
+  box.hidden = !availability;
+  if (!availability) return;
+  const closed = availability.reason === "closed";
+  const hours = availability.hours;
+  box.dataset.reason = availability.reason;
+  box.replaceChildren(
+    el("strong", {}, closed ? "We're closed" : "Nobody is free to answer right now"),
+    el("p", {}, closed ? "Our team answers chats during these hours" + (hours && hours.timeZone ? ` (${hours.timeZone} time):` : ":")
+      : "Please try again in a little while."),
+    ...(closed ? [el("ul", { class: "hours" }, ...hoursLines(hours).map((line) => el("li", {}, line)))] : []),
+    ...(closed && hours && hours.holidays && hours.holidays.length ? [el("p", { class: "note" }, `Closed on ${hours.holidays.join(", ")}`)] : []),
+  );
 }
 
 async function leave() {
   try {
     caseView = await request("DELETE", casePath("/conversation"));
-    showError("");
+    problem("");
   } catch (err) {
-    showError(err.message);
+    problem(`Could not leave the chat: ${err.message}.`);
   }
   sync();
 }
@@ -295,6 +410,25 @@ function openCase(id) {
   $("text").focus();
 }
 
+// A case the customer comes back to must exist: an unknown id opens nothing (writing there would open a new,
+// nameless case).
+async function comeBack(id, remembered) {
+  try {
+    await request("GET", `/api/cases/${encodeURIComponent(id)}`);
+  } catch (err) {
+    showStart();
+    if (err.status === 404) {
+      problem(remembered ? `Case “${id}” no longer exists. Start a new chat.`
+        : `There is no case “${id}”. Check the id, or start a new chat.`);
+    } else {
+      problem(`Could not open case “${id}”: ${err.message}.`);
+    }
+    return;
+  }
+  problem("");
+  openCase(id);
+}
+
 function showStart() {
   if (stream) stream.close();
   clearTimeout(syncTimer);
@@ -311,15 +445,22 @@ function init() {
   $("start-form").addEventListener("submit", start);
   $("resume-form").addEventListener("submit", (e) => {
     e.preventDefault();
-    openCase($("resume-id").value.trim());
+    comeBack($("resume-id").value.trim(), false);
   });
   $("composer").addEventListener("submit", send);
-  $("text").addEventListener("input", typing);
+  $("text").addEventListener("input", () => {
+    acted();
+    typing();
+  });
+  $("file").addEventListener("change", acted);
+  $("resume-id").addEventListener("input", acted);
   enterSends($("text"), $("composer"));
   $("leave").addEventListener("click", leave);
   $("new-case").addEventListener("click", showStart);
+  // Files work on the Chat Gateway only: the page offers them where they can be sent.
+  request("GET", "/api/config").then((config) => { $("attach").hidden = !config.attachments; }).catch(() => {});
   const saved = new URLSearchParams(location.search).get("case") || localStorage.getItem("cb.case");
-  if (saved) openCase(saved);
+  if (saved) comeBack(saved, true);
   else showStart();
 }
 

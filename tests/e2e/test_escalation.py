@@ -1,0 +1,61 @@
+"""The escalation through the local stack: the real handlers, moto with the template's sparse index, the
+template's schedule (run on demand here), and the 8x8 emulator's Real-time Metrics, read receipts and thinking."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scripts.local_stack.stack import LocalStack
+from tests.e2e.e2e_support import SUPPORT, Client
+
+
+def sweep(stack: LocalStack) -> dict[str, Any]:
+    [report] = stack.run_schedules()  # the template has one Schedule event: the escalation's timers
+    assert stack.problems() == []
+    assert report["failures"] == 0
+    result: dict[str, Any] = report
+    return result
+
+
+def test_availability_has_the_documented_shape_with_the_emulator_s_figures(client: Client) -> None:
+    answer = client.call("GET", f"/queues/{SUPPORT}/availability")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["queueId"] == SUPPORT
+    assert body["reason"] in ("open", "no-agents")  # always open here (no hours document); figures from metrics
+    assert isinstance(body["agentsAvailable"], int) and isinstance(body["waiting"], int)
+    again = client.call("GET", f"/queues/{SUPPORT}/availability").json()
+    assert again["asOf"] == body["asOf"]  # inside 5 s: the shared figures, not a second metrics call
+
+
+def test_agent_ends_then_handed_back_and_transcript(client: Client, stack: LocalStack, opened: tuple[str, str]) -> None:
+    case_id, _ = opened
+    posted = client.post(case_id, "I was charged twice", clientMessageId="cm-e2e-1")
+    assert posted.status_code == 202, posted.text
+    [delivered] = client.wait_event(case_id, "MessageDelivered")
+    assert delivered["clientMessageId"] == "cm-e2e-1"
+    [written] = [e for e in client.timeline(case_id) if e["type"] == "CustomerMessage"]
+    assert written["text"] == "I was charged twice"
+    client.agent(client.agent_of(case_id), "leave")
+    [handed_back] = client.wait_event(case_id, "HandedBack")
+    assert handed_back["reason"] == "agent-ended"
+    sweep(stack)
+    [ready] = client.wait_event(case_id, "TranscriptReady")
+    assert ready["messages"] >= 1
+    transcript = client.call("GET", f"/cases/{case_id}/transcript").json()
+    assert transcript["interactions"][0]["endReason"] == "agent-ended"
+    assert any(m["text"] == "I was charged twice" for m in transcript["messages"])
+    text = client.call("GET", f"/cases/{case_id}/transcript?format=text")
+    assert text.headers["content-type"].startswith("text/plain") and "Customer: I was charged twice" in text.text
+    sweep(stack)  # done: nothing more for this case
+    assert len([e for e in client.timeline(case_id) if e["type"] == "TranscriptReady"]) == 1
+
+
+def test_read_receipt_and_thinking(client: Client, stack: LocalStack, opened: tuple[str, str]) -> None:
+    case_id, _ = opened
+    read = client.call("POST", f"/cases/{case_id}/read", json={})
+    thinking = client.call("POST", f"/cases/{case_id}/typing", json={"kind": "thinking"})
+    if stack.options.api == "chat-gateway-v1":
+        assert (read.status_code, thinking.status_code) == (204, 204), (read.text, thinking.text)
+    else:
+        assert (read.status_code, thinking.status_code) == (400, 400)

@@ -1,0 +1,95 @@
+"""Defects the simulation finds in the code today whose fixes are being made elsewhere (each named after what it
+breaks). A violation that matches one of them does not fail the bounded run; each has its own test that expects
+the simulation to still find it (xfail, strict): when the fix lands, that test passes unexpectedly and the entry
+must go. A violation that matches none of them always fails.
+
+Remove an entry when its fix is on main; never add one to make a new failure pass.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tests.simulation.simulation import Result
+
+
+@dataclass(frozen=True)
+class KnownOpen:
+    name: str
+    what: str
+    matches: Callable[[str, Result], bool]
+
+
+def _history_has(result: Result, *needles: str) -> bool:
+    return any(all(n in line for n in needles) for line in result.history)
+
+
+def _early_event(violation: str, result: Result) -> bool:
+    """The event's receipt says it was kept as early (before its case knew the conversation)."""
+    if result.sim is None:
+        return False
+    for (pk, _), item in result.sim.ddb.items.items():
+        early = pk.startswith("WEBHOOK#") and item.get("outcome", {}).get("S") == "early"
+        if early and re.search(rf"(?<![\w-]){re.escape(pk.rsplit('#', 1)[1])}(?![\w-])", violation):
+            return True
+    return False
+
+
+def _adopted_twice(violation: str) -> bool:
+    on_timeline_again = violation.startswith("[4 timeline]") and re.search(r"on the timeline [2-9] times", violation)
+    read_twice = violation.startswith("[5 cursor]") and violation.endswith(" twice")
+    return bool(on_timeline_again or read_twice)
+
+
+KNOWN_OPEN: tuple[KnownOpen, ...] = (
+    KnownOpen(
+        "create answered 504 is treated as final",
+        "8x8's 504 on create is not ambiguous: the next opener creates a second conversation",
+        lambda v, r: v.startswith("[1 ") and _history_has(r, "8x8 POST conversations", "!! 504"),
+    ),
+    KnownOpen(
+        "dead-letter deduplication id reused",
+        "a redriven message that fails again within five minutes is dropped by the DLQ's deduplication",
+        lambda v, r: "not in the dead-letter queue" in v and _history_has(r, "outbound-dlq.fifo: deduplicated"),
+    ),
+    KnownOpen(
+        "outbox without a sweeper",
+        "an outbox entry whose publish failed waits for the next request for its case, forever on a quiet case",
+        lambda v, r: v.startswith("[7 outbox]") or ("is on the timeline but never reached the bus" in v),
+    ),
+    KnownOpen(
+        "early event adopted twice",
+        "an early event taken into its case twice (a retried or concurrent adoption) gets two timeline sequences",
+        lambda v, r: _adopted_twice(v) and _early_event(v, r),
+    ),
+    KnownOpen(
+        "early events stranded",
+        "events kept before the case knew its conversation are never adopted when the open fails after recording",
+        lambda v, r: v.startswith("[4 ") and _early_event(v, r),
+    ),
+    KnownOpen(
+        "agent message classed as an echo",
+        "a Gateway MESSAGE whose sender.type is not exactly 'agent' is kept as an echo, never published",
+        lambda v, r: v.startswith("[4 ") and "MESSAGE" in v and "answered 2xx" in v,
+    ),
+    KnownOpen(
+        "racing events publish twice",
+        "an event whose transaction lost a race is published again by the same invocation",
+        lambda v, r: "twice by one invocation that met no fault" in v,
+    ),
+    KnownOpen(
+        "derived state depends on arrival order",
+        "an older 8x8 event arriving late is ignored for the state, so the queue or a pending transfer is lost",
+        lambda v, r: v.startswith("[6 derived state]"),
+    ),
+)
+
+
+def known(violation: str, result: Result) -> KnownOpen | None:
+    return next((k for k in KNOWN_OPEN if k.matches(violation, result)), None)
+
+
+def unknown_violations(result: Result) -> list[str]:
+    return [v for v in result.violations if known(v, result) is None]
