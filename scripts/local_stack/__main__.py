@@ -20,6 +20,7 @@ PORT_OPTIONS = {
     "emulator_port": "--emulator-port",
     "chat_port": "--chat-port",
     "moto_port": "--aws-port",
+    "socket_port": "--socket-port",
 }
 
 
@@ -38,6 +39,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--emulator-port", type=int, default=8088, help="8x8 emulator port (default 8088, 0 = any)")
     parser.add_argument("--chat-port", type=int, default=3001, help="customer chat page port (default 3001, 0 = any)")
     parser.add_argument("--aws-port", type=int, default=0, help="moto port (default: any free port)")
+    parser.add_argument(
+        "--socket-port", type=int, default=0, help="the channel's WebSocket API port (default: any free port)"
+    )
     parser.add_argument("--api-key", default="local-api-key", help="the x-api-key the business API requires")
     parser.add_argument(
         "--api",
@@ -106,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         emulator_port=args.emulator_port,
         moto_port=args.aws_port,
         chat_port=args.chat_port,
+        socket_port=args.socket_port,
         api_key=args.api_key,
         api=args.api,
         parameters={"LogLevel": args.log_level},

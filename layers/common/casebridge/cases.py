@@ -17,7 +17,14 @@ from casebridge.business_api.models import OpenConversationRequest, to_json_data
 from casebridge.business_api.views import TimelineView, timeline_view
 from casebridge.clock import monotonic, now_ms, sleep
 from casebridge.contact_center.base import NewConversation
-from casebridge.errors import CaseNotFound, Conflict, ContactCenterError, UnsupportedByContactCenterApi
+from casebridge.errors import (
+    CaseNotFound,
+    Conflict,
+    ContactCenterError,
+    ContactCenterMisconfigured,
+    UnknownChannel,
+    UnsupportedByContactCenterApi,
+)
 from casebridge.escalation.handback_setup import after_conversation_created
 from casebridge.events import EventKind
 from casebridge.observability import MetricUnit, logger, metrics
@@ -297,3 +304,23 @@ def timeline_after(services: Services, case_id: str, cursor: str | None, limit: 
     one committed after a reader's cursor is never behind it. InvalidRequest: a cursor this API never gave."""
     entries, next_cursor = services.store.list_timeline(case_id, cursor, limit)
     return timeline_view(case_id, entries, next_cursor)
+
+
+def open_for_caller(services: Services, case_id: str, request: OpenConversationRequest) -> tuple[CaseRecord, bool]:
+    """POST /cases/{id}/conversation: open_conversation, where 8x8 refusing a channelId the caller gave is the
+    caller's error (422 naming it), not the stack's configuration (500)."""
+    try:
+        return open_conversation(services, case_id, request)
+    except ContactCenterMisconfigured as error:
+        given = request.channel_id
+        refused_channel = error.upstream_status == 404 or (
+            error.upstream_status in (400, 422) and "channel" in error.message.lower()
+        )
+        if not given or given == services.settings.channel_id or not refused_channel:
+            raise
+        raise UnknownChannel(
+            f"8x8 does not know the channelId '{given}' given in the request",
+            details=[{"field": "channelId", "message": "8x8 has no such channel"}],
+            upstream_status=error.upstream_status,
+            upstream_code=error.upstream_code,
+        ) from error

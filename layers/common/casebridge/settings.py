@@ -90,6 +90,17 @@ class Settings:
     attachment_sources_loopback: str = _env("ATTACHMENT_SOURCES_LOOPBACK", "false", choices=("false", "true"))
     # The copy queue's maxReceiveCount: on its last receive the copier marks the attachment failed.
     attachment_copy_max_receives: int = _env("ATTACHMENT_COPY_MAX_RECEIVES", 20, low=1)
+    # Pushes to the channel (casebridge.push): the widget WebSocket and the signed webhooks.
+    channel_token_secret_id: str = _env("CHANNEL_TOKEN_SECRET_ARN", "")
+    channel_token_seconds: int = _env("CHANNEL_TOKEN_SECONDS", 300, low=30, high=3600)
+    channel_socket_url: str = _env("CHANNEL_SOCKET_URL", "")
+    channel_connections_url: str = _env("CHANNEL_CONNECTIONS_URL", "")
+    channel_webhook_url: str = _env("CHANNEL_WEBHOOK_URL", "")
+    channel_webhook_secret_id: str = _env("CHANNEL_WEBHOOK_SECRET_ARN", "")
+    channel_webhook_queue_url: str = _env("CHANNEL_WEBHOOK_QUEUE_URL", "")
+    channel_webhook_dlq_url: str = _env("CHANNEL_WEBHOOK_DLQ_URL", "")
+    channel_webhook_max_attempts: int = _env("CHANNEL_WEBHOOK_MAX_ATTEMPTS", 10, low=1, high=50)
+    channel_webhook_timeout_seconds: float = _env("CHANNEL_WEBHOOK_TIMEOUT_SECONDS", 10.0, above=0)
     # The escalation (casebridge.escalation): business hours, metrics refresh, timers, hand-back, transcripts.
     business_hours_parameter: str = _env("BUSINESS_HOURS_PARAMETER", "")
     metrics_refresh_seconds: int = _env("METRICS_REFRESH_SECONDS", 5, low=5, high=300)

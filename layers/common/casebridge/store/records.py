@@ -162,6 +162,9 @@ class MessageRecord:
     attempts: int = 0
     ambiguous_attempts: int = 0
     redrive: int = 0  # the operator redrive this record belongs to (0: the first delivery)
+    # The SQS message the attempt came from: a dead-lettered message arriving as another SQS message was moved
+    # back from the dead-letter queue (by any tool), not redelivered. "" on records written before it was kept.
+    queue_message_id: str = ""
 
     @classmethod
     def from_item(cls, message_id: str, item: dict[str, Any]) -> MessageRecord:
@@ -172,6 +175,7 @@ class MessageRecord:
             int(p.get("attempts", 0)),
             int(p.get("ambiguousAttempts", 0)),
             int(p.get("redrive", 0)),
+            str(p.get("queueMessageId") or ""),
         )
 
 

@@ -272,6 +272,7 @@ class TableAccess:
                 "attempts": message.attempts,
                 "ambiguousAttempts": message.ambiguous_attempts,
                 "redrive": message.redrive,
+                "queueMessageId": message.queue_message_id or None,
                 "conversationId": conversation_id,
                 "updatedAt": now_ms(),
                 "expiresAt": self._ttl(self.timeline_ttl_seconds),
