@@ -3,10 +3,13 @@ template's schedule (run on demand here), and the 8x8 emulator's Real-time Metri
 
 from __future__ import annotations
 
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from scripts.local_stack.stack import LocalStack
-from tests.e2e.e2e_support import SUPPORT, Client
+from tests.e2e.e2e_support import BILLING, SUPPORT, Client
 
 
 def sweep(stack: LocalStack) -> dict[str, Any]:
@@ -62,12 +65,6 @@ def test_read_receipt_and_thinking(client: Client, stack: LocalStack, opened: tu
 
 
 def test_concurrent_callers_make_one_metrics_call_per_queue_per_5_seconds(client: Client, stack: LocalStack) -> None:
-    import math
-    import time
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tests.e2e.e2e_support import BILLING
-
     def metrics_calls() -> list[dict[str, Any]]:
         answer = client.control("GET", "/requests", params={"op": "realtime_queue"})
         calls: list[dict[str, Any]] = answer.json()["requests"]
