@@ -38,10 +38,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--api-port", type=int, default=3000, help="local API port (default 3000, 0 = any free)")
     parser.add_argument("--emulator-port", type=int, default=8088, help="8x8 emulator port (default 8088, 0 = any)")
     parser.add_argument("--chat-port", type=int, default=3001, help="customer chat page port (default 3001, 0 = any)")
-    parser.add_argument(
-        "--socket-port", type=int, default=3002, help="channel WebSocket port (default 3002, 0 = any free)"
-    )
     parser.add_argument("--aws-port", type=int, default=0, help="moto port (default: any free port)")
+    parser.add_argument(
+        "--socket-port", type=int, default=0, help="the channel's WebSocket API port (default: any free port)"
+    )
     parser.add_argument("--api-key", default="local-api-key", help="the x-api-key the business API requires")
     parser.add_argument(
         "--api",

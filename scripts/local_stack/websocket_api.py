@@ -71,8 +71,8 @@ class LocalWebSocketApi:
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
         self._httpd: ThreadingHTTPServer | None = None
+        self._start_error: OSError | None = None
         self.posted = 0  # frames posted through @connections (the bench counts them)
-        self._error: Exception | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> str:
@@ -80,9 +80,9 @@ class LocalWebSocketApi:
         self._thread = threading.Thread(target=self._run_loop, args=(started,), name="local-websocket", daemon=True)
         self._thread.start()
         if not started.wait(10) or self._server is None:
-            if isinstance(self._error, OSError):
-                raise self._error  # e.g. the port is in use: the stack names it
-            raise RuntimeError(f"the local WebSocket API did not start: {self._error}")
+            if self._start_error is not None:  # e.g. the port is in use: the caller names it
+                raise self._start_error
+            raise RuntimeError("the local WebSocket API did not start")
         port = self._server.sockets[0].getsockname()[1]
         self.url = f"ws://{self.host}:{port}/{self.api.stage}"
         self._httpd = ThreadingHTTPServer((self.host, 0), self._management_handler())
@@ -97,19 +97,18 @@ class LocalWebSocketApi:
         asyncio.set_event_loop(loop)
 
         async def begin() -> None:
-            self._server = await serve(
-                self._serve, self.host, self.port, process_request=self._process_request, max_size=MAX_FRAME_BYTES
-            )
-            started.set()
+            try:
+                self._server = await serve(
+                    self._serve, self.host, self.port, process_request=self._process_request, max_size=MAX_FRAME_BYTES
+                )
+            except OSError as error:
+                self._start_error = error
+            finally:
+                started.set()
 
-        try:
-            loop.run_until_complete(begin())
-        except Exception as error:
-            self._error = error
-            started.set()
-            loop.close()
-            return
-        loop.run_forever()
+        loop.run_until_complete(begin())
+        if self._server is not None:
+            loop.run_forever()
         loop.close()
 
     def stop(self) -> None:

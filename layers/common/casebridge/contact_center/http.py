@@ -37,8 +37,17 @@ _MAX_TEXT = 300  # 8x8's messages are echoed to the caller; keep them short
 CONFIG_FIELDS = frozenset({"channelid", "channel", "webhookid"})
 
 
+class CredentialedSession(requests.Session):
+    """A session for calls that carry 8x8's credentials (x-api-key and X-8x8-Tenant, a bearer token, the token
+    request's basic auth). It never follows a redirect: requests keeps custom headers on a redirect to any host
+    (even over http://), and only the configured 8x8 base URL may see them. A 3xx comes back as the answer."""
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        return None
+
+
 def new_session() -> requests.Session:
-    session = requests.Session()
+    session = CredentialedSession()
     session.headers["User-Agent"] = "casebridge/0.1"
     return session
 
@@ -190,6 +199,13 @@ def raise_for_status(
     not_found: what a 404 means for this operation (an unknown channel on create is our configuration).
     unauthorized: v2 refreshes its token on ContactCenterAuthError; the Gateway's API key cannot be refreshed."""
     status = response.status_code
+    if 300 <= status < 400:
+        # Not followed (see CredentialedSession): the answer is not 8x8's, so nothing was done.
+        raise ContactCenterError(
+            f"8x8 answered {operation} with a redirect ({status}); not followed: credentials only go to the "
+            "configured 8x8 base URL (check EightByEightBaseUrl)",
+            upstream_status=status,
+        )
     if status < 400:
         return
     answer = parse_error(response)
@@ -241,7 +257,11 @@ def request(
 ) -> requests.Response:
     """One HTTP call; network failures become ContactCenterUnavailable, marked ambiguous when the request
     may have reached 8x8 (read timeout, connection dropped after sending)."""
+    # Never follow a redirect: the call carries 8x8's credentials, which go to the configured base URL only.
+    kwargs.setdefault("allow_redirects", False)
     try:
+        # Never a redirect, whatever session was given: the request carries 8x8's credentials.
+        kwargs["allow_redirects"] = False
         response = session.request(method, url, timeout=(min(timeout, 3.05), timeout), **kwargs)
     except requests.ConnectTimeout as error:
         raise ContactCenterUnavailable(f"8x8 unreachable for {operation}: connect timeout") from error
