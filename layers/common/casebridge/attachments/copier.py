@@ -5,7 +5,6 @@ from __future__ import annotations
 import mimetypes
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urljoin
 
 import requests
 
@@ -68,30 +67,14 @@ def _from_url(policy: SourcePolicy, url: str, timeout: float) -> requests.Respon
     return response
 
 
-def _from_api(services: Services, policy: SourcePolicy, job: Mapping[str, Any]) -> requests.Response:
-    """GET …/content from 8x8's API. A redirect there (to a file host) is followed without 8x8's credentials,
-    through the same checks as a pre-signed URL."""
+def _from_api(services: Services, job: Mapping[str, Any]) -> requests.Response:
+    """GET …/content from 8x8's API (with 8x8's credentials, which never follow a redirect: contact_center.http)."""
     try:
-        response = services.contact_center.download_attachment(str(job["conversationId"]), str(job["contactCenterId"]))
+        return services.contact_center.download_attachment(str(job["conversationId"]), str(job["contactCenterId"]))
     except ContactCenterError as error:
         if error.upstream_status == 404:
             raise CopyFailed("8x8 no longer has the agent's file") from error
         raise
-    location = response.headers.get("Location")
-    if not response.is_redirect or not location:
-        return response
-    response.close()
-    target = urljoin(response.url or services.settings.base_url, location)
-    try:
-        followed = sources.fetch(policy, target, services.settings.http_timeout_seconds)
-    except SourceRefused as refused:
-        raise CopyFailed(f"8x8's content endpoint redirects where casebridge does not fetch from: {refused}") from None
-    if followed.status_code != 200:
-        followed.close()
-        raise ContactCenterError(
-            f"the agent's file answered {followed.status_code}", upstream_status=followed.status_code
-        )
-    return followed
 
 
 def copy_agent_attachment(services: Services, job: Mapping[str, Any], receive_count: int) -> str:
@@ -142,7 +125,7 @@ def _copy(services: Services, job: Mapping[str, Any], key: str) -> tuple[int, st
     url = job.get("url")
     response = _from_url(policy, str(url), timeout) if url else None
     if response is None:
-        response = _from_api(services, policy, job)
+        response = _from_api(services, job)
     with response:
         file_name = str(job.get("fileName") or job["contactCenterId"])
         media_type = _media_type(response, file_name)

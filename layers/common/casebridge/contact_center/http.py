@@ -257,8 +257,6 @@ def request(
 ) -> requests.Response:
     """One HTTP call; network failures become ContactCenterUnavailable, marked ambiguous when the request
     may have reached 8x8 (read timeout, connection dropped after sending)."""
-    # Never follow a redirect: the call carries 8x8's credentials, which go to the configured base URL only.
-    kwargs.setdefault("allow_redirects", False)
     try:
         # Never a redirect, whatever session was given: the request carries 8x8's credentials.
         kwargs["allow_redirects"] = False
