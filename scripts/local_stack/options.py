@@ -40,6 +40,8 @@ LOCAL_ENVIRONMENT = {
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_DISABLED": "true",
     "POWERTOOLS_DEV": "false",
+    # The emulator serves agents' files over http on loopback: allowed here, never by default.
+    "ATTACHMENT_SOURCES_LOOPBACK": "true",
 }
 
 

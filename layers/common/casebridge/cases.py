@@ -29,7 +29,7 @@ from casebridge.escalation.handback_setup import after_conversation_created
 from casebridge.events import EventKind
 from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.services import Services
-from casebridge.state import CaseState, LiveState, apply_event, customer_left
+from casebridge.state import STATE_KINDS, CaseState, LiveState, StateEvent, customer_left, record_event
 from casebridge.store import StaleCase
 from casebridge.store.records import CaseRecord, TimelineEntry
 
@@ -221,7 +221,9 @@ def adopt_early_events(
         def transition(
             live: LiveState, entry: TimelineEntry = entry, kind: EventKind | None = kind
         ) -> LiveState | None:
-            return apply_event(live, kind, entry.occurred_at, entry.detail) if kind else None
+            if kind not in STATE_KINDS:
+                return None
+            return record_event(live, StateEvent.of(kind, entry.occurred_at, entry.event_id, entry.detail))
 
         recorded = record_and_publish(services, case_id, entry, transition, publish=False)
         services.store.drop_early_event(early)

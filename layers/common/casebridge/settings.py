@@ -83,6 +83,11 @@ class Settings:
     attachment_retention_days: int = _env("ATTACHMENT_RETENTION_DAYS", 30, low=1)
     attachment_inbound_max_bytes: int = _env("ATTACHMENT_INBOUND_MAX_BYTES", 25 * 1024 * 1024, low=1)
     attachment_copy_queue_url: str = _env("ATTACHMENT_COPY_QUEUE_URL", "")
+    # Where the copier may fetch agents' files from (casebridge.attachments.sources): 8x8's file hosts, comma-
+    # separated, "*.suffix" allowed (the 8x8 base URL's host always is); `true` also allows http on loopback
+    # (the local stack and the emulator), never the default.
+    attachment_source_hosts: str = _env("ATTACHMENT_SOURCE_HOSTS", "api.8x8.com")
+    attachment_sources_loopback: str = _env("ATTACHMENT_SOURCES_LOOPBACK", "false", choices=("false", "true"))
     # The copy queue's maxReceiveCount: on its last receive the copier marks the attachment failed.
     attachment_copy_max_receives: int = _env("ATTACHMENT_COPY_MAX_RECEIVES", 20, low=1)
     # Pushes to the channel (casebridge.push): the widget WebSocket and the signed webhooks.
