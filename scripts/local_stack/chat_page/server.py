@@ -32,6 +32,7 @@ FORWARDED: list[tuple[str, re.Pattern[str]]] = [
         ("GET", "/events"),
         ("POST", "/messages"),
         ("POST", "/typing"),
+        ("POST", "/channel-tokens"),
         ("GET", "/attachments/(?P<attachment>[A-Za-z0-9._:%-]{1,512})"),
     ]
 ]
