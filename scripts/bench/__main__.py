@@ -274,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("  not run (--quick / --skip-e2e)")
     else:
         section(f"8. Pushes to the channel through the local stack (target p50 <= {push.TARGET_P50_MS:.0f} ms)")
-        print(push.describe(push.run()))
+        print(push.describe(push.run(), push.run(webhook=True)))
         sys.stdout.flush()
     alt, batching = alternatives.run(quick=args.quick)
     cost_model(rows, alt)
