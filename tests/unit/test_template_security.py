@@ -412,7 +412,38 @@ EXPECTED_BUCKET_ACCESS = {
 
 
 def s3_statements(function: dict[str, Any]) -> list[dict[str, Any]]:
-    return [s for s in statements(function) if any(str(a).startswith("s3:") for a in as_list(s["Action"]))]
+    """The object statements (the bucket-level listing is checked on its own below)."""
+    return [
+        s
+        for s in statements(function)
+        if any(str(a).startswith("s3:") for a in as_list(s["Action"])) and s["Action"] != "s3:ListBucket"
+    ]
+
+
+# Who checks that a customer or bot file was uploaded (HEAD): S3 answers 403, not 404, for a missing key to a role
+# that may not list it, and the code (attachments/storage.py) lists the one key when HEAD says 403.
+LISTS_OUTBOUND_FILES = {SENDER, LIFECYCLE, SOCKET}
+
+
+def test_the_functions_that_check_uploads_may_list_the_outbound_prefix_and_nothing_else(
+    template: dict[str, Any],
+) -> None:
+    for name, function in functions_of(template).items():
+        listing = [s for s in statements(function) if "s3:ListBucket" in as_list(s["Action"])]
+        if name not in LISTS_OUTBOUND_FILES:
+            assert listing == [], name
+            continue
+        [statement] = listing
+        assert statement["Effect"] == "Allow" and as_list(statement["Action"]) == ["s3:ListBucket"], name
+        assert as_list(statement["Resource"]) == [{"Fn::GetAtt": ["AttachmentsBucket", "Arn"]}], name
+        assert statement["Condition"] == {"StringLike": {"s3:prefix": ["cases/*/outbound/*"]}}, name
+
+
+def test_the_listing_the_code_makes_is_one_the_condition_allows() -> None:
+    from casebridge.attachments.storage import outbound_key  # noqa: PLC0415
+
+    # list_objects_v2(Prefix=<the key>) is what AttachmentBucket.head asks after a 403.
+    assert fnmatchcase(outbound_key("case-1", "a1"), "cases/*/outbound/*")
 
 
 def test_only_the_functions_that_need_the_bucket_reach_it_and_only_under_cases(template: dict[str, Any]) -> None:
