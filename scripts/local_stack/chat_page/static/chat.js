@@ -63,7 +63,8 @@ function waitText() {
   if (!w) return "";
   const parts = [];
   if (w.estimatedWaitSeconds !== null && w.estimatedWaitSeconds !== undefined) parts.push(`wait ${about(w.estimatedWaitSeconds)}`);
-  if (w.waiting !== null && w.waiting !== undefined) parts.push(`${w.waiting} waiting`);
+  // 8x8 counts everyone waiting, ahead and behind (no position exists); figures may be a few seconds old.
+  if (w.waiting) parts.push(`${w.waiting} waiting`);
   return parts.length ? ` · ${parts.join(", ")}` : "";
 }
 
@@ -110,7 +111,7 @@ const EVENT_TEXT = {
   Transferred: () => "Transferring you to another team",
   CustomerLeft: () => "You left the chat",
   MessageFailed: () => "A message could not be delivered",
-  WaitUpdate: (e) => `Still waiting${e.estimatedWaitSeconds != null ? `: ${about(e.estimatedWaitSeconds)}` : ""}${e.waiting != null ? ` (${e.waiting} waiting)` : ""}`,
+  WaitUpdate: (e) => `Still waiting${e.estimatedWaitSeconds != null ? `: ${about(e.estimatedWaitSeconds)}` : ""}${e.waiting ? ` (${e.waiting} waiting)` : ""}`,
   QueueTimeout: () => "Nobody is free to answer right now",
   CustomerIdle: () => "Are you still there? The chat closes soon unless you write",
   HandedBack: (e) => HANDED_BACK[e.reason] || "You are back with the assistant",
