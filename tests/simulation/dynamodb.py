@@ -325,9 +325,7 @@ class InMemoryDynamoDB:
                 results.append(_copy(body["Item"]))
             elif kind == "Update":
                 names, values = body.get("ExpressionAttributeNames"), body.get("ExpressionAttributeValues")
-                results.append(
-                    apply_update(body["UpdateExpression"], old or _copy(body["Key"]), names, values)[0]
-                )
+                results.append(apply_update(body["UpdateExpression"], old or _copy(body["Key"]), names, values)[0])
             elif kind == "Delete":
                 results.append(None)
             else:  # ConditionCheck
