@@ -213,14 +213,21 @@ def _apply(
     # Its sequence on the case's timeline as of this read; the write below commits it only if the case has not
     # changed since (else the case is read again, and the entry gets the next free sequence).
     entry = next_on_timeline(case, _entry(delivery, event))
-    services.publisher.publish(case.case_id, [entry])
+    # The customer leaving is also recorded by the API's own answer (DELETE /conversation): whichever write commits
+    # first is the one CustomerLeft, so it is published only once committed (through the case's outbox).
+    after_commit = event.kind is EventKind.CUSTOMER_LEFT
+    if not after_commit:
+        services.publisher.publish(case.case_id, [entry])
     try:
         receipt = _receipt(delivery, digest, event, "accepted", None)
-        recorded = services.store.record_case_event(case, entry, live, receipt=receipt)
+        recorded = services.store.record_case_event(case, entry, live, receipt=receipt, pending_publish=after_commit)
     except StaleCase:
         return None
     if not recorded:
         return _seen_on_file(services, delivery, digest)
+    if after_commit:
+        services.publisher.publish(case.case_id, [recorded])  # a failure leaves it on the outbox (swept)
+        services.store.mark_published(case.case_id, {recorded.sort_key})
     logger.info("webhook event recorded", extra={"eventType": event.source_type, "stateChanged": live is not None})
     if event.kind in (EventKind.AGENT_LEFT, EventKind.CONVERSATION_IDLE):
         # Hand-back and 8x8's idle (casebridge.escalation); loaded only for these events.

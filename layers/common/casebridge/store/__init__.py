@@ -23,7 +23,14 @@ from casebridge.clock import now_ms
 from casebridge.store.cases import CaseItems
 from casebridge.store.codec import decode_cursor, encode_cursor
 from casebridge.store.messages import MessageItems
-from casebridge.store.records import CaseRecord, MessageRecord, MessageStatus, TimelineEntry, WebhookReceipt
+from casebridge.store.records import (
+    CaseRecord,
+    MessageRecord,
+    MessageStatus,
+    OpeningAttempt,
+    TimelineEntry,
+    WebhookReceipt,
+)
 from casebridge.store.table import ReceiptExists, StaleCase, TableAccess
 from casebridge.store.webhooks import WebhookItems
 
@@ -32,6 +39,7 @@ __all__ = [
     "CaseStore",
     "MessageRecord",
     "MessageStatus",
+    "OpeningAttempt",
     "ReceiptExists",
     "StaleCase",
     "TableAccess",

@@ -3,6 +3,7 @@ and a webhook receipt. Conversions to and from DynamoDB items live beside each r
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -19,6 +20,40 @@ class MessageStatus(StrEnum):
 
 
 @dataclass(frozen=True)
+class OpeningAttempt:
+    """What a create was asked with: the claim records it, and it stays on the case while the create's outcome is
+    unknown (ambiguous answer, or its opener died), so the next opener looks on that channel and knows which
+    request made the conversation it finds."""
+
+    channel_id: str
+    request_hash: str
+    customer_hash: str | None = None
+    routing: tuple[str, str] | None = None  # (type, id)
+
+    def encode(self) -> str:
+        data: dict[str, Any] = {"channelId": self.channel_id, "requestHash": self.request_hash}
+        if self.customer_hash is not None:
+            data["customerHash"] = self.customer_hash
+        if self.routing is not None:
+            data["routing"] = list(self.routing)
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, text: str) -> OpeningAttempt | None:
+        try:
+            data = json.loads(text)
+            routing = data.get("routing")
+            return cls(
+                str(data["channelId"]),
+                str(data["requestHash"]),
+                data.get("customerHash"),
+                (str(routing[0]), str(routing[1])) if isinstance(routing, list) and len(routing) == 2 else None,
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+
+@dataclass(frozen=True)
 class CaseRecord:
     case_id: str
     conversation_id: str | None = None
@@ -29,7 +64,10 @@ class CaseRecord:
     updated_at: int = 0
     opening_until: int = 0
     opening_ambiguous: bool = False  # a create's outcome is unknown: look the conversation up before creating
-    open_request_hash: str | None = None  # the open request that made the conversation (idempotent retries)
+    # The open requests the conversation was made from (a retry of one is the same request: answered 200).
+    open_request_hashes: frozenset[str] = frozenset()
+    customer_hash: str | None = None  # the customer data 8x8 has for the conversation, as far as casebridge knows
+    opening_attempts: frozenset[OpeningAttempt] = frozenset()  # creates whose outcome is unknown
     routing: dict[str, str] | None = None  # the routing asked for at open (Gateway reopen re-routes to it)
     pending_publish: frozenset[str] = frozenset()  # timeline sort keys recorded but not yet on the bus
     reopen_by: str | None = None  # the message that asked 8x8 to reopen the case (its retries ask again)
@@ -60,7 +98,12 @@ class CaseRecord:
             updated_at=int(p.get("updatedAt", 0)),
             opening_until=int(p.get("openingUntil", 0)),
             opening_ambiguous=bool(p.get("openingAmbiguous", False)),
-            open_request_hash=p.get("openRequestHash"),
+            open_request_hashes=frozenset(p.get("openRequestHashes") or ())
+            | ({p["openRequestHash"]} if p.get("openRequestHash") else set()),
+            customer_hash=p.get("customerHash"),
+            opening_attempts=frozenset(
+                a for a in map(OpeningAttempt.decode, p.get("openingAttempts") or ()) if a is not None
+            ),
             routing={str(k): str(v) for k, v in routing.items()} if isinstance(routing, dict) else None,
             pending_publish=frozenset(p.get("pendingPublish") or ()),
             reopen_by=p.get("reopenBy"),
