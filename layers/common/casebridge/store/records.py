@@ -152,7 +152,10 @@ class TimelineEntry:
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> TimelineEntry:
-        p = from_item(item)
+        return cls.from_plain(from_item(item))
+
+    @classmethod
+    def from_plain(cls, p: dict[str, Any]) -> TimelineEntry:
         return cls(
             event_id=p["eventId"],
             type=p["type"],
@@ -161,7 +164,7 @@ class TimelineEntry:
             received_at=int(p["receivedAt"]),
             detail=dict(p.get("detail") or {}),
             source_event_type=p.get("sourceEventType"),
-            sequence=int(p.get("sequence", 0)),
+            sequence=int(p.get("sequence") or 0),
         )
 
 
@@ -172,16 +175,21 @@ class MessageRecord:
     attempts: int = 0
     ambiguous_attempts: int = 0
     redrive: int = 0  # the operator redrive this record belongs to (0: the first delivery)
+    # A failed record's MessageFailed that could not join the case's timeline yet (the case kept changing): the
+    # queue's redelivery records it through the case's outbox.
+    parked_event: TimelineEntry | None = None
 
     @classmethod
     def from_item(cls, message_id: str, item: dict[str, Any]) -> MessageRecord:
         p = from_item(item)
+        parked = p.get("parkedEvent")
         return cls(
             message_id,
             MessageStatus(p["status"]),
             int(p.get("attempts", 0)),
             int(p.get("ambiguousAttempts", 0)),
             int(p.get("redrive", 0)),
+            TimelineEntry.from_plain(parked) if isinstance(parked, dict) else None,
         )
 
 

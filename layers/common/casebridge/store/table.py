@@ -37,21 +37,21 @@ SWEEP_SHARD = "ACTIVE"
 _THROTTLED = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """DynamoDB hands numbers back as Decimal, which json.dumps refuses; as they were written instead."""
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
 def entry_read_back(item: dict[str, Any]) -> TimelineEntry:
     """A timeline entry read back to be published (outbox, early events): its detail must serialise."""
     entry = TimelineEntry.from_item(item)
-    return replace(entry, detail=_plain(entry.detail))
+    return replace(entry, detail=plain(entry.detail))
 
 
 def next_on_timeline(case: CaseRecord, entry: TimelineEntry) -> TimelineEntry:
@@ -123,6 +123,7 @@ class TableAccess:
         timeline entry on the case's outbox, `sequence` raises the timeline counter to the entry's sequence (one
         operation: a transaction may touch an item only once)."""
         values: dict[str, Any] = {
+            ":case": case.case_id,
             ":state": live.state.value,
             ":at": live.state_at,
             ":changed": live.changed_at,
@@ -133,6 +134,8 @@ class TableAccess:
             ":v": case.version,
         }
         sets = [
+            "caseId = :case",
+            "createdAt = if_not_exists(createdAt, :now)",
             "#state = :state",
             "stateAt = :at",
             "changedAt = :changed",
@@ -258,5 +261,10 @@ class TableAccess:
                 "conversationId": conversation_id,
                 "updatedAt": now_ms(),
                 "expiresAt": self._ttl(self.timeline_ttl_seconds),
+                "parkedEvent": (
+                    {k: v for k, v in message.parked_event.attributes(0).items() if v is not None}
+                    if message.parked_event
+                    else None
+                ),
             }
         )
