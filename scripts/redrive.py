@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import boto3
 
-from casebridge.outbound_queue import OutboundMessage
+from casebridge.outbound_queue import OutboundMessage, UnreadableMessage
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -34,9 +34,14 @@ def redrive(sqs: SQSClient, dlq_url: str, queue_url: str, *, dry_run: bool = Fal
         if not batch:
             break
         for item in batch:
-            message = OutboundMessage.from_json(item["Body"])
             attributes = item.get("MessageAttributes") or {}
             reason = attributes["reason"].get("StringValue", "") if "reason" in attributes else ""
+            try:
+                message = OutboundMessage.from_json(item["Body"])
+            except UnreadableMessage:
+                # Not a message: moving it back would only dead-letter it again. Left for an operator to read.
+                print(f"left on the dead-letter queue, not a message ({reason}): {item['MessageId']}")
+                continue
             print(f"case {message.caseId} message {message.messageId}: {reason}")
             if not dry_run:
                 # A new redrive number: the sender sends a dead-lettered message again only when redriven.

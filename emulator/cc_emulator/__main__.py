@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -162,7 +163,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
     server = EmulatorServer(cfg, verbose=args.verbose)
-    base = server.start()
+    try:
+        base = server.start()
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        print(
+            f"port {cfg.port} on {cfg.host} is already in use: stop what uses it, or choose another port with "
+            "--port PORT (0 = any free port)",
+            file=sys.stderr,
+        )
+        return 1
     print(f"8x8 CC emulator listening on {base}", flush=True)
     print(f"  Chat Gateway v1: {server.gateway_base}  (x-api-key)", flush=True)
     print(f"  Chat API v2:     {server.v2_base}", flush=True)

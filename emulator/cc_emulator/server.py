@@ -143,21 +143,20 @@ class EmulatorServer(DeliveryLogView[DeliveryRecord]):
 
 
 def wait_until_interrupted(parent_pid: int | None = None) -> None:
-    """Block until Ctrl-C, SIGTERM, SIGHUP or the exit of the parent process `parent_pid` (default: the current
-    parent): the foreground loop of the command-line servers. `make` forwards no signal to its recipe's command,
-    so a stopped `make local` is noticed by its exit."""
+    """Block until Ctrl-C, SIGTERM or SIGHUP (unless ignored, as under nohup): the foreground loop of the
+    command-line servers. With `parent_pid`, also until that parent process exits: `make` forwards no signal to
+    its recipe's command when it is killed, so a stopped `make local` is noticed by its exit."""
     done = threading.Event()
-    parent = os.getppid() if parent_pid is None else parent_pid
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         done.set()
 
     signal.signal(signal.SIGTERM, _stop)
-    if hasattr(signal, "SIGHUP"):  # the terminal went
+    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # the terminal went
         signal.signal(signal.SIGHUP, _stop)
     try:
         while not done.wait(0.5):
-            if os.getppid() != parent:  # orphaned: whoever started us is gone
+            if parent_pid is not None and os.getppid() != parent_pid:  # orphaned: whoever started us is gone
                 return
     except KeyboardInterrupt:
         pass

@@ -35,7 +35,7 @@ def open_conversation(caseId: str) -> Any:  # noqa: N803 - the path parameter's 
     if any(message.cards for message in request.history):
         require_gateway(services, "cards in history")  # a 400 before any call to 8x8
     plain = decision.before_open(services, case_id, request)  # 409 QueueUnavailable when asked to refuse
-    case, created = cases.open_conversation(services, case_id, plain)
+    case, created = cases.open_for_caller(services, case_id, plain)
     decision.after_open(services, case_id, request)
     return json_response(201 if created else 200, case_view(case))
 

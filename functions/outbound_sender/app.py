@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSEvent
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSEvent, SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from casebridge import messages, typing_indicator
@@ -15,7 +15,7 @@ from casebridge.business_api.http import build_resolver, case_and_body, json_res
 from casebridge.business_api.models import AttachmentUploadRequest, PostMessageRequest, ReadRequest, TypingRequest
 from casebridge.escalation import receipts
 from casebridge.observability import logger, metrics, tracer
-from casebridge.outbound_queue import OutboundMessage
+from casebridge.outbound_queue import OutboundMessage, UnreadableMessage
 from casebridge.services import get_services
 
 app = build_resolver()
@@ -53,18 +53,30 @@ def deliver_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, An
     """An SQS FIFO batch, in order. A failure holds back the rest of its case's group (order kept) but not other
     cases; what is given back goes in batchItemFailures (a deferred retry is not a Lambda error). Powertools'
     FIFO processor cannot also stop for the time left or dead-letter a message before SQS would, hence this."""
-    deliveries = [
-        messages.QueuedDelivery(
-            message=OutboundMessage.from_json(record.body),
-            receive_count=int(record.attributes.approximate_receive_count or "1"),
-            receipt_handle=record.receipt_handle,
-            group_id=record.attributes.message_group_id or record.message_id,
-        )
-        for record in SQSEvent(event).records
-    ]
+    records = list(SQSEvent(event).records)
+    deliveries = [_queued(record) for record in records]
     handles = messages.deliver_batch(get_services(), deliveries, context.get_remaining_time_in_millis)
-    ids = {record.receipt_handle: record.message_id for record in SQSEvent(event).records}
+    ids = {record.receipt_handle: record.message_id for record in records}
     return {"batchItemFailures": [{"itemIdentifier": ids[handle]} for handle in handles]}
+
+
+def _queued(record: SQSRecord) -> messages.QueuedDelivery:
+    """Each record on its own: a body that is not a message is carried with the reason (and dead-lettered), it
+    does not fail the batch."""
+    try:
+        message: OutboundMessage | None = OutboundMessage.from_json(record.body)
+        unreadable = ""
+    except UnreadableMessage as error:
+        message, unreadable = None, str(error)
+    return messages.QueuedDelivery(
+        message=message,
+        receive_count=int(record.attributes.approximate_receive_count or "1"),
+        receipt_handle=record.receipt_handle,
+        group_id=record.attributes.message_group_id or record.message_id,
+        queue_message_id=record.message_id,
+        body=record.body,
+        unreadable=unreadable,
+    )
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -20,6 +20,7 @@ PORT_OPTIONS = {
     "emulator_port": "--emulator-port",
     "chat_port": "--chat-port",
     "moto_port": "--aws-port",
+    "socket_port": "--socket-port",
 }
 
 
@@ -38,6 +39,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--emulator-port", type=int, default=8088, help="8x8 emulator port (default 8088, 0 = any)")
     parser.add_argument("--chat-port", type=int, default=3001, help="customer chat page port (default 3001, 0 = any)")
     parser.add_argument("--aws-port", type=int, default=0, help="moto port (default: any free port)")
+    parser.add_argument(
+        "--socket-port", type=int, default=0, help="the channel's WebSocket API port (default: any free port)"
+    )
     parser.add_argument("--api-key", default="local-api-key", help="the x-api-key the business API requires")
     parser.add_argument(
         "--api",
@@ -71,6 +75,8 @@ def curl_examples(stack: LocalStack) -> str:
             "# the case's timeline, paged",
             f"curl -s {h} '{api}/cases/CASE-1/events?limit=5'",
             f"curl -s {h} '{api}/cases/CASE-1/events?limit=5&after=<next from the previous page>'",
+            '# a channel token for a widget: connect to its url (a WebSocket), send {"action":"resume"}',
+            f"curl -s -X POST {h} {api}/cases/CASE-1/channel-tokens",
             "# the customer leaves (writing again reopens the case on the same conversation)",
             f"curl -s -X DELETE {h} {api}/cases/CASE-1/conversation",
             "# 8x8's webhook route (public, trusted only by its signature: unsigned calls get 401)",
@@ -101,17 +107,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     def on_request(method: str, path: str, status: int, ms: float) -> None:
         show(f"api {method} {path} -> {status} ({ms:.0f} ms)")
 
+    def on_frame(connection_id: str, route: str, status: int) -> None:
+        show(f"socket {route} {connection_id} -> {status}")
+
     options = StackOptions(
         api_port=args.api_port,
         emulator_port=args.emulator_port,
         moto_port=args.aws_port,
         chat_port=args.chat_port,
+        socket_port=args.socket_port,
         api_key=args.api_key,
         api=args.api,
         parameters={"LogLevel": args.log_level},
         log_path=args.log,
         on_event=on_event,
         on_request=on_request,
+        on_frame=on_frame,
+        channel_webhook=True,
     )
     try:
         stack = LocalStack(options).start()
@@ -121,6 +133,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         print(f"could not start the local stack: {error}", file=sys.stderr)
         return 1
+    if stack.webhook_receiver is not None:
+        stack.webhook_receiver.on_delivery = lambda d: show(
+            f"webhook <- {d.event.get('caseId')}: {d.event.get('type')} #{d.event.get('sequence', '-')} "
+            f"(webhook-id {d.headers.get('webhook-id')}, signature verified)"
+        )
     summary = stack.summary()
     print("casebridge local stack is running (Ctrl-C stops it)\n")
     print(f"  customer chat     {stack.chat_url}   (open in a browser: the business's channel)")
@@ -133,6 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"  8x8 emulator      {stack.emulator.base_url}   tenant {summary['tenantId']}, channel {summary['channelId']}"
     )
     print(f"  emulator control  {stack.control_url}/state")
+    if stack.socket is not None:
+        print(f"  channel WebSocket {stack.socket.url}   (?token= from POST /cases/{{caseId}}/channel-tokens)")
+    if stack.webhook_receiver is not None:
+        print(f"  channel webhook   {stack.webhook_receiver.url}   (signed deliveries, verified and printed below)")
     print(f"  AWS (moto)        {stack.aws.endpoint_url}   e.g. aws --endpoint-url {stack.aws.endpoint_url} ...")
     print(f"  resources         {summary['resources']}")
     print("  agents            " + ", ".join(f"{a.id} on {a.queues}" for a in stack.emulator.config.agents))

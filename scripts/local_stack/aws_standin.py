@@ -8,6 +8,8 @@ another core than the functions' and the local API's instead of taking turns wit
 from __future__ import annotations
 
 import json
+import secrets
+import string
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -27,7 +29,13 @@ if TYPE_CHECKING:
 
 # Credentials moto accepts; nothing here ever reaches AWS.
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-CREATED_TYPES = ("AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::Events::EventBus", "AWS::S3::Bucket")
+CREATED_TYPES = (
+    "AWS::DynamoDB::Table",
+    "AWS::SQS::Queue",
+    "AWS::Events::EventBus",
+    "AWS::S3::Bucket",
+    "AWS::SecretsManager::Secret",
+)
 EXIT_WAIT_S = 10.0  # how long moto's process may take to exit once told to
 
 
@@ -147,6 +155,8 @@ class AwsStandIn:
             return self._queue(template, logical_id, props)
         if type_ == "AWS::S3::Bucket":
             return self._bucket(template, logical_id, props)
+        if type_ == "AWS::SecretsManager::Secret":
+            return self._secret(template, logical_id, props)
         return self._event_bus(template, logical_id, props)
 
     @staticmethod
@@ -221,6 +231,25 @@ class AwsStandIn:
         domain = f"{name}.s3.amazonaws.com"
         attributes = {"Ref": name, "Arn": arn, "DomainName": domain, "RegionalDomainName": domain}
         return CreatedResource(logical_id, "AWS::S3::Bucket", name, attributes)
+
+    def _secret(self, template: Template, logical_id: str, props: dict[str, Any]) -> CreatedResource:
+        """SecretString as given, or GenerateSecretString's random value (length and punctuation honoured)."""
+        name = str(props.get("Name") or self.default_name(template, logical_id))
+        value = props.get("SecretString")
+        if value is None:
+            spec = props.get("GenerateSecretString") or {}
+            alphabet = string.ascii_letters + string.digits
+            if Template.as_string(spec.get("ExcludePunctuation", False)) != "true":
+                alphabet += "!#$%&()*+,-.:;<=>?@[]^_{|}~"
+            length = int(spec.get("PasswordLength", 32))
+            value = "".join(secrets.choice(alphabet) for _ in range(length))
+        client: SecretsManagerClient = self.client("secretsmanager")
+        arn = client.create_secret(Name=name, SecretString=str(value))["ARN"]
+        return CreatedResource(logical_id, "AWS::SecretsManager::Secret", name, {"Ref": arn, "Id": arn})
+
+    def secret_value(self, arn: str) -> str:
+        client: SecretsManagerClient = self.client("secretsmanager")
+        return client.get_secret_value(SecretId=arn)["SecretString"]
 
     def queue_url_for_arn(self, arn: str) -> str:
         for resource in self.created:

@@ -257,7 +257,7 @@ def notifying(change: Callable[..., Any], queue_of: Callable[..., Queue]) -> Cal
         try:
             return change(*args, **kwargs)
         finally:
-            queue_changed(queue_of(*args))
+            queue_changed(queue_of(*args, **kwargs))
 
     return changed
 
@@ -273,10 +273,12 @@ def install() -> None:
     # moto imports jsonpath_ng.ext's parse at each call, so the cached one is what it gets.
     jsonpath_ng.ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ng.ext.parse)  # type: ignore[attr-defined]
     SQSBackend.receive_message = long_poll(SQSBackend.receive_message)  # type: ignore[method-assign]
-    Queue.add_message = notifying(Queue.add_message, lambda queue, *_: queue)  # type: ignore[method-assign]
-    Queue.delete_message = notifying(Queue.delete_message, lambda queue, *_: queue)  # type: ignore[method-assign]
+    Queue.add_message = notifying(Queue.add_message, lambda queue, *_, **__: queue)  # type: ignore[method-assign]
+    Queue.delete_message = notifying(Queue.delete_message, lambda queue, *_, **__: queue)  # type: ignore[method-assign]
+    # moto's response calls it with keywords (queue_name=...), a direct call may pass the name positionally.
     SQSBackend.change_message_visibility = notifying(  # type: ignore[method-assign]
-        SQSBackend.change_message_visibility, lambda backend, name, *_: backend.get_queue(name)
+        SQSBackend.change_message_visibility,
+        lambda backend, *args, **kwargs: backend.get_queue(kwargs["queue_name"] if "queue_name" in kwargs else args[0]),
     )
 
 

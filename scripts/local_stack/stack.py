@@ -11,147 +11,53 @@ Start order (each step needs the one before):
 
 from __future__ import annotations
 
-import errno
+import json
 import logging
 import os
-import secrets
 import sys
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 import requests
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters import base as parameters_base
 
-from cc_emulator import AgentConfig, EmulatorConfig, EmulatorServer, QueueConfig, ScriptConfig, TimingConfig
-from scripts.local_stack import REPO_ROOT
-from scripts.local_stack.api_gateway import LocalApi, RequestLog
+from cc_emulator import EmulatorServer
+from scripts.local_stack.api_gateway import LocalApi
 from scripts.local_stack.aws_standin import LOCAL_CREDENTIALS, AwsStandIn
-from scripts.local_stack.channel import BusinessChannel, EventCallback
+from scripts.local_stack.channel import BusinessChannel
+from scripts.local_stack.channel_push import EventBridgeTarget, WebhookReceiver
 from scripts.local_stack.chat_page import ChatPageServer
 from scripts.local_stack.functions import InvocationLogStream, LocalFunction, load_functions
+from scripts.local_stack.options import (
+    CONTACT_CENTER_APIS,
+    DEFAULT_API,
+    LOCAL_ENVIRONMENT,
+    ContactCenterApi,
+    PortInUse,
+    StackOptions,
+    default_api,
+    demo_emulator_config,
+    listening,
+)
 from scripts.local_stack.scheduler import Scheduler, build_scheduler
-from scripts.local_stack.sqs_poller import BatchLog, SqsPoller, start_pollers
+from scripts.local_stack.sqs_poller import SqsPoller, start_pollers
 from scripts.local_stack.template import Template, TemplateError
+from scripts.local_stack.websocket_api import LocalWebSocketApi
 
-ContactCenterApi = Literal["chat-gateway-v1", "chat-api-v2"]
-CONTACT_CENTER_APIS: tuple[ContactCenterApi, ...] = ("chat-gateway-v1", "chat-api-v2")
-DEFAULT_API: ContactCenterApi = "chat-gateway-v1"
-
-
-def default_api() -> ContactCenterApi:
-    value = os.environ.get("EIGHTXEIGHT_API") or DEFAULT_API
-    for api in CONTACT_CENTER_APIS:
-        if value == api:
-            return api
-    raise TemplateError(f"EIGHTXEIGHT_API={value!r}: the local stack runs {' or '.join(CONTACT_CENTER_APIS)}")
-
-
-# Added to the template's environment, for every function (one process serves them all).
-LOCAL_ENVIRONMENT = {
-    # Outbound retries are deferred on the queue; short delays keep a local retry visible within seconds.
-    "RETRY_BASE_SECONDS": "0.2",
-    "RETRY_CAP_SECONDS": "2",
-    "POWERTOOLS_TRACE_DISABLED": "true",
-    "POWERTOOLS_METRICS_DISABLED": "true",
-    "POWERTOOLS_DEV": "false",
-}
-
-
-def demo_emulator_config(**timings: float) -> EmulatorConfig:
-    """Two queues, one scripted agent on each: Alice (support) and Bob (billing)."""
-    queues = [QueueConfig("support", "Support"), QueueConfig("billing", "Billing")]
-    agents = [
-        AgentConfig(
-            "alice",
-            "Alice (Support)",
-            ["support"],
-            script=ScriptConfig(
-                kind="auto_reply",
-                greeting="Hi Jane, Alice from Support here. I can see your chat with our assistant.",
-                reply_text="I see two identical charges on your last invoice. Let me look into it.",
-            ),
-        ),
-        AgentConfig(
-            "bob",
-            "Bob (Billing)",
-            ["billing"],
-            script=ScriptConfig(
-                kind="auto_reply",
-                greeting="Hello Jane, Bob from Billing. I have your case and the whole conversation.",
-                reply_text="The duplicate charge is refunded; it shows on your account within 3-5 business days.",
-            ),
-        ),
-    ]
-    timing = TimingConfig(accept_delay=0.3, reply_delay=0.3, delivery_timeout=5.0, retry_base_delay=0.2)
-    for name, value in timings.items():
-        setattr(timing, name, value)
-    return EmulatorConfig(
-        port=0,
-        tenant_id="casebridge-local",
-        customer_id="local-customer",
-        api_key="local-8x8-api-key",
-        api_secret=secrets.token_urlsafe(16),
-        queues=queues,
-        agents=agents,
-        timings=timing,
-    )
-
-
-@dataclass
-class StackOptions:
-    stack_name: str = "casebridge-local"
-    # The 8x8 API the functions use (EIGHTXEIGHT_API) and the emulator's webhook speaks; by default the caller's
-    # own EIGHTXEIGHT_API if set (e.g. `EIGHTXEIGHT_API=chat-api-v2 pytest tests/e2e`), else the Chat Gateway.
-    api: ContactCenterApi = field(default_factory=default_api)
-    region: str = "us-east-1"
-    template_path: Path = REPO_ROOT / "template.yaml"
-    host: str = "127.0.0.1"
-    api_port: int = 0
-    emulator_port: int = 0
-    moto_port: int = 0
-    api_key: str | None = None
-    # Template parameters beyond the ones the stack fills in (the 8x8 ones), e.g. {"LogLevel": "WARNING"}.
-    parameters: dict[str, str] = field(default_factory=dict)
-    environment: dict[str, str] = field(default_factory=lambda: dict(LOCAL_ENVIRONMENT))
-    emulator_config: EmulatorConfig | None = None
-    channel_queue_id: str | None = None  # the queue of the provisioned 8x8 channel (default: the first)
-    # Where the functions' logs go: a file path, or None for this process's stdout.
-    log_path: Path | None = None
-    on_event: EventCallback | None = None
-    on_request: RequestLog | None = None
-    on_batch: BatchLog | None = None
-    # The customer chat page (a browser front end for the business API, with the API key held server-side).
-    chat_page: bool = True
-    chat_port: int = 0
-    # The template's Schedule events (the escalation's timers) run at their rate; a shorter period here lets a
-    # demo see a minute's timers in seconds. None: the template's own rate. 0: never by themselves (a test calls
-    # run_schedules()).
-    schedule_seconds: float | None = None
-
-
-class PortInUse(OSError):
-    """A port the stack was asked to listen on is taken: `option` is the StackOptions field that chooses it."""
-
-    def __init__(self, what: str, host: str, port: int, option: str) -> None:
-        super().__init__(errno.EADDRINUSE, f"{host}:{port} ({what}) is already in use")
-        self.what, self.host, self.port, self.option = what, host, port, option
-
-
-@contextmanager
-def _listening(what: str, host: str, port: int, option: str) -> Iterator[None]:
-    """Turns "address already in use" from binding `port` into a PortInUse naming it and its option."""
-    try:
-        yield
-    except OSError as error:
-        if error.errno == errno.EADDRINUSE and not isinstance(error, PortInUse):
-            raise PortInUse(what, host, port, option) from error
-        raise
+# Re-exported: callers import the options from here.
+__all__ = [
+    "CONTACT_CENTER_APIS",
+    "DEFAULT_API",
+    "LOCAL_ENVIRONMENT",
+    "ContactCenterApi",
+    "LocalStack",
+    "PortInUse",
+    "StackOptions",
+    "default_api",
+    "demo_emulator_config",
+]
 
 
 class LocalStack:
@@ -176,6 +82,22 @@ class LocalStack:
             port=self.options.api_port,
             on_request=self.options.on_request,
         )
+        apis = self.template.websocket_apis()
+        if len(apis) > 1:
+            raise TemplateError("the local stack serves one WebSocket API")
+        self.socket = (
+            LocalWebSocketApi(
+                apis[0],
+                self.functions,
+                host=self.options.host,
+                port=self.options.socket_port,
+                on_frame=self.options.on_frame,
+            )
+            if apis
+            else None
+        )
+        self.webhook_receiver = WebhookReceiver(host=self.options.host) if self.options.channel_webhook else None
+        self.rule_targets: list[EventBridgeTarget] = []
         self.pollers: list[SqsPoller] = []
         self.scheduler: Scheduler | None = None
         self.channel: BusinessChannel | None = None
@@ -204,7 +126,10 @@ class LocalStack:
         options = self.options
         # Metrics are disabled locally; Powertools still warns on every invocation that none were published.
         warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
-        with _listening("AWS stand-in (moto)", options.host, options.moto_port, "moto_port"):
+        # Conditions are decided before any resource is made: the webhook's resources exist only with its URL.
+        pushes = {"ChannelWebhookUrl": self.webhook_receiver.start().url} if self.webhook_receiver else {}
+        self.template.parameter_values = dict(pushes)
+        with listening("AWS stand-in (moto)", options.host, options.moto_port, "moto_port"):
             self.aws.start()
         self.aws.create_from_template(self.template)
         config = self.emulator.config
@@ -218,10 +143,14 @@ class LocalStack:
                 "analyticsSecret": config.metrics_api_secret,
             },
         )
-        with _listening("8x8 emulator and agent desk", options.host, options.emulator_port, "emulator_port"):
+        with listening("8x8 emulator and agent desk", options.host, options.emulator_port, "emulator_port"):
             self.emulator.start()
-        with _listening("local API", options.host, options.api_port, "api_port"):
+        with listening("local API", options.host, options.api_port, "api_port"):
             self.api.start()
+        if self.socket is not None:
+            with listening("channel WebSocket", options.host, options.socket_port, "socket_port"):
+                self.socket.start()
+            self.template.physical[self.socket.api.api_id] = {"Ref": "localws01", "ApiEndpoint": self.socket.url}
         queue_id = options.channel_queue_id or config.queues[0].id
         self.template.parameter_values = {
             "EightByEightBaseUrl": self.emulator.base_url,
@@ -231,18 +160,36 @@ class LocalStack:
             "EightByEightQueueId": queue_id,
             "EightByEightCredentialsSecretArn": self.secret_arn,
             **({"EightByEightApi": options.api} if "EightByEightApi" in self.template.parameters else {}),
+            **self._business_hours_parameter(),
+            **pushes,
             **options.parameters,
         }
         self._set_environ(self.aws_environment())
         self._layers_on_path()
         self._forget_cached_configuration()
         self.webhook_id, self.channel_id = self._provision()
+        self._check_business_hours()
         self.environment = self.function_environment()
         self._set_environ(self.environment)
         self.functions.update(load_functions(self.template))
         self._forget_cached_configuration()
         self._route_function_logs()
         self.api.ready.set()
+        if self.socket is not None:
+            self.socket.ready.set()
+        if self.webhook_receiver is not None:
+            self.webhook_receiver.secret = self.aws.secret_value(self.environment["CHANNEL_WEBHOOK_SECRET_ARN"])
+        for rule in self.template.eventbridge_rules():
+            target = EventBridgeTarget(
+                self.functions[rule.function_id],
+                self.aws.sqs,
+                self.aws.client("events"),
+                bus_name=str(self.template.resolve(rule.bus_name)),
+                pattern=rule.pattern,
+                name=f"{options.stack_name}-{rule.function_id}-{rule.event_id}",
+            )
+            target.start()
+            self.rule_targets.append(target)
         self.pollers = start_pollers(
             self.template.sqs_sources(),
             self.functions,
@@ -270,7 +217,7 @@ class LocalStack:
         )
         self.channel.start()
         if options.chat_page:
-            with _listening("customer chat page", options.host, options.chat_port, "chat_port"):
+            with listening("customer chat page", options.host, options.chat_port, "chat_port"):
                 self.chat_page = ChatPageServer(
                     self.api_url,
                     self.api_key,
@@ -286,6 +233,25 @@ class LocalStack:
             for layer_dir in self.template.function_layer_dirs(function_id):
                 if str(layer_dir) not in sys.path:
                     sys.path.insert(0, str(layer_dir))
+
+    def _business_hours_parameter(self) -> dict[str, str]:
+        hours = self.options.business_hours
+        if hours is None:
+            return {}
+        name = f"/{self.options.stack_name}/business-hours"
+        value = hours if isinstance(hours, str) else json.dumps(hours)
+        self.aws.client("ssm").put_parameter(Name=name, Type="String", Value=value, Overwrite=True)
+        return {"BusinessHoursParameterName": name}
+
+    def _check_business_hours(self) -> None:
+        """The template's Custom::BusinessHoursCheck, through its function's own check (what CloudFormation's
+        Create calls): a bad document stops the start with the reason, as it fails a deploy."""
+        for logical_id, _ in self.template.resources_of("Custom::BusinessHoursCheck"):
+            from casebridge.escalation.hours import parse_business_hours  # noqa: PLC0415 - the layer is on sys.path now
+
+            name = str(self.template.resolve(self.template.properties(logical_id)["ParameterName"]))
+            document = self.aws.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
+            parse_business_hours(document)  # ScheduleInvalid: the deploy's reason
 
     def _provision(self) -> tuple[str, str]:
         """Run the template's 8x8 provisioning custom resource through the provisioner's own code
@@ -317,11 +283,17 @@ class LocalStack:
             self.chat_page = None
         for poller in self.pollers:
             poller.stop()
+        for target in self.rule_targets:
+            target.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
         if self.channel is not None:
             self.channel.stop()
         self.api.stop()
+        if self.socket is not None:
+            self.socket.stop()
+        if self.webhook_receiver is not None:
+            self.webhook_receiver.stop()
         self.emulator.stop()
         self.aws.stop()
         self._restore_environ()
@@ -351,6 +323,14 @@ class LocalStack:
                 merged[name] = value
         merged.update(self.options.environment)
         merged["EIGHTXEIGHT_API"] = self.options.api
+        if self.socket is not None:
+            # The URLs CloudFormation would give the WebSocket API's stage, as the stand-in serves them.
+            remote = f"{self.template.ref(self.socket.api.api_id)}.execute-api.{self.options.region}.amazonaws.com"
+            local = {
+                f"wss://{remote}/{self.socket.api.stage}": self.socket.url,
+                f"https://{remote}/{self.socket.api.stage}": self.socket.connections_url,
+            }
+            merged = {name: local.get(value, value) for name, value in merged.items()}
         merged.update(self.aws_environment())
         return merged
 
@@ -387,8 +367,10 @@ class LocalStack:
         """casebridge caches its settings, services and AWS clients per container; a stack started earlier in
         this process (tests, a second demo run) must not leave its endpoints or secrets behind."""
         from casebridge import aws, services, settings  # noqa: PLC0415 - the layer is on sys.path only now
+        from casebridge.push import connections  # noqa: PLC0415
 
         settings.get_settings.cache_clear()
+        connections._client.cache_clear()
         services.set_services(None)
         aws.reset_clients()
         # Powertools' parameters utility keeps its own client (bound to the old endpoint) and cached values.
@@ -474,6 +456,7 @@ class LocalStack:
     def problems(self) -> list[str]:
         """Errors the background workers swallowed (a poller or the channel); empty when all is well."""
         found = [f"{p.source.function_id}: {e}" for p in self.pollers for e in p.errors]
+        found += [f"{t.name}: {e}" for t in self.rule_targets for e in t.errors]
         if self.scheduler is not None:
             found += [f"{e.rule}: {error}" for e in self.scheduler.entries for error in e.errors]
         if self.channel is not None:
@@ -491,6 +474,8 @@ class LocalStack:
             "resources": {r.logical_id: r.name for r in self.aws.created},
             "routes": [f"{r.method} {r.path} -> {r.function_id}" for r in self.api.routes],
             "channelId": self.channel_id,
+            "channelSocketUrl": self.socket.url if self.socket else "",
+            "channelWebhookUrl": self.webhook_receiver.url if self.webhook_receiver else "",
             "tenantId": self.emulator.config.tenant_id,
             "api": self.options.api,
         }

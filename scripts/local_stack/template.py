@@ -108,6 +108,33 @@ class SqsSource:
     enabled: bool
 
 
+@dataclass(frozen=True)
+class WebSocketRoute:
+    """A route of an AWS::ApiGatewayV2::Api of ProtocolType WEBSOCKET and the function its integration invokes."""
+
+    route_key: str  # $connect, $disconnect, $default, or an action
+    function_id: str
+    two_way: bool  # a route response sends the function's body back to the client
+
+
+@dataclass(frozen=True)
+class WebSocketApi:
+    api_id: str
+    stage: str
+    selection_expression: str  # e.g. $request.body.action
+    routes: dict[str, WebSocketRoute]
+
+
+@dataclass(frozen=True)
+class EventBridgeRuleSource:
+    """A function's `Type: EventBridgeRule` event: the bus it listens on and its pattern."""
+
+    function_id: str
+    event_id: str
+    bus_name: Any  # unresolved (!Ref CaseEventBus)
+    pattern: dict[str, Any]
+
+
 def match_path(template: str, path: str) -> dict[str, str] | None:
     """API Gateway path matching: {name} is one segment, {name+} the rest (greedy)."""
     t_parts = template.strip("/").split("/") if template.strip("/") else []
@@ -301,6 +328,47 @@ class Template:
                 enabled=bool(props.get("Enabled", True)),
             )
             for function_id, event_id, props in self.function_events("SQS")
+        ]
+
+    def websocket_apis(self) -> list[WebSocketApi]:
+        """The WebSocket APIs: each route with the function its AWS_PROXY integration names (IntegrationUri
+        `...functions/${Function.Arn}/invocations`), and whether a route response returns the answer."""
+        apis = []
+        for api_id, _ in self.resources_of("AWS::ApiGatewayV2::Api"):
+            props = self.properties(api_id)
+            if props.get("ProtocolType") != "WEBSOCKET":
+                continue
+            stages = [
+                str(self.properties(sid).get("StageName"))
+                for sid, _ in self.resources_of("AWS::ApiGatewayV2::Stage")
+                if self.properties(sid).get("ApiId") == {"Ref": api_id}
+            ]
+            routes: dict[str, WebSocketRoute] = {}
+            for route_id, _ in self.resources_of("AWS::ApiGatewayV2::Route"):
+                route = self.properties(route_id)
+                if route.get("ApiId") != {"Ref": api_id}:
+                    continue
+                target = str((route.get("Target") or {}).get("Fn::Sub", ""))
+                found = re.fullmatch(r"integrations/\$\{(\w+)\}", target)
+                if found is None:
+                    raise TemplateError(f"{route_id}: Target must be !Sub integrations/${{Integration}}")
+                uri = self.properties(found.group(1)).get("IntegrationUri") or {}
+                function = re.search(r"\$\{(\w+)\.Arn\}", str(uri.get("Fn::Sub", "")) if isinstance(uri, dict) else "")
+                if function is None:
+                    raise TemplateError(f"{found.group(1)}: only AWS_PROXY integrations of the template's functions")
+                key = str(route["RouteKey"])
+                routes[key] = WebSocketRoute(key, function.group(1), "RouteResponseSelectionExpression" in route)
+            apis.append(
+                WebSocketApi(
+                    api_id, stages[0] if stages else "$default", str(props["RouteSelectionExpression"]), routes
+                )
+            )
+        return apis
+
+    def eventbridge_rules(self) -> list[EventBridgeRuleSource]:
+        return [
+            EventBridgeRuleSource(function_id, event_id, props.get("EventBusName", "default"), props["Pattern"])
+            for function_id, event_id, props in self.function_events("EventBridgeRule")
         ]
 
     # -- parameters ----------------------------------------------------------------------------

@@ -3,10 +3,13 @@ template's schedule (run on demand here), and the 8x8 emulator's Real-time Metri
 
 from __future__ import annotations
 
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from scripts.local_stack.stack import LocalStack
-from tests.e2e.e2e_support import SUPPORT, Client
+from tests.e2e.e2e_support import BILLING, SUPPORT, Client
 
 
 def sweep(stack: LocalStack) -> dict[str, Any]:
@@ -59,3 +62,27 @@ def test_read_receipt_and_thinking(client: Client, stack: LocalStack, opened: tu
         assert (read.status_code, thinking.status_code) == (204, 204), (read.text, thinking.text)
     else:
         assert (read.status_code, thinking.status_code) == (400, 400)
+
+
+def test_concurrent_callers_make_one_metrics_call_per_queue_per_5_seconds(client: Client, stack: LocalStack) -> None:
+    def metrics_calls() -> list[dict[str, Any]]:
+        answer = client.control("GET", "/requests", params={"op": "realtime_queue"})
+        calls: list[dict[str, Any]] = answer.json()["requests"]
+        return calls
+
+    before = len(metrics_calls())
+    started = time.monotonic()
+    with ThreadPoolExecutor(16) as pool:  # the local stack starts more containers under concurrent calls
+
+        def burst(_: int) -> list[int]:
+            statuses = []
+            while time.monotonic() - started < 7:
+                statuses.append(client.call("GET", f"/queues/{BILLING}/availability").status_code)
+            return statuses
+
+        statuses = [s for batch in pool.map(burst, range(16)) for s in batch]
+    elapsed = time.monotonic() - started
+    made = len(metrics_calls()) - before
+    print(f"availability: {len(statuses)} answers in {elapsed:.1f} s, {made} Real-time Metrics calls")
+    assert set(statuses) == {200} and len(statuses) > 50
+    assert 1 <= made <= math.ceil(elapsed / 5) + 1, (made, len(statuses), elapsed)

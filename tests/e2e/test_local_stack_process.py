@@ -19,7 +19,7 @@ import pytest
 from scripts.local_stack import REPO_ROOT
 from scripts.local_stack.__main__ import main
 
-FREE_PORTS = {"--api-port": "0", "--emulator-port": "0", "--chat-port": "0", "--aws-port": "0"}
+FREE_PORTS = {"--api-port": "0", "--emulator-port": "0", "--chat-port": "0", "--aws-port": "0", "--socket-port": "0"}
 
 
 @pytest.fixture
@@ -39,6 +39,7 @@ def busy_port() -> Iterator[int]:
         ("--emulator-port", "8x8 emulator and agent desk"),
         ("--api-port", "local API"),
         ("--chat-port", "customer chat page"),
+        ("--socket-port", "channel WebSocket"),
     ],
 )
 def test_a_busy_port_is_named_with_the_option_that_changes_it(

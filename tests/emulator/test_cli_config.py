@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 
-from cc_emulator.__main__ import build_parser, config_from_args
+from cc_emulator.__main__ import build_parser, config_from_args, main
 from cc_emulator.config import config_from_dict, load_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "emulator" / "example-config.yaml"
@@ -70,3 +71,14 @@ def test_cli_flags_and_example_config_set_the_hand_off_settings() -> None:
     assert example.wrap_up_codes[1].queues == ["102"]
     with pytest.raises(ValueError, match="status"):
         config_from_dict({"queues": [{"id": "1", "name": "x", "status": "asleep"}]})
+
+
+def test_a_busy_port_is_named_with_the_option_that_changes_it(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert main(["--host", "127.0.0.1", "--port", str(port)]) == 1
+    said = capsys.readouterr().err
+    assert f"port {port} on 127.0.0.1 is already in use" in said
+    assert "--port PORT (0 = any free port)" in said

@@ -105,6 +105,7 @@ def gateway(
         "EIGHTXEIGHT_TENANT_ID": emulator_server.config.tenant_id,
         "ATTACHMENTS_BUCKET_NAME": BUCKET,
         "ATTACHMENT_COPY_QUEUE_URL": copy_queue,
+        "ATTACHMENT_SOURCES_LOOPBACK": "true",  # the emulator serves files over http on loopback
     }.items():
         monkeypatch.setenv(name, value)
     h = connect_harness(emulator_server, bridge, url, aws_resources, metrics_recorder, monkeypatch, "chat-gateway-v1")

@@ -222,6 +222,49 @@ def replay(h: Harness) -> str:
     return f"{len(recorded)} deliveries replayed: 200 duplicate in the window, 401 after it"
 
 
+def metrics_outage(h: Harness) -> str:
+    """Real-time Metrics configured (its own key and secret in the credentials secret), then failing."""
+    import json
+    from dataclasses import replace
+
+    import boto3
+    from aws_lambda_powertools.utilities.parameters import base as parameters_base
+
+    config = h.emulator.config
+    secrets = boto3.client("secretsmanager", region_name="us-east-1")
+    current = json.loads(secrets.get_secret_value(SecretId=h.resources.secret_arn)["SecretString"])
+    current.update(analyticsKey=config.metrics_api_key, analyticsSecret=config.metrics_api_secret)
+    secrets.put_secret_value(SecretId=h.resources.secret_arn, SecretString=json.dumps(current))
+    vars(parameters_base)["DEFAULT_PROVIDERS"].clear()  # a new container: the secret read again
+    services = get_services()
+    h._mp.setattr(services, "escalation", None)
+    h._mp.setattr(services, "settings", replace(services.settings, queue_id="101"))
+    h.emulator.add_fault("status", "realtime_queue", status=503)
+    return "Real-time Metrics answers 503"
+
+
+def availability_unknown_and_open_not_refused(h: Harness) -> str:
+    import json
+
+    from tests.support.events import api_gateway_event
+    from tests.support.lambdas import LambdaContext
+
+    def call(method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        answer: dict[str, Any] = h.lifecycle.lambda_handler(api_gateway_event(method, path, **kwargs), LambdaContext())
+        return answer
+
+    answers = [call("GET", "/queues/{queueId}/availability", path_parameters={"queueId": "101"}) for _ in range(3)]
+    assert all(a["statusCode"] == 200 and json.loads(a["body"])["reason"] == "unknown" for a in answers), answers
+    opened = call(
+        "POST",
+        "/cases/{caseId}/conversation",
+        path_parameters={"caseId": "metrics-outage-refuse"},
+        body=json.dumps({"whenUnavailable": "refuse"}),
+    )
+    assert opened["statusCode"] == 201, opened  # unknown never refuses, and never a 5xx
+    return "availability 200 unknown; an open asking to refuse opens (201)"
+
+
 def wait_for_late_original(h: Harness) -> str:
     time.sleep(1.0)
     return "waited for the late original"
@@ -245,6 +288,7 @@ MATRIX: list[tuple[str, Callable[[Harness], str | None], Callable[[Harness], str
     ("bad signature", bad_signature, None),
     ("EventBridge failure", publish_failure, None),
     ("replay", none, replay),
+    ("metrics outage", metrics_outage, availability_unknown_and_open_not_refused),
 ]
 
 
@@ -287,6 +331,8 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+# Every row in one test (one table per API): ~2-5 s a row, ~115 s on a loaded 2-core machine for 18 rows.
+@pytest.mark.timeout(300)
 def test_fault_matrix(harness: Harness, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     h = harness
     h._mp = monkeypatch

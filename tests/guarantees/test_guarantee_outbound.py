@@ -63,9 +63,9 @@ def test_a_failing_case_does_not_hold_up_another(harness: Harness, monkeypatch: 
     queue = get_services().queue
     original_dead_letter = queue.dead_letter
 
-    def dead_letter(message: Any, reason: str) -> None:
+    def dead_letter(*args: Any) -> None:
         dead_lettered_at.append(time.time())
-        original_dead_letter(message, reason)
+        original_dead_letter(*args)
 
     monkeypatch.setattr(queue, "dead_letter", dead_letter)
     slow = accept(h, "slow", 3)

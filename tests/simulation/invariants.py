@@ -135,11 +135,13 @@ def events_on_timeline_and_bus(sim: Simulation) -> list[str]:
         for event_id, count in sorted(counts.items()):
             if count > 1:
                 violations.append(f"[4 timeline] case {case_id}: event {event_id} is on the timeline {count} times")
+        pending = set((sim.case_item(case_id) or {}).get("pendingPublish") or ())
         for entry in entries:
             if str(entry["eventId"]) not in bus:
+                where = "still on the case's outbox" if entry["sk"] in pending else "on no outbox: lost"
                 violations.append(
                     f"[4 bus] case {case_id}: {entry['type']} {entry['eventId']} is on the timeline "
-                    "but never reached the bus"
+                    f"but never reached the bus ({where})"
                 )
     orphans = _orphan_conversations(sim)
     for event in sim.model.emitted:

@@ -20,6 +20,7 @@ class KnownOpen:
     name: str
     what: str
     matches: Callable[[str, Result], bool]
+    rare: bool = False  # not in every bounded run: its test cannot insist that the run still finds it
 
 
 def _history_has(result: Result, *needles: str) -> bool:
@@ -50,19 +51,15 @@ KNOWN_OPEN: tuple[KnownOpen, ...] = (
         lambda v, r: v.startswith("[1 ") and _history_has(r, "8x8 POST conversations", "!! 504"),
     ),
     KnownOpen(
-        "dead-letter deduplication id reused",
-        "a redriven message that fails again within five minutes is dropped by the DLQ's deduplication",
-        lambda v, r: "not in the dead-letter queue" in v and _history_has(r, "outbound-dlq.fifo: deduplicated"),
-    ),
-    KnownOpen(
         "outbox without a sweeper",
         "an outbox entry whose publish failed waits for the next request for its case, forever on a quiet case",
-        lambda v, r: v.startswith("[7 outbox]") or ("is on the timeline but never reached the bus" in v),
+        lambda v, r: v.startswith("[7 outbox]") or "never reached the bus (still on the case's outbox)" in v,
     ),
     KnownOpen(
         "early event adopted twice",
         "an early event taken into its case twice (a retried or concurrent adoption) gets two timeline sequences",
         lambda v, r: _adopted_twice(v) and _early_event(v, r),
+        rare=True,
     ),
     KnownOpen(
         "early events stranded",

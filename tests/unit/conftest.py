@@ -31,6 +31,7 @@ def functions() -> SimpleNamespace:
         lifecycle=load_function("conversation_lifecycle"),
         outbound=load_function("outbound_sender"),
         webhook=load_function("webhook_intake"),
+        channel_socket=load_function("channel_socket"),
     )
 
 

@@ -138,6 +138,9 @@ def gateway(
         "ATTACHMENT_MAX_PER_MESSAGE": "2",
         "ATTACHMENT_INBOUND_MAX_BYTES": "8192",
         "ATTACHMENT_COPY_MAX_RECEIVES": "3",
+        # The file server stands in for 8x8's file host, over http on loopback: both allowed explicitly.
+        "ATTACHMENT_SOURCE_HOSTS": "127.0.0.1",
+        "ATTACHMENT_SOURCES_LOOPBACK": "true",
     }.items():
         monkeypatch.setenv(name, value)
     reset_casebridge()

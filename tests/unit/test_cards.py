@@ -68,7 +68,7 @@ def test_bot_cards_pass_through_as_given() -> None:
             "postback",
         ),
         ({"authorType": "bot", "cards": [{"contentType": "Carousel", "content": {}}]}, "contentType"),
-        ({"authorType": "bot", "cards": [QUICK] * 6}, "length <= 5"),
+        ({"authorType": "bot", "cards": [QUICK] * 6}, "at most 5 items"),
         (
             {
                 "authorType": "bot",

@@ -229,3 +229,60 @@ def test_customer_left_takes_the_agent_with_it() -> None:
     closed = customer_left(live, 300)
     assert (closed.state, closed.agent_id, closed.agent_name) == (CaseState.CLOSED, None, None)
     assert apply_event(closed, E.AGENT_LEFT, 250, AGENT) is None, "an older AGENT_LEFT changes nothing"
+
+
+# ---- the state is derived from the set of 8x8's events, not from their arrival order ------------------------
+STATE_EVENT_KINDS = [E.QUEUED, E.TRANSFERRED, E.AGENT_JOINED, E.AGENT_LEFT, E.CONVERSATION_IDLE, E.CUSTOMER_LEFT]
+
+
+def arrive(events: list[Any], start: LiveState | None = None) -> LiveState:
+    from casebridge.state import record_event  # noqa: PLC0415 - the fold over 8x8's order
+
+    live = start or LiveState()
+    for event in events:
+        live = record_event(live, event) or live
+    return live
+
+
+def state_events(draw: Any) -> list[Any]:
+    from casebridge.state import StateEvent  # noqa: PLC0415
+
+    kinds = draw(st.lists(st.sampled_from(STATE_EVENT_KINDS), min_size=1, max_size=8))
+    times = draw(st.lists(st.integers(100, 110), min_size=len(kinds), max_size=len(kinds)))
+    detail = {**QUEUED, **AGENT}
+    return [StateEvent.of(kind, at, f"evt-{i}", detail) for i, (kind, at) in enumerate(zip(kinds, times, strict=True))]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_the_same_events_give_the_same_state_in_any_arrival_order(data: Any) -> None:
+    """Any permutation of the same 8x8 events (ties on the timestamp included) gives one state, equal to the
+    events applied in 8x8's order; a redelivered event changes nothing."""
+    events = state_events(data.draw)
+    permutation = data.draw(st.permutations(events))
+    in_order = run([(e.kind, e.at, dict(e.detail)) for e in sorted(events, key=lambda e: e.order)])
+    arrived = arrive(list(permutation))
+    assert arrived.without_history() == in_order
+    assert arrived == arrive(events)
+    assert arrive([*permutation, permutation[0]]) == arrived
+
+
+def test_a_late_customer_left_closes_the_case_in_either_order() -> None:
+    """8x8's "user left" stamped before the agent left, arriving after it: the case closes in both orders."""
+    from casebridge.state import StateEvent  # noqa: PLC0415
+
+    live = run([(E.QUEUED, 100, QUEUED), (E.AGENT_JOINED, 200, AGENT)])
+    left = StateEvent.of(E.CUSTOMER_LEFT, 300, "user-left", {})
+    agent_left = StateEvent.of(E.AGENT_LEFT, 400, "agent-left", AGENT)
+    assert arrive([agent_left, left], live).state is CaseState.CLOSED
+    assert arrive([left, agent_left], live).state is CaseState.CLOSED
+
+
+def test_the_kept_events_are_bounded_and_a_connector_transition_is_a_reset_point() -> None:
+    from casebridge.state import MAX_KEPT_EVENTS, StateEvent  # noqa: PLC0415
+
+    many = [StateEvent.of(E.QUEUED, 100 + i, f"q-{i}", QUEUED) for i in range(MAX_KEPT_EVENTS + 10)]
+    live = arrive(many)
+    assert len(live.events) == MAX_KEPT_EVENTS and live.state_at == 100 + MAX_KEPT_EVENTS + 9
+    closed = customer_left(live, 5)
+    assert closed.events == () and closed.base is None and closed.state is CaseState.CLOSED

@@ -280,14 +280,14 @@ def test_orphan_adoption_moves_the_event_to_the_case(services: object) -> None:
 
 # ---- lookups -------------------------------------------------------------------------------------
 def test_lookup_for_webhook_unknown_conversation(store: CaseStore) -> None:
-    assert store.lookup_for_webhook("conv-x", TENANT, "evt-1") == (None, None, None)
+    assert tuple(store.lookup_for_webhook("conv-x", TENANT, "evt-1")) == (None, None, None, None)
 
 
 def test_lookup_for_webhook_uses_the_container_cache_after_the_first_hit(store: CaseStore) -> None:
     opened_case(store, "case-1", "conv-1")
-    case_id, case, seen = store.lookup_for_webhook("conv-1", TENANT, "evt-1")
+    case_id, case, seen, _ = store.lookup_for_webhook("conv-1", TENANT, "evt-1")
     assert (case_id, seen) == ("case-1", None) and case is not None and case.case_id == "case-1"
-    case_id, case, seen = store.lookup_for_webhook("conv-1", TENANT, "evt-1")  # cached mapping path
+    case_id, case, seen, _ = store.lookup_for_webhook("conv-1", TENANT, "evt-1")  # cached mapping path
     assert (case_id, seen) == ("case-1", None) and case is not None and case.conversation_id == "conv-1"
     store.record_case_event(case, entry("evt-1", 1), None, receipt=receipt("evt-1"))
     assert store.lookup_for_webhook("conv-1", TENANT, "evt-1")[2] is not None

@@ -23,11 +23,19 @@ FUNCTION_DIRS = {
     "ConversationLifecycleFunction": "conversation_lifecycle",
     "ContactCenterProvisionerFunction": "provisioner",
     "AttachmentCopierFunction": "attachment_copier",
+    "ChannelSocketFunction": "channel_socket",
+    "ChannelPushFunction": "channel_push",
+    "ChannelWebhookSenderFunction": "channel_webhook_sender",
     "BusinessHoursCheckFunction": "business_hours_check",
     "EscalationTimersFunction": "escalation_timers",
 }
 API_DIRS = ("chat-gateway-v1", "chat-api-v2")  # each 8x8 API's webhook samples and environment
-API_FUNCTIONS = ("WebhookIntakeFunction", "OutboundSenderFunction", "ConversationLifecycleFunction")
+API_FUNCTIONS = (
+    "WebhookIntakeFunction",
+    "OutboundSenderFunction",
+    "ConversationLifecycleFunction",
+    "ChannelSocketFunction",
+)
 
 
 def functions_of(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -67,6 +75,7 @@ def test_every_api_route_is_served_by_its_handler(template: dict[str, Any], func
         "WebhookIntakeFunction": functions.webhook,
         "OutboundSenderFunction": functions.outbound,
         "ConversationLifecycleFunction": functions.lifecycle,
+        "ChannelSocketFunction": functions.channel_socket,
     }
     assert {n for n, r in functions_of(template).items() if api_routes(r)} == set(API_FUNCTIONS)
     for name in API_FUNCTIONS:
@@ -85,6 +94,7 @@ def test_every_api_route_resolves_in_its_handler(template: dict[str, Any], funct
         "WebhookIntakeFunction": functions.webhook,
         "OutboundSenderFunction": functions.outbound,
         "ConversationLifecycleFunction": functions.lifecycle,
+        "ChannelSocketFunction": functions.channel_socket,
     }
     for name in API_FUNCTIONS:
         resource = template["Resources"][name]

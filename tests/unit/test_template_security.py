@@ -30,6 +30,9 @@ SENDER = "OutboundSenderFunction"
 LIFECYCLE = "ConversationLifecycleFunction"
 PROVISIONER = "ContactCenterProvisionerFunction"
 COPIER = "AttachmentCopierFunction"
+SOCKET = "ChannelSocketFunction"
+PUSH = "ChannelPushFunction"
+WEBHOOK_SENDER = "ChannelWebhookSenderFunction"
 HOURS_CHECK = "BusinessHoursCheckFunction"
 TIMERS = "EscalationTimersFunction"
 BUCKET_ARN = "${AttachmentsBucket.Arn}"
@@ -49,6 +52,14 @@ EXPECTED_TABLE_ACTIONS = {
     PROVISIONER: set(),
     # copy_agent_attachment: the attachment record (BatchGetItem), ready/failed (UpdateItem); CASE# items only.
     COPIER: {"BatchGetItem", "UpdateItem"},
+    # connections (transaction of two Puts, GetItem, DeleteItem, UpdateItem of the cursor, Query of the timeline
+    # on resume) and a widget's message by the REST route's path (as the sender's).
+    SOCKET: {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
+    # the case's connections and timeline (Query), a cursor read back (GetItem) and claimed (UpdateItem), a gone
+    # connection's two items (DeleteItem); CASE# and CONNECTION# items only.
+    PUSH: {"GetItem", "Query", "UpdateItem", "DeleteItem"},
+    # the webhook's cursor (GetItem, UpdateItem) and the timeline (Query); CASE# items only.
+    WEBHOOK_SENDER: {"GetItem", "Query", "UpdateItem"},
     HOURS_CHECK: set(),  # reads one SSM parameter, nothing else
     # the sweep: the index (Query), cases, marks and timeline, the outbox, queue figures, the analytics token.
     TIMERS: {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
@@ -179,20 +190,105 @@ def test_the_intakes_token_deny_stands_on_its_own(template: dict[str, Any]) -> N
 
 def test_the_policy_key_prefixes_are_the_codes() -> None:
     source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "layers" / "common" / "casebridge").rglob("*.py"))
-    for prefix in ("CASE#", "CONVERSATION#", "WEBHOOK#", "TOKEN#"):
+    for prefix in ("CASE#", "CONVERSATION#", "WEBHOOK#", "TOKEN#", "CONNECTION#"):
         assert f'f"{prefix}{{' in source, prefix
 
 
-def test_functions_that_never_call_8x8_cannot_read_its_credentials(template: dict[str, Any]) -> None:
-    readers = {
-        name
-        for name, function in functions_of(template).items()
-        for policy in function["Properties"].get("Policies", [])
-        if isinstance(policy, dict) and "AWSSecretsManagerGetSecretValuePolicy" in policy
+def secret_readers(template: dict[str, Any]) -> dict[str, set[str]]:
+    """Each secret (parameter or resource name) → the functions that may read it."""
+    readers: dict[str, set[str]] = {}
+    for name, function in functions_of(template).items():
+        for policy in function["Properties"].get("Policies", []):
+            if isinstance(policy, dict) and "AWSSecretsManagerGetSecretValuePolicy" in policy:
+                secret = policy["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"]["Ref"]
+                readers.setdefault(secret, set()).add(name)
+    return readers
+
+
+def test_each_secret_is_read_only_by_the_functions_that_use_it(template: dict[str, Any]) -> None:
+    readers = secret_readers(template)
+    # The copier: the Gateway's content endpoint (x-api-key) once 8x8's pre-signed URL has expired. The timers:
+    # ending a case (customer leaves) and the queue figures (Real-time Metrics' own key). The socket: a widget's
+    # first message opens the case's conversation, as the REST route does.
+    assert readers == {
+        "EightByEightCredentialsSecretArn": {SENDER, LIFECYCLE, PROVISIONER, COPIER, TIMERS, SOCKET},
+        "ChannelTokenSigningKey": {SOCKET},
+        "ChannelWebhookSigningSecret": {WEBHOOK_SENDER},
     }
-    # The copier: the Gateway's content endpoint (x-api-key) once 8x8's pre-signed URL has expired.
-    # The timers: ending a case (customer leaves) and the queue figures (Real-time Metrics' own key).
-    assert readers == {SENDER, LIFECYCLE, PROVISIONER, COPIER, TIMERS}
+
+
+# ---- the channel push -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("function", "action", "keys", "expected"),
+    [
+        (PUSH, "dynamodb:Query", ["CASE#c-1"], True),
+        (PUSH, "dynamodb:DeleteItem", ["CONNECTION#k-1"], True),
+        (PUSH, "dynamodb:UpdateItem", ["CASE#c-1"], True),
+        (PUSH, "dynamodb:GetItem", ["TOKEN#acme"], False),
+        (PUSH, "dynamodb:GetItem", ["WEBHOOK#acme#e-1"], False),
+        (PUSH, "dynamodb:PutItem", ["CASE#c-1"], False),
+        (WEBHOOK_SENDER, "dynamodb:Query", ["CASE#c-1"], True),
+        (WEBHOOK_SENDER, "dynamodb:UpdateItem", ["CASE#c-1"], True),
+        (WEBHOOK_SENDER, "dynamodb:GetItem", ["CONNECTION#k-1"], False),
+        (WEBHOOK_SENDER, "dynamodb:GetItem", ["TOKEN#acme"], False),
+        (WEBHOOK_SENDER, "dynamodb:DeleteItem", ["CASE#c-1"], False),
+    ],
+)
+def test_the_push_functions_reach_only_case_and_connection_items(
+    template: dict[str, Any], function: str, action: str, keys: list[str], expected: bool
+) -> None:
+    assert allowed(template["Resources"][function], action, keys) is expected
+
+
+def test_only_the_socket_and_the_fan_out_post_to_connections_and_only_on_their_stage(template: dict[str, Any]) -> None:
+    found = {
+        name: s["Resource"]
+        for name, function in functions_of(template).items()
+        for s in statements(function)
+        if "execute-api:ManageConnections" in as_list(s["Action"])
+    }
+    assert set(found) == {SOCKET, PUSH}
+    for resource in found.values():
+        assert resource == {
+            "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${ChannelSocketApi}"
+            "/v1/POST/@connections/*"
+        }
+    assert not [s for f in functions_of(template).values() for s in statements(f) if "execute-api:*" in str(s)]
+
+
+def test_the_webhook_sender_only_sends_to_its_dead_letter_queue_and_defers_on_its_own_queue(
+    template: dict[str, Any],
+) -> None:
+    function = template["Resources"][WEBHOOK_SENDER]
+    sends = [
+        p["SQSSendMessagePolicy"]["QueueName"]
+        for p in function["Properties"]["Policies"]
+        if "SQSSendMessagePolicy" in p
+    ]
+    assert sends == [{"Fn::GetAtt": ["ChannelWebhookDeadLetterQueue", "QueueName"]}]
+    [defer] = [s for s in statements(function) if s.get("Sid") == "DeferRetry"]
+    assert defer["Action"] == "sqs:ChangeMessageVisibility"
+    assert defer["Resource"] == {"Fn::GetAtt": ["ChannelWebhookQueue", "Arn"]}
+    # Everything of the webhook exists only with a ChannelWebhookUrl.
+    for logical_id in (
+        WEBHOOK_SENDER,
+        "ChannelWebhookQueue",
+        "ChannelWebhookDeadLetterQueue",
+        "ChannelWebhookDeadLetterAlarm",
+        "ChannelWebhookSigningSecret",
+    ):
+        assert template["Resources"][logical_id]["Condition"] == "PushWebhooks", logical_id
+
+
+def test_the_socket_stage_is_throttled_and_logs_no_token_or_frame(template: dict[str, Any]) -> None:
+    stage = template["Resources"]["ChannelSocketStage"]
+    settings = stage["Properties"]["DefaultRouteSettings"]
+    assert settings["ThrottlingRateLimit"] > 0 and settings["ThrottlingBurstLimit"] > 0
+    assert settings["DataTraceEnabled"] is False  # a data trace would log frames (message text)
+    log_format = stage["Properties"]["AccessLogSettings"]["Format"]
+    for secret_or_body in ("querystring", "$input", "body", "token"):
+        assert secret_or_body not in log_format
+    assert stage["DependsOn"] == "ApiGatewayAccount"
 
 
 # ---- the public webhook: throttle, concurrency, tolerance ---------------------------------------------------
@@ -293,7 +389,7 @@ def test_every_checkov_skip_gives_a_one_line_reason(template: dict[str, Any]) ->
     ]
     assert skips
     for logical_id, skip in skips:
-        assert re.fullmatch(r"CKV_AWS_\d+", skip["id"]), (logical_id, skip)
+        assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), (logical_id, skip)
         comment = skip.get("comment", "")
         assert 20 <= len(comment) <= 160 and "\n" not in comment, (logical_id, skip)
     # What checkov found real is fixed, not skipped: access logging and the intake's concurrency.
@@ -309,12 +405,45 @@ EXPECTED_BUCKET_ACCESS = {
     SENDER: ({"s3:PutObject", "s3:GetObject"}, f"{BUCKET_ARN}/cases/*/outbound/*"),
     LIFECYCLE: ({"s3:GetObject"}, f"{BUCKET_ARN}/cases/*"),
     COPIER: ({"s3:PutObject", "s3:AbortMultipartUpload"}, f"{BUCKET_ARN}/cases/*/inbound/*"),
+    # a widget's message naming attachments is checked as on the REST route (HEAD).
+    SOCKET: ({"s3:GetObject"}, f"{BUCKET_ARN}/cases/*/outbound/*"),
     TIMERS: ({"s3:PutObject"}, f"{BUCKET_ARN}/transcripts/*"),  # transcripts only, never a case's files
 }
 
 
 def s3_statements(function: dict[str, Any]) -> list[dict[str, Any]]:
-    return [s for s in statements(function) if any(str(a).startswith("s3:") for a in as_list(s["Action"]))]
+    """The object statements (the bucket-level listing is checked on its own below)."""
+    return [
+        s
+        for s in statements(function)
+        if any(str(a).startswith("s3:") for a in as_list(s["Action"])) and s["Action"] != "s3:ListBucket"
+    ]
+
+
+# Who checks that a customer or bot file was uploaded (HEAD): S3 answers 403, not 404, for a missing key to a role
+# that may not list it, and the code (attachments/storage.py) lists the one key when HEAD says 403.
+LISTS_OUTBOUND_FILES = {SENDER, LIFECYCLE, SOCKET}
+
+
+def test_the_functions_that_check_uploads_may_list_the_outbound_prefix_and_nothing_else(
+    template: dict[str, Any],
+) -> None:
+    for name, function in functions_of(template).items():
+        listing = [s for s in statements(function) if "s3:ListBucket" in as_list(s["Action"])]
+        if name not in LISTS_OUTBOUND_FILES:
+            assert listing == [], name
+            continue
+        [statement] = listing
+        assert statement["Effect"] == "Allow" and as_list(statement["Action"]) == ["s3:ListBucket"], name
+        assert as_list(statement["Resource"]) == [{"Fn::GetAtt": ["AttachmentsBucket", "Arn"]}], name
+        assert statement["Condition"] == {"StringLike": {"s3:prefix": ["cases/*/outbound/*"]}}, name
+
+
+def test_the_listing_the_code_makes_is_one_the_condition_allows() -> None:
+    from casebridge.attachments.storage import outbound_key  # noqa: PLC0415
+
+    # list_objects_v2(Prefix=<the key>) is what AttachmentBucket.head asks after a 403.
+    assert fnmatchcase(outbound_key("case-1", "a1"), "cases/*/outbound/*")
 
 
 def test_only_the_functions_that_need_the_bucket_reach_it_and_only_under_cases(template: dict[str, Any]) -> None:
@@ -395,7 +524,8 @@ HOURS_ARN = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:paramete
 def _ssm_statements(function: dict[str, Any]) -> list[dict[str, Any]]:
     found = [s for s in statements(function) if any(str(a).startswith("ssm:") for a in as_list(s["Action"]))]
     for policy in function["Properties"].get("Policies", []):
-        if isinstance(policy, dict) and "Fn::If" in policy:  # a statement granted only when hours are configured
+        # A statement granted only when hours are configured (PushWebhooks' grant is the webhook queue's).
+        if isinstance(policy, dict) and "Fn::If" in policy and policy["Fn::If"][0] != "PushWebhooks":
             condition, granted, otherwise = policy["Fn::If"]
             assert condition == "HasBusinessHours" and otherwise == {"Ref": "AWS::NoValue"}
             found += granted["Statement"]

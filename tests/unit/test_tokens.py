@@ -68,9 +68,16 @@ class MemoryTokenStore:
             self.item = {**(self.item or {}), "leaseUntil": now + lease_ms}
             return True
 
-    def put_token(self, tenant_id: str, access_token: str, expires_at_ms: int) -> None:
+    def put_token(
+        self, tenant_id: str, access_token: str, expires_at_ms: int, refresh_at_ms: int | None = None
+    ) -> None:
         with self.lock:
-            self.item = {"accessToken": access_token, "tokenExpiresAt": expires_at_ms, "leaseUntil": 0}
+            self.item = {
+                "accessToken": access_token,
+                "tokenExpiresAt": expires_at_ms,
+                "tokenRefreshAt": refresh_at_ms or 0,
+                "leaseUntil": 0,
+            }
 
     def drop_token(self, tenant_id: str, access_token: str) -> None:
         with self.lock:

@@ -17,6 +17,7 @@ import responses
 
 from casebridge.contact_center.webhook_signature import JwkCache
 from casebridge.errors import SigningKeyUnavailable
+from tests.support.fakes import StubJwkFetcher
 from tests.support.samples import CONVERSATION_ID, invoke, sample_webhook_event
 from tests.support.signing import WebhookSigner
 from tests.unit.test_webhook_intake_defenses import (  # noqa: F401 - fixtures
@@ -31,6 +32,7 @@ from tests.unit.test_webhook_intake_defenses import (  # noqa: F401 - fixtures
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = "chat-api-v2/webhook_queued.json"
 
 
 def deliver(functions: SimpleNamespace, signer: WebhookSigner, body: bytes, **sign: Any) -> Any:
@@ -148,3 +150,79 @@ def test_conversation_update_receipts_keep_no_personal_data(
     assert len(receipt["bodySha256"]["S"]) == 64
     again = deliver(functions, webhook_signer, body, event_id=event_id, retry=1)
     assert (again.status, again.body) == (200, {"status": "duplicate"})
+
+
+# ---- nobody locked out: a flood of made-up kids cannot keep 8x8's keys from being used ---------------------
+EIGHT_BY_EIGHT = "198.51.100.1"  # where 8x8's deliveries come from in this test
+
+
+def from_source(event: dict[str, Any], source: str) -> dict[str, Any]:
+    event["requestContext"]["identity"]["sourceIp"] = source
+    return event
+
+
+def container(jwk_fetcher: StubJwkFetcher) -> None:
+    """A new container: its own key cache (empty), the same table."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    from casebridge.contact_center.webhook_signature import WebhookVerifier  # noqa: PLC0415
+    from casebridge.services import get_services, set_services  # noqa: PLC0415
+
+    services = get_services()
+    keys = JwkCache(jwk_fetcher, store=services.store)
+    set_services(replace(services, verifier=WebhookVerifier(services.settings.tenant_id, keys, tolerance_s=300)))
+
+
+def test_a_genuine_delivery_is_verified_during_a_flood_of_unsigned_requests_with_made_up_kids(
+    functions: SimpleNamespace,
+    api: str,
+    webhook_signer: WebhookSigner,
+    other_rsa_private_key: Any,
+    jwk_fetcher: StubJwkFetcher,
+) -> None:
+    """Ten requests with made-up kids used to spend a container's whole key-fetch budget: a genuine delivery to a
+    container without the key cached then got 503, its key never looked up, and so did a rotated key. Now keys
+    that verified are in the table for every container, one source cannot spend the budget, and sources that
+    delivered verified events have fetches of their own: genuine deliveries verify (fast) throughout the flood."""
+    from casebridge.contact_center.webhook_signature import FETCH_BUDGET  # noqa: PLC0415
+
+    open_case(functions)
+    container(jwk_fetcher)
+    first = invoke(
+        functions.webhook, from_source(sample_webhook_event(SAMPLE, webhook_signer, body=queued(api)), EIGHT_BY_EIGHT)
+    )
+    assert first.status == 200, first.raw
+
+    def flood(count: int) -> list[int]:
+        statuses = []
+        for n in range(count):
+            event = sample_webhook_event(
+                SAMPLE, webhook_signer, body=queued(api), protected=made_up_kid(f"fake-{uuid.uuid4().hex}")
+            )
+            statuses.append(invoke(functions.webhook, from_source(event, f"203.0.113.{n % 50}")).status)
+        return statuses
+
+    def genuine(signer: WebhookSigner) -> float:
+        started = time.monotonic()
+        answer = invoke(
+            functions.webhook, from_source(sample_webhook_event(SAMPLE, signer, body=queued(api)), EIGHT_BY_EIGHT)
+        )
+        assert answer.status == 200, answer.raw
+        return time.monotonic() - started
+
+    # A new container (nothing cached) during the flood: the key that verified before comes from the table.
+    container(jwk_fetcher)
+    fetches_before = len(jwk_fetcher.calls)
+    timings = []
+    for _ in range(5):
+        assert set(flood(30)) <= {401, 503}
+        timings.append(genuine(webhook_signer))
+    made_up_fetches = len(jwk_fetcher.calls) - fetches_before
+    assert made_up_fetches <= FETCH_BUDGET, "unsigned traffic spends a bounded number of calls to 8x8"
+    assert webhook_signer.kid not in jwk_fetcher.calls[fetches_before:], "the genuine kid never needed 8x8"
+    # 8x8 rotates its key in the middle of the flood: its new kid is fetched on a budget the flood cannot spend.
+    rotated = WebhookSigner(other_rsa_private_key, kid="test-kid-2")
+    jwk_fetcher.keys[rotated.kid] = rotated.public_jwk
+    assert set(flood(30)) <= {401, 503}
+    timings.append(genuine(rotated))
+    assert max(timings) < 2.0, timings

@@ -18,12 +18,19 @@ from casebridge.business_api.models import Customer, OpenConversationRequest, to
 from casebridge.business_api.views import TimelineView, timeline_view
 from casebridge.clock import monotonic, now_ms, sleep
 from casebridge.contact_center.base import NewConversation
-from casebridge.errors import CaseNotFound, Conflict, ContactCenterError, UnsupportedByContactCenterApi
+from casebridge.errors import (
+    CaseNotFound,
+    Conflict,
+    ContactCenterError,
+    ContactCenterMisconfigured,
+    UnknownChannel,
+    UnsupportedByContactCenterApi,
+)
 from casebridge.escalation.handback_setup import after_conversation_created
 from casebridge.events import EventKind
 from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.services import Services
-from casebridge.state import CaseState, LiveState, apply_event, customer_left
+from casebridge.state import STATE_KINDS, CaseState, LiveState, StateEvent, customer_left, record_event
 from casebridge.store import StaleCase
 from casebridge.store.records import CaseRecord, OpeningAttempt, TimelineEntry
 
@@ -255,7 +262,9 @@ def adopt_early_events(
         def transition(
             live: LiveState, entry: TimelineEntry = entry, kind: EventKind | None = kind
         ) -> LiveState | None:
-            return apply_event(live, kind, entry.occurred_at, entry.detail) if kind else None
+            if kind not in STATE_KINDS:
+                return None
+            return record_event(live, StateEvent.of(kind, entry.occurred_at, entry.event_id, entry.detail))
 
         recorded = record_and_publish(services, case_id, entry, transition, publish=False)
         services.store.drop_early_event(early)
@@ -336,3 +345,23 @@ def timeline_after(services: Services, case_id: str, cursor: str | None, limit: 
     one committed after a reader's cursor is never behind it. InvalidRequest: a cursor this API never gave."""
     entries, next_cursor = services.store.list_timeline(case_id, cursor, limit)
     return timeline_view(case_id, entries, next_cursor)
+
+
+def open_for_caller(services: Services, case_id: str, request: OpenConversationRequest) -> tuple[CaseRecord, bool]:
+    """POST /cases/{id}/conversation: open_conversation, where 8x8 refusing a channelId the caller gave is the
+    caller's error (422 naming it), not the stack's configuration (500)."""
+    try:
+        return open_conversation(services, case_id, request)
+    except ContactCenterMisconfigured as error:
+        given = request.channel_id
+        refused_channel = error.upstream_status == 404 or (
+            error.upstream_status in (400, 422) and "channel" in error.message.lower()
+        )
+        if not given or given == services.settings.channel_id or not refused_channel:
+            raise
+        raise UnknownChannel(
+            f"8x8 does not know the channelId '{given}' given in the request",
+            details=[{"field": "channelId", "message": "8x8 has no such channel"}],
+            upstream_status=error.upstream_status,
+            upstream_code=error.upstream_code,
+        ) from error

@@ -122,6 +122,13 @@ class ContactCenterRejected(ContactCenterError):
     code = "RejectedByContactCenter"
 
 
+class UnknownChannel(ContactCenterRejected):
+    """8x8 does not know a channelId the caller gave (the caller's value, so 422; the stack's own channel refused
+    stays ContactCenterMisconfigured)."""
+
+    code = "UnknownChannel"
+
+
 class ContactCenterMisconfigured(ContactCenterError):
     """8x8 refused the stack's own configuration (API key, tenant, channel, queue): an operator must act (500)."""
 

@@ -7,6 +7,8 @@ contact_center/webhook_gateway.py). Everything after the parser (dedup, state, t
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -29,13 +31,17 @@ class EventKind(StrEnum):
     AGENT_MESSAGE = "AgentMessage"
     CUSTOMER_LEFT = "CustomerLeft"  # the customer left on the 8x8 side (Gateway MEMBERS_CHANGED user left)
     CONVERSATION_IDLE = "ConversationIdle"  # Gateway: no live interaction any more
+    SYSTEM_MESSAGE = "SystemMessage"  # Gateway: a message no agent wrote and casebridge did not post
     AGENT_TYPING = "AgentTyping"  # published, never on the timeline
     MESSAGE_READ = "MessageRead"  # Gateway ACTIVITY read-receipts: the agent side read up to readAt
+    # Gateway: a user/bot message. Casebridge's own post echoed back (kept, not acted on) or, when not provably
+    # ours, a SYSTEM_MESSAGE: never a business event type itself.
+    PARTICIPANT_MESSAGE = "ParticipantMessage"
     VERIFY = "WebhookVerify"  # 8x8 checks the URL when the webhook is added
     UNHANDLED = "Unhandled"  # an event the connector does not act on: answered 2xx and kept for operators
 
 
-# Kinds that can move the case's live state, and so go on the timeline.
+# Kinds that go on the timeline (and may move the case's live state).
 TIMELINE_KINDS = frozenset(
     {
         EventKind.QUEUED,
@@ -43,10 +49,20 @@ TIMELINE_KINDS = frozenset(
         EventKind.AGENT_LEFT,
         EventKind.TRANSFERRED,
         EventKind.AGENT_MESSAGE,
+        EventKind.SYSTEM_MESSAGE,
         EventKind.CUSTOMER_LEFT,
         EventKind.CONVERSATION_IDLE,
     }
 )
+MESSAGE_KINDS = frozenset({EventKind.AGENT_MESSAGE, EventKind.SYSTEM_MESSAGE})
+
+
+def message_fingerprint(text: str | None, attachment_ids: list[str] | tuple[str, ...] = ()) -> str:
+    """What casebridge remembers of each message it posts to a conversation, and what a Gateway MESSAGE is
+    matched against to be recognised as the echo of that post: a hash of its text (whitespace-normalised) and
+    8x8's ids of its attachments. Never the text itself."""
+    canonical = json.dumps({"text": " ".join((text or "").split()), "attachments": sorted(attachment_ids)})
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class MalformedEvent(ValueError):

@@ -32,6 +32,7 @@ from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.outbound_content import send_to_contact_center
 from casebridge.outbound_queue import OutboundMessage
 from casebridge.services import Services
+from casebridge.settings import Settings
 from casebridge.state import needs_reopen
 from casebridge.store import StaleCase
 from casebridge.store.records import CaseRecord, MessageRecord, MessageStatus, TimelineEntry
@@ -39,6 +40,8 @@ from casebridge.store.records import CaseRecord, MessageRecord, MessageStatus, T
 _NAMESPACE = uuid.UUID("6f1d2c1e-8a5b-4a53-9a0e-6c1f3b7d2e10")
 RECORD_FAILED_TRIES = 20  # a MessageFailed write racing the case's other writes
 SEND_TIME_MARGIN_MS = 2_000  # DynamoDB writes around one send
+# The slowest transfer a delivery is budgeted for (S3 into 8x8's upload): 4 MiB/s, in bytes per millisecond.
+TRANSFER_FLOOR_BYTES_PER_MS = 4 * 1024 * 1024 // 1000
 
 
 class RetryLater(Exception):
@@ -114,14 +117,29 @@ class Attempt:
     receipt_handle: str
     ambiguous_before: int
     conversation_id: str | None
+    queue_message_id: str = ""
 
 
 @dataclass(frozen=True)
 class QueuedDelivery:
-    message: OutboundMessage
+    """One record of an SQS batch: its message, or (message None) the body no message could be read from."""
+
+    message: OutboundMessage | None
     receive_count: int
     receipt_handle: str
     group_id: str
+    queue_message_id: str = ""  # SQS's id of this queue message
+    body: str = ""
+    unreadable: str = ""  # why the body is not a message
+
+
+def delivery_budget_ms(settings: Settings, message: OutboundMessage) -> int:
+    """The time one delivery may take, all of it: the post (twice: a retry after a token refresh, or the reopen's
+    routing call), and per attachment S3's answer, 8x8's upload answer and the bytes at the slowest rate budgeted."""
+    call_ms = int(settings.http_timeout_seconds * 1000)
+    calls = 2 + 2 * len(message.attachments)
+    size = sum(int(a.get("size") or 0) for a in message.attachments)
+    return calls * call_ms + size // TRANSFER_FLOOR_BYTES_PER_MS + SEND_TIME_MARGIN_MS
 
 
 def deliver_batch(
@@ -130,10 +148,17 @@ def deliver_batch(
     """Deliver a FIFO batch in order. Returns the receipt handles to give back to the queue (failed, held
     back behind a failure of their case, or not attempted for lack of time): untouched, they come again."""
     settings = services.settings
-    needed_ms = int(settings.http_timeout_seconds * 2 * 1000) + SEND_TIME_MARGIN_MS
+    # A delivery longer than the whole invocation can never be covered: it may start while the invocation has
+    # spent no more than the margin (the most time it will ever get), instead of circling to the receive limit;
+    # never with less time than a plain post needs.
+    whole_ms: int | None = None  # the time left at the first check: the invocation's whole
+    post_ms = int(settings.http_timeout_seconds * 2 * 1000) + SEND_TIME_MARGIN_MS
     failed_groups: set[str] = set()
     give_back: list[str] = []
     for delivery in deliveries:
+        if delivery.message is None:
+            _dead_letter_unreadable(services, delivery)
+            continue
         logger.append_keys(caseId=delivery.message.caseId, messageId=delivery.message.messageId)
         if delivery.receive_count >= settings.outbound_max_receive_count:
             # One more return and SQS would dead-letter it silently: do it here, with its record and event.
@@ -142,14 +167,23 @@ def deliver_batch(
         if delivery.group_id in failed_groups:
             give_back.append(delivery.receipt_handle)  # held back: its case's earlier message failed
             continue
-        if remaining_ms() < needed_ms:
-            # The invocation would end mid-send and the message would be re-sent as ambiguous: leave it.
+        left_ms = remaining_ms()
+        whole_ms = left_ms - SEND_TIME_MARGIN_MS if whole_ms is None else whole_ms
+        if left_ms < max(min(delivery_budget_ms(settings, delivery.message), whole_ms), post_ms):
+            # The invocation would end mid-delivery (an upload or the post) and the message would be re-sent as
+            # ambiguous: leave it, and the rest of its case behind it.
             metrics.add_metric(name="MessagesNotAttemptedNoTime", unit=MetricUnit.Count, value=1)
             give_back.append(delivery.receipt_handle)
             failed_groups.add(delivery.group_id)
             continue
         try:
-            deliver_message(services, delivery.message, delivery.receive_count, delivery.receipt_handle)
+            deliver_message(
+                services,
+                delivery.message,
+                delivery.receive_count,
+                delivery.receipt_handle,
+                queue_message_id=delivery.queue_message_id,
+            )
         except Exception as error:
             if not isinstance(error, RetryLater):
                 logger.exception("delivery failed unexpectedly; the message returns to the queue")
@@ -158,14 +192,21 @@ def deliver_batch(
     return give_back
 
 
-def deliver_message(services: Services, message: OutboundMessage, receive_count: int, receipt_handle: str) -> str:
+def deliver_message(
+    services: Services,
+    message: OutboundMessage,
+    receive_count: int,
+    receipt_handle: str,
+    *,
+    queue_message_id: str = "",
+) -> str:
     """Send one accepted message to 8x8. Returns the outcome: sent, duplicate or failed."""
     logger.append_keys(caseId=message.caseId, messageId=message.messageId)
     case, record = services.store.lookup_for_delivery(message.caseId, message.messageId)
     if record and record.status is MessageStatus.SENT:
         logger.info("message already delivered; queue redelivery ignored")
         return "duplicate"
-    if _already_dead_lettered(services, case, record, message):
+    if _already_dead_lettered(services, case, record, message, queue_message_id):
         logger.info("message already dead-lettered; queue redelivery ignored")
         return "failed"
     ambiguous_before = record.ambiguous_attempts if record else 0
@@ -178,7 +219,9 @@ def deliver_message(services: Services, message: OutboundMessage, receive_count:
         ambiguous_before += 1
         metrics.add_metric(name="MessagesAmbiguous", unit=MetricUnit.Count, value=1)
         logger.warning("an earlier attempt ended without an outcome; 8x8 may have the message")
-    attempt = Attempt(message, number, receipt_handle, ambiguous_before, case.conversation_id if case else None)
+    attempt = Attempt(
+        message, number, receipt_handle, ambiguous_before, case.conversation_id if case else None, queue_message_id
+    )
     try:
         if case is None or not case.conversation_id:
             case, _ = open_conversation(services, message.caseId, OpenConversationRequest())
@@ -187,7 +230,9 @@ def deliver_message(services: Services, message: OutboundMessage, receive_count:
         logger.append_keys(conversationId=case.conversation_id)
         services.store.record_message(
             message.caseId,
-            MessageRecord(message.messageId, MessageStatus.SENDING, number, ambiguous_before, message.redrive),
+            MessageRecord(
+                message.messageId, MessageStatus.SENDING, number, ambiguous_before, message.redrive, queue_message_id
+            ),
             case.conversation_id,
         )
         _reopen_if_needed(services, case, message)
@@ -197,7 +242,9 @@ def deliver_message(services: Services, message: OutboundMessage, receive_count:
     try:
         services.store.record_message(
             message.caseId,
-            MessageRecord(message.messageId, MessageStatus.SENT, number, ambiguous_before, message.redrive),
+            MessageRecord(
+                message.messageId, MessageStatus.SENT, number, ambiguous_before, message.redrive, queue_message_id
+            ),
             case.conversation_id,
         )
     except Exception:
@@ -222,11 +269,22 @@ def deliver_message(services: Services, message: OutboundMessage, receive_count:
 
 
 def _already_dead_lettered(
-    services: Services, case: CaseRecord | None, record: MessageRecord | None, message: OutboundMessage
+    services: Services,
+    case: CaseRecord | None,
+    record: MessageRecord | None,
+    message: OutboundMessage,
+    queue_message_id: str,
 ) -> bool:
     """Dead-lettered already and not redriven since: never sent again without an operator's redrive. Its
-    MessageFailed may still wait on the case's outbox, so it is published now."""
+    MessageFailed may still wait on the case's outbox, so it is published now.
+
+    Redriven: scripts/redrive.py bumps the body's redrive number; SQS's own DLQ redrive (and any tool that moves
+    the body back as it is) cannot, but what it puts on the queue is another SQS message than the one that was
+    dead-lettered (the dead-letter queue only ever holds copies the sender sent), so the id tells."""
     if not (record and record.status is MessageStatus.FAILED and message.redrive <= record.redrive):
+        return False
+    if record.queue_message_id and queue_message_id and queue_message_id != record.queue_message_id:
+        logger.info("dead-lettered message moved back to the queue; delivering it again")
         return False
     if record.parked_event is not None:
         _record_failed(services, message.caseId, record, record.parked_event.conversation_id, record.parked_event)
@@ -274,7 +332,14 @@ def _failed(services: Services, attempt: Attempt, error: ContactCenterError) -> 
         # The attempt's outcome is known now (failed, or counted as ambiguous): replaces the 'sending' marker.
         services.store.record_message(
             message.caseId,
-            MessageRecord(message.messageId, MessageStatus.PENDING, attempt.number, ambiguous, message.redrive),
+            MessageRecord(
+                message.messageId,
+                MessageStatus.PENDING,
+                attempt.number,
+                ambiguous,
+                message.redrive,
+                attempt.queue_message_id,
+            ),
             attempt.conversation_id,
         )
         delay = (
@@ -289,18 +354,55 @@ def _failed(services: Services, attempt: Attempt, error: ContactCenterError) -> 
         )
         raise RetryLater(error.message) from error
     reason = f"{error.message} (upstream {error.upstream_status} {error.upstream_code or ''})".strip()
-    record = MessageRecord(message.messageId, MessageStatus.FAILED, attempt.number, ambiguous, message.redrive)
+    record = MessageRecord(
+        message.messageId, MessageStatus.FAILED, attempt.number, ambiguous, message.redrive, attempt.queue_message_id
+    )
     dead_letter(services, message, record, attempt.conversation_id, reason)
     logger.error("message moved to the dead-letter queue", extra={"attempt": attempt.number})
     return "failed"
 
 
+def _dead_letter_unreadable(services: Services, delivery: QueuedDelivery) -> None:
+    """A body no message can be read from: parked on the dead-letter queue as it is, with the reason, so the rest
+    of the batch goes on. When it still names its case and message, the business gets MessageFailed too."""
+    key = delivery.queue_message_id or uuid.uuid4().hex
+    services.queue.dead_letter(delivery.body, delivery.group_id, f"dlq-unreadable-{key}", delivery.unreadable)
+    metrics.add_metric(name="MessagesUnreadable", unit=MetricUnit.Count, value=1)
+    logger.error("unreadable queue body dead-lettered", extra={"reason": delivery.unreadable})
+    named = _names_of(delivery.body)
+    if named is None:
+        return
+    case_id, message_id = named
+    logger.append_keys(caseId=case_id, messageId=message_id)
+    message = OutboundMessage(caseId=case_id, messageId=message_id, text="", authorType="", acceptedAt=0)
+    case, record = services.store.lookup_for_delivery(case_id, message_id)
+    if record and record.status is MessageStatus.SENT:
+        return
+    failed = MessageRecord(message_id, MessageStatus.FAILED, 0, 0, 0, delivery.queue_message_id)
+    _record_dead_letter(services, message, failed, case.conversation_id if case else None, delivery.unreadable)
+
+
+def _names_of(body: str) -> tuple[str, str] | None:
+    """The caseId and messageId an unreadable body still carries, if any."""
+    try:
+        values = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(values, dict):
+        return None
+    case_id, message_id = values.get("caseId"), values.get("messageId")
+    if isinstance(case_id, str) and isinstance(message_id, str) and case_id and message_id:
+        return case_id, message_id
+    return None
+
+
 def _dead_letter_unsent(services: Services, delivery: QueuedDelivery, reason: str) -> None:
     message = delivery.message
+    assert message is not None
     case, record = services.store.lookup_for_delivery(message.caseId, message.messageId)
     if record and record.status is MessageStatus.SENT:
         return  # delivered after all: nothing to dead-letter
-    if _already_dead_lettered(services, case, record, message):
+    if _already_dead_lettered(services, case, record, message, delivery.queue_message_id):
         return
     attempts = record.attempts if record and record.status is not MessageStatus.FAILED else 0
     failed = MessageRecord(
@@ -309,6 +411,7 @@ def _dead_letter_unsent(services: Services, delivery: QueuedDelivery, reason: st
         attempts,
         record.ambiguous_attempts if record else 0,
         message.redrive,
+        delivery.queue_message_id,
     )
     dead_letter(services, message, failed, case.conversation_id if case else None, reason)
     logger.error(
@@ -321,10 +424,22 @@ def dead_letter(
 ) -> None:
     """DLQ first (the message is safe there), then the failed record with its MessageFailed on the case's
     outbox in one transaction, then the publish. A failure after the DLQ makes the queue deliver the message
-    again: it finds `failed` and only publishes, never sends."""
-    services.queue.dead_letter(message, reason)
+    again: it finds `failed` and only publishes, never sends.
+
+    Each dead-lettering is its own: the DLQ's deduplication id and the event id name the queue message being
+    dead-lettered, so a message moved back and failing again is parked (and reported) again, while a retry of
+    this same dead-lettering is deduplicated by SQS."""
+    key = record.queue_message_id or uuid.uuid4().hex
+    services.queue.dead_letter(message.to_json(), message.caseId, f"dlq-{message.messageId}-{key}", reason)
+    _record_dead_letter(services, message, record, conversation_id, reason)
+
+
+def _record_dead_letter(
+    services: Services, message: OutboundMessage, record: MessageRecord, conversation_id: str | None, reason: str
+) -> None:
+    key = record.queue_message_id or uuid.uuid4().hex
     failed = TimelineEntry(
-        event_id=f"failed-{message.messageId}-{message.redrive}",
+        event_id=f"failed-{message.messageId}-{message.redrive}-{key}",
         type="MessageFailed",
         conversation_id=conversation_id or "",
         occurred_at=now_ms(),

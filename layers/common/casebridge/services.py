@@ -107,7 +107,7 @@ def build_services(settings: Settings) -> Services:
         receipt_ttl_days=settings.webhook_receipt_ttl_days,
     )
     url = jwk_url_template(settings.contact_center_api, settings.base_url, settings.contact_center_region)
-    keys = JwkCache(http_jwk_fetcher(url))
+    keys = JwkCache(http_jwk_fetcher(url), store=store)  # keys that verified, shared by every container
     return Services(
         settings=settings,
         store=store,

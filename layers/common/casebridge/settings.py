@@ -83,8 +83,24 @@ class Settings:
     attachment_retention_days: int = _env("ATTACHMENT_RETENTION_DAYS", 30, low=1)
     attachment_inbound_max_bytes: int = _env("ATTACHMENT_INBOUND_MAX_BYTES", 25 * 1024 * 1024, low=1)
     attachment_copy_queue_url: str = _env("ATTACHMENT_COPY_QUEUE_URL", "")
+    # Where the copier may fetch agents' files from (casebridge.attachments.sources): 8x8's file hosts, comma-
+    # separated, "*.suffix" allowed (the 8x8 base URL's host always is); `true` also allows http on loopback
+    # (the local stack and the emulator), never the default.
+    attachment_source_hosts: str = _env("ATTACHMENT_SOURCE_HOSTS", "api.8x8.com")
+    attachment_sources_loopback: str = _env("ATTACHMENT_SOURCES_LOOPBACK", "false", choices=("false", "true"))
     # The copy queue's maxReceiveCount: on its last receive the copier marks the attachment failed.
     attachment_copy_max_receives: int = _env("ATTACHMENT_COPY_MAX_RECEIVES", 20, low=1)
+    # Pushes to the channel (casebridge.push): the widget WebSocket and the signed webhooks.
+    channel_token_secret_id: str = _env("CHANNEL_TOKEN_SECRET_ARN", "")
+    channel_token_seconds: int = _env("CHANNEL_TOKEN_SECONDS", 300, low=30, high=3600)
+    channel_socket_url: str = _env("CHANNEL_SOCKET_URL", "")
+    channel_connections_url: str = _env("CHANNEL_CONNECTIONS_URL", "")
+    channel_webhook_url: str = _env("CHANNEL_WEBHOOK_URL", "")
+    channel_webhook_secret_id: str = _env("CHANNEL_WEBHOOK_SECRET_ARN", "")
+    channel_webhook_queue_url: str = _env("CHANNEL_WEBHOOK_QUEUE_URL", "")
+    channel_webhook_dlq_url: str = _env("CHANNEL_WEBHOOK_DLQ_URL", "")
+    channel_webhook_max_attempts: int = _env("CHANNEL_WEBHOOK_MAX_ATTEMPTS", 10, low=1, high=50)
+    channel_webhook_timeout_seconds: float = _env("CHANNEL_WEBHOOK_TIMEOUT_SECONDS", 10.0, above=0)
     # The escalation (casebridge.escalation): business hours, metrics refresh, timers, hand-back, transcripts.
     business_hours_parameter: str = _env("BUSINESS_HOURS_PARAMETER", "")
     metrics_refresh_seconds: int = _env("METRICS_REFRESH_SECONDS", 5, low=5, high=300)

@@ -1,15 +1,19 @@
 """The case's live state, and how 8x8's events move it. Pure functions: no I/O here.
 
-One clock per source: 8x8's events are ordered among themselves by 8x8's own timestamp (`state_at`), so a
-late or re-ordered event never moves the state backwards (it still goes on the timeline). The connector's
-own transitions (the customer leaving, the customer writing again) are never compared with 8x8's clock:
-a closed case ignores 8x8's events until the connector has asked 8x8 to reopen it (`reopen_requested`),
-and then only the new interaction's QUEUED moves it.
+One clock per source: 8x8's events are ordered among themselves by 8x8's own timestamp. The state is derived
+from the set of 8x8's state events, folded in 8x8's order (`derive`): the same events give the same state
+whatever order they arrived in, and every event goes on the timeline whatever its order. To fold a late event in
+its place, the state keeps the 8x8 events since its last reset point (`events`) and the state before them
+(`base`); at most MAX_KEPT_EVENTS, the oldest folded into the base (an event older than the base's newest is then
+on the timeline only). The connector's own transitions (the customer leaving, the customer writing again) are
+reset points, never compared with 8x8's clock: a closed case ignores 8x8's events until the connector has asked
+8x8 to reopen it (`reopen_requested`), and then only the new interaction's QUEUED moves it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -35,10 +39,72 @@ class LiveState:
     transfer_pending: bool = False
     reopen_requested: bool = False
     changed_at: int = 0  # when the state last changed, by the clock of whoever changed it (for display)
+    # 8x8's state events since the last reset point, in 8x8's order, and the state before them (None: a state
+    # with no events kept is its own base).
+    events: tuple[StateEvent, ...] = ()
+    base: LiveState | None = None
+
+    def without_history(self) -> LiveState:
+        return replace(self, events=(), base=None)
+
+
+MAX_KEPT_EVENTS = 50
+# Ties on 8x8's timestamp are broken by kind, then event id: any fixed order will do, the same for every arrival.
+_RANK = {
+    EventKind.QUEUED: 0,
+    EventKind.TRANSFERRED: 1,
+    EventKind.AGENT_JOINED: 2,
+    EventKind.AGENT_LEFT: 3,
+    EventKind.CONVERSATION_IDLE: 4,
+    EventKind.CUSTOMER_LEFT: 5,
+}
+STATE_KINDS = frozenset(_RANK)
+_DETAIL_FIELDS = ("queueId", "queueName", "agentId", "agentName")
+
+
+@dataclass(frozen=True)
+class StateEvent:
+    """One of 8x8's state events, as the fold needs it."""
+
+    kind: EventKind
+    at: int
+    event_id: str
+    detail: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, kind: EventKind, at: int, event_id: str, detail: Mapping[str, Any]) -> StateEvent:
+        kept = {name: str(detail[name]) for name in _DETAIL_FIELDS if detail.get(name) is not None}
+        return cls(kind, at, event_id, kept)
+
+    @property
+    def order(self) -> tuple[int, int, str]:
+        return (self.at, _RANK[self.kind], self.event_id)
+
+
+def derive(base: LiveState, events: Iterable[StateEvent]) -> LiveState:
+    """The state after `events`, folded in 8x8's order from `base` (whatever order they arrived in)."""
+    live = base.without_history()
+    for event in sorted(events, key=lambda e: e.order):
+        live = apply_event(live, event.kind, event.at, dict(event.detail)) or live
+    return live
+
+
+def record_event(current: LiveState, event: StateEvent) -> LiveState | None:
+    """The state with 8x8's `event` taken in at its place in 8x8's order. None: not a state event, or already
+    taken in. The derived fields may stay the same (an event that changes nothing in its place)."""
+    if event.kind not in STATE_KINDS or any(e.event_id == event.event_id for e in current.events):
+        return None
+    base = current.base or current.without_history()
+    events = tuple(sorted((*current.events, event), key=lambda e: e.order))
+    if len(events) > MAX_KEPT_EVENTS:
+        folded, events = events[: len(events) - MAX_KEPT_EVENTS], events[len(events) - MAX_KEPT_EVENTS :]
+        base = derive(base, folded)
+    return replace(derive(base, events), events=events, base=base)
 
 
 def apply_event(current: LiveState, kind: EventKind, timestamp: int, detail: dict[str, Any]) -> LiveState | None:
-    """The state after 8x8's event, or None when the event does not change it (older, or informational)."""
+    """One step of the fold: the state after 8x8's event, or None when the event does not change it (older than
+    the state, or informational). Arrival order is `record_event`'s business, not this function's."""
     if timestamp < current.state_at:
         return None
     if current.state is CaseState.CLOSED and not (kind is EventKind.QUEUED and current.reopen_requested):
@@ -83,8 +149,9 @@ def apply_event(current: LiveState, kind: EventKind, timestamp: int, detail: dic
 def customer_left(current: LiveState, now_ms: int) -> LiveState:
     """The customer left through the connector. 8x8's clock (`state_at`) is left alone: see the module doc."""
     # The agent goes with the customer: 8x8's AGENT_LEFT may carry an older timestamp and be ignored.
+    # A reset point: 8x8's events kept so far are folded into the state, which becomes the new base.
     return replace(
-        current,
+        current.without_history(),
         state=CaseState.CLOSED,
         changed_at=now_ms,
         agent_id=None,
@@ -96,7 +163,7 @@ def customer_left(current: LiveState, now_ms: int) -> LiveState:
 
 def reopen_requested(current: LiveState) -> LiveState:
     """The customer wrote again after leaving: the next QUEUED from 8x8 reopens the case."""
-    return replace(current, reopen_requested=True)
+    return replace(current.without_history(), reopen_requested=True)  # a reset point too
 
 
 def needs_reopen(current: LiveState) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import threading
@@ -31,6 +32,7 @@ FORWARDED: list[tuple[str, re.Pattern[str]]] = [
         ("GET", "/events"),
         ("POST", "/messages"),
         ("POST", "/typing"),
+        ("POST", "/channel-tokens"),
         ("GET", "/attachments/(?P<attachment>[A-Za-z0-9._:%-]{1,512})"),
     ]
 ]
@@ -119,6 +121,10 @@ class _Handler(MethodHandler):
             else:
                 self._json(413, {"error": {"code": "PayloadTooLarge", "message": str(error)}})
             return
+        refused = self._not_same_origin(path)
+        if refused:
+            self._json(403, {"error": {"code": "NotSameOrigin", "message": refused}})
+            return
         if method == "GET" and path == "/api/config":
             self._json(200, {"attachments": self.server.page.attachments})
         elif method == "GET" and path in ("/", "/index.html"):
@@ -133,6 +139,26 @@ class _Handler(MethodHandler):
             self._forward(method, path.removeprefix("/api"), split.query, body)
         else:
             self._json(404, {"error": {"code": "NotFound", "message": f"no route {method} {path}"}})
+
+    # -- same origin only -----------------------------------------------------------------------
+
+    def _not_same_origin(self, path: str) -> str | None:
+        """Why the request may not use the helper (None: it may). The Host must name this machine (an IP literal
+        or localhost) on this server's port: a DNS-rebound name, which the browser thinks is the attacker's own
+        origin, is refused. For /api/, a browser's cross-site request (Origin not this Host; Sec-Fetch-Site
+        cross-site or same-site) is refused too. A client without Origin (curl) is no browser: no ambient key."""
+        port = int(self.server.server_address[1])
+        host = self.headers.get("Host") or ""
+        if not _is_this_machine(host, port):
+            return "the Host header must name this machine (127.0.0.1, [::1] or localhost) and its port"
+        if not path.startswith("/api/"):
+            return None
+        origin = self.headers.get("Origin")
+        if origin is not None and origin != f"http://{host}":
+            return "the chat page's helper answers its own page only (same origin)"
+        if self.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+            return "the chat page's helper answers its own page only (same origin)"
+        return None
 
     # -- answers -------------------------------------------------------------------------------
 
@@ -242,6 +268,20 @@ class _Handler(MethodHandler):
                 page.stopping.wait(STREAM_POLL_SECONDS)
         except (BrokenPipeError, ConnectionResetError):
             return
+
+
+def _is_this_machine(host_header: str, port: int) -> bool:
+    """Host is `<IP literal or localhost>:<port>`. An IP literal cannot be rebound (rebinding needs a name)."""
+    name, _, given_port = host_header.rpartition(":")
+    if not name or given_port != str(port):
+        return False
+    if name.lower() == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(name.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return False
+    return True
 
 
 def _is_pending_file(answer: requests.Response) -> bool:

@@ -8,11 +8,12 @@ from typing import Any
 
 import requests
 
+from casebridge.attachments import sources
 from casebridge.attachments.errors import CopyFailed
+from casebridge.attachments.sources import SourcePolicy, SourceRefused
 from casebridge.attachments.storage import FAILED, READY, Readable, bucket
 from casebridge.clock import now_ms
-from casebridge.contact_center import http
-from casebridge.errors import ConfigurationError, ContactCenterError
+from casebridge.errors import ContactCenterError
 from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.services import Services
 
@@ -41,15 +42,21 @@ def _media_type(response: requests.Response, file_name: str) -> str:
     return guessed or given or "application/octet-stream"
 
 
-def _from_url(url: str, timeout: float) -> requests.Response | None:
-    """8x8's pre-signed URL, streamed; None when it does not serve the file (expired, refused, unreachable)."""
+def _policy(services: Services) -> SourcePolicy:
+    settings = services.settings
+    return SourcePolicy.from_settings(
+        settings.attachment_source_hosts, settings.base_url, settings.attachment_sources_loopback == "true"
+    )
+
+
+def _from_url(policy: SourcePolicy, url: str, timeout: float) -> requests.Response | None:
+    """8x8's pre-signed URL, streamed; None when it does not serve the file (not one of 8x8's file hosts, expired,
+    refused, unreachable): the API's content endpoint is asked instead."""
     try:
-        http.require_safe_base_url(url)  # https (or this machine): the file never travels in cleartext
-    except ConfigurationError:
-        logger.warning("agent attachment URL is not https; using the API instead")
+        response = sources.fetch(policy, url, timeout)
+    except SourceRefused as refused:
+        logger.warning("agent attachment URL refused; using the API instead", extra={"reason": str(refused)})
         return None
-    try:
-        response = requests.get(url, stream=True, timeout=(min(timeout, 3.05), max(timeout, 30.0)))
     except requests.RequestException:
         logger.warning("agent attachment URL unreachable; using the API instead")
         return None
@@ -58,6 +65,16 @@ def _from_url(url: str, timeout: float) -> requests.Response | None:
         response.close()
         return None
     return response
+
+
+def _from_api(services: Services, job: Mapping[str, Any]) -> requests.Response:
+    """GET …/content from 8x8's API (with 8x8's credentials, which never follow a redirect: contact_center.http)."""
+    try:
+        return services.contact_center.download_attachment(str(job["conversationId"]), str(job["contactCenterId"]))
+    except ContactCenterError as error:
+        if error.upstream_status == 404:
+            raise CopyFailed("8x8 no longer has the agent's file") from error
+        raise
 
 
 def copy_agent_attachment(services: Services, job: Mapping[str, Any], receive_count: int) -> str:
@@ -104,17 +121,11 @@ def _mark_failed(services: Services, case_id: str, attachment_id: str, reason: s
 
 def _copy(services: Services, job: Mapping[str, Any], key: str) -> tuple[int, str]:
     timeout = services.settings.http_timeout_seconds
+    policy = _policy(services)
     url = job.get("url")
-    response = _from_url(str(url), timeout) if url else None
+    response = _from_url(policy, str(url), timeout) if url else None
     if response is None:
-        try:
-            response = services.contact_center.download_attachment(
-                str(job["conversationId"]), str(job["contactCenterId"])
-            )
-        except ContactCenterError as error:
-            if error.upstream_status == 404:
-                raise CopyFailed("8x8 no longer has the agent's file") from error
-            raise
+        response = _from_api(services, job)
     with response:
         file_name = str(job.get("fileName") or job["contactCenterId"])
         media_type = _media_type(response, file_name)

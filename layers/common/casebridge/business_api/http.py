@@ -28,6 +28,7 @@ Model = TypeVar("Model", bound="_Strict")
 _ASCII_INT = re.compile(r"[0-9]{1,9}")
 # application/json and the structured-syntax suffix types (application/problem+json...), parameters ignored.
 _JSON_MEDIA_TYPE = re.compile(r"application/(?:[\w.-]+\+)?json", re.IGNORECASE)
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class UnsupportedMediaType(CasebridgeError):
@@ -130,6 +131,27 @@ def raw_body(app: APIGatewayRestResolver) -> bytes:
     return raw
 
 
+def lone_surrogate_at(data: Any) -> str | None:
+    """The dotted path of the first string (value or key) holding a lone surrogate: JSON lets "\\ud800" stand
+    alone, but it is no character and cannot be encoded as UTF-8 (hashing, DynamoDB, 8x8 would all fail later).
+    Iterative: the body may be as deep as the parser allowed."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                return path or "body"
+        elif isinstance(value, dict):
+            for key, item in reversed(list(value.items())):
+                inner = f"{path}.{key}" if path else str(key)
+                if _SURROGATE.search(key):
+                    return path or "body"
+                stack.append((inner, item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}.{i}" if path else str(i), item) for i, item in reversed(list(enumerate(value))))
+    return None
+
+
 def parse_body(app: APIGatewayRestResolver, model: type[Model], *, optional: bool = False) -> Model:
     raw = raw_body(app)
     if not raw.strip():
@@ -140,8 +162,20 @@ def parse_body(app: APIGatewayRestResolver, model: type[Model], *, optional: boo
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest("request body is not valid JSON") from None
+    except RecursionError:
+        raise InvalidRequest("request body is nested too deeply to be a request") from None
     if not isinstance(data, dict):
         raise InvalidRequest("request body must be a JSON object")
+    return validate_body(model, data)
+
+
+def validate_body(model: type[Model], data: dict[str, Any]) -> Model:
+    """A parsed JSON object as the request model, or the 400 naming the field (the REST routes and the channel
+    WebSocket's actions alike)."""
+    surrogate_at = lone_surrogate_at(data)
+    if surrogate_at is not None:
+        details = [{"field": surrogate_at, "message": "holds a lone surrogate escape (\\ud800-\\udfff), not Unicode"}]
+        raise InvalidRequest("request body is not valid", details=details)
     # The request models load here, with the first body to validate: the webhook intake never pays for them.
     from casebridge.business_api.models import RequestInvalid, validate  # noqa: PLC0415
 

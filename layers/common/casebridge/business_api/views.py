@@ -102,6 +102,10 @@ class CaseEventView(TypedDict):
     attempts: NotRequired[int]
     reason: NotRequired[str]
     ambiguousAttempts: NotRequired[int]
+    senderType: NotRequired[str]
+    senderId: NotRequired[str]
+    omitted: NotRequired[list[str]]
+    bodyConflict: NotRequired[bool]
     wrapUpCode: NotRequired[str]
     clientMessageId: NotRequired[str]
     authorType: NotRequired[str]
@@ -206,6 +210,8 @@ _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
     "attempts": {"type": "integer", "minimum": 1},
     "reason": _STRING,
     "ambiguousAttempts": {"type": "integer", "minimum": 0},
+    "senderType": {"type": "string", "description": "8x8's sender.type, lower-cased: system, user, bot, …"},
+    "senderId": _STRING,
     # The escalation (casebridge.escalation; docs/escalation.md).
     "wrapUpCode": {"type": "string", "description": "where 8x8 gave one (no documented 8x8 webhook carries it)"},
     "clientMessageId": _STRING,
@@ -225,6 +231,12 @@ EVENT_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "Queued": ((), ("queueId", "queueName"), "the interaction waits in an 8x8 queue"),
     "AgentJoined": (("agentId",), ("agentName",), "an agent accepted"),
     "AgentMessage": (("agentId",), ("agentName", "text", "attachments", "cards"), "an agent wrote"),
+    "SystemMessage": (
+        ("senderType",),
+        ("senderId", "text", "attachments", "cards"),
+        "Chat Gateway: a message in the conversation that no agent wrote and casebridge did not post "
+        "(8x8's system lines, or a user/bot post from elsewhere)",
+    ),
     "Transferred": ((), (), "the agent moved the case to another queue; AgentLeft, Queued, AgentJoined follow"),
     "AgentLeft": (("agentId",), ("agentName", "wrapUpCode"), "the agent left or ended the interaction"),
     "ConversationIdle": ((), (), "Chat Gateway: 8x8 reports no live interaction any more"),
@@ -269,6 +281,17 @@ def event_json_schema() -> dict[str, Any]:
         "conversationId": _STRING,
         "occurredAt": {"type": "integer", "description": "8x8's time (casebridge's for its own events), epoch ms"},
         "receivedAt": {"type": "integer", "description": "when casebridge received or made it, epoch ms"},
+        "omitted": {
+            "type": "array",
+            "items": {"enum": ["text", "cards", "attachments"]},
+            "description": "the event was over EventBridge's 256 KB: these fields are on the timeline only "
+            "(GET /cases/{caseId}/events, same eventId)",
+        },
+        "bodyConflict": {
+            "const": True,
+            "description": "another body came earlier under the same 8x8 event id (8x8 signs only a CRC32 of the "
+            "body): one of the two is forged; eventId is 8x8's id with this body's hash, and an operator decides",
+        },
         "sequence": {
             "type": "integer",
             "minimum": 1,

@@ -37,8 +37,17 @@ _MAX_TEXT = 300  # 8x8's messages are echoed to the caller; keep them short
 CONFIG_FIELDS = frozenset({"channelid", "channel", "webhookid"})
 
 
+class CredentialedSession(requests.Session):
+    """A session for calls that carry 8x8's credentials (x-api-key and X-8x8-Tenant, a bearer token, the token
+    request's basic auth). It never follows a redirect: requests keeps custom headers on a redirect to any host
+    (even over http://), and only the configured 8x8 base URL may see them. A 3xx comes back as the answer."""
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        return None
+
+
 def new_session() -> requests.Session:
-    session = requests.Session()
+    session = CredentialedSession()
     session.headers["User-Agent"] = "casebridge/0.1"
     return session
 
@@ -204,6 +213,13 @@ def raise_for_status(
     creates: the request makes something 8x8 cannot be asked twice for; an answer that does not prove nothing
     was made is ambiguous (the caller looks before creating again)."""
     status = response.status_code
+    if 300 <= status < 400:
+        # Not followed (see CredentialedSession): the answer is not 8x8's, so nothing was done.
+        raise ContactCenterError(
+            f"8x8 answered {operation} with a redirect ({status}); not followed: credentials only go to the "
+            "configured 8x8 base URL (check EightByEightBaseUrl)",
+            upstream_status=status,
+        )
     if status < 400:
         return
     answer = parse_error(response)
@@ -258,6 +274,8 @@ def request(
     """One HTTP call; network failures become ContactCenterUnavailable, marked ambiguous when the request
     may have reached 8x8 (read timeout, connection dropped after sending)."""
     try:
+        # Never a redirect, whatever session was given: the request carries 8x8's credentials.
+        kwargs["allow_redirects"] = False
         response = session.request(method, url, timeout=(min(timeout, 3.05), timeout), **kwargs)
     except requests.ConnectTimeout as error:
         raise ContactCenterUnavailable(f"8x8 unreachable for {operation}: connect timeout") from error

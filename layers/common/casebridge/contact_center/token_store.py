@@ -47,7 +47,9 @@ class TableTokenCache:
             raise
         return True
 
-    def put_token(self, tenant_id: str, access_token: str, expires_at_ms: int) -> None:
+    def put_token(
+        self, tenant_id: str, access_token: str, expires_at_ms: int, refresh_at_ms: int | None = None
+    ) -> None:
         self.client.put_item(
             TableName=self.table,
             Item={
@@ -56,6 +58,7 @@ class TableTokenCache:
                     {
                         "accessToken": access_token,
                         "tokenExpiresAt": expires_at_ms,
+                        "tokenRefreshAt": refresh_at_ms,
                         "expiresAt": expires_at_ms // 1000 + 3600,
                         "leaseUntil": 0,
                     }

@@ -19,6 +19,7 @@ from casebridge.observability import logger
 class AccessToken:
     value: str
     expires_at_ms: int
+    refresh_at_ms: int = 0  # when to fetch the next one (0: the refresh margin before it expires)
 
 
 class TokenCache(Protocol):
@@ -26,7 +27,9 @@ class TokenCache(Protocol):
 
     def get_token(self, tenant_id: str) -> dict[str, object] | None: ...
     def lease_token_refresh(self, tenant_id: str, lease_ms: int) -> bool: ...
-    def put_token(self, tenant_id: str, access_token: str, expires_at_ms: int) -> None: ...
+    def put_token(
+        self, tenant_id: str, access_token: str, expires_at_ms: int, refresh_at_ms: int | None = None
+    ) -> None: ...
     def drop_token(self, tenant_id: str, access_token: str) -> None: ...
 
 
@@ -56,13 +59,26 @@ class TokenProvider:
         return int(self._clock() * 1000)
 
     def _fresh(self, token: AccessToken | None) -> bool:
-        return token is not None and token.expires_at_ms - self._margin > self._now_ms()
+        if token is None:
+            return False
+        refresh_at = token.refresh_at_ms or token.expires_at_ms - self._margin
+        return refresh_at > self._now_ms()
+
+    def _with_refresh_point(self, token: AccessToken) -> AccessToken:
+        """Refresh at the margin before expiry, or halfway through a lifetime shorter than twice the margin: a
+        token of two minutes or less would otherwise be stale on arrival and fetched again on every call."""
+        lifetime = token.expires_at_ms - self._now_ms()
+        return AccessToken(token.value, token.expires_at_ms, token.expires_at_ms - min(self._margin, lifetime // 2))
 
     def _from_shared(self) -> AccessToken | None:
         assert self._shared is not None
         item = self._shared.get_token(self.tenant_id)
         if item and item.get("accessToken"):
-            token = AccessToken(str(item["accessToken"]), int(str(item.get("tokenExpiresAt", 0))))
+            token = AccessToken(
+                str(item["accessToken"]),
+                int(str(item.get("tokenExpiresAt", 0))),
+                int(str(item.get("tokenRefreshAt", 0))),
+            )
             if self._fresh(token):
                 return token
         return None
@@ -76,7 +92,7 @@ class TokenProvider:
 
     def _obtain(self) -> AccessToken:
         if self._shared is None:
-            return self._fetch()
+            return self._with_refresh_point(self._fetch())
         token = self._from_shared()
         if token:
             return token
@@ -93,8 +109,8 @@ class TokenProvider:
             token = self._from_shared()
             if token:
                 return token
-        token = self._fetch()
-        self._shared.put_token(self.tenant_id, token.value, token.expires_at_ms)
+        token = self._with_refresh_point(self._fetch())
+        self._shared.put_token(self.tenant_id, token.value, token.expires_at_ms, token.refresh_at_ms)
         logger.info("fetched a new 8x8 access token", extra={"expiresAtMs": token.expires_at_ms})
         return token
 

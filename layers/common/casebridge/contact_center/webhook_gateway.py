@@ -1,8 +1,9 @@
 """Chat Gateway v1's webhook dialect ("Chat Gateway v1.0") → ContactCenterEvent. GATEWAY.md §3.3.
 
 Envelope `{eventType, conversationId, timestamp, data}`. Differences from v2 that matter here:
-- MESSAGE fires for every participant, so the connector's own user/bot posts come back: only `sender.type`
-  "agent" is an agent message (`isEcho` is a hint whose rule for user posts is undocumented, trap T4).
+- MESSAGE fires for every participant, so the connector's own user/bot posts come back. A user/bot message is
+  an echo only when casebridge posted it (its fingerprint is on the case); `isEcho` is a hint whose rule for user
+  posts is undocumented (trap T4) and is not used. Sender types compare case-insensitively.
 - Agents join and leave as MEMBERS_CHANGED, with an id and never a name.
 - CONVERSATION_UPDATE states compare case-insensitively (trap T17); only `idle` says something new.
 - Unknown event types and ACTIVITY names must be answered 2xx (the lists are extensible).
@@ -13,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 from casebridge.events import (
-    ECHO_NOTE,
     ContactCenterEvent,
     EventKind,
     MalformedEvent,
@@ -116,15 +116,25 @@ def parse_webhook_event(payload: Any) -> ContactCenterEvent:
         sender = data.get("sender")
         if not isinstance(sender, dict):
             raise MalformedEvent("data.sender is required", "data.sender")
-        sender_type = text_field(sender.get("type"), "data.sender.type", max_length=64) or ""
+        # 8x8 spells types as it likes (`Agent`, `AGENT`, and `""` in its own example of an agent message).
+        sender_type = (text_field(sender.get("type"), "data.sender.type", max_length=64) or "").strip().lower()
+        sender_id = text_field(sender.get("id"), "data.sender.id", max_length=256)
         text = text_field(data.get("text"), "data.text")
         attachments = _attachments(data.get("attachments"))
         cards = _cards(data.get("cards"))
-        if sender_type != "agent":
-            # The echo of the connector's own user/bot post (or a system line): the business already has it.
-            return _unhandled(f"{source}/{sender_type or 'unknown'}", conversation_id, timestamp, ECHO_NOTE)
-        agent_id = text_field(sender.get("id"), "data.sender.id", required=True, max_length=256)
-        return event(EventKind.AGENT_MESSAGE, agentId=agent_id, text=text, attachments=attachments, cards=cards)
+        if sender_type in ("agent", "") and sender_id:
+            return event(EventKind.AGENT_MESSAGE, agentId=sender_id, text=text, attachments=attachments, cards=cards)
+        # A user/bot message may be the echo of casebridge's own post: decided against what casebridge posted,
+        # not by `isEcho`. A system line, or a sender casebridge does not know, is published.
+        kind = EventKind.PARTICIPANT_MESSAGE if sender_type in ("user", "bot") else EventKind.SYSTEM_MESSAGE
+        return event(
+            kind,
+            senderType=sender_type or "unknown",
+            senderId=sender_id,
+            text=text,
+            attachments=attachments,
+            cards=cards,
+        )
     if event_type == "CONVERSATION_UPDATE":
         state = (text_field(data.get("state"), "data.state", max_length=64) or "").lower()
         if state == "idle":

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import quote
 
 import requests
@@ -81,7 +81,13 @@ def signing_payload(body: bytes, customer_id: str, event_id: str, retry: int, te
 
 
 MAX_UNKNOWN_KIDS = 256
-FETCH_BUDGET = 10  # key fetches per FETCH_WINDOW_S, whatever the kids: unauthenticated traffic can't spend more
+FETCH_BUDGET = 10  # key fetches per FETCH_WINDOW_S for kids never seen, whatever the source: bounded calls to 8x8
+FETCH_PER_SOURCE = 2  # ... of which one source may spend at most this many
+# Fetches per window kept for sources that delivered a verified event before (8x8's own addresses): unsigned traffic
+# cannot spend them, so a key rotation gets its new kid fetched during a flood of made-up kids.
+TRUSTED_FETCH_BUDGET = 5
+MAX_TRUSTED_SOURCES = 64
+MAX_SOURCES = 4096  # sources counted per window (least recent forgotten)
 FETCH_WINDOW_S = 60.0
 FAILED_KID_TTL_S = 5.0  # a key endpoint failure is remembered this long per kid (docs/guarantees.md says so)
 # Every signature failure gets this one answer: the reason (tenant, kid, time, signature) goes to the log only,
@@ -89,12 +95,23 @@ FAILED_KID_TTL_S = 5.0  # a key endpoint failure is remembered this long per kid
 REFUSED = "the webhook signature does not verify"
 
 
-class JwkCache:
-    """Public keys by kid: fetched once, kept for the container's life (a kid never changes its key).
+class KeyStore(Protocol):
+    """Keys that verified a signature, shared by every container (the cases table)."""
 
-    The webhook is public, so anyone can send made-up kids: fetches are bounded by a budget per window
-    (past it, 503 so that 8x8 retries a genuine new kid later), unknown kids are remembered in a bounded LRU,
-    and a key endpoint failure (429/5xx) is remembered for a few seconds per kid."""
+    def signing_key(self, kid: str) -> Mapping[str, Any] | None: ...
+
+    def put_signing_key(self, kid: str, jwk: Mapping[str, Any]) -> None: ...
+
+
+class JwkCache:
+    """Public keys by kid: kept for the container's life (a kid never changes its key), and in the table once a
+    signature verified with them, so a new container has 8x8's keys without asking 8x8.
+
+    The webhook is public, so anyone can send made-up kids. A kid neither cached nor stored costs a fetch from 8x8's
+    key endpoint: at most FETCH_BUDGET per window for the container and FETCH_PER_SOURCE per source (past them,
+    503 so that 8x8 retries later), plus TRUSTED_FETCH_BUDGET that only sources which delivered a verified event
+    may spend. Unknown kids are remembered in a bounded LRU, and a key endpoint failure (429/5xx) FAILED_KID_TTL_S
+    per kid. Cached and stored keys are always served, whatever the budgets."""
 
     def __init__(
         self,
@@ -102,16 +119,26 @@ class JwkCache:
         clock: Callable[[], float] = monotonic,
         *,
         fetch_budget: int = FETCH_BUDGET,
+        per_source: int = FETCH_PER_SOURCE,
+        trusted_budget: int = TRUSTED_FETCH_BUDGET,
         window_s: float = FETCH_WINDOW_S,
         max_unknown: int = MAX_UNKNOWN_KIDS,
+        store: KeyStore | None = None,
     ) -> None:
         self._fetch = fetch
         self._clock = clock
+        self._store = store
         self._keys: dict[str, RSAKey] = {}
+        self._fetched: dict[str, Mapping[str, Any]] = {}  # fetched from 8x8, not yet stored (no signature yet)
         self._unknown: OrderedDict[str, float] = OrderedDict()
         self._failed: OrderedDict[str, float] = OrderedDict()
         self._recent_fetches: deque[float] = deque()
+        self._trusted_fetches: deque[float] = deque()
+        self._by_source: OrderedDict[str, deque[float]] = OrderedDict()
+        self._trusted_sources: OrderedDict[str, None] = OrderedDict()
         self._budget = fetch_budget
+        self._per_source = per_source
+        self._trusted_budget = trusted_budget
         self._window_s = window_s
         self._max_unknown = max_unknown
         self._lock = threading.Lock()
@@ -132,15 +159,47 @@ class JwkCache:
         while len(table) > self._max_unknown:
             table.popitem(last=False)
 
-    def _spend_fetch(self) -> None:
+    def _within(self, spent: deque[float], limit: int, now: float) -> bool:
+        while spent and spent[0] <= now - self._window_s:
+            spent.popleft()
+        return len(spent) < limit
+
+    def _spend_fetch(self, source: str | None) -> None:
         now = self._clock()
-        while self._recent_fetches and self._recent_fetches[0] <= now - self._window_s:
-            self._recent_fetches.popleft()
-        if len(self._recent_fetches) >= self._budget:
+        if source in self._trusted_sources and self._within(self._trusted_fetches, self._trusted_budget, now):
+            self._trusted_fetches.append(now)
+            return
+        per_source: deque[float] = deque()
+        if source is not None:  # None: no address known (not through API Gateway), the container's budget only
+            per_source = self._by_source.setdefault(source, per_source)
+            self._by_source.move_to_end(source)
+            while len(self._by_source) > MAX_SOURCES:
+                self._by_source.popitem(last=False)
+        limit = self._per_source if source is not None else self._budget
+        if not self._within(self._recent_fetches, self._budget, now) or not self._within(per_source, limit, now):
             raise SigningKeyUnavailable("too many signing key look-ups; retry shortly", retry_after=int(self._window_s))
         self._recent_fetches.append(now)
+        per_source.append(now)
 
-    def get(self, kid: str) -> RSAKey | None:
+    def _import(self, kid: str, jwk: Mapping[str, Any]) -> RSAKey:
+        try:
+            key = cast("RSAKey", _jose().RSAKey.import_key(dict(jwk)))
+        except (_jose().JoseError, ValueError, TypeError) as error:
+            raise SigningKeyUnavailable("8x8's key endpoint sent a key that is not an RSA JWK") from error
+        self._keys[kid] = key
+        return key
+
+    def _stored(self, kid: str) -> RSAKey | None:
+        if self._store is None:
+            return None
+        try:
+            jwk = self._store.signing_key(kid)
+        except Exception:  # the table is a cache of 8x8's keys: without it, 8x8 is asked
+            logger.exception("stored signing keys unreadable; asking 8x8")
+            return None
+        return self._import(kid, jwk) if jwk else None
+
+    def get(self, kid: str, source: str | None = None) -> RSAKey | None:
         key = self._keys.get(kid)
         if key is not None:
             return key
@@ -149,12 +208,15 @@ class JwkCache:
                 return self._keys[kid]
             if self._remembered(self._unknown, kid):
                 return None
+            stored = self._stored(kid)
+            if stored is not None:
+                return stored
             if self._remembered(self._failed, kid):
                 left = self._failed[kid] - self._clock()
                 raise SigningKeyUnavailable(
                     "8x8's key endpoint failed moments ago", retry_after=max(1, math.ceil(left))
                 )
-            self._spend_fetch()
+            self._spend_fetch(source)
             self.fetches += 1
             try:
                 jwk = self._fetch(kid)
@@ -164,12 +226,25 @@ class JwkCache:
             if jwk is None:
                 self._remember(self._unknown, kid, _UNKNOWN_KID_TTL_S)
                 return None
-            try:
-                key = cast("RSAKey", _jose().RSAKey.import_key(dict(jwk)))
-            except (_jose().JoseError, ValueError, TypeError) as error:
-                raise SigningKeyUnavailable("8x8's key endpoint sent a key that is not an RSA JWK") from error
-            self._keys[kid] = key
+            key = self._import(kid, jwk)
+            self._fetched[kid] = jwk
             return key
+
+    def vouch(self, kid: str, source: str | None) -> None:
+        """A signature verified with `kid`'s key, from `source`: the key goes to the table (once), the source is
+        one of 8x8's."""
+        with self._lock:
+            if source:
+                self._trusted_sources[source] = None
+                self._trusted_sources.move_to_end(source)
+                while len(self._trusted_sources) > MAX_TRUSTED_SOURCES:
+                    self._trusted_sources.popitem(last=False)
+            jwk = self._fetched.pop(kid, None)
+        if jwk is not None and self._store is not None:
+            try:
+                self._store.put_signing_key(kid, jwk)
+            except Exception:  # only a cache for other containers: they ask 8x8 instead
+                logger.exception("verified signing key not stored")
 
 
 def jwk_url_template(api: str, base_url: str, region: str) -> str:
@@ -222,7 +297,7 @@ class WebhookVerifier:
         self.tolerance_ms = tolerance_s * 1000
         self.clock = clock
 
-    def verify(self, headers: Mapping[str, str], body: bytes) -> VerifiedDelivery:
+    def verify(self, headers: Mapping[str, str], body: bytes, source: str | None = None) -> VerifiedDelivery:
         """Headers must already be lower-cased. Raises Unauthorized, or SigningKeyUnavailable (retryable)."""
         missing = [name for name in SIGNATURE_HEADERS if not headers.get(name)]
         if missing:
@@ -248,7 +323,7 @@ class WebhookVerifier:
         if abs(self.clock() * 1000 - tt) > self.tolerance_ms:
             raise _refused("x-8x8-transmission-time is outside the accepted window")
         kid = self._check_protected_header(headers["x-8x8-signature"])
-        key = self.keys.get(kid)
+        key = self.keys.get(kid, source)
         if key is None:
             raise _refused("unknown signing key")
         payload = signing_payload(body, customer_id, event_id, retry, tenant_id, tt)
@@ -257,6 +332,7 @@ class WebhookVerifier:
             jose.jws.deserialize_compact(headers["x-8x8-signature"], key, payload=payload, registry=jose.registry)
         except (_jose().JoseError, ValueError) as error:
             raise _refused(f"signature does not verify ({type(error).__name__}, event {event_id})") from None
+        self.keys.vouch(kid, source)
         return VerifiedDelivery(tenant_id, event_id, customer_id, retry, tt, kid)
 
     @staticmethod

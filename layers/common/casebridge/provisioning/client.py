@@ -9,6 +9,7 @@ from typing import Any
 
 import requests
 
+from casebridge.contact_center.http import new_session
 from casebridge.provisioning.credentials import GATEWAY, V2, Credentials, ProvisioningError
 
 EVENT_VERSION = {GATEWAY: "Chat Gateway v1.0", V2: "v2.0"}
@@ -76,7 +77,7 @@ class _Client:
     """The few REST calls provisioning needs, with auth, a deadline and 8x8's answers turned into actionable text."""
 
     place: Place
-    session: requests.Session = field(default_factory=requests.Session)
+    session: requests.Session = field(default_factory=new_session)  # follows no redirect with the credentials
     _token: str = ""
 
     def _timeout(self) -> float:

@@ -12,6 +12,9 @@ Keys (pk / sk):
   CONVERSATION#<convId>    / EVENT#<receivedMs>#<id>    early events: they came before the mapping existed
   WEBHOOK#<tenant>#<id>    / RECEIPT                    webhook receipt: dedupe and replay check (TTL)
   TOKEN#<tenant>           / TOKEN                      the shared 8x8 token (contact_center/token_store.py)
+  CASE#<caseId>            / CONNECTION#<connectionId>  a widget's WebSocket connection (store/push.py; TTL)
+  CONNECTION#<connId>      / CONNECTION                 connection → case (store/push.py; TTL)
+  CASE#<caseId>            / PUSH#WEBHOOK               the signed webhook's cursor (store/push.py)
 
 The parts: cases.py, webhooks.py, messages.py over table.py; the stored records in records.py and the
 item/key/cursor codecs in codec.py. The clock lives in casebridge/clock.py.
@@ -23,6 +26,7 @@ from casebridge.clock import now_ms
 from casebridge.store.cases import CaseItems
 from casebridge.store.codec import decode_cursor, encode_cursor
 from casebridge.store.messages import MessageItems
+from casebridge.store.push import PushItems
 from casebridge.store.records import (
     CaseRecord,
     MessageRecord,
@@ -51,6 +55,6 @@ __all__ = [
 ]
 
 
-class CaseStore(CaseItems, WebhookItems, MessageItems):
+class CaseStore(PushItems, CaseItems, WebhookItems, MessageItems):
     """All of the table's access for cases, in parts by what they hold (cases, webhooks,
-    messages) over one plumbing (table): one client, one key schema, one way to write transactions."""
+    messages, pushes) over one plumbing (table): one client, one key schema, one way to write transactions."""

@@ -213,7 +213,9 @@ class CaseItems(TableAccess):
         False: the case changed meanwhile."""
         return self._conditional_update(
             Key=key(case_pk(case.case_id), CASE_SK),
-            UpdateExpression="SET reopenRequested = :yes, reopenBy = :by, updatedAt = :now, version = :next",
+            # A reset point: the state derived so far becomes the base of 8x8's next events.
+            UpdateExpression="SET reopenRequested = :yes, reopenBy = :by, updatedAt = :now, version = :next"
+            " REMOVE stateEvents, stateBase",
             ConditionExpression="version = :v",
             ExpressionAttributeValues=to_item(
                 {":yes": True, ":by": message_id, ":now": now_ms(), ":next": case.version + 1, ":v": case.version}

@@ -76,6 +76,22 @@ class MessageItems(TableAccess):
             return from_item(found) if found else None
         return None
 
+    # ---- what casebridge posted (the Gateway echoes every post back as a MESSAGE) --------------------
+    def record_posted(self, case_id: str, fingerprint: str) -> None:
+        """Before a post: the message's fingerprint (casebridge.events.message_fingerprint), so its echo is known."""
+        item = {
+            "pk": case_pk(case_id),
+            "sk": f"POSTED#{fingerprint}",
+            "expiresAt": self._ttl(self.timeline_ttl_seconds),
+        }
+        self.client.put_item(TableName=self.table, Item=to_item(item))
+
+    def was_posted(self, case_id: str, fingerprint: str) -> bool:
+        found = self.client.get_item(
+            TableName=self.table, Key=key(case_pk(case_id), f"POSTED#{fingerprint}"), ConsistentRead=True
+        )
+        return "Item" in found
+
     # ---- attachments (casebridge.attachments) --------------------------------------------------
     def put_attachment(self, case_id: str, attachment_id: str, values: dict[str, Any], ttl_seconds: int) -> bool:
         """Record an attachment once; False when it is on file already (a retried webhook, a reused id)."""

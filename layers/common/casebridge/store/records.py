@@ -4,11 +4,12 @@ and a webhook receipt. Conversions to and from DynamoDB items live beside each r
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from casebridge.state import CaseState, LiveState
+from casebridge.events import EventKind
+from casebridge.state import CaseState, LiveState, StateEvent
 from casebridge.store.codec import EVENT_PREFIX, encode_cursor, from_item, sequence_sort_key
 
 
@@ -76,17 +77,15 @@ class CaseRecord:
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> CaseRecord:
         p = from_item(item)
-        live = LiveState(
-            state=CaseState(p.get("state", CaseState.OPEN.value)),
-            state_at=int(p.get("stateAt", 0)),
-            changed_at=int(p.get("changedAt", p.get("stateAt", 0))),
-            queue_id=p.get("queueId"),
-            queue_name=p.get("queueName"),
-            agent_id=p.get("agentId"),
-            agent_name=p.get("agentName"),
-            transfer_pending=bool(p.get("transferPending", False)),
-            reopen_requested=bool(p.get("reopenRequested", False)),
+        live = live_from_fields(p)
+        events = tuple(
+            StateEvent(
+                EventKind(e["k"]), int(e["t"]), str(e["id"]), {str(k): str(v) for k, v in (e.get("d") or {}).items()}
+            )
+            for e in p.get("stateEvents") or ()
         )
+        if events:
+            live = replace(live, events=events, base=live_from_fields(dict(p.get("stateBase") or {})))
         routing = p.get("routing")
         return cls(
             case_id=p["caseId"],
@@ -109,6 +108,40 @@ class CaseRecord:
             reopen_by=p.get("reopenBy"),
             timeline_seq=int(p.get("timelineSeq", 0)),
         )
+
+
+def live_from_fields(p: dict[str, Any]) -> LiveState:
+    return LiveState(
+        state=CaseState(p.get("state", CaseState.OPEN.value)),
+        state_at=int(p.get("stateAt", 0)),
+        changed_at=int(p.get("changedAt", p.get("stateAt", 0))),
+        queue_id=p.get("queueId"),
+        queue_name=p.get("queueName"),
+        agent_id=p.get("agentId"),
+        agent_name=p.get("agentName"),
+        transfer_pending=bool(p.get("transferPending", False)),
+        reopen_requested=bool(p.get("reopenRequested", False)),
+    )
+
+
+def live_fields(live: LiveState) -> dict[str, Any]:
+    """The derived state as stored (the case item's own attributes, and the kept base's map)."""
+    fields = {
+        "state": live.state.value,
+        "stateAt": live.state_at,
+        "changedAt": live.changed_at,
+        "transferPending": live.transfer_pending,
+        "reopenRequested": live.reopen_requested,
+        "queueId": live.queue_id,
+        "queueName": live.queue_name,
+        "agentId": live.agent_id,
+        "agentName": live.agent_name,
+    }
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def state_events_item(live: LiveState) -> list[dict[str, Any]]:
+    return [{"k": e.kind.value, "t": e.at, "id": e.event_id, "d": dict(e.detail) or None} for e in live.events]
 
 
 @dataclass(frozen=True)
@@ -175,6 +208,9 @@ class MessageRecord:
     attempts: int = 0
     ambiguous_attempts: int = 0
     redrive: int = 0  # the operator redrive this record belongs to (0: the first delivery)
+    # The SQS message the attempt came from: a dead-lettered message arriving as another SQS message was moved
+    # back from the dead-letter queue (by any tool), not redelivered. "" on records written before it was kept.
+    queue_message_id: str = ""
     # A failed record's MessageFailed that could not join the case's timeline yet (the case kept changing): the
     # queue's redelivery records it through the case's outbox.
     parked_event: TimelineEntry | None = None
@@ -189,7 +225,8 @@ class MessageRecord:
             int(p.get("attempts", 0)),
             int(p.get("ambiguousAttempts", 0)),
             int(p.get("redrive", 0)),
-            TimelineEntry.from_plain(parked) if isinstance(parked, dict) else None,
+            str(p.get("queueMessageId") or ""),
+            parked_event=TimelineEntry.from_plain(parked) if isinstance(parked, dict) else None,
         )
 
 
@@ -204,4 +241,6 @@ class WebhookReceipt:
     event_type: str = ""
     conversation_id: str | None = None
     outcome: str = "accepted"  # accepted | verify | unhandled | malformed
-    kept_body: str | None = None  # unhandled and malformed events keep their body for operators (TTL)
+    kept_body: str | None = None  # unhandled and malformed events keep their body, redacted, for operators (TTL)
+    # Another body came first under this event id: this receipt is keyed by its own hash, flagged for an operator.
+    body_conflict: bool = False

@@ -23,7 +23,14 @@ from casebridge.store.codec import (
     receipt_key,
     to_item,
 )
-from casebridge.store.records import CaseRecord, MessageRecord, TimelineEntry, WebhookReceipt
+from casebridge.store.records import (
+    CaseRecord,
+    MessageRecord,
+    TimelineEntry,
+    WebhookReceipt,
+    live_fields,
+    state_events_item,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -165,6 +172,13 @@ class TableAccess:
             else:
                 sets.append(f"{attr} = :{attr}")
                 values[f":{attr}"] = value
+        if live.events:
+            # 8x8's events since the last reset point and the state before them: a late one is folded in its place.
+            sets += ["stateEvents = :events", "stateBase = :base"]
+            values[":events"] = state_events_item(live)
+            values[":base"] = live_fields(live.base or live)
+        else:
+            removes += ["stateEvents", "stateBase"]
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         if pending_sort_key is not None:
             expression += " ADD pendingPublish :pending"
@@ -200,8 +214,11 @@ class TableAccess:
 
     def _receipt_put(self, receipt: WebhookReceipt) -> TransactWriteItemTypeDef:
         item = {
-            **from_item(receipt_key(receipt.tenant_id, receipt.event_id)),
+            **from_item(
+                receipt_key(receipt.tenant_id, receipt.event_id, receipt.body_sha256 if receipt.body_conflict else None)
+            ),
             "bodySha256": receipt.body_sha256,
+            "bodyConflict": receipt.body_conflict or None,
             "eventType": receipt.event_type or None,
             "conversationId": receipt.conversation_id,
             "outcome": receipt.outcome,
@@ -258,6 +275,7 @@ class TableAccess:
                 "attempts": message.attempts,
                 "ambiguousAttempts": message.ambiguous_attempts,
                 "redrive": message.redrive,
+                "queueMessageId": message.queue_message_id or None,
                 "conversationId": conversation_id,
                 "updatedAt": now_ms(),
                 "expiresAt": self._ttl(self.timeline_ttl_seconds),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
+from casebridge.clock import now_ms
 from casebridge.store.codec import (
     CASE_SK,
     CONVERSATION_SK,
@@ -17,9 +19,6 @@ from casebridge.store.codec import (
     to_item,
 )
 from casebridge.store.records import CaseRecord, TimelineEntry, WebhookReceipt
-
-if TYPE_CHECKING:
-    pass
 from casebridge.store.table import ReceiptExists, TableAccess, entry_read_back
 
 
@@ -33,10 +32,30 @@ class WebhookItems(TableAccess):
             return False
         return True
 
-    def get_receipt(self, tenant_id: str, event_id: str) -> dict[str, Any] | None:
-        found = self.client.get_item(TableName=self.table, Key=receipt_key(tenant_id, event_id), ConsistentRead=True)
+    def get_receipt(self, tenant_id: str, event_id: str, body_sha256: str | None = None) -> dict[str, Any] | None:
+        key_ = receipt_key(tenant_id, event_id, body_sha256)
+        found = self.client.get_item(TableName=self.table, Key=key_, ConsistentRead=True)
         item = found.get("Item")
         return from_item(item) if item else None
+
+    def flag_body_conflict(self, tenant_id: str, event_id: str) -> None:
+        """Mark the event id's first receipt: another body came under the same id (an operator looks at both)."""
+        self._conditional_update(
+            Key=receipt_key(tenant_id, event_id),
+            UpdateExpression="SET bodyConflict = :yes",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues=to_item({":yes": True}),
+        )
+
+    # ---- 8x8's signing keys that verified a signature (public keys: a cache of 8x8's key endpoint) ------
+    def signing_key(self, kid: str) -> dict[str, Any] | None:
+        found = self.client.get_item(TableName=self.table, Key=key(f"WEBHOOK#JWK#{kid}", "JWK"), ConsistentRead=True)
+        item = found.get("Item")
+        return dict(from_item(item)["jwk"]) if item else None
+
+    def put_signing_key(self, kid: str, jwk: Mapping[str, Any]) -> None:
+        item = {"pk": f"WEBHOOK#JWK#{kid}", "sk": "JWK", "jwk": dict(jwk), "storedAt": now_ms()}
+        self.client.put_item(TableName=self.table, Item=to_item(item))
 
     def record_early_event(self, receipt: WebhookReceipt, entry: TimelineEntry) -> bool:
         """Keep an event whose conversation has no case yet; checks the map is still absent, atomically.
@@ -73,21 +92,37 @@ class WebhookItems(TableAccess):
         self.client.delete_item(TableName=self.table, Key=key(conversation_pk(entry.conversation_id), entry.sort_key))
 
     def lookup_for_webhook(
-        self, conversation_id: str, tenant_id: str, event_id: str
-    ) -> tuple[str | None, CaseRecord | None, dict[str, Any] | None]:
-        """(caseId, case, receipt on file): one round trip once this container knows the conversation."""
+        self, conversation_id: str, tenant_id: str, event_id: str, body_sha256: str | None = None
+    ) -> WebhookLookup:
+        """The conversation's case and the event's receipts (the event id's, and this body's when another came
+        first): one round trip once this container knows the conversation. The case is read only when no
+        receipt is on file for this body."""
+        receipts = [receipt_key(tenant_id, event_id)]
+        if body_sha256 is not None:
+            receipts.append(receipt_key(tenant_id, event_id, body_sha256))
         known_case = self._case_by_conversation.get(conversation_id)
-        if known_case:
-            found = self._batch_get([key(case_pk(known_case), CASE_SK), receipt_key(tenant_id, event_id)])
-            case = next((CaseRecord.from_item(i) for i in found if i["sk"]["S"] == CASE_SK), None)
-            return known_case, case, next((from_item(i) for i in found if i["sk"]["S"] == RECEIPT_SK), None)
-        found = self._batch_get(
-            [key(conversation_pk(conversation_id), CONVERSATION_SK), receipt_key(tenant_id, event_id)]
+        head = (
+            key(case_pk(known_case), CASE_SK) if known_case else key(conversation_pk(conversation_id), CONVERSATION_SK)
         )
-        receipt = next((from_item(i) for i in found if i["sk"]["S"] == RECEIPT_SK), None)
-        mapping = next((i for i in found if i["sk"]["S"] == CONVERSATION_SK), None)
-        if mapping is None or receipt is not None:
-            return (mapping["caseId"]["S"] if mapping else None), None, receipt
+        found = self._batch_get([head, *receipts])
+        by_sk = {i["sk"]["S"]: i for i in found}
+        first = from_item(by_sk[RECEIPT_SK]) if RECEIPT_SK in by_sk else None
+        this_sk = receipts[-1]["sk"]["S"] if body_sha256 is not None else None
+        this_body = from_item(by_sk[this_sk]) if this_sk and this_sk in by_sk else None
+        if known_case:
+            case = CaseRecord.from_item(by_sk[CASE_SK]) if CASE_SK in by_sk else None
+            return WebhookLookup(known_case, case, first, this_body)
+        mapping = by_sk.get(CONVERSATION_SK)
+        if mapping is None:
+            return WebhookLookup(None, None, first, this_body)
         case_id = mapping["caseId"]["S"]
         self._case_by_conversation[conversation_id] = case_id  # the map never changes once written
-        return case_id, self.get_case(case_id), None
+        seen = this_body is not None or (first is not None and first.get("bodySha256") in (None, body_sha256))
+        return WebhookLookup(case_id, None if seen else self.get_case(case_id), first, this_body)
+
+
+class WebhookLookup(NamedTuple):
+    case_id: str | None
+    case: CaseRecord | None
+    receipt: dict[str, Any] | None  # the event id's receipt (its first body)
+    body_receipt: dict[str, Any] | None = None  # this body's, when another body came first under the event id
