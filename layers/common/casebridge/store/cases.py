@@ -16,6 +16,8 @@ from casebridge.store.codec import (
     CASE_SK,
     CONVERSATION_SK,
     EVENT_PREFIX,
+    OUTBOX_INDEX,
+    OUTBOX_SHARD,
     case_pk,
     conversation_pk,
     decode_cursor,
@@ -196,13 +198,44 @@ class CaseItems(TableAccess):
         return recorded
 
     def mark_published(self, case_id: str, sort_keys: set[str]) -> None:
-        """The entries reached the bus: take them off the case's outbox."""
-        self.client.update_item(
+        """The entries reached the bus: take them off the case's outbox (and the case off the sweeper's index once
+        nothing is pending)."""
+        if not sort_keys:
+            return
+        answer = self.client.update_item(
             TableName=self.table,
             Key=key(case_pk(case_id), CASE_SK),
             UpdateExpression="DELETE pendingPublish :sks",
             ExpressionAttributeValues=to_item({":sks": sort_keys}),
+            ReturnValues="UPDATED_NEW",
         )
+        if "pendingPublish" not in answer.get("Attributes", {}):  # DynamoDB drops a set that becomes empty
+            self.clear_outbox_mark(case_id)
+
+    def clear_outbox_mark(self, case_id: str) -> None:
+        """Off the sweeper's index, if nothing was put on the outbox meanwhile."""
+        self._conditional_update(
+            Key=key(case_pk(case_id), CASE_SK),
+            UpdateExpression="REMOVE outboxShard, outboxSince",
+            ConditionExpression="attribute_exists(caseId) AND attribute_not_exists(pendingPublish)",
+        )
+
+    def pending_outboxes(self) -> list[tuple[str, int]]:
+        """(caseId, since when) of every case with something on its outbox, oldest first (the sparse index)."""
+        found: list[tuple[str, int]] = []
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": OUTBOX_INDEX,
+            "KeyConditionExpression": "outboxShard = :outbox",
+            "ExpressionAttributeValues": to_item({":outbox": OUTBOX_SHARD}),
+        }
+        while True:
+            answer = self.client.query(**request)
+            for item in answer.get("Items", []):
+                found.append((item["pk"]["S"].removeprefix("CASE#"), int(item["outboxSince"]["N"])))
+            if "LastEvaluatedKey" not in answer:
+                return found
+            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
     def timeline_entries(self, case_id: str, sort_keys: set[str]) -> list[TimelineEntry]:
         found = self._batch_get([key(case_pk(case_id), sk) for sk in sorted(sort_keys)])

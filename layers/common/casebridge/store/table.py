@@ -17,6 +17,7 @@ from casebridge.errors import StoreBusy
 from casebridge.state import LiveState
 from casebridge.store.codec import (
     CASE_SK,
+    OUTBOX_SHARD,
     case_pk,
     from_item,
     key,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 # once nothing is due (a closed case after its transcript).
 SWEPT_STATES = frozenset({"queued", "with_agent", "agent_left", "closed"})
 SWEEP_SHARD = "ACTIVE"
+BATCH_GET_MAX_KEYS = 100  # DynamoDB's limit for one BatchGetItem
 _THROTTLED = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
 
 
@@ -154,6 +156,10 @@ class TableAccess:
         if sequence is not None:
             sets.append("timelineSeq = :seq")
             values[":seq"] = sequence
+        if pending_sort_key is not None:
+            # On the sweeper's sparse index while anything is pending, since the oldest pending entry.
+            sets += ["outboxShard = :outbox", "outboxSince = if_not_exists(outboxSince, :now)"]
+            values[":outbox"] = OUTBOX_SHARD
         removes = [] if live.reopen_requested else ["reopenBy"]
         # The escalation's sparse index (casebridge/escalation/timers.py): cases its sweep must look at.
         if live.state.value in SWEPT_STATES:
@@ -250,6 +256,13 @@ class TableAccess:
             raise
 
     def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The items of `keys`, any number of them: BatchGetItem takes 100 keys a call."""
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(keys), BATCH_GET_MAX_KEYS):
+            found.extend(self._batch_get_page(keys[start : start + BATCH_GET_MAX_KEYS]))
+        return found
+
+    def _batch_get_page(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
         for _ in range(5):
