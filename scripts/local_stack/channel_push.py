@@ -3,8 +3,9 @@ webhook receiver.
 
 **EventBridge rule → function.** moto's EventBridge cannot invoke a function in this process, so each
 `Type: EventBridgeRule` event becomes a rule (same bus, same pattern) whose target is a queue in moto, read by a
-thread that invokes the function with the event, one at a time, as Lambda's asynchronous invoke would: an
-invocation that raises leaves the event on the queue and it comes again (EventBridge's retry policy).
+thread that invokes the function with each event, several at once and in no promised order, as Lambda's
+asynchronous invokes do: an invocation that raises leaves the event on the queue and it comes again
+(EventBridge's retry policy).
 
 **Webhook receiver.** A small HTTPS-less endpoint for the stack's ChannelWebhookUrl: it verifies every
 delivery with the `standardwebhooks` library (as a channel would), keeps it, and answers what a test scripts
@@ -17,13 +18,14 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from scripts.local_stack.functions import LocalFunction
+from scripts.local_stack.functions import MAX_CONTAINERS, LocalFunction
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -45,6 +47,8 @@ class EventBridgeTarget:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     queue_url: str = ""
+    # Lambda's asynchronous invokes run side by side (in no promised order): up to MAX_CONTAINERS at once.
+    _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(MAX_CONTAINERS, "rule-target"))
 
     def start(self) -> None:
         self.queue_url = self.sqs.create_queue(
@@ -64,6 +68,7 @@ class EventBridgeTarget:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -75,11 +80,17 @@ class EventBridgeTarget:
                 continue
             for message in answer.get("Messages", []):
                 self.invocations += 1
-                try:
-                    self.function.invoke(json.loads(message["Body"]))
-                except Exception:
-                    continue  # stays on the queue: invoked again after the visibility timeout
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+                self._pool.submit(self._invoke, message["Body"], message["ReceiptHandle"])
+
+    def _invoke(self, body: str, receipt_handle: str) -> None:
+        try:
+            self.function.invoke(json.loads(body))
+        except Exception:
+            return  # stays on the queue: invoked again after the visibility timeout
+        try:
+            self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=receipt_handle)
+        except Exception as error:
+            self.errors.append(f"{type(error).__name__}: {error}")
 
 
 @dataclass(frozen=True)

@@ -225,6 +225,7 @@ class LocalStack:
                     host=options.host,
                     port=options.chat_port,
                     attachments=options.api == "chat-gateway-v1",
+                    read_receipts=options.api == "chat-gateway-v1",
                 ).start()
 
     def _layers_on_path(self) -> None:

@@ -284,6 +284,22 @@ def test_the_webhook_sender_only_sends_to_its_dead_letter_queue_and_defers_on_it
         assert template["Resources"][logical_id]["Condition"] == "PushWebhooks", logical_id
 
 
+def test_the_fan_out_rule_retries_then_dead_letters_to_a_queue_only_its_bus_rules_may_write(
+    template: dict[str, Any],
+) -> None:
+    resources = template["Resources"]
+    [rule] = [e["Properties"] for e in resources[PUSH]["Properties"]["Events"].values()]
+    assert rule["EventBusName"] == {"Ref": "CaseEventBus"} and rule["Pattern"] == {"source": ["casebridge"]}
+    assert rule["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    assert rule["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["ChannelPushDeadLetterQueue", "Arn"]}}
+    [statement] = resources["ChannelPushDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"} and statement["Action"] == "sqs:SendMessage"
+    source = statement["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"]
+    assert source.endswith(":rule/${CaseEventBus}/*")
+    alarm = resources["ChannelPushDeadLetterAlarm"]["Properties"]
+    assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["ChannelPushDeadLetterQueue", "QueueName"]}
+
+
 def test_the_socket_stage_is_throttled_and_logs_no_token_or_frame(template: dict[str, Any]) -> None:
     stage = template["Resources"]["ChannelSocketStage"]
     settings = stage["Properties"]["DefaultRouteSettings"]
