@@ -1,5 +1,6 @@
 """What casebridge tells the customer around a hand-off, on the chat page: the wait estimate while queued, delivery
-ticks (8x8 took it, the agent read it), the idle warning when the customer goes quiet with an agent, and the hand
+ticks (8x8 took it, the agent read it) and the customer's own reads ("Seen" at the desk), the bot's thinking at the
+desk, the idle warning when the customer goes quiet with an agent, and the hand
 back to the bot when the agent ends with a wrap-up code. The agent is Alice at her desk; the emulator sends read
 receipts and its customer-idle signal here (settings). Every assertion is on what a page shows."""
 
@@ -36,7 +37,7 @@ def test_wait_ticks_idle_and_hand_back_on_the_chat_page(
     alice = open_desk(browser, stack, "alice")
     chat = browser.new_context(viewport=PHONE).new_page()
     chat.goto(stack.chat_url)
-    start_case(chat, "Wanda Wait", "wanda@example.com")
+    case_id = start_case(chat, "Wanda Wait", "wanda@example.com")
     expect(chat.locator("#state")).to_have_attribute("data-state", "queued")
 
     # while queued: the timer sweep's WaitUpdate puts the figures in the state line and the transcript
@@ -55,6 +56,16 @@ def test_wait_ticks_idle_and_hand_back_on_the_chat_page(
     expect(chat.locator("#state")).to_have_attribute("data-state", "with_agent")
     expect(question.locator("[data-tick]")).to_have_attribute("data-tick", "read")
     expect(question.locator("[data-tick]")).to_have_text(" ✓✓")
+
+    # Alice answers; the page shows it, so the customer read it (8x8's read receipt): "Seen" at her desk
+    say(alice, "#reply-text", "I have your order here")
+    expect(chat.locator("li.msg.agent").last).to_contain_text("I have your order here")
+    expect(alice.locator("#transcript li.msg.agent").last.locator(".seen")).to_have_text(" · Seen")
+
+    # the bot is working on something (POST /cases/{id}/typing {"kind": "thinking"}): the desk shows it
+    thinking = stack.session().post(f"{stack.api_url}/cases/{case_id}/typing", json={"kind": "thinking"}, timeout=15)
+    assert thinking.status_code == 204, thinking.text
+    expect(alice.locator("#customer-typing")).to_contain_text("Bot is thinking…")
 
     # the customer goes quiet with an agent (8x8's idle): the page warns until the customer writes
     engine.update_settings({"customerIdleSeconds": 1})

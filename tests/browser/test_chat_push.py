@@ -59,7 +59,9 @@ def test_agent_messages_are_pushed_to_the_chat_page_with_no_polling_request(
         agent_says(stack, text)
         expect(chat.locator("li.msg.agent").last).to_contain_text(text)
     chat.wait_for_timeout(OLD_POLL_MS)
-    assert requested == [], f"the page asked casebridge while only waiting for the agent: {requested}"
+    # The customer reading what arrives (POST .../read, 8x8's read receipt) is no poll.
+    asked = [r for r in requested if not r.startswith("POST ") or not r.endswith("/read")]
+    assert asked == [], f"the page asked casebridge while only waiting for the agent: {asked}"
     assert agent_texts(chat)[-3:] == ["first pushed", "second pushed", "third pushed"]
     chat.context.close()
     requests.delete(f"{stack.api_url}/cases/{case_id}/conversation", headers={"x-api-key": stack.api_key}, timeout=10)

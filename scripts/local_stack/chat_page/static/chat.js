@@ -137,6 +137,18 @@ function tick(m, marks) {
     title: read ? "Read by the agent" : "Delivered to 8x8" }, read ? " ✓✓" : " ✓");
 }
 
+// The customer read what the agent wrote (the page shows it): 8x8's read receipt, through casebridge (Gateway only).
+let sendsReadReceipts = false;
+let readUpTo = 0;
+
+function readAgentMessages() {
+  if (!sendsReadReceipts || !caseId || document.visibilityState !== "visible") return;
+  const latest = Math.max(0, ...events.filter((e) => e.type === "AgentMessage").map((e) => e.occurredAt || 0));
+  if (latest <= readUpTo) return;
+  readUpTo = latest;
+  request("POST", casePath("/read"), { authorType: "user" }).catch(() => {});
+}
+
 // The customer went quiet while with an agent (CustomerIdle): a warning until the customer writes again.
 function idleWarning() {
   for (let i = events.length - 1; i >= 0; i--) {
@@ -166,6 +178,7 @@ function renderMessages() {
   list.replaceChildren(...nodes);
   if (atBottom) list.scrollTop = list.scrollHeight;
   $("idle-warning").hidden = !idleWarning();
+  readAgentMessages();
 }
 
 function time(ms) {
@@ -393,6 +406,7 @@ function openCase(id) {
   caseId = id;
   localStorage.setItem("cb.case", id);
   events = [];
+  readUpTo = 0;
   seen = new Set();
   caseView = null;
   $("case-label").textContent = id;
@@ -450,8 +464,12 @@ function init() {
   enterSends($("text"), $("composer"));
   $("leave").addEventListener("click", leave);
   $("new-case").addEventListener("click", showStart);
+  document.addEventListener("visibilitychange", readAgentMessages);
   // Files work on the Chat Gateway only: the page offers them where they can be sent.
-  request("GET", "/api/config").then((config) => { $("attach").hidden = !config.attachments; }).catch(() => {});
+  request("GET", "/api/config").then((config) => {
+    $("attach").hidden = !config.attachments;
+    sendsReadReceipts = !!config.readReceipts;
+  }).catch(() => {});
   const saved = new URLSearchParams(location.search).get("case") || localStorage.getItem("cb.case");
   if (saved) comeBack(saved, true);
   else showStart();
