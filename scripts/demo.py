@@ -163,18 +163,9 @@ class Demo:
         answer.raise_for_status()
         return int(answer.json()["counts"].get(op, 0))
 
-    def run_timers(self) -> bool:
-        """One run of the template's scheduled timer sweep, as EventBridge Scheduler would start it; False if the
-        template has none."""
-        sweeps = [f for name, f in self.stack.functions.items() if "Timer" in name]
-        for sweep in sweeps:
-            sweep.invoke({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})
-        return bool(sweeps)
-
-    @staticmethod
-    def has_event_type(event_type: str) -> bool:
-        """Whether this build's business events include `event_type` (docs/event-schema.json)."""
-        return f'"{event_type}"' in (REPO_ROOT / "docs" / "event-schema.json").read_text(encoding="utf-8")
+    def run_timers(self) -> None:
+        """The template's scheduled functions (the escalation's timer sweep) once, now, as their rate would."""
+        self.stack.run_schedules()
 
     def agent_action(self, agent_id: str, action: str, body: dict[str, Any] | None = None) -> None:
         answer = self.control.post(f"{self.stack.control_url}/agents/{agent_id}/{action}", json=body or {}, timeout=10)
@@ -350,7 +341,8 @@ class Demo:
                 ],
             },
         )
-        message = self.channel_got("AgentMessage", 4, agentId="bob")
+        # Picked by its text: Bob's script may answer the screenshot before or after this reply.
+        message = self.channel_got("AgentMessage", agentId="bob", text="Here is your refund receipt.")
         attachment_id = str(message.detail["attachments"][0]["attachmentId"])
         path = f"/cases/{self.case_id}/attachments/{attachment_id}"
 
@@ -414,7 +406,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("casebridge demo: a customer case from the business's chat to 8x8 agents and back, all on this machine")
     print(f"8x8 API: {args.api}")
     options = StackOptions(
-        log_path=args.log, on_event=out.channel_event, api=args.api, parameters=demo_escalation.stack_parameters()
+        log_path=args.log,
+        on_event=out.channel_event,
+        api=args.api,
+        business_hours=demo_escalation.business_hours(open_now=True),
     )
     try:
         stack = LocalStack(options).start()

@@ -17,8 +17,8 @@ from casebridge.services import get_services
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    report = timers.sweep(get_services())
+    report = timers.sweep(get_services(), remaining_ms=context.get_remaining_time_in_millis)
     metrics.add_metric(name="SweptCases", unit=MetricUnit.Count, value=report.cases)
     if report.failures:
         metrics.add_metric(name="SweepFailures", unit=MetricUnit.Count, value=report.failures)
-    return {"cases": report.cases, "events": report.events, "failures": report.failures}
+    return {"cases": report.cases, "events": report.events, "failures": report.failures, "left": report.left}

@@ -14,7 +14,7 @@ import time
 import warnings
 from collections.abc import Sequence
 
-from scripts.bench import alternatives, coldstart, cost, counts, e2e, throughput, tokens
+from scripts.bench import alternatives, coldstart, cost, counts, e2e, push, throughput, tokens
 from scripts.bench import harness as h
 from tests.support.events import api_gateway_event, webhook_body, webhook_event
 
@@ -269,6 +269,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {api}:")
             print(e2e.describe(e2e.run(api=api)))
             sys.stdout.flush()
+    if args.quick or args.skip_e2e:
+        section("8. Pushes to the channel through the local stack")
+        print("  not run (--quick / --skip-e2e)")
+    else:
+        section(f"8. Pushes to the channel through the local stack (target p50 <= {push.TARGET_P50_MS:.0f} ms)")
+        print(push.describe(push.run(), push.run(webhook=True)))
+        sys.stdout.flush()
     alt, batching = alternatives.run(quick=args.quick)
     cost_model(rows, alt)
     print_alternative(rows, alt, batching)

@@ -75,6 +75,8 @@ def curl_examples(stack: LocalStack) -> str:
             "# the case's timeline, paged",
             f"curl -s {h} '{api}/cases/CASE-1/events?limit=5'",
             f"curl -s {h} '{api}/cases/CASE-1/events?limit=5&after=<next from the previous page>'",
+            '# a channel token for a widget: connect to its url (a WebSocket), send {"action":"resume"}',
+            f"curl -s -X POST {h} {api}/cases/CASE-1/channel-tokens",
             "# the customer leaves (writing again reopens the case on the same conversation)",
             f"curl -s -X DELETE {h} {api}/cases/CASE-1/conversation",
             "# 8x8's webhook route (public, trusted only by its signature: unsigned calls get 401)",
@@ -105,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     def on_request(method: str, path: str, status: int, ms: float) -> None:
         show(f"api {method} {path} -> {status} ({ms:.0f} ms)")
 
+    def on_frame(connection_id: str, route: str, status: int) -> None:
+        show(f"socket {route} {connection_id} -> {status}")
+
     options = StackOptions(
         api_port=args.api_port,
         emulator_port=args.emulator_port,
@@ -117,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_path=args.log,
         on_event=on_event,
         on_request=on_request,
+        on_frame=on_frame,
+        channel_webhook=True,
     )
     try:
         stack = LocalStack(options).start()
@@ -126,6 +133,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         print(f"could not start the local stack: {error}", file=sys.stderr)
         return 1
+    if stack.webhook_receiver is not None:
+        stack.webhook_receiver.on_delivery = lambda d: show(
+            f"webhook <- {d.event.get('caseId')}: {d.event.get('type')} #{d.event.get('sequence', '-')} "
+            f"(webhook-id {d.headers.get('webhook-id')}, signature verified)"
+        )
     summary = stack.summary()
     print("casebridge local stack is running (Ctrl-C stops it)\n")
     print(f"  customer chat     {stack.chat_url}   (open in a browser: the business's channel)")
@@ -138,6 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"  8x8 emulator      {stack.emulator.base_url}   tenant {summary['tenantId']}, channel {summary['channelId']}"
     )
     print(f"  emulator control  {stack.control_url}/state")
+    if stack.socket is not None:
+        print(f"  channel WebSocket {stack.socket.url}   (?token= from POST /cases/{{caseId}}/channel-tokens)")
+    if stack.webhook_receiver is not None:
+        print(f"  channel webhook   {stack.webhook_receiver.url}   (signed deliveries, verified and printed below)")
     print(f"  AWS (moto)        {stack.aws.endpoint_url}   e.g. aws --endpoint-url {stack.aws.endpoint_url} ...")
     print(f"  resources         {summary['resources']}")
     print("  agents            " + ", ".join(f"{a.id} on {a.queues}" for a in stack.emulator.config.agents))

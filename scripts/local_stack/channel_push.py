@@ -3,8 +3,9 @@ webhook receiver.
 
 **EventBridge rule → function.** moto's EventBridge cannot invoke a function in this process, so each
 `Type: EventBridgeRule` event becomes a rule (same bus, same pattern) whose target is a queue in moto, read by a
-thread that invokes the function with the event, one at a time, as Lambda's asynchronous invoke would: an
-invocation that raises leaves the event on the queue and it comes again (EventBridge's retry policy).
+thread that invokes the function with each event, several at once and in no promised order, as Lambda's
+asynchronous invokes do: an invocation that raises leaves the event on the queue and it comes again
+(EventBridge's retry policy).
 
 **Webhook receiver.** A small HTTPS-less endpoint for the stack's ChannelWebhookUrl: it verifies every
 delivery with the `standardwebhooks` library (as a channel would), keeps it, and answers what a test scripts
@@ -17,13 +18,14 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from scripts.local_stack.functions import LocalFunction
+from scripts.local_stack.functions import MAX_CONTAINERS, LocalFunction
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -45,6 +47,8 @@ class EventBridgeTarget:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     queue_url: str = ""
+    # Lambda's asynchronous invokes run side by side (in no promised order): up to MAX_CONTAINERS at once.
+    _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(MAX_CONTAINERS, "rule-target"))
 
     def start(self) -> None:
         self.queue_url = self.sqs.create_queue(
@@ -64,6 +68,7 @@ class EventBridgeTarget:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -75,11 +80,17 @@ class EventBridgeTarget:
                 continue
             for message in answer.get("Messages", []):
                 self.invocations += 1
-                try:
-                    self.function.invoke(json.loads(message["Body"]))
-                except Exception:
-                    continue  # stays on the queue: invoked again after the visibility timeout
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+                self._pool.submit(self._invoke, message["Body"], message["ReceiptHandle"])
+
+    def _invoke(self, body: str, receipt_handle: str) -> None:
+        try:
+            self.function.invoke(json.loads(body))
+        except Exception:
+            return  # stays on the queue: invoked again after the visibility timeout
+        try:
+            self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=receipt_handle)
+        except Exception as error:
+            self.errors.append(f"{type(error).__name__}: {error}")
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,7 @@ class WebhookReceiver:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.secret = ""
         self._answers: dict[str, list[int | tuple[int, dict[str, str]]]] = {}
+        self._delays: dict[str, float] = {}
         self.deliveries: list[Delivery] = []
         self.refused: list[str] = []  # deliveries whose signature did not verify
         self.on_delivery: Callable[[Delivery], None] | None = None
@@ -123,6 +135,11 @@ class WebhookReceiver:
     def script(self, case_id: str, answers: list[int | tuple[int, dict[str, str]]]) -> None:
         with self._cond:
             self._answers[case_id] = list(answers)
+
+    def slow(self, case_id: str, seconds: float) -> None:
+        """Answer every delivery of the case only after `seconds` (a slow channel)."""
+        with self._cond:
+            self._delays[case_id] = seconds
 
     def for_case(self, case_id: str) -> list[Delivery]:
         """Every delivery of the case (whatever it was answered), in arrival order."""
@@ -155,8 +172,13 @@ class WebhookReceiver:
         except (WebhookVerificationError, ValueError) as error:
             self.refused.append(str(error))
             return 401, {}
+        case_id = str((body.get("data") or {}).get("caseId"))
         with self._cond:
-            script = self._answers.get(str((body.get("data") or {}).get("caseId")), [])
+            delay = self._delays.get(case_id, 0.0)
+        if delay:
+            time.sleep(delay)  # the channel is slow (the sender waits; nothing else should)
+        with self._cond:
+            script = self._answers.get(case_id, [])
             answer = script.pop(0) if script else 204
             status, extra = answer if isinstance(answer, tuple) else (answer, {})
             delivery = Delivery(headers, body, status, time.time())

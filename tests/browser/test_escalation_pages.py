@@ -5,7 +5,6 @@ shows (Playwright's `expect` waits, bounded)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +14,6 @@ from playwright.sync_api import Browser, expect
 from scripts.local_stack.stack import LocalStack, StackOptions
 from tests.browser.test_chat_and_desk import PHONE, open_desk
 
-HOURS_PARAMETER = "/casebridge-browser/business-hours"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # Support opens only tomorrow (UTC), so it is closed whenever the test runs.
 TOMORROW = DAYS[(datetime.now(UTC) + timedelta(days=1)).weekday()]
@@ -31,10 +29,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         stack_name="casebridge-browser-escalation",
         log_path=log,
         api="chat-gateway-v1",
-        parameters={"BusinessHoursParameterName": HOURS_PARAMETER},
+        business_hours=HOURS,
     )
     with LocalStack(options).start() as running:
-        running.aws.client("ssm").put_parameter(Name=HOURS_PARAMETER, Value=json.dumps(HOURS), Type="String")
         yield running
 
 

@@ -50,8 +50,15 @@ def start_case(chat: Page, name: str) -> str:
 
 
 def is_refresh(response: Response) -> bool:
-    """The last call of the page's refresh of its case (the timeline)."""
-    return "/api/cases/" in response.url and "/events" in response.url
+    """The page's refresh of its case (GET /api/cases/{id}: the state badge)."""
+    return response.request.method == "GET" and response.url.rsplit("/", 2)[-2] == "cases"
+
+
+def refresh(chat: Page, stack: LocalStack) -> None:
+    """Make the page refresh: its channel WebSocket drops, it reconnects and reads its case again (it never polls)."""
+    assert stack.socket is not None
+    with chat.expect_response(is_refresh):
+        stack.socket.close_all()
 
 
 @pytest.mark.timeout(300)
@@ -72,8 +79,7 @@ def test_chat_page_errors_stay_until_the_customer_acts_and_say_the_limit(browser
     expect(chat.locator("#text")).to_have_value("x" * 5000)
     # two whole refreshes later it is still there: refreshing never clears what an action said
     for _ in range(2):
-        with chat.expect_response(is_refresh):
-            pass
+        refresh(chat, stack)
     expect(error).to_have_text(too_long)
     # the customer acts: the error goes
     chat.locator("#text").fill("shorter")
@@ -86,8 +92,7 @@ def test_chat_page_errors_stay_until_the_customer_acts_and_say_the_limit(browser
     expect(error).to_contain_text("“setup.exe” was not sent: this chat accepts only ")
     expect(error).to_contain_text("image/png")
     expect(error).to_contain_text("Choose another file.")
-    with chat.expect_response(is_refresh):
-        pass
+    refresh(chat, stack)
     expect(error).to_contain_text("“setup.exe” was not sent")
 
     # a file over the size limit: the limit in megabytes
@@ -96,8 +101,7 @@ def test_chat_page_errors_stay_until_the_customer_acts_and_say_the_limit(browser
     expect(error).to_be_hidden()  # choosing a file is acting
     chat.get_by_role("button", name="Send").click()
     expect(error).to_have_text("“scan.png” (2 MB) was not sent: files may be at most 1 MB. Choose a smaller file.")
-    with chat.expect_response(is_refresh):
-        pass
+    refresh(chat, stack)
     expect(error).to_contain_text("files may be at most 1 MB")
 
 

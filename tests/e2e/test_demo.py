@@ -1,7 +1,8 @@
 """`make demo` on both 8x8 APIs: the whole case (open with data and history → queued → agent → messages both ways →
 transfer → leave → reopen on the same conversation), then the escalation scene (refused outside hours → escalated
-during hours → the agent ends with a wrap-up code), plays through the local stack, provisioned by the template's
-custom resource. The demo checks every step itself and exits non-zero if one does not happen."""
+during hours → wait updates → the agent ends with a wrap-up code → handed back → transcript downloaded), plays
+through the local stack, provisioned by the template's custom resource. The demo checks every step itself and
+exits non-zero if one does not happen."""
 
 from __future__ import annotations
 
@@ -32,3 +33,6 @@ def test_the_demo_plays_the_whole_case(api: str, tmp_path: Path) -> None:
     assert run.stdout.count("CustomerLeft") >= 2, "the case closed, reopened and closed again"
     assert "POST conversation (whenUnavailable refuse): 409 QueueUnavailable" in run.stdout
     assert "ends the interaction with wrap-up code 'Refund issued'" in run.stdout
+    assert "ok: WaitUpdate" in run.stdout
+    assert "ok: HandedBack reason=agent-ended wrapUpCode='Refund issued'" in run.stdout
+    assert "wrap-up: Refund issued" in run.stdout, "the text transcript was downloaded"

@@ -13,7 +13,7 @@ from tests.e2e.e2e_support import BILLING, SUPPORT, Client
 
 
 def sweep(stack: LocalStack) -> dict[str, Any]:
-    [report] = stack.run_schedules()  # the template has one Schedule event: the escalation's timers
+    [report] = stack.run_schedules("EscalationTimersFunction")  # the escalation's timers
     assert stack.problems() == []
     assert report["failures"] == 0
     result: dict[str, Any] = report
@@ -86,3 +86,15 @@ def test_concurrent_callers_make_one_metrics_call_per_queue_per_5_seconds(client
     print(f"availability: {len(statuses)} answers in {elapsed:.1f} s, {made} Real-time Metrics calls")
     assert set(statuses) == {200} and len(statuses) > 50
     assert 1 <= made <= math.ceil(elapsed / 5) + 1, (made, len(statuses), elapsed)
+
+
+def test_bad_ids_on_the_escalation_routes_are_400(client: Client) -> None:
+    for method, path in (
+        ("GET", "/cases/a%2Fb/transcript"),
+        ("POST", "/cases/bad%24id/read"),
+        ("GET", "/queues/a%2Fb/availability"),
+        ("GET", "/queues/bad%24id/availability"),
+    ):
+        answer = client.call(method, path, json={} if method == "POST" else None)
+        assert answer.status_code == 400, (path, answer.text)
+        assert answer.json()["error"]["code"] == "InvalidRequest"

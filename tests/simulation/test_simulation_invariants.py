@@ -9,6 +9,9 @@ from tests.simulation.known_open import KNOWN_OPEN, KnownOpen, known, unknown_vi
 from tests.simulation.runner import RunSummary, report, shrink
 from tests.simulation.simulation import run_seed
 
+# The bounded run behind these tests takes 15-30 s alone, minutes on a busy machine.
+pytestmark = pytest.mark.timeout(900)
+
 
 def test_the_same_seed_gives_the_same_history_byte_for_byte() -> None:
     first, second = run_seed(32), run_seed(32)
@@ -35,8 +38,13 @@ def test_a_bounded_run_keeps_every_invariant(bounded_run: RunSummary) -> None:
         pytest.fail(report(failing, shrunk, unknown_violations))
 
 
-@pytest.mark.parametrize("defect", KNOWN_OPEN, ids=[k.name for k in KNOWN_OPEN])
-@pytest.mark.xfail(strict=True, reason="the fix is being made on another branch: remove the entry once it lands")
+PENDING = "the fix is being made on another branch: remove the entry once it lands"
+
+
+@pytest.mark.parametrize(
+    "defect",
+    [pytest.param(k, marks=pytest.mark.xfail(strict=not k.rare, reason=PENDING), id=k.name) for k in KNOWN_OPEN],
+)
 def test_no_known_open_defect_is_found_any_more(bounded_run: RunSummary, defect: KnownOpen) -> None:
     found = [(r.seed, v) for r in bounded_run.failures for v in r.violations if known(v, r) is defect]
     assert not found, f"{defect.what}: first at seed {found[0][0]}: {found[0][1]}"

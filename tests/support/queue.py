@@ -82,3 +82,34 @@ def deduplicate_like_sqs(monkeypatch: Any) -> None:
         original(queue, message)
 
     monkeypatch.setattr(models.Queue, "add_message", add_message)
+
+
+def console_redrive(dlq_url: str, queue_url: str, sqs: Any = None) -> int:
+    """What SQS's own DLQ redrive ("start DLQ redrive" in the console, StartMessageMoveTask) does, which moto does
+    not implement: each message goes back to the source queue with its body, group, deduplication id and message
+    attributes unchanged, and leaves the dead-letter queue. Returns how many moved."""
+    sqs = sqs or aws_client("sqs")
+    moved = 0
+    while True:
+        batch = sqs.receive_message(
+            QueueUrl=dlq_url,
+            MaxNumberOfMessages=10,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not batch:
+            return moved
+        for message in batch:
+            attributes = {
+                name: {"DataType": value["DataType"], "StringValue": value["StringValue"]}
+                for name, value in (message.get("MessageAttributes") or {}).items()
+            }
+            sqs.send_message(
+                QueueUrl=queue_url,
+                MessageBody=message["Body"],
+                MessageGroupId=message["Attributes"]["MessageGroupId"],
+                MessageDeduplicationId=message["Attributes"]["MessageDeduplicationId"],
+                MessageAttributes=attributes,
+            )
+            sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
+            moved += 1

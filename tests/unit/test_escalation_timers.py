@@ -245,3 +245,21 @@ def test_every_event_the_escalation_records_fits_the_published_schema(
     assert expected | {"TranscriptReady"} <= {e.type for e in entries}
     for entry in entries:
         jsonschema.validate(json.loads(json.dumps(event_view(entry, "case-1"), default=int)), event_json_schema())
+
+
+def test_a_sweep_stops_before_the_invocation_ends_and_the_next_goes_on(
+    swept: Any, webhook_signer: WebhookSigner
+) -> None:
+    from casebridge import webhooks
+
+    now = int(time.time() * 1000)
+    for n in range(4):
+        map_case(f"case-{n}", f"conv-{n}")
+        body = json.dumps(
+            {"eventType": "QUEUED", "conversationId": f"conv-{n}", "timestamp": now, "data": {"queueId": "q1"}}
+        ).encode()
+        webhooks.handle_webhook(swept, webhook_signer.headers(body, event_id=f"q-{n}"), body)
+    budget = iter([60_000, 60_000, 1_000])  # time for two cases, then the end is near
+    report = timers.sweep(swept, now=now + 1000, remaining_ms=lambda: next(budget, 0))
+    assert (report.cases, report.left) == (2, 2)
+    assert timers.sweep(swept, now=now + 2000).cases == 4

@@ -21,7 +21,15 @@ from scripts.redrive import redrive
 from tests.support.aws import aws_client, load_template, template_properties
 from tests.support.fakes import FakeContactCenter
 from tests.support.lambdas import LambdaContext
-from tests.support.queue import deduplicate_like_sqs, drain, message_record, process, receive, sqs_batch
+from tests.support.queue import (
+    console_redrive,
+    deduplicate_like_sqs,
+    drain,
+    message_record,
+    process,
+    receive,
+    sqs_batch,
+)
 from tests.support.samples import CASE_ID, CONVERSATION_ID, accept_messages, invoke, sample_api_event
 
 
@@ -53,29 +61,6 @@ def refuse(fake_8x8: FakeContactCenter, times: int) -> None:
     fake_8x8.errors["send"] = [
         ContactCenterError("8x8 answered 400", upstream_status=400, upstream_code="BAD") for _ in range(times)
     ]
-
-
-def console_redrive(dlq_url: str, queue_url: str) -> int:
-    """What SQS's own DLQ redrive ("start DLQ redrive" in the console, StartMessageMoveTask) does, which moto does
-    not implement: each message goes back to the source queue with its body, group, deduplication id and message
-    attributes unchanged, and leaves the dead-letter queue."""
-    sqs = aws_client("sqs")
-    moved = 0
-    for message in receive(dlq_url):
-        attributes = {
-            name: {"DataType": value["DataType"], "StringValue": value["StringValue"]}
-            for name, value in (message.get("MessageAttributes") or {}).items()
-        }
-        sqs.send_message(
-            QueueUrl=queue_url,
-            MessageBody=message["Body"],
-            MessageGroupId=message["Attributes"]["MessageGroupId"],
-            MessageDeduplicationId=message["Attributes"]["MessageDeduplicationId"],
-            MessageAttributes=attributes,
-        )
-        sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
-        moved += 1
-    return moved
 
 
 def move_back(tool: str, queues: Any) -> None:
@@ -182,6 +167,20 @@ def test_an_unreadable_body_is_dead_lettered_with_its_reason_and_the_rest_of_the
     assert "colour" in failed["detail"]["reason"]
     record = message_record("case-b", "m-b")
     assert record is not None and record["status"]["S"] == "failed"
+
+
+def test_the_redrive_script_leaves_an_unreadable_body_on_the_dead_letter_queue(
+    functions: SimpleNamespace, services: Any, fifo_queues: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Moving it back would only dead-letter it again; it stays for an operator, and the script says so."""
+    sqs = aws_client("sqs")
+    sqs.send_message(
+        QueueUrl=fifo_queues.outbound_url, MessageBody="{not json", MessageGroupId="case-c", MessageDeduplicationId="c"
+    )
+    assert drain(functions, fifo_queues.outbound_url) == []
+    assert redrive(sqs, fifo_queues.dead_letter_url, fifo_queues.outbound_url, limit=1) == 0
+    assert "not a message" in capsys.readouterr().out
+    assert receive(fifo_queues.outbound_url) == []
 
 
 @pytest.mark.parametrize(

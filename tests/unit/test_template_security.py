@@ -35,6 +35,7 @@ PUSH = "ChannelPushFunction"
 WEBHOOK_SENDER = "ChannelWebhookSenderFunction"
 HOURS_CHECK = "BusinessHoursCheckFunction"
 TIMERS = "EscalationTimersFunction"
+SWEEPER = "OutboxSweeperFunction"
 BUCKET_ARN = "${AttachmentsBucket.Arn}"
 
 # What each function's code does on the table (store.py, token_store.py), as IAM actions. Transactions are
@@ -63,6 +64,9 @@ EXPECTED_TABLE_ACTIONS = {
     HOURS_CHECK: set(),  # reads one SSM parameter, nothing else
     # the sweep: the index (Query), cases, marks and timeline, the outbox, queue figures, the analytics token.
     TIMERS: {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
+    # the outbox sweeper: the PendingOutboxIndex (Query), the case (GetItem) and its pending entries
+    # (BatchGetItem), the outbox marks taken off (UpdateItem); CASE# items and the index's OUTBOX key only.
+    SWEEPER: {"GetItem", "BatchGetItem", "Query", "UpdateItem"},
 }
 NEVER = {"Scan", "BatchWriteItem", "*", "DeleteTable", "UpdateTable", "CreateTable", "PartiQLSelect"}
 # boto3 DynamoDB client calls the package may make; a new kind of call must be granted (and added here) on purpose.
@@ -280,6 +284,22 @@ def test_the_webhook_sender_only_sends_to_its_dead_letter_queue_and_defers_on_it
         assert template["Resources"][logical_id]["Condition"] == "PushWebhooks", logical_id
 
 
+def test_the_fan_out_rule_retries_then_dead_letters_to_a_queue_only_its_bus_rules_may_write(
+    template: dict[str, Any],
+) -> None:
+    resources = template["Resources"]
+    [rule] = [e["Properties"] for e in resources[PUSH]["Properties"]["Events"].values()]
+    assert rule["EventBusName"] == {"Ref": "CaseEventBus"} and rule["Pattern"] == {"source": ["casebridge"]}
+    assert rule["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    assert rule["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["ChannelPushDeadLetterQueue", "Arn"]}}
+    [statement] = resources["ChannelPushDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"} and statement["Action"] == "sqs:SendMessage"
+    source = statement["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"]
+    assert source.endswith(":rule/${CaseEventBus}/*")
+    alarm = resources["ChannelPushDeadLetterAlarm"]["Properties"]
+    assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["ChannelPushDeadLetterQueue", "QueueName"]}
+
+
 def test_the_socket_stage_is_throttled_and_logs_no_token_or_frame(template: dict[str, Any]) -> None:
     stage = template["Resources"]["ChannelSocketStage"]
     settings = stage["Properties"]["DefaultRouteSettings"]
@@ -412,7 +432,38 @@ EXPECTED_BUCKET_ACCESS = {
 
 
 def s3_statements(function: dict[str, Any]) -> list[dict[str, Any]]:
-    return [s for s in statements(function) if any(str(a).startswith("s3:") for a in as_list(s["Action"]))]
+    """The object statements (the bucket-level listing is checked on its own below)."""
+    return [
+        s
+        for s in statements(function)
+        if any(str(a).startswith("s3:") for a in as_list(s["Action"])) and s["Action"] != "s3:ListBucket"
+    ]
+
+
+# Who checks that a customer or bot file was uploaded (HEAD): S3 answers 403, not 404, for a missing key to a role
+# that may not list it, and the code (attachments/storage.py) lists the one key when HEAD says 403.
+LISTS_OUTBOUND_FILES = {SENDER, LIFECYCLE, SOCKET}
+
+
+def test_the_functions_that_check_uploads_may_list_the_outbound_prefix_and_nothing_else(
+    template: dict[str, Any],
+) -> None:
+    for name, function in functions_of(template).items():
+        listing = [s for s in statements(function) if "s3:ListBucket" in as_list(s["Action"])]
+        if name not in LISTS_OUTBOUND_FILES:
+            assert listing == [], name
+            continue
+        [statement] = listing
+        assert statement["Effect"] == "Allow" and as_list(statement["Action"]) == ["s3:ListBucket"], name
+        assert as_list(statement["Resource"]) == [{"Fn::GetAtt": ["AttachmentsBucket", "Arn"]}], name
+        assert statement["Condition"] == {"StringLike": {"s3:prefix": ["cases/*/outbound/*"]}}, name
+
+
+def test_the_listing_the_code_makes_is_one_the_condition_allows() -> None:
+    from casebridge.attachments.storage import outbound_key  # noqa: PLC0415
+
+    # list_objects_v2(Prefix=<the key>) is what AttachmentBucket.head asks after a 403.
+    assert fnmatchcase(outbound_key("case-1", "a1"), "cases/*/outbound/*")
 
 
 def test_only_the_functions_that_need_the_bucket_reach_it_and_only_under_cases(template: dict[str, Any]) -> None:
@@ -530,6 +581,25 @@ def test_the_sweep_reaches_only_its_index_cases_figures_and_tokens(template: dic
     assert function["Properties"]["ReservedConcurrentExecutions"] == 1  # sweeps never overlap
     [sweep] = function["Properties"]["Events"].values()
     assert sweep["Type"] == "Schedule" and sweep["Properties"]["Schedule"] == "rate(1 minute)"
-    index = template["Resources"]["CasesTable"]["Properties"]["GlobalSecondaryIndexes"]
-    assert [i["IndexName"] for i in index] == ["ActiveCasesIndex"]
-    assert index[0]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    indexes = {i["IndexName"]: i for i in template["Resources"]["CasesTable"]["Properties"]["GlobalSecondaryIndexes"]}
+    assert indexes["ActiveCasesIndex"]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+
+
+def test_the_outbox_sweeper_reaches_only_its_index_and_case_items(template: dict[str, Any]) -> None:
+    """Every minute, one at a time; the pending outboxes' index (keys only), case items, the bus; no secret."""
+    function = template["Resources"][SWEEPER]
+    [statement] = table_statements(function, "Allow")
+    assert statement["Resource"] == [TABLE, {"Fn::Sub": "${CasesTable.Arn}/index/PendingOutboxIndex"}]
+    assert set(statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]) == {"CASE#*", "OUTBOX"}
+    assert allowed(function, "dynamodb:Query", ["OUTBOX"]) and allowed(function, "dynamodb:GetItem", ["CASE#c-1"])
+    for keys in (["TOKEN#acme"], ["WEBHOOK#acme#e-1"], ["CONVERSATION#v-1"], ["QUEUE#q"]):
+        assert not allowed(function, "dynamodb:GetItem", keys), keys
+    assert not allowed(function, "dynamodb:PutItem", ["CASE#c-1"])
+    assert function["Properties"]["ReservedConcurrentExecutions"] == 1
+    [sweep] = function["Properties"]["Events"].values()
+    assert sweep["Type"] == "Schedule" and sweep["Properties"]["Schedule"] == "rate(1 minute)"
+    assert not [p for p in function["Properties"]["Policies"] if "AWSSecretsManagerGetSecretValuePolicy" in p]
+    indexes = {i["IndexName"]: i for i in template["Resources"]["CasesTable"]["Properties"]["GlobalSecondaryIndexes"]}
+    outbox = indexes["PendingOutboxIndex"]
+    assert [k["AttributeName"] for k in outbox["KeySchema"]] == ["outboxShard", "outboxSince"]
+    assert outbox["Projection"] == {"ProjectionType": "KEYS_ONLY"}

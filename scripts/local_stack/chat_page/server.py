@@ -32,6 +32,8 @@ FORWARDED: list[tuple[str, re.Pattern[str]]] = [
         ("GET", "/events"),
         ("POST", "/messages"),
         ("POST", "/typing"),
+        ("POST", "/read"),
+        ("POST", "/channel-tokens"),
         ("GET", "/attachments/(?P<attachment>[A-Za-z0-9._:%-]{1,512})"),
     ]
 ]
@@ -56,12 +58,15 @@ class ChatPageServer:
         host: str = "127.0.0.1",
         port: int = 0,
         attachments: bool = True,
+        read_receipts: bool = True,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.api_key = api_key
         self.channel = channel
         # Files work on the Chat Gateway only: on Chat API v2 the page offers none.
         self.attachments = attachments
+        # So are read receipts (POST /cases/{id}/read: v2 answers 400): the page sends them where they work.
+        self.read_receipts = read_receipts
         self._httpd = _Server((host, port), self)
         # Set on stop: waits for a pending file and open event streams end at once.
         self.stopping = self._httpd.stopping
@@ -125,7 +130,8 @@ class _Handler(MethodHandler):
             self._json(403, {"error": {"code": "NotSameOrigin", "message": refused}})
             return
         if method == "GET" and path == "/api/config":
-            self._json(200, {"attachments": self.server.page.attachments})
+            page = self.server.page
+            self._json(200, {"attachments": page.attachments, "readReceipts": page.read_receipts})
         elif method == "GET" and path in ("/", "/index.html"):
             self._static("index.html")
         elif method == "GET" and path.startswith("/static/"):

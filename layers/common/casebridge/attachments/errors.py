@@ -54,5 +54,12 @@ class AttachmentStorageError(ContactCenterError):
     code = "AttachmentStorageError"
 
 
+class AttachmentStorageBusy(CasebridgeError):
+    """The attachment bucket throttled or failed for now (SlowDown, 5xx, a dropped connection): retry shortly."""
+
+    status_code = 503
+    code = "AttachmentStorageBusy"
+
+
 class CopyFailed(Exception):
     """An agent attachment cannot be copied, and retrying will not change that (too big, gone at 8x8)."""

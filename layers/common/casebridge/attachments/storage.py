@@ -9,7 +9,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.response import StreamingBody
 
 from casebridge import aws
-from casebridge.attachments.errors import AttachmentStorageError
+from casebridge.attachments.errors import AttachmentStorageBusy, AttachmentStorageError
 from casebridge.contact_center.base import CHAT_GATEWAY_V1
 from casebridge.errors import ConfigurationError, UnsupportedByContactCenterApi
 from casebridge.services import Services
@@ -29,6 +29,33 @@ _PART_BYTES = 8 * 1024 * 1024
 _TRANSFER = TransferConfig(
     multipart_threshold=_PART_BYTES, multipart_chunksize=_PART_BYTES, max_concurrency=1, use_threads=False
 )
+
+
+_MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
+_REFUSED = frozenset({"403", "AccessDenied", "Forbidden"})
+# What S3 answers when a later call may succeed (botocore's own retries already spent).
+_TRANSIENT = frozenset(
+    {
+        "SlowDown",
+        "ServiceUnavailable",
+        "InternalError",
+        "RequestTimeout",
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequests",
+        "RequestThrottled",
+    }
+)
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code") or "")
+
+
+def is_transient(error: ClientError) -> bool:
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return _code(error) in _TRANSIENT or status >= 500 or status == 429
 
 
 class Readable(Protocol):
@@ -92,15 +119,33 @@ class AttachmentBucket:
         )
 
     def head(self, key: str) -> dict[str, Any] | None:
+        """The object's metadata, or None when there is no object. AttachmentStorageBusy: S3 is throttling or
+        failing for now. A 403 is what S3 answers for a missing key when the caller may not list it: the listing
+        (s3:ListBucket granted on the outbound prefix only, template.yaml) tells a missing key from a refusal."""
         try:
             answer = self.client.head_object(Bucket=self.name, Key=key)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _code(error) in _MISSING:
                 return None
+            if _code(error) in _REFUSED and not self._listed(key):
+                return None
+            if is_transient(error):
+                raise AttachmentStorageBusy("the attachment bucket is busy; retry shortly", retry_after=1) from error
             raise
+        except BotoCoreError as error:
+            raise AttachmentStorageBusy(
+                "the attachment bucket could not be reached; retry shortly", retry_after=1
+            ) from error
         return dict(answer)
 
-    def open(self, key: str, etag: str | None) -> StreamingBody:
+    def _listed(self, key: str) -> bool:
+        try:
+            found = self.client.list_objects_v2(Bucket=self.name, Prefix=key, MaxKeys=1).get("Contents", [])
+        except ClientError:
+            return True  # not allowed to list either: a refusal, not an answer about the key
+        return any(item.get("Key") == key for item in found)
+
+    def open(self, key: str, etag: str | None) -> ObjectStream:
         """The object's streaming body (read as 8x8's upload reads it, never whole in a variable here)."""
         params: dict[str, Any] = {"Bucket": self.name, "Key": key}
         if etag:
@@ -108,8 +153,8 @@ class AttachmentBucket:
         try:
             body = self.client.get_object(**params)["Body"]
         except ClientError as error:
-            code = error.response.get("Error", {}).get("Code")
-            if code in ("404", "NoSuchKey", "NotFound"):
+            code = _code(error)
+            if code in _MISSING:
                 raise AttachmentStorageError(
                     "the attachment is no longer in the bucket (expired?); the message cannot be sent", retryable=False
                 ) from error
@@ -118,10 +163,13 @@ class AttachmentBucket:
                     "the attachment was replaced after the message was accepted; the message is not sent",
                     retryable=False,
                 ) from error
-            raise AttachmentStorageError(f"the attachment could not be read from the bucket ({code})") from error
-        except BotoCoreError as error:
-            raise AttachmentStorageError("the attachment could not be read from the bucket") from error
-        return body
+            # Transient (SlowDown, 5xx, throttling) goes through the delivery's retries; a refusal is the stack's.
+            raise AttachmentStorageError(
+                f"the attachment could not be read from the bucket ({code})", retryable=is_transient(error)
+            ) from error
+        except BotoCoreError as error:  # connection dropped, timed out: nothing reached 8x8, retry
+            raise AttachmentStorageError("the attachment could not be read from the bucket", retryable=True) from error
+        return ObjectStream(body)
 
     def put_stream(self, key: str, stream: Readable, content_type: str, file_name: str) -> None:
         """Stream into the bucket: parts of 8 MiB, one at a time (a small file is one PUT)."""
@@ -144,3 +192,20 @@ def bucket(services: Services) -> AttachmentBucket:
         cached = AttachmentBucket(name)
         vars(services)["_attachment_bucket"] = cached
     return cached
+
+
+class ObjectStream:
+    """The object's body, whose read errors (S3 dropping the stream while 8x8's upload reads it) are the
+    delivery's retryable AttachmentStorageError, not an unexpected error: nothing of it reached 8x8 as a message."""
+
+    def __init__(self, body: StreamingBody) -> None:
+        self._body = body
+
+    def read(self, amt: int | None = None) -> bytes:
+        try:
+            return self._body.read(amt)
+        except (BotoCoreError, OSError) as error:
+            raise AttachmentStorageError("the attachment's stream from the bucket broke off", retryable=True) from error
+
+    def close(self) -> None:
+        self._body.close()

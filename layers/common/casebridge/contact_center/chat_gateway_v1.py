@@ -192,12 +192,16 @@ class ChatGatewayV1Client(ClientBase):
             "maxTotalMinutes": max(20, min(600, max_total_minutes)),
             "userTimeoutInMinutes": max(10, min(300, user_timeout_minutes)),
         }
-        self._call(
-            "POST",
-            self._conversation(conversation_id) + "/post-agent-assignment",
-            "assign_post_agent",
-            json={"type": "webhook", "id": webhook_id, "configuration": configuration},
-        )
+        path = self._conversation(conversation_id) + "/post-agent-assignment"
+        body: dict[str, Any] = {"type": "webhook", "id": webhook_id, "configuration": configuration}
+        try:
+            self._call("POST", path, "assign_post_agent", json=body)
+        except ContactCenterError as error:
+            if error.upstream_status != 400:
+                raise
+            # ESCALATION.md §10.6: 8x8's own client sends these numbers as strings; ints first, strings on a 400.
+            strings = {k: str(v) for k, v in configuration.items()}
+            self._call("POST", path, "assign_post_agent", json={**body, "configuration": strings})
 
 
 def newest_match(payload: Any, case_id: str, channel_id: str) -> str | None:

@@ -15,10 +15,10 @@ import msgspec
 from casebridge.business_api.models import OpenConversationRequest
 from casebridge.errors import CasebridgeError
 from casebridge.escalation.availability import Availability
+from casebridge.escalation.marks import set_marks
 from casebridge.escalation.wiring import queue_availability
 from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.services import Services
-from casebridge.store.codec import case_pk, key, to_item
 
 
 class QueueUnavailable(CasebridgeError):
@@ -56,12 +56,5 @@ def before_open(services: Services, case_id: str, request: OpenConversationReque
 
 def after_open(services: Services, case_id: str, request: OpenConversationRequest) -> None:
     """Keeps the open's `onQueueTimeout` on the case (the timer sweep reads it)."""
-    if request.on_queue_timeout is None:
-        return
-    services.store.client.update_item(
-        TableName=services.store.table,
-        Key=key(case_pk(case_id), "CASE"),
-        UpdateExpression="SET onQueueTimeout = :v",
-        ConditionExpression="attribute_exists(pk)",
-        ExpressionAttributeValues=to_item({":v": request.on_queue_timeout}),
-    )
+    if request.on_queue_timeout is not None:
+        set_marks(services.store, case_id, onQueueTimeout=request.on_queue_timeout)

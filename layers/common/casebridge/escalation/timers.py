@@ -19,7 +19,8 @@ Per case, what is due:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,17 +29,18 @@ from casebridge.clock import now_ms
 from casebridge.errors import CasebridgeError
 from casebridge.escalation import transcript
 from casebridge.escalation.availability import Figures, estimate_wait_seconds
-from casebridge.escalation.marks import Marks, leave_sweep, raise_mark, read_marks, set_marks
+from casebridge.escalation.marks import Marks, leave_sweep, raise_mark, set_marks
 from casebridge.escalation.signals import hand_back, record_own_event
 from casebridge.escalation.wiring import parts
 from casebridge.observability import logger
 from casebridge.services import Services
 from casebridge.state import CaseState
-from casebridge.store.codec import from_item
+from casebridge.store.codec import CASE_SK, case_pk, from_item, key
 from casebridge.store.records import CaseRecord
 from casebridge.store.table import SWEEP_SHARD
 
 INDEX = "ActiveCasesIndex"
+STOP_BEFORE_END_MS = 5_000
 WAIT_UPDATE_EVERY_MS = 60_000
 
 
@@ -48,6 +50,7 @@ class SweepReport:
     events: dict[str, int] = field(default_factory=dict)
     failures: int = 0
     metrics_reads: int = 0
+    left: int = 0  # cases not reached before the invocation's end
 
     def count(self, event_type: str) -> None:
         self.events[event_type] = self.events.get(event_type, 0) + 1
@@ -71,17 +74,29 @@ def active_case_ids(services: Services) -> Iterator[str]:
         request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
 
-def sweep(services: Services, now: int | None = None) -> SweepReport:
+def sweep(services: Services, now: int | None = None, remaining_ms: Callable[[], int] | None = None) -> SweepReport:
+    """`remaining_ms`: the invocation's time left; the sweep stops 5 s before the end. The cases are taken in a
+    random order, so a sweep cut short never leaves the same cases behind every minute."""
     report = SweepReport()
     figures: dict[str, Figures | None] = {}
     now = now_ms() if now is None else now
-    for case_id in active_case_ids(services):
+    case_ids = list(active_case_ids(services))
+    random.shuffle(case_ids)
+    for case_id in case_ids:
+        if remaining_ms is not None and remaining_ms() < STOP_BEFORE_END_MS:
+            report.left = len(case_ids) - report.cases
+            logger.warning("sweep stopped for time; the next one goes on", extra={"left": report.left})
+            break
         report.cases += 1
         try:
-            case = services.store.get_case(case_id)
-            if case is None or not case.conversation_id:
+            found = services.store.client.get_item(
+                TableName=services.store.table, Key=key(case_pk(case_id), CASE_SK), ConsistentRead=True
+            ).get("Item")
+            if not found:
                 continue
-            _sweep_case(services, case, read_marks(services.store, case_id), now, figures, report)
+            case = CaseRecord.from_item(found)  # one read: the case and the escalation's marks on it
+            if case.conversation_id:
+                _sweep_case(services, case, Marks.from_item(found), now, figures, report)
         except Exception:
             report.failures += 1
             logger.exception("sweep of a case failed; the next sweep tries again", extra={"caseId": case_id})

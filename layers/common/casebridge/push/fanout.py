@@ -24,7 +24,7 @@ from casebridge.store.push import ConnectionRecord
 from casebridge.store.records import TimelineEntry
 
 PAGE = 50  # timeline entries read (and claimed) at a time when a connection catches up
-COMMIT_WAITS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.0)  # about 0.8 s for a published event's write to commit
+COMMIT_WAITS = (0.003, 0.006, 0.012, 0.025, 0.05, 0.1, 0.2, 0.4, 0.0)  # about 0.8 s for the write to commit
 
 
 class PushIncomplete(Exception):

@@ -1,22 +1,20 @@
 // The customer chat page. It talks only to its own origin (/api/...): the helper there holds the business API key
-// and forwards to casebridge. Agent messages and routing events come from the case timeline; typing comes from the
-// bus (a server-sent event stream), since AgentTyping never goes on the timeline. The customer's own messages are
-// kept in this browser, as a real channel keeps its own transcript. `page.js` is the emulator's (cc_emulator/static),
-// shared with its agent desk.
+// and forwards to casebridge. Agent messages, routing events and typing are pushed on casebridge's channel WebSocket
+// (channel.js: no polling; reconnects and resumes from its cursor). The customer's own messages are kept in this
+// browser, as a real channel keeps its own transcript. `page.js` is the emulator's (cc_emulator/static), shared with
+// its agent desk.
+import { openChannel } from "./channel.js";
 import { acted, notSent, problem, syncRecovered } from "./notices.js";
 import { $, answered, el, enterSends, request } from "./page.js";
 
-const SYNC_MS = 4000;
 const TYPING_EVERY_MS = 2500;
 const AGENT_TYPING_MAX_MS = 15000;
 
 let caseId = null;
 let events = [];
 let seen = new Set();
-let cursor = null;
 let caseView = null;
-let stream = null;
-let syncTimer = 0;
+let channel = null;
 let syncing = null;
 let agentTyping = false;
 let agentTypingTimer = 0;
@@ -65,7 +63,8 @@ function waitText() {
   if (!w) return "";
   const parts = [];
   if (w.estimatedWaitSeconds !== null && w.estimatedWaitSeconds !== undefined) parts.push(`wait ${about(w.estimatedWaitSeconds)}`);
-  if (w.waiting !== null && w.waiting !== undefined) parts.push(`${w.waiting} waiting`);
+  // 8x8 counts everyone waiting, ahead and behind (no position exists); figures may be a few seconds old.
+  if (w.waiting) parts.push(`${w.waiting} waiting`);
   return parts.length ? ` · ${parts.join(", ")}` : "";
 }
 
@@ -112,7 +111,7 @@ const EVENT_TEXT = {
   Transferred: () => "Transferring you to another team",
   CustomerLeft: () => "You left the chat",
   MessageFailed: () => "A message could not be delivered",
-  WaitUpdate: (e) => `Still waiting${e.estimatedWaitSeconds != null ? `: ${about(e.estimatedWaitSeconds)}` : ""}${e.waiting != null ? ` (${e.waiting} waiting)` : ""}`,
+  WaitUpdate: (e) => `Still waiting${e.estimatedWaitSeconds != null ? `: ${about(e.estimatedWaitSeconds)}` : ""}${e.waiting ? ` (${e.waiting} waiting)` : ""}`,
   QueueTimeout: () => "Nobody is free to answer right now",
   CustomerIdle: () => "Are you still there? The chat closes soon unless you write",
   HandedBack: (e) => HANDED_BACK[e.reason] || "You are back with the assistant",
@@ -136,6 +135,18 @@ function tick(m, marks) {
   const read = marks.readAt && marks.readAt >= marks.delivered.get(m.clientMessageId);
   return el("span", { class: `tick${read ? " read" : ""}`, "data-tick": read ? "read" : "delivered",
     title: read ? "Read by the agent" : "Delivered to 8x8" }, read ? " ✓✓" : " ✓");
+}
+
+// The customer read what the agent wrote (the page shows it): 8x8's read receipt, through casebridge (Gateway only).
+let sendsReadReceipts = false;
+let readUpTo = 0;
+
+function readAgentMessages() {
+  if (!sendsReadReceipts || !caseId || document.visibilityState !== "visible") return;
+  const latest = Math.max(0, ...events.filter((e) => e.type === "AgentMessage").map((e) => e.occurredAt || 0));
+  if (latest <= readUpTo) return;
+  readUpTo = latest;
+  request("POST", casePath("/read"), { authorType: "user" }).catch(() => {});
 }
 
 // The customer went quiet while with an agent (CustomerIdle): a warning until the customer writes again.
@@ -167,6 +178,7 @@ function renderMessages() {
   list.replaceChildren(...nodes);
   if (atBottom) list.scrollTop = list.scrollHeight;
   $("idle-warning").hidden = !idleWarning();
+  readAgentMessages();
 }
 
 function time(ms) {
@@ -207,24 +219,22 @@ function renderTyping() {
 
 // -- talking to casebridge ------------------------------------------------------------------------
 
-async function pullTimeline() {
-  for (;;) {
-    const q = new URLSearchParams({ limit: "100" });
-    if (cursor) q.set("after", cursor);
-    const page = await request("GET", casePath(`/events?${q}`));
-    for (const e of page.events) {
-      if (seen.has(e.eventId)) continue; // at least once: drop repeats
-      seen.add(e.eventId);
-      events.push(e);
-      if (e.type === "AgentMessage") setAgentTyping(false);
-    }
-    cursor = page.next || cursor;
-    if (page.events.length < 100) return;
-  }
+// A pushed timeline event (in order, once): on the transcript; the badge is read again when the case may have moved.
+const STATE_KEEPS = new Set(["AgentMessage", "CustomerMessage", "MessageDelivered", "MessageRead", "WaitUpdate"]);
+
+function takeEvent(e) {
+  if (seen.has(e.eventId)) return; // at least once: drop repeats
+  seen.add(e.eventId);
+  events.push(e);
+  if (e.type === "AgentMessage") setAgentTyping(false);
+  if (!STATE_KEEPS.has(e.type)) sync();
+  renderState();
+  renderMessages();
 }
 
+// The case itself (state, queue, agent): on open and when an event may have changed it. Never on a timer.
 function sync() {
-  // One sync at a time; a request for another while one runs is served by a second pass.
+  // One read at a time; a request for another while one runs is served by a second pass.
   if (syncing) {
     syncing.again = true;
     return syncing.done;
@@ -235,7 +245,6 @@ function sync() {
       run.again = false;
       try {
         caseView = await request("GET", casePath());
-        await pullTimeline();
         syncRecovered();
       } catch (err) {
         if (err.status !== 404) problem(`Cannot refresh the chat: ${err.message}`, "sync");
@@ -247,8 +256,6 @@ function sync() {
     renderTyping();
   })();
   syncing = run;
-  clearTimeout(syncTimer);
-  syncTimer = setTimeout(sync, SYNC_MS); // the stream may miss nothing, but a slow poll costs little
   return run.done;
 }
 
@@ -260,13 +267,13 @@ function setAgentTyping(on) {
 }
 
 function listen() {
-  if (stream) stream.close();
-  stream = new EventSource(casePath("/stream"));
-  stream.onmessage = (msg) => {
-    const event = JSON.parse(msg.data);
-    if (event.type === "AgentTyping") setAgentTyping(!!event.detail.typing);
-    else sync();
-  };
+  if (channel) channel.close();
+  channel = openChannel(casePath("/channel-tokens"), {
+    onEvent: takeEvent,
+    onTyping: (e) => setAgentTyping(!!e.typing),
+    onOpen: () => sync(),
+    onTrouble: (err) => problem(`Cannot connect the chat: ${err.message}`, "sync"),
+  });
 }
 
 async function sendFile(file) {
@@ -399,8 +406,8 @@ function openCase(id) {
   caseId = id;
   localStorage.setItem("cb.case", id);
   events = [];
+  readUpTo = 0;
   seen = new Set();
-  cursor = null;
   caseView = null;
   $("case-label").textContent = id;
   $("start").hidden = true;
@@ -430,8 +437,8 @@ async function comeBack(id, remembered) {
 }
 
 function showStart() {
-  if (stream) stream.close();
-  clearTimeout(syncTimer);
+  if (channel) channel.close();
+  channel = null;
   caseId = null;
   caseView = null;
   localStorage.removeItem("cb.case");
@@ -457,8 +464,12 @@ function init() {
   enterSends($("text"), $("composer"));
   $("leave").addEventListener("click", leave);
   $("new-case").addEventListener("click", showStart);
+  document.addEventListener("visibilitychange", readAgentMessages);
   // Files work on the Chat Gateway only: the page offers them where they can be sent.
-  request("GET", "/api/config").then((config) => { $("attach").hidden = !config.attachments; }).catch(() => {});
+  request("GET", "/api/config").then((config) => {
+    $("attach").hidden = !config.attachments;
+    sendsReadReceipts = !!config.readReceipts;
+  }).catch(() => {});
   const saved = new URLSearchParams(location.search).get("case") || localStorage.getItem("cb.case");
   if (saved) comeBack(saved, true);
   else showStart();
