@@ -84,8 +84,9 @@ class Scheduler:
             entry.run()
             next_run += entry.period_s
 
-    def run_now(self) -> list[Any]:
-        return [entry.run() for entry in self.entries]
+    def run_now(self, function_id: str | None = None) -> list[Any]:
+        """Each scheduled function once (or only `function_id`'s schedules), in the template's order."""
+        return [entry.run() for entry in self.entries if function_id in (None, entry.function.logical_id)]
 
     def stop(self) -> None:
         self._stop.set()

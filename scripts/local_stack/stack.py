@@ -449,10 +449,11 @@ class LocalStack:
         session.trust_env = False
         return session
 
-    def run_schedules(self) -> list[Any]:
-        """Every scheduled function once, now (as if its rate came round), and their results."""
+    def run_schedules(self, function_id: str | None = None) -> list[Any]:
+        """Every scheduled function (or only `function_id`'s) once, now (as if its rate came round), and their
+        results."""
         assert self.scheduler is not None, "the stack is not started"
-        return self.scheduler.run_now()
+        return self.scheduler.run_now(function_id)
 
     def problems(self) -> list[str]:
         """Errors the background workers swallowed (a poller or the channel); empty when all is well."""

@@ -88,7 +88,15 @@ KNOWN_OPEN: tuple[KnownOpen, ...] = (
 
 
 def known(violation: str, result: Result) -> KnownOpen | None:
+    if result.sim is None:  # judged while its world was still there
+        name = result.known.get(violation)
+        return next((k for k in KNOWN_OPEN if k.name == name), None)
     return next((k for k in KNOWN_OPEN if k.matches(violation, result)), None)
+
+
+def explain(result: Result) -> dict[str, str]:
+    """Each violation a known open defect explains, with that defect's name."""
+    return {v: k.name for v in result.violations if (k := known(v, result)) is not None}
 
 
 def unknown_violations(result: Result) -> list[str]:

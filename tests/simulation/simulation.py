@@ -49,6 +49,7 @@ class Result:
     choices: list[int]
     stats: dict[str, int] = field(default_factory=dict)
     sim: Any = None
+    known: dict[str, str] = field(default_factory=dict)  # violation -> the known open defect that explains it
 
     @property
     def failed(self) -> bool:

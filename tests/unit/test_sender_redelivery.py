@@ -169,6 +169,20 @@ def test_an_unreadable_body_is_dead_lettered_with_its_reason_and_the_rest_of_the
     assert record is not None and record["status"]["S"] == "failed"
 
 
+def test_the_redrive_script_leaves_an_unreadable_body_on_the_dead_letter_queue(
+    functions: SimpleNamespace, services: Any, fifo_queues: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Moving it back would only dead-letter it again; it stays for an operator, and the script says so."""
+    sqs = aws_client("sqs")
+    sqs.send_message(
+        QueueUrl=fifo_queues.outbound_url, MessageBody="{not json", MessageGroupId="case-c", MessageDeduplicationId="c"
+    )
+    assert drain(functions, fifo_queues.outbound_url) == []
+    assert redrive(sqs, fifo_queues.dead_letter_url, fifo_queues.outbound_url, limit=1) == 0
+    assert "not a message" in capsys.readouterr().out
+    assert receive(fifo_queues.outbound_url) == []
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -15,6 +15,7 @@ from casebridge.store import (
     CaseStore,
     MessageRecord,
     MessageStatus,
+    OpeningAttempt,
     StaleCase,
     TimelineEntry,
     decode_cursor,
@@ -62,8 +63,11 @@ def all_items(table: str) -> list[dict[str, Any]]:
 
 # ---- opening a case ------------------------------------------------------------------------------
 def test_claim_opening_has_a_single_winner(store: CaseStore) -> None:
-    assert store.claim_opening("case-1", 30_000) is True
-    assert [store.claim_opening("case-1", 30_000) for _ in range(5)] == [False] * 5
+    first = store.claim_opening("case-1", 30_000)
+    assert first.taken is True and first.found is None, "the claim found no case"
+    refused = [store.claim_opening("case-1", 30_000) for _ in range(5)]
+    assert [c.taken for c in refused] == [False] * 5
+    assert all(c.found is not None and c.found.opening_until for c in refused), "they see the holder's lease"
     case = store.get_case("case-1")
     assert case is not None
     assert (case.case_id, case.conversation_id, case.live.state, case.version) == ("case-1", None, CaseState.OPEN, 0)
@@ -81,7 +85,32 @@ def test_claim_can_be_taken_again_after_its_lease_or_release(store: CaseStore) -
 def test_no_claim_once_the_conversation_is_recorded(store: CaseStore) -> None:
     opened_case(store)
     time.sleep(0.002)
-    assert store.claim_opening("case-1", 0) is False
+    refused = store.claim_opening("case-1", 0)
+    assert refused.taken is False
+    assert refused.found is not None and refused.found.conversation_id == "conv-1", "it sees the conversation"
+
+
+def test_the_claim_answers_with_the_case_as_it_found_it_and_keeps_unsure_attempts(store: CaseStore) -> None:
+    """Decisions are taken on the claim write's old image: an ambiguous release between an opener's read and its
+    claim is seen. A clean failure forgets its attempt; an ambiguous one keeps it for the next opener."""
+    on_a = OpeningAttempt("channel-a", "h1", "c1", ("queue", "q1"))
+    on_b = OpeningAttempt("channel-b", "h2", "c2")
+    assert store.claim_opening("case-1", 30_000, on_a)
+    store.release_claim("case-1", ambiguous=True, attempt=on_a)
+    second = store.claim_opening("case-1", 30_000, on_b)
+    assert second.taken and second.found is not None
+    assert (second.found.opening_ambiguous, second.found.opening_attempts) == (True, frozenset({on_a}))
+    store.release_claim("case-1", ambiguous=False, attempt=on_b)
+    third = store.claim_opening("case-1", 30_000, on_b)
+    assert third.found is not None and third.found.opening_attempts == frozenset({on_a}), "b's clean failure forgotten"
+    store.record_conversation("case-1", "conv-1", "channel-a", open_request_hashes={"h1"}, customer_hash="c1")
+    case = store.get_case("case-1")
+    assert case is not None
+    assert (case.opening_attempts, case.open_request_hashes, case.customer_hash) == (
+        frozenset(),
+        frozenset({"h1"}),
+        "c1",
+    )
 
 
 def test_record_conversation_binds_both_ways(store: CaseStore, cases_table: str) -> None:

@@ -28,6 +28,7 @@ FUNCTION_DIRS = {
     "ChannelWebhookSenderFunction": "channel_webhook_sender",
     "BusinessHoursCheckFunction": "business_hours_check",
     "EscalationTimersFunction": "escalation_timers",
+    "OutboxSweeperFunction": "outbox_sweeper",
 }
 API_DIRS = ("chat-gateway-v1", "chat-api-v2")  # each 8x8 API's webhook samples and environment
 API_FUNCTIONS = (

@@ -35,6 +35,7 @@ PUSH = "ChannelPushFunction"
 WEBHOOK_SENDER = "ChannelWebhookSenderFunction"
 HOURS_CHECK = "BusinessHoursCheckFunction"
 TIMERS = "EscalationTimersFunction"
+SWEEPER = "OutboxSweeperFunction"
 BUCKET_ARN = "${AttachmentsBucket.Arn}"
 
 # What each function's code does on the table (store.py, token_store.py), as IAM actions. Transactions are
@@ -63,6 +64,9 @@ EXPECTED_TABLE_ACTIONS = {
     HOURS_CHECK: set(),  # reads one SSM parameter, nothing else
     # the sweep: the index (Query), cases, marks and timeline, the outbox, queue figures, the analytics token.
     TIMERS: {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
+    # the outbox sweeper: the PendingOutboxIndex (Query), the case (GetItem) and its pending entries
+    # (BatchGetItem), the outbox marks taken off (UpdateItem); CASE# items and the index's OUTBOX key only.
+    SWEEPER: {"GetItem", "BatchGetItem", "Query", "UpdateItem"},
 }
 NEVER = {"Scan", "BatchWriteItem", "*", "DeleteTable", "UpdateTable", "CreateTable", "PartiQLSelect"}
 # boto3 DynamoDB client calls the package may make; a new kind of call must be granted (and added here) on purpose.
@@ -577,6 +581,25 @@ def test_the_sweep_reaches_only_its_index_cases_figures_and_tokens(template: dic
     assert function["Properties"]["ReservedConcurrentExecutions"] == 1  # sweeps never overlap
     [sweep] = function["Properties"]["Events"].values()
     assert sweep["Type"] == "Schedule" and sweep["Properties"]["Schedule"] == "rate(1 minute)"
-    index = template["Resources"]["CasesTable"]["Properties"]["GlobalSecondaryIndexes"]
-    assert [i["IndexName"] for i in index] == ["ActiveCasesIndex"]
-    assert index[0]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    indexes = {i["IndexName"]: i for i in template["Resources"]["CasesTable"]["Properties"]["GlobalSecondaryIndexes"]}
+    assert indexes["ActiveCasesIndex"]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+
+
+def test_the_outbox_sweeper_reaches_only_its_index_and_case_items(template: dict[str, Any]) -> None:
+    """Every minute, one at a time; the pending outboxes' index (keys only), case items, the bus; no secret."""
+    function = template["Resources"][SWEEPER]
+    [statement] = table_statements(function, "Allow")
+    assert statement["Resource"] == [TABLE, {"Fn::Sub": "${CasesTable.Arn}/index/PendingOutboxIndex"}]
+    assert set(statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]) == {"CASE#*", "OUTBOX"}
+    assert allowed(function, "dynamodb:Query", ["OUTBOX"]) and allowed(function, "dynamodb:GetItem", ["CASE#c-1"])
+    for keys in (["TOKEN#acme"], ["WEBHOOK#acme#e-1"], ["CONVERSATION#v-1"], ["QUEUE#q"]):
+        assert not allowed(function, "dynamodb:GetItem", keys), keys
+    assert not allowed(function, "dynamodb:PutItem", ["CASE#c-1"])
+    assert function["Properties"]["ReservedConcurrentExecutions"] == 1
+    [sweep] = function["Properties"]["Events"].values()
+    assert sweep["Type"] == "Schedule" and sweep["Properties"]["Schedule"] == "rate(1 minute)"
+    assert not [p for p in function["Properties"]["Policies"] if "AWSSecretsManagerGetSecretValuePolicy" in p]
+    indexes = {i["IndexName"]: i for i in template["Resources"]["CasesTable"]["Properties"]["GlobalSecondaryIndexes"]}
+    outbox = indexes["PendingOutboxIndex"]
+    assert [k["AttributeName"] for k in outbox["KeySchema"]] == ["outboxShard", "outboxSince"]
+    assert outbox["Projection"] == {"ProjectionType": "KEYS_ONLY"}

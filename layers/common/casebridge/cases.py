@@ -12,8 +12,9 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from typing import TypeVar
 
-from casebridge.business_api.models import OpenConversationRequest, to_json_data
+from casebridge.business_api.models import Customer, OpenConversationRequest, to_json_data
 from casebridge.business_api.views import TimelineView, timeline_view
 from casebridge.clock import monotonic, now_ms, sleep
 from casebridge.contact_center.base import NewConversation
@@ -31,8 +32,9 @@ from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.services import Services
 from casebridge.state import STATE_KINDS, CaseState, LiveState, StateEvent, customer_left, record_event
 from casebridge.store import StaleCase
-from casebridge.store.records import CaseRecord, TimelineEntry
+from casebridge.store.records import CaseRecord, OpeningAttempt, TimelineEntry
 
+T = TypeVar("T")
 OPENING_LEASE_MS = 30_000  # longer than an 8x8 create call can take
 WAIT_FOR_PEER_S = 8.0
 
@@ -42,8 +44,19 @@ def open_request_hash(request: OpenConversationRequest) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def customer_hash(customer: Customer) -> str:
+    canonical = json.dumps(to_json_data(customer), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def _is_empty(request: OpenConversationRequest) -> bool:
     return request.customer.is_empty() and not request.history and not request.routing and not request.channel_id
+
+
+def opening_attempt(services: Services, request: OpenConversationRequest) -> OpeningAttempt:
+    routing = (request.routing.type, request.routing.id) if request.routing else None
+    channel_id = request.channel_id or services.settings.channel_id
+    return OpeningAttempt(channel_id, open_request_hash(request), customer_hash(request.customer), routing)
 
 
 def open_conversation(services: Services, case_id: str, request: OpenConversationRequest) -> tuple[CaseRecord, bool]:
@@ -56,34 +69,32 @@ def open_conversation(services: Services, case_id: str, request: OpenConversatio
         adopt_early_events(services, case_id, case.conversation_id)
         flush_outbox(services, require_case(services, case_id))
         return _reconcile(services, require_case(services, case_id), request), False
+    attempt = opening_attempt(services, request)
     deadline = monotonic() + WAIT_FOR_PEER_S
     while True:
-        if store.claim_opening(case_id, OPENING_LEASE_MS):
-            # A claim still on the case as last read was never released: its opener died (the claim could be
-            # taken only because its lease expired), maybe after 8x8 created the conversation. So was a
-            # create whose outcome was unknown. Either way, look the conversation up before creating one.
-            unsure = bool(case and (case.opening_ambiguous or case.opening_until))
-            return _create(services, case_id, request, unsure=unsure), True
+        claim = store.claim_opening(case_id, OPENING_LEASE_MS, attempt)
+        if claim:
+            return _create(services, case_id, request, attempt, claim.found), True
         # Another request holds the claim: wait for its conversation instead of opening a second one.
-        sleep(0.1)
-        case = store.get_case(case_id)
-        if case and case.conversation_id:
-            return _reconcile(services, case, request), False
+        if claim.found and claim.found.conversation_id:
+            return _reconcile(services, claim.found, request), False
         if monotonic() > deadline:
             raise Conflict("the case's conversation is being opened by another request; retry shortly", retry_after=1)
+        sleep(0.1)
 
 
 def _reconcile(services: Services, case: CaseRecord, request: OpenConversationRequest) -> CaseRecord:
-    """An open request for a case that already has its conversation: a retry (same request), a bare open, or
-    new data that 8x8 must get — never silently dropped."""
+    """An open request for a case that already has its conversation: a retry (the request it was made from), a
+    bare open, the data it already has, or new data that 8x8 must get — never silently dropped."""
     digest = open_request_hash(request)
-    if _is_empty(request) or case.open_request_hash == digest:
+    if _is_empty(request) or digest in case.open_request_hashes:
         return case
+    routing = to_json_data(request.routing) if request.routing else None
     cannot = [
         name
         for name, given in (
             ("history", bool(request.history)),
-            ("routing", request.routing is not None),
+            ("routing", routing is not None and routing != case.routing),
             ("channelId", bool(request.channel_id) and request.channel_id != case.channel_id),
         )
         if given
@@ -93,46 +104,74 @@ def _reconcile(services: Services, case: CaseRecord, request: OpenConversationRe
             f"the case's conversation already exists (opened by an earlier request), so {', '.join(cannot)} "
             "cannot be applied to it now; send the customer data alone to update it"
         )
+    customer = customer_hash(request.customer)
+    if request.customer.is_empty() or customer == case.customer_hash:
+        return case  # nothing would change
     assert case.conversation_id is not None
     try:
         services.contact_center.update_customer(case.conversation_id, case.case_id, request.customer)
     except UnsupportedByContactCenterApi as error:
         raise Conflict(
-            "the case's conversation already exists without this customer data, and the configured 8x8 API "
+            "the case's conversation already exists with other customer data, and the configured 8x8 API "
             f"cannot update it ({error.message})"
         ) from None
-    services.store.set_open_request_hash(case, digest)
+    services.store.set_open_request_hash(case, digest, customer)
     logger.info("customer data of an open conversation updated")
     return require_case(services, case.case_id)
 
 
-def _create(services: Services, case_id: str, request: OpenConversationRequest, *, unsure: bool) -> CaseRecord:
-    channel_id = request.channel_id or services.settings.channel_id
+def _agreed(values: Iterable[T]) -> T | None:
+    """The one value all agree on, else None."""
+    distinct = set(values)
+    return distinct.pop() if len(distinct) == 1 else None
+
+
+def _create(
+    services: Services,
+    case_id: str,
+    request: OpenConversationRequest,
+    attempt: OpeningAttempt,
+    found: CaseRecord | None,
+) -> CaseRecord:
+    """Under the claim: adopt the conversation of an earlier create whose outcome is unknown, or create one.
+    `found` is the case as the claim found it (the write's old image), never an earlier read: an ambiguous create
+    that ended between that read and the claim is seen."""
+    # Creates whose outcome is unknown are on the case: released ambiguous, or never released (their opener died,
+    # the claim could be taken only because its lease ran out). Each channel they used is looked up first.
+    earlier = found.opening_attempts if found else frozenset()
+    unsure = bool(found and (found.opening_ambiguous or found.opening_until or earlier))
+    channels = sorted({a.channel_id for a in earlier}) or [attempt.channel_id]
     client = services.contact_center
+    made_by = [attempt]
     try:
-        conversation_id = None
-        if unsure:
-            # An earlier create may have reached 8x8: find its conversation before making another one.
-            conversation_id = client.find_conversation(case_id, channel_id)
+        conversation_id, channel_id = None, attempt.channel_id
+        for candidate in channels if unsure else []:
+            conversation_id = client.find_conversation(case_id, candidate)
             if conversation_id:
+                channel_id = candidate
+                made_by = [a for a in earlier if a.channel_id == candidate] or [attempt]
                 logger.warning("conversation of an earlier unfinished create found; adopted")
                 metrics.add_metric(name="ConversationsReconciled", unit=MetricUnit.Count, value=1)
+                break
         if conversation_id is None:
             conversation_id = client.create_conversation(
                 NewConversation(channel_id, case_id, request.customer, request.history, request.routing)
             )
     except ContactCenterError as error:
-        services.store.release_claim(case_id, ambiguous=error.ambiguous or unsure)
+        services.store.release_claim(case_id, ambiguous=error.ambiguous or unsure, attempt=attempt)
         raise
     except Exception:
-        services.store.release_claim(case_id, ambiguous=unsure)
+        services.store.release_claim(case_id, ambiguous=unsure, attempt=attempt)
         raise
+    routing = _agreed(a.routing for a in made_by)
     services.store.record_conversation(
         case_id,
         conversation_id,
         channel_id,
-        open_request_hash=open_request_hash(request),
-        routing=to_json_data(request.routing) if request.routing else None,
+        # A retry of any request this conversation may have been made from is that request again.
+        open_request_hashes={a.request_hash for a in made_by},
+        customer_hash=_agreed(a.customer_hash for a in made_by),
+        routing={"type": routing[0], "id": routing[1]} if routing else None,
     )
     logger.append_keys(conversationId=conversation_id)
     logger.info("conversation opened for case", extra={"channelId": channel_id})
@@ -150,7 +189,9 @@ def _create(services: Services, case_id: str, request: OpenConversationRequest, 
     adopted = adopt_early_events(services, case_id, conversation_id, publish=False)
     publish_recorded(services, case_id, [*([recorded] if recorded else []), *adopted])
     after_conversation_created(services, conversation_id)  # Gateway post-agent assignment (never fails the open)
-    return require_case(services, case_id)
+    case = require_case(services, case_id)
+    # Adopted from another request: this request's own data is applied to it, or refused, as on any open.
+    return case if attempt in made_by else _reconcile(services, case, request)
 
 
 def record_and_publish(
@@ -251,8 +292,15 @@ def require_case(services: Services, case_id: str) -> CaseRecord:
 
 
 def read_case(services: Services, case_id: str) -> CaseRecord:
-    """GET /cases/{id}: also publishes what an earlier request left on the outbox (best effort on a read)."""
+    """GET /cases/{id}: also publishes what an earlier request left on the outbox, and takes in early events an
+    open left behind while the case has heard nothing from 8x8 (best effort on a read)."""
     case = require_case(services, case_id)
+    if case.conversation_id and case.live.state is CaseState.OPEN:
+        try:
+            if adopt_early_events(services, case_id, case.conversation_id):
+                case = require_case(services, case_id)
+        except Exception:
+            logger.exception("early events not taken in; the next request for the case tries again")
     if case.pending_publish:
         try:
             flush_outbox(services, case)

@@ -24,9 +24,9 @@ from casebridge.attachments.uploads import check_for_message
 from casebridge.business_api.models import OpenConversationRequest, PostMessageRequest, Routing, validate
 from casebridge.business_api.views import MessageAcceptedView
 from casebridge.cases import flush_outbox, open_conversation, publish_recorded
-from casebridge.clock import now_ms
+from casebridge.clock import now_ms, sleep
 from casebridge.contact_center.base import CHAT_GATEWAY_V1
-from casebridge.errors import ContactCenterError, ReusedClientMessageId
+from casebridge.errors import ContactCenterError, ReusedClientMessageId, StoreBusy
 from casebridge.escalation.signals import after_delivery
 from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.outbound_content import send_to_contact_center
@@ -38,6 +38,7 @@ from casebridge.store import StaleCase
 from casebridge.store.records import CaseRecord, MessageRecord, MessageStatus, TimelineEntry
 
 _NAMESPACE = uuid.UUID("6f1d2c1e-8a5b-4a53-9a0e-6c1f3b7d2e10")
+RECORD_FAILED_TRIES = 20  # a MessageFailed write racing the case's other writes
 SEND_TIME_MARGIN_MS = 2_000  # DynamoDB writes around one send
 # The slowest transfer a delivery is budgeted for (S3 into 8x8's upload): 4 MiB/s, in bytes per millisecond.
 TRANSFER_FLOOR_BYTES_PER_MS = 4 * 1024 * 1024 // 1000
@@ -285,6 +286,9 @@ def _already_dead_lettered(
     if record.queue_message_id and queue_message_id and queue_message_id != record.queue_message_id:
         logger.info("dead-lettered message moved back to the queue; delivering it again")
         return False
+    if record.parked_event is not None:
+        _record_failed(services, message.caseId, record, record.parked_event.conversation_id, record.parked_event)
+        return True
     if case is not None:
         flush_outbox(services, case)
     return True
@@ -467,29 +471,28 @@ def _record_dead_letter(
             "ambiguousAttempts": record.ambiguous_attempts,
         },
     )
-    case = services.store.get_case(message.caseId)
-    if case is None:
-        services.store.record_message(message.caseId, record, conversation_id)
-        services.publisher.publish(message.caseId, [failed])
-    else:
-        _record_failed(services, case, record, conversation_id, failed)
+    _record_failed(services, message.caseId, record, conversation_id, failed)
     metrics.add_metric(name="MessagesFailed", unit=MetricUnit.Count, value=1)
 
 
 def _record_failed(
-    services: Services, case: CaseRecord, record: MessageRecord, conversation_id: str | None, entry: TimelineEntry
+    services: Services, case_id: str, record: MessageRecord, conversation_id: str | None, entry: TimelineEntry
 ) -> None:
-    for _ in range(5):
+    """The failed record and its MessageFailed through the case's outbox, like every other event: recorded with
+    its outbox mark in one transaction, then published (a failed publish is the sweeper's or the next request's).
+    A case never recorded gets its item with the entry."""
+    for attempt in range(RECORD_FAILED_TRIES):
+        case = services.store.get_case(case_id) or CaseRecord(case_id)
         try:
-            recorded = services.store.record_message_failed(case, record, conversation_id, entry)
+            recorded = services.store.record_message_failed(
+                case, replace(record, parked_event=None), conversation_id, entry
+            )
         except StaleCase:
-            fresh = services.store.get_case(case.case_id)
-            if fresh is None:
-                break
-            case = fresh
+            sleep(random.uniform(0, 0.01 * (attempt + 1)))
             continue
-        publish_recorded(services, case.case_id, [recorded])
+        publish_recorded(services, case_id, [recorded])
         return
-    # The case keeps changing: the record alone still stops a resend; the event goes straight to the bus.
-    services.store.record_message(case.case_id, record, conversation_id)
-    services.publisher.publish(case.case_id, [entry])
+    # The case keeps changing: the failed record alone stops a resend, and holds the event until the queue's
+    # redelivery (this error gives the message back) can put it on the timeline.
+    services.store.record_message(case_id, replace(record, parked_event=entry), conversation_id)
+    raise StoreBusy("the case is changing fast; MessageFailed is recorded on the next delivery", retry_after=1)

@@ -73,6 +73,9 @@ class Settings:
     retry_cap_seconds: float = _env("RETRY_CAP_SECONDS", 300.0, above=0)
     timeline_ttl_days: int = _env("TIMELINE_TTL_DAYS", 90, low=1)
     webhook_receipt_ttl_days: int = _env("WEBHOOK_RECEIPT_TTL_DAYS", 30, low=1)
+    # The outbox sweeper publishes what has been pending longer than this (the request that recorded it had its
+    # chance; casebridge.outbox_sweeper).
+    outbox_sweep_delay_seconds: int = _env("OUTBOX_SWEEP_DELAY_SECONDS", 30, low=0, high=3600)
     # Attachments (casebridge.attachments): the stack's bucket, its limits, and the agent-attachment copy queue.
     attachments_bucket_name: str = _env("ATTACHMENTS_BUCKET_NAME", "")
     attachment_max_bytes: int = _env("ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024, low=1)

@@ -34,7 +34,7 @@ from casebridge.events import (
 )
 from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.services import Services
-from casebridge.state import STATE_KINDS, StateEvent, record_event
+from casebridge.state import STATE_KINDS, CaseState, StateEvent, record_event
 from casebridge.store import StaleCase
 from casebridge.store.records import CaseRecord, TimelineEntry
 from casebridge.store.table import next_on_timeline
@@ -76,6 +76,7 @@ def handle_webhook(
         return {"status": WebhookOutcome.VERIFIED if outcome is WebhookOutcome.KEPT else outcome}
     if event.kind is EventKind.UNHANDLED or event.conversation_id is None:
         return {"status": _unhandled(services, delivery, digest, body, event)}
+    flagged = False
     for _ in range(5):
         found = services.store.lookup_for_webhook(event.conversation_id, delivery.tenant_id, delivery.event_id, digest)
         if seen(found.receipt, found.body_receipt, digest):
@@ -83,9 +84,9 @@ def handle_webhook(
                 _publish_outbox(services, found.case_id)  # a publish that failed before this retry
             return {"status": duplicate(delivery)}
         conflict = found.receipt is not None  # another body came first under this event id
-        if conflict:
-            assert found.receipt is not None
+        if found.receipt is not None and not flagged:
             flag_conflict(services, delivery, found.receipt, digest)
+            flagged = True
         if found.case_id is None or found.case is None:
             early = _early(services, delivery, digest, body, event, conflict)
             if early is None:
@@ -172,6 +173,15 @@ def _early(
     return WebhookOutcome.EARLY
 
 
+LEFT_ALREADY_NOTE = "the customer's leaving is on the case already (recorded by casebridge)"
+
+
+def _left_through_casebridge(case: CaseRecord) -> bool:
+    """Closed by the connector's own customer-leaves (a reset point), and not by an 8x8 report since."""
+    live = case.live
+    return live.state is CaseState.CLOSED and not any(e.kind is EventKind.CUSTOMER_LEFT for e in live.events)
+
+
 def _apply(
     services: Services,
     delivery: VerifiedDelivery,
@@ -191,6 +201,13 @@ def _apply(
         if not services.store.record_receipt(made):
             return seen_on_file(services, delivery, digest) or WebhookOutcome.PUBLISHED
         return WebhookOutcome.PUBLISHED
+    if event.kind is EventKind.CUSTOMER_LEFT and _left_through_casebridge(case):
+        # The API's own answer (DELETE /conversation) recorded this departure: one fact, one CustomerLeft. Kept
+        # under its receipt (no body: nothing for an operator). A race with that write is settled by the case's
+        # version: the loser reads the case again and lands here, or the API finds the case closed.
+        outcome = keep(services, delivery, digest, None, "unhandled", replace(event, note=LEFT_ALREADY_NOTE))
+        logger.info("customer left already recorded by casebridge; 8x8's report kept")
+        return outcome
     if event.kind is EventKind.PARTICIPANT_MESSAGE:
         fingerprint = message_fingerprint(
             event.detail.get("text"), [str(a["id"]) for a in event.detail.get("attachments") or []]

@@ -54,6 +54,7 @@ class ClientBase:
             "create_conversation",
             caller_input=True,
             not_found=ContactCenterMisconfigured,  # nothing exists yet but the channel: it is unknown
+            creates=True,  # a 502/503/504 may come after 8x8 created it: ambiguous, looked up before a retry
             json=body,
         )
         payload = http.json_body(answer)

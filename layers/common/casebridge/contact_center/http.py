@@ -187,6 +187,17 @@ def retry_after_seconds(response: requests.Response, *, clock: Callable[[], floa
     return max(0, math.ceil(when.timestamp() - clock()))
 
 
+def proves_nothing_done(status: int, answer: ErrorAnswer) -> bool:
+    """Whether an error answer shows that 8x8 did not act on the request. A 502/503/504 comes from an edge or
+    proxy (the work behind it may have run), a 5xx without 8x8's problem body from who knows what; 429 and 4xx
+    are refusals before any work."""
+    if status in (502, 503, 504):
+        return False
+    if status >= 500:
+        return bool(answer.code or answer.message or answer.details)
+    return True
+
+
 def raise_for_status(
     response: requests.Response,
     operation: str,
@@ -194,10 +205,13 @@ def raise_for_status(
     caller_input: bool = False,
     not_found: type[ContactCenterError] = ContactCenterError,
     unauthorized: type[ContactCenterError] = ContactCenterAuthError,
+    creates: bool = False,
 ) -> None:
     """caller_input: the request carries the business's values, so 8x8 refusing them is the caller's 422.
     not_found: what a 404 means for this operation (an unknown channel on create is our configuration).
-    unauthorized: v2 refreshes its token on ContactCenterAuthError; the Gateway's API key cannot be refreshed."""
+    unauthorized: v2 refreshes its token on ContactCenterAuthError; the Gateway's API key cannot be refreshed.
+    creates: the request makes something 8x8 cannot be asked twice for; an answer that does not prove nothing
+    was made is ambiguous (the caller looks before creating again)."""
     status = response.status_code
     if 300 <= status < 400:
         # Not followed (see CredentialedSession): the answer is not 8x8's, so nothing was done.
@@ -217,6 +231,7 @@ def raise_for_status(
         raise ContactCenterUnavailable(
             f"8x8 is unavailable for {operation} ({status}){said}{ref}",
             retry_after=retry_after_seconds(response),
+            ambiguous=creates and not proves_nothing_done(status, answer),
             **common,
         )
     if status == 401:
@@ -253,6 +268,7 @@ def request(
     caller_input: bool = False,
     not_found: type[ContactCenterError] = ContactCenterError,
     unauthorized: type[ContactCenterError] = ContactCenterAuthError,
+    creates: bool = False,
     **kwargs: Any,
 ) -> requests.Response:
     """One HTTP call; network failures become ContactCenterUnavailable, marked ambiguous when the request
@@ -274,7 +290,9 @@ def request(
         raise ContactCenterUnavailable(f"8x8's answer to {operation} broke off", ambiguous=True) from error
     except requests.RequestException as error:  # invalid URL, redirect loop: nothing 8x8 acted on
         raise ContactCenterError(f"the call to 8x8 for {operation} could not be made: {error}") from error
-    raise_for_status(response, operation, caller_input=caller_input, not_found=not_found, unauthorized=unauthorized)
+    raise_for_status(
+        response, operation, caller_input=caller_input, not_found=not_found, unauthorized=unauthorized, creates=creates
+    )
     return response
 
 

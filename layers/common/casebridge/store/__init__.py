@@ -27,7 +27,14 @@ from casebridge.store.cases import CaseItems
 from casebridge.store.codec import decode_cursor, encode_cursor
 from casebridge.store.messages import MessageItems
 from casebridge.store.push import PushItems
-from casebridge.store.records import CaseRecord, MessageRecord, MessageStatus, TimelineEntry, WebhookReceipt
+from casebridge.store.records import (
+    CaseRecord,
+    MessageRecord,
+    MessageStatus,
+    OpeningAttempt,
+    TimelineEntry,
+    WebhookReceipt,
+)
 from casebridge.store.table import ReceiptExists, StaleCase, TableAccess
 from casebridge.store.webhooks import WebhookItems
 
@@ -36,6 +43,7 @@ __all__ = [
     "CaseStore",
     "MessageRecord",
     "MessageStatus",
+    "OpeningAttempt",
     "ReceiptExists",
     "StaleCase",
     "TableAccess",

@@ -3,55 +3,107 @@ and outbox mark, and the timeline."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
 from casebridge.clock import now_ms
+from casebridge.errors import StoreBusy
 from casebridge.state import CaseState, LiveState
 from casebridge.store.codec import (
     CASE_SK,
     CONVERSATION_SK,
     EVENT_PREFIX,
+    OUTBOX_INDEX,
+    OUTBOX_SHARD,
     case_pk,
     conversation_pk,
     decode_cursor,
     key,
     to_item,
 )
-from casebridge.store.records import CaseRecord, TimelineEntry, WebhookReceipt
+from casebridge.store.records import CaseRecord, OpeningAttempt, TimelineEntry, WebhookReceipt
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
-from casebridge.store.table import ReceiptExists, TableAccess, entry_read_back
+from casebridge.store.table import ReceiptExists, TableAccess, entry_read_back, throttled
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The answer to a claim: taken or not, and the case as the conditional write found it (its old image when
+    taken, the current item when not; None: there was no case item)."""
+
+    taken: bool
+    found: CaseRecord | None
+
+    def __bool__(self) -> bool:
+        return self.taken
 
 
 class CaseItems(TableAccess):
-    def claim_opening(self, case_id: str, lease_ms: int) -> bool:
-        """Take the right to create the case's 8x8 conversation. One winner, enforced by DynamoDB."""
+    def claim_opening(self, case_id: str, lease_ms: int, attempt: OpeningAttempt | None = None) -> Claim:
+        """Take the right to create the case's 8x8 conversation. One winner, enforced by DynamoDB. `attempt` (what
+        the create will be asked with) is added to the case's opening attempts: it stays there unless the create
+        ends clearly (conversation recorded, or a failure that proves 8x8 made nothing)."""
         now = now_ms()
-        return self._conditional_update(
-            Key=key(case_pk(case_id), CASE_SK),
-            UpdateExpression="SET caseId = :case, openingUntil = :until, updatedAt = :now,"
-            " createdAt = if_not_exists(createdAt, :now), #state = if_not_exists(#state, :open),"
-            " version = if_not_exists(version, :zero)",
-            ConditionExpression="attribute_not_exists(conversationId) AND "
-            "(attribute_not_exists(openingUntil) OR openingUntil < :now)",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues=to_item(
-                {":case": case_id, ":until": now + lease_ms, ":now": now, ":open": CaseState.OPEN.value, ":zero": 0}
-            ),
+        values: dict[str, Any] = {
+            ":case": case_id,
+            ":until": now + lease_ms,
+            ":now": now,
+            ":open": CaseState.OPEN.value,
+            ":zero": 0,
+        }
+        expression = (
+            "SET caseId = :case, openingUntil = :until, updatedAt = :now, createdAt = if_not_exists(createdAt, :now),"
+            " #state = if_not_exists(#state, :open), version = if_not_exists(version, :zero)"
         )
+        if attempt is not None:
+            expression += " ADD openingAttempts :attempt"
+            values[":attempt"] = {attempt.encode()}
+        try:
+            answer = self.client.update_item(
+                TableName=self.table,
+                Key=key(case_pk(case_id), CASE_SK),
+                UpdateExpression=expression,
+                ConditionExpression="attribute_not_exists(conversationId) AND "
+                "(attribute_not_exists(openingUntil) OR openingUntil < :now)",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues=to_item(values),
+                # Decide from the state the claim was taken on (or refused by), never from an earlier read.
+                ReturnValues="ALL_OLD",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                if throttled(error):
+                    raise StoreBusy("DynamoDB is throttling; retry shortly", retry_after=1) from error
+                raise
+            item: Any = error.response.get("Item")
+            return Claim(False, CaseRecord.from_item(item) if isinstance(item, dict) else self.get_case(case_id))
+        old = answer.get("Attributes")
+        return Claim(True, CaseRecord.from_item(old) if old and "caseId" in old else None)
 
-    def release_claim(self, case_id: str, *, ambiguous: bool = False) -> None:
+    def release_claim(self, case_id: str, *, ambiguous: bool = False, attempt: OpeningAttempt | None = None) -> None:
         """Give the claim back. `ambiguous`: 8x8 may have created the conversation, so whoever claims next
-        looks it up before creating another."""
-        expression = "REMOVE openingUntil" + (" SET openingAmbiguous = :yes" if ambiguous else "")
+        looks it up (on the attempt's channel) before creating another. Else the attempt is forgotten."""
+        expression = "REMOVE openingUntil"
+        values: dict[str, Any] = {}
+        if ambiguous:
+            expression += " SET openingAmbiguous = :yes"
+            values[":yes"] = True
+        elif attempt is not None:
+            expression += " DELETE openingAttempts :attempt"
+            values[":attempt"] = {attempt.encode()}
         request: dict[str, Any] = {
             "Key": key(case_pk(case_id), CASE_SK),
             "UpdateExpression": expression,
             "ConditionExpression": "attribute_exists(caseId)",
         }
-        if ambiguous:
-            request["ExpressionAttributeValues"] = to_item({":yes": True})
+        if values:
+            request["ExpressionAttributeValues"] = to_item(values)
         self._conditional_update(**request)
 
     def record_conversation(
@@ -60,14 +112,21 @@ class CaseItems(TableAccess):
         conversation_id: str,
         channel_id: str,
         *,
-        open_request_hash: str | None = None,
+        open_request_hashes: Iterable[str] = (),
+        customer_hash: str | None = None,
         routing: dict[str, str] | None = None,
     ) -> None:
-        """Bind the case to its conversation, and the conversation to its case, in one transaction."""
+        """Bind the case to its conversation, and the conversation to its case, in one transaction. The opening
+        attempts are settled: the conversation is the case's one."""
         now = now_ms()
         values: dict[str, Any] = {":conv": conversation_id, ":channel": channel_id, ":now": now}
         sets = ["conversationId = :conv", "channelId = :channel", "updatedAt = :now"]
-        for attribute, value in (("openRequestHash", open_request_hash), ("routing", routing)):
+        hashes = set(open_request_hashes)
+        for attribute, value in (
+            ("openRequestHashes", hashes or None),
+            ("customerHash", customer_hash),
+            ("routing", routing),
+        ):
             if value is not None:
                 sets.append(f"{attribute} = :{attribute}")
                 values[f":{attribute}"] = value
@@ -77,7 +136,9 @@ class CaseItems(TableAccess):
                     "Update": {
                         "TableName": self.table,
                         "Key": key(case_pk(case_id), CASE_SK),
-                        "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE openingUntil, openingAmbiguous",
+                        "UpdateExpression": "SET "
+                        + ", ".join(sets)
+                        + " REMOVE openingUntil, openingAmbiguous, openingAttempts",
                         "ConditionExpression": "attribute_not_exists(conversationId)",
                         "ExpressionAttributeValues": to_item(values),
                     }
@@ -99,13 +160,16 @@ class CaseItems(TableAccess):
             ]
         )
 
-    def set_open_request_hash(self, case: CaseRecord, open_request_hash: str) -> bool:
+    def set_open_request_hash(self, case: CaseRecord, open_request_hash: str, customer_hash: str) -> bool:
         """After 8x8 took new customer data for the case. False: the case changed meanwhile."""
         return self._conditional_update(
             Key=key(case_pk(case.case_id), CASE_SK),
-            UpdateExpression="SET openRequestHash = :hash, updatedAt = :now",
+            UpdateExpression="SET openRequestHashes = :hashes, customerHash = :customer, updatedAt = :now"
+            " REMOVE openRequestHash",
             ConditionExpression="version = :v",
-            ExpressionAttributeValues=to_item({":hash": open_request_hash, ":now": now_ms(), ":v": case.version}),
+            ExpressionAttributeValues=to_item(
+                {":hashes": {open_request_hash}, ":customer": customer_hash, ":now": now_ms(), ":v": case.version}
+            ),
         )
 
     def record_case_event(
@@ -134,13 +198,56 @@ class CaseItems(TableAccess):
         return recorded
 
     def mark_published(self, case_id: str, sort_keys: set[str]) -> None:
-        """The entries reached the bus: take them off the case's outbox."""
-        self.client.update_item(
+        """The entries reached the bus: take them off the case's outbox (and the case off the sweeper's index once
+        nothing is pending)."""
+        if not sort_keys:
+            return
+        if len(sort_keys) <= 10:
+            # Most often these are all that is pending: one write takes them and the case off the index.
+            keys = {f":k{i}": sk for i, sk in enumerate(sorted(sort_keys))}
+            if self._conditional_update(
+                Key=key(case_pk(case_id), CASE_SK),
+                UpdateExpression="DELETE pendingPublish :sks REMOVE outboxShard, outboxSince",
+                ConditionExpression=" AND ".join(
+                    ["size(pendingPublish) = :n", *(f"contains(pendingPublish, {k})" for k in keys)]
+                ),
+                ExpressionAttributeValues=to_item({":sks": sort_keys, ":n": len(sort_keys), **keys}),
+            ):
+                return
+        answer = self.client.update_item(
             TableName=self.table,
             Key=key(case_pk(case_id), CASE_SK),
             UpdateExpression="DELETE pendingPublish :sks",
             ExpressionAttributeValues=to_item({":sks": sort_keys}),
+            ReturnValues="UPDATED_NEW",
         )
+        if "pendingPublish" not in answer.get("Attributes", {}):  # DynamoDB drops a set that becomes empty
+            self.clear_outbox_mark(case_id)
+
+    def clear_outbox_mark(self, case_id: str) -> None:
+        """Off the sweeper's index, if nothing was put on the outbox meanwhile."""
+        self._conditional_update(
+            Key=key(case_pk(case_id), CASE_SK),
+            UpdateExpression="REMOVE outboxShard, outboxSince",
+            ConditionExpression="attribute_exists(caseId) AND attribute_not_exists(pendingPublish)",
+        )
+
+    def pending_outboxes(self) -> list[tuple[str, int]]:
+        """(caseId, since when) of every case with something on its outbox, oldest first (the sparse index)."""
+        found: list[tuple[str, int]] = []
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": OUTBOX_INDEX,
+            "KeyConditionExpression": "outboxShard = :outbox",
+            "ExpressionAttributeValues": to_item({":outbox": OUTBOX_SHARD}),
+        }
+        while True:
+            answer = self.client.query(**request)
+            for item in answer.get("Items", []):
+                found.append((item["pk"]["S"].removeprefix("CASE#"), int(item["outboxSince"]["N"])))
+            if "LastEvaluatedKey" not in answer:
+                return found
+            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
     def timeline_entries(self, case_id: str, sort_keys: set[str]) -> list[TimelineEntry]:
         found = self._batch_get([key(case_pk(case_id), sk) for sk in sorted(sort_keys)])

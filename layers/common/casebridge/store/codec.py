@@ -16,6 +16,8 @@ CASE_SK = "CASE"
 CONVERSATION_SK = "CONVERSATION"
 RECEIPT_SK = "RECEIPT"
 EVENT_PREFIX = "EVENT#"
+OUTBOX_SHARD = "OUTBOX"  # outboxShard of every case with a pending outbox entry (PendingOutboxIndex)
+OUTBOX_INDEX = "PendingOutboxIndex"
 # Timeline entries with a sequence sort after every entry written before sequences ("EVENT#<epoch ms>#..."):
 # "S" sorts after every digit, so a cursor from before still pages on, through the older entries first.
 SEQUENCE_PREFIX = EVENT_PREFIX + "S"

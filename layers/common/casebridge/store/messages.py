@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -17,7 +18,7 @@ from casebridge.store.records import CaseRecord, MessageRecord, TimelineEntry
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
-from casebridge.store.table import TableAccess
+from casebridge.store.table import TableAccess, plain
 
 
 class MessageItems(TableAccess):
@@ -26,7 +27,12 @@ class MessageItems(TableAccess):
         found = self._batch_get([key(case_pk(case_id), CASE_SK), key(case_pk(case_id), f"MESSAGE#{message_id}")])
         case = next((CaseRecord.from_item(i) for i in found if i["sk"]["S"] == CASE_SK), None)
         item = next((i for i in found if i["sk"]["S"].startswith("MESSAGE#")), None)
-        return case, (MessageRecord.from_item(message_id, item) if item else None)
+        record = MessageRecord.from_item(message_id, item) if item else None
+        if record and record.parked_event:  # read back to be published: its detail must serialise
+            record = replace(
+                record, parked_event=replace(record.parked_event, detail=plain(record.parked_event.detail))
+            )
+        return case, record
 
     def record_message(self, case_id: str, message: MessageRecord, conversation_id: str | None) -> None:
         self.client.put_item(TableName=self.table, Item=self._message_item(case_id, message, conversation_id))

@@ -3,6 +3,7 @@ and a webhook receipt. Conversions to and from DynamoDB items live beside each r
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -20,6 +21,40 @@ class MessageStatus(StrEnum):
 
 
 @dataclass(frozen=True)
+class OpeningAttempt:
+    """What a create was asked with: the claim records it, and it stays on the case while the create's outcome is
+    unknown (ambiguous answer, or its opener died), so the next opener looks on that channel and knows which
+    request made the conversation it finds."""
+
+    channel_id: str
+    request_hash: str
+    customer_hash: str | None = None
+    routing: tuple[str, str] | None = None  # (type, id)
+
+    def encode(self) -> str:
+        data: dict[str, Any] = {"channelId": self.channel_id, "requestHash": self.request_hash}
+        if self.customer_hash is not None:
+            data["customerHash"] = self.customer_hash
+        if self.routing is not None:
+            data["routing"] = list(self.routing)
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, text: str) -> OpeningAttempt | None:
+        try:
+            data = json.loads(text)
+            routing = data.get("routing")
+            return cls(
+                str(data["channelId"]),
+                str(data["requestHash"]),
+                data.get("customerHash"),
+                (str(routing[0]), str(routing[1])) if isinstance(routing, list) and len(routing) == 2 else None,
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+
+@dataclass(frozen=True)
 class CaseRecord:
     case_id: str
     conversation_id: str | None = None
@@ -30,7 +65,10 @@ class CaseRecord:
     updated_at: int = 0
     opening_until: int = 0
     opening_ambiguous: bool = False  # a create's outcome is unknown: look the conversation up before creating
-    open_request_hash: str | None = None  # the open request that made the conversation (idempotent retries)
+    # The open requests the conversation was made from (a retry of one is the same request: answered 200).
+    open_request_hashes: frozenset[str] = frozenset()
+    customer_hash: str | None = None  # the customer data 8x8 has for the conversation, as far as casebridge knows
+    opening_attempts: frozenset[OpeningAttempt] = frozenset()  # creates whose outcome is unknown
     routing: dict[str, str] | None = None  # the routing asked for at open (Gateway reopen re-routes to it)
     pending_publish: frozenset[str] = frozenset()  # timeline sort keys recorded but not yet on the bus
     reopen_by: str | None = None  # the message that asked 8x8 to reopen the case (its retries ask again)
@@ -59,7 +97,12 @@ class CaseRecord:
             updated_at=int(p.get("updatedAt", 0)),
             opening_until=int(p.get("openingUntil", 0)),
             opening_ambiguous=bool(p.get("openingAmbiguous", False)),
-            open_request_hash=p.get("openRequestHash"),
+            open_request_hashes=frozenset(p.get("openRequestHashes") or ())
+            | ({p["openRequestHash"]} if p.get("openRequestHash") else set()),
+            customer_hash=p.get("customerHash"),
+            opening_attempts=frozenset(
+                a for a in map(OpeningAttempt.decode, p.get("openingAttempts") or ()) if a is not None
+            ),
             routing={str(k): str(v) for k, v in routing.items()} if isinstance(routing, dict) else None,
             pending_publish=frozenset(p.get("pendingPublish") or ()),
             reopen_by=p.get("reopenBy"),
@@ -142,7 +185,10 @@ class TimelineEntry:
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> TimelineEntry:
-        p = from_item(item)
+        return cls.from_plain(from_item(item))
+
+    @classmethod
+    def from_plain(cls, p: dict[str, Any]) -> TimelineEntry:
         return cls(
             event_id=p["eventId"],
             type=p["type"],
@@ -151,7 +197,7 @@ class TimelineEntry:
             received_at=int(p["receivedAt"]),
             detail=dict(p.get("detail") or {}),
             source_event_type=p.get("sourceEventType"),
-            sequence=int(p.get("sequence", 0)),
+            sequence=int(p.get("sequence") or 0),
         )
 
 
@@ -165,10 +211,14 @@ class MessageRecord:
     # The SQS message the attempt came from: a dead-lettered message arriving as another SQS message was moved
     # back from the dead-letter queue (by any tool), not redelivered. "" on records written before it was kept.
     queue_message_id: str = ""
+    # A failed record's MessageFailed that could not join the case's timeline yet (the case kept changing): the
+    # queue's redelivery records it through the case's outbox.
+    parked_event: TimelineEntry | None = None
 
     @classmethod
     def from_item(cls, message_id: str, item: dict[str, Any]) -> MessageRecord:
         p = from_item(item)
+        parked = p.get("parkedEvent")
         return cls(
             message_id,
             MessageStatus(p["status"]),
@@ -176,6 +226,7 @@ class MessageRecord:
             int(p.get("ambiguousAttempts", 0)),
             int(p.get("redrive", 0)),
             str(p.get("queueMessageId") or ""),
+            parked_event=TimelineEntry.from_plain(parked) if isinstance(parked, dict) else None,
         )
 
 

@@ -17,6 +17,7 @@ from casebridge.errors import StoreBusy
 from casebridge.state import LiveState
 from casebridge.store.codec import (
     CASE_SK,
+    OUTBOX_SHARD,
     case_pk,
     from_item,
     key,
@@ -41,24 +42,25 @@ if TYPE_CHECKING:
 # once nothing is due (a closed case after its transcript).
 SWEPT_STATES = frozenset({"queued", "with_agent", "agent_left", "closed"})
 SWEEP_SHARD = "ACTIVE"
+BATCH_GET_MAX_KEYS = 100  # DynamoDB's limit for one BatchGetItem
 _THROTTLED = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """DynamoDB hands numbers back as Decimal, which json.dumps refuses; as they were written instead."""
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
 def entry_read_back(item: dict[str, Any]) -> TimelineEntry:
     """A timeline entry read back to be published (outbox, early events): its detail must serialise."""
     entry = TimelineEntry.from_item(item)
-    return replace(entry, detail=_plain(entry.detail))
+    return replace(entry, detail=plain(entry.detail))
 
 
 def next_on_timeline(case: CaseRecord, entry: TimelineEntry) -> TimelineEntry:
@@ -130,6 +132,7 @@ class TableAccess:
         timeline entry on the case's outbox, `sequence` raises the timeline counter to the entry's sequence (one
         operation: a transaction may touch an item only once)."""
         values: dict[str, Any] = {
+            ":case": case.case_id,
             ":state": live.state.value,
             ":at": live.state_at,
             ":changed": live.changed_at,
@@ -140,6 +143,8 @@ class TableAccess:
             ":v": case.version,
         }
         sets = [
+            "caseId = :case",
+            "createdAt = if_not_exists(createdAt, :now)",
             "#state = :state",
             "stateAt = :at",
             "changedAt = :changed",
@@ -151,6 +156,10 @@ class TableAccess:
         if sequence is not None:
             sets.append("timelineSeq = :seq")
             values[":seq"] = sequence
+        if pending_sort_key is not None:
+            # On the sweeper's sparse index while anything is pending, since the oldest pending entry.
+            sets += ["outboxShard = :outbox", "outboxSince = if_not_exists(outboxSince, :now)"]
+            values[":outbox"] = OUTBOX_SHARD
         removes = [] if live.reopen_requested else ["reopenBy"]
         # The escalation's sparse index (casebridge/escalation/timers.py): cases its sweep must look at.
         if live.state.value in SWEPT_STATES:
@@ -247,6 +256,13 @@ class TableAccess:
             raise
 
     def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The items of `keys`, any number of them: BatchGetItem takes 100 keys a call."""
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(keys), BATCH_GET_MAX_KEYS):
+            found.extend(self._batch_get_page(keys[start : start + BATCH_GET_MAX_KEYS]))
+        return found
+
+    def _batch_get_page(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
         for _ in range(5):
@@ -276,5 +292,10 @@ class TableAccess:
                 "conversationId": conversation_id,
                 "updatedAt": now_ms(),
                 "expiresAt": self._ttl(self.timeline_ttl_seconds),
+                "parkedEvent": (
+                    {k: v for k, v in message.parked_event.attributes(0).items() if v is not None}
+                    if message.parked_event
+                    else None
+                ),
             }
         )
