@@ -110,6 +110,15 @@ class _Expr:
         if token is not None and token.startswith(":"):
             self.take()
             return self.values[token]
+        if token == "size":
+            self.take()
+            self.take("(")
+            value = item.get(self.path())
+            self.take(")")
+            if value is None:
+                return None
+            ((kind, inner),) = value.items()
+            return {"N": str(len(inner))} if kind != "N" else None
         if token == "if_not_exists":
             self.take()
             self.take("(")
@@ -155,6 +164,19 @@ def _factor(expr: _Expr, item: Item) -> bool:
         name = expr.path()
         expr.take(")")
         return (name in item) == (token == "attribute_exists")
+    if token == "contains":
+        expr.take()
+        expr.take("(")
+        value = item.get(expr.path())
+        expr.take(",")
+        member = expr.operand(item)
+        expr.take(")")
+        if not value or not member:
+            return False
+        if "S" in value:
+            return "S" in member and member["S"] in value["S"]
+        ((kind, members),) = value.items()
+        return any(_equal({kind[0]: m}, member) for m in members) if kind in ("SS", "NS") else member in members
     if token == "begins_with":
         expr.take()
         expr.take("(")
@@ -173,6 +195,8 @@ def _factor(expr: _Expr, item: Item) -> bool:
     order = _compare(left, right)
     if order is None:
         return False
+    if op not in ("<", "<=", ">", ">="):
+        raise ExpressionError(f"unknown comparator {op!r}")
     return {"<": order < 0, "<=": order <= 0, ">": order > 0, ">=": order >= 0}[op]
 
 

@@ -64,9 +64,11 @@ KNOWN_OPEN: tuple[KnownOpen, ...] = (
         _flush_raced_the_recorder,
     ),
     KnownOpen(
-        "create answered 504 is treated as final",
-        "8x8's 504 on create is not ambiguous: the next opener creates a second conversation",
-        lambda v, r: v.startswith("[1 ") and _history_has(r, "8x8 POST conversations", "!! 504"),
+        "a message's own timeline entries recorded twice",
+        "the CustomerMessage and delivery-status entries of one message are recorded again (a new sequence each) "
+        "when its delivery is retried after they were written",
+        lambda v, r: _adopted_twice(v) and re.search(r"(customer|delivered)-[0-9a-f-]{36}", v) is not None,
+        rare=True,
     ),
     KnownOpen(
         "outbox without a sweeper",

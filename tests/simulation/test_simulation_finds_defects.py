@@ -173,7 +173,6 @@ def outbox_without_a_sweeper() -> Iterator[Defect]:
 PENDING = "its fix is being made on another branch; the run finds the defect without the patch until it lands"
 
 
-@pytest.mark.xfail(strict=True, reason=PENDING)
 def test_an_ambiguous_create_treated_as_final_is_found(
     ambiguous_create_treated_as_final: Defect, bounded_run: RunSummary
 ) -> None:

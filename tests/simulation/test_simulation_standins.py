@@ -121,3 +121,21 @@ def test_a_deduplication_id_is_dropped_for_five_minutes_per_group_when_the_queue
     world.now += DEDUPLICATION_WINDOW_S + 1
     per_queue.send("x", "g1", "same")
     assert len(per_queue.messages) == 2
+
+
+def test_conditions_with_size_and_contains() -> None:
+    world = World(0)
+    table = InMemoryDynamoDB(world)
+
+    def run() -> None:
+        table.put_item(TableName="t", Item={**_key("CASE"), "pendingPublish": {"SS": ["a", "b"]}})
+        table.update_item(
+            TableName="t",
+            Key=_key("CASE"),
+            UpdateExpression="DELETE pendingPublish :sks",
+            ConditionExpression="size(pendingPublish) = :n AND contains(pendingPublish, :k0)",
+            ExpressionAttributeValues={":sks": {"SS": ["a", "b"]}, ":n": {"N": "2"}, ":k0": {"S": "a"}},
+        )
+
+    _in_world(world, run)
+    assert "pendingPublish" not in table.items[("CASE#1", "CASE")]
