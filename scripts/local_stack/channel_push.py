@@ -115,6 +115,7 @@ class WebhookReceiver:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.secret = ""
         self._answers: dict[str, list[int | tuple[int, dict[str, str]]]] = {}
+        self._delays: dict[str, float] = {}
         self.deliveries: list[Delivery] = []
         self.refused: list[str] = []  # deliveries whose signature did not verify
         self.on_delivery: Callable[[Delivery], None] | None = None
@@ -134,6 +135,11 @@ class WebhookReceiver:
     def script(self, case_id: str, answers: list[int | tuple[int, dict[str, str]]]) -> None:
         with self._cond:
             self._answers[case_id] = list(answers)
+
+    def slow(self, case_id: str, seconds: float) -> None:
+        """Answer every delivery of the case only after `seconds` (a slow channel)."""
+        with self._cond:
+            self._delays[case_id] = seconds
 
     def for_case(self, case_id: str) -> list[Delivery]:
         """Every delivery of the case (whatever it was answered), in arrival order."""
@@ -166,8 +172,13 @@ class WebhookReceiver:
         except (WebhookVerificationError, ValueError) as error:
             self.refused.append(str(error))
             return 401, {}
+        case_id = str((body.get("data") or {}).get("caseId"))
         with self._cond:
-            script = self._answers.get(str((body.get("data") or {}).get("caseId")), [])
+            delay = self._delays.get(case_id, 0.0)
+        if delay:
+            time.sleep(delay)  # the channel is slow (the sender waits; nothing else should)
+        with self._cond:
+            script = self._answers.get(case_id, [])
             answer = script.pop(0) if script else 204
             status, extra = answer if isinstance(answer, tuple) else (answer, {})
             delivery = Delivery(headers, body, status, time.time())

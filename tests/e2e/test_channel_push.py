@@ -308,3 +308,26 @@ def test_a_4xx_dead_letters_the_event_with_its_reason_and_the_case_goes_on(
     )
     bodies = [json.loads(m["Body"]) for m in dead]
     assert [(b["caseId"], b["event"]["text"], b["reason"]) for b in bodies] == [(case_id, "refused", "HTTP 400")]
+
+
+def test_a_slow_channel_holds_up_neither_the_intake_nor_another_case(client: Client, stack: LocalStack) -> None:
+    receiver = stack.webhook_receiver
+    assert receiver is not None
+    slow, quick = f"e2e-{uuid.uuid4().hex[:12]}", f"e2e-{uuid.uuid4().hex[:12]}"
+    intake_ms: list[float] = []
+    receiver.slow(slow, 2.5)  # each of its deliveries takes 2.5 s to be answered
+    stack.api.on_request = lambda _m, path, _s, ms: intake_ms.append(ms) if path.endswith("/webhooks/8x8") else None
+    try:
+        for case_id in (slow, quick):
+            assert client.open(case_id, {"customer": {"name": "Slow or quick"}}).status_code == 201
+        agent_says(client, slow, "to a slow channel")
+        receiver.wait_for(lambda _: len(receiver.verified(quick)) >= 3)
+        quick_done = max(d.received for d in receiver.verified(quick)[:3])
+        receiver.wait_for(lambda _: len(receiver.verified(slow)) >= 4, timeout=30)
+        assert quick_done < receiver.verified(slow)[1].received  # the quick case did not queue behind the slow one
+        assert intake_ms and max(intake_ms) < 2000, intake_ms  # 8x8's webhooks were answered without waiting
+    finally:
+        stack.api.on_request = None
+        receiver.slow(slow, 0)
+        for case_id in (slow, quick):
+            client.call("DELETE", f"/cases/{case_id}/conversation")

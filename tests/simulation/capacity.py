@@ -78,7 +78,7 @@ def scale_run(cases: int, *, seed: int = 0, window_s: float = 60.0) -> str:
         f"scale run: {cases} cases starting within {window_s:.0f} s, {world.steps} steps, "
         f"{world.now:.0f} s of virtual time in {time.monotonic() - started:.0f} s"
     ]
-    lines += [f"{name:<{width}}{value:<44}{quota}" for name, value, quota in rows]
+    lines += [f"{name:<{width}}{value:<58}{quota}" for name, value, quota in rows]
     return "\n".join(lines)
 
 

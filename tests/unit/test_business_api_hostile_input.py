@@ -43,6 +43,15 @@ def test_a_deeply_nested_body_is_400_not_500(
     assert "nested" in error["message"]
 
 
+def test_a_deeply_nested_widget_frame_is_refused_as_bad_input() -> None:
+    """The channel WebSocket reads its frames with the same care as the REST routes' bodies."""
+    from casebridge.errors import InvalidRequest  # noqa: PLC0415
+    from casebridge.push.socket import parse_frame  # noqa: PLC0415
+
+    with pytest.raises(InvalidRequest, match="nested"):
+        parse_frame('{"action": "message", "text": ' + "[" * 100_000 + "]" * 100_000 + "}")
+
+
 # ---- text that is not Unicode ----------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "body",

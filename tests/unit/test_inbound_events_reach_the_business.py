@@ -89,6 +89,34 @@ def test_an_open_retry_adopts_early_events_a_failed_open_left_behind(
     assert types(event_bus) == ["ConversationOpened", "Queued"]
 
 
+def test_a_read_of_the_case_adopts_early_events_a_failed_open_left_behind(
+    functions: SimpleNamespace,
+    services: Any,
+    event_bus: Any,
+    webhook_signer: WebhookSigner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The open recorded the conversation and failed before adopting; nobody retries the open. A read of the case
+    (its state, its events) takes the early events in."""
+    body = webhook_body("QUEUED", CONVERSATION_ID, int(time.time() * 1000), **EVENT_EXTRAS["QUEUED"])
+    assert deliver(functions, webhook_signer, body).body["status"] == "kept"
+    real = services.store.early_events
+    calls = {"n": 0}
+
+    def failing_once(conversation_id: str) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("injected: the query failed")
+        return real(conversation_id)
+
+    monkeypatch.setattr(services.store, "early_events", failing_once)
+    assert open_case(functions).status >= 500
+    view = get_case(functions)
+    assert (view.status, view.body["state"]) == (200, "queued"), view.raw
+    assert real(CONVERSATION_ID) == []
+    assert types(event_bus) == ["ConversationOpened", "Queued"]
+
+
 # ---- Gateway messages: only casebridge's own posts are echoes ---------------------------------------------
 @pytest.mark.parametrize("api", ["chat-gateway-v1"], indirect=True)  # only the Gateway sends every message
 def test_gateway_messages_casebridge_did_not_post_are_published_whatever_the_sender_type(

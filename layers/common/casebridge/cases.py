@@ -296,8 +296,15 @@ def require_case(services: Services, case_id: str) -> CaseRecord:
 
 
 def read_case(services: Services, case_id: str) -> CaseRecord:
-    """GET /cases/{id}: also publishes what an earlier request left on the outbox (best effort on a read)."""
+    """GET /cases/{id}: also publishes what an earlier request left on the outbox, and takes in early events an
+    open left behind while the case has heard nothing from 8x8 (best effort on a read)."""
     case = require_case(services, case_id)
+    if case.conversation_id and case.live.state is CaseState.OPEN:
+        try:
+            if adopt_early_events(services, case_id, case.conversation_id):
+                case = require_case(services, case_id)
+        except Exception:
+            logger.exception("early events not taken in; the next request for the case tries again")
     if case.pending_publish:
         try:
             flush_outbox(services, case)

@@ -157,7 +157,12 @@ def deliver_batch(
     give_back: list[str] = []
     for delivery in deliveries:
         if delivery.message is None:
-            _dead_letter_unreadable(services, delivery)
+            try:
+                _dead_letter_unreadable(services, delivery)
+            except Exception:
+                logger.exception("unreadable queue body not dead-lettered yet; it returns to the queue")
+                give_back.append(delivery.receipt_handle)
+                failed_groups.add(delivery.group_id)
             continue
         logger.append_keys(caseId=delivery.message.caseId, messageId=delivery.message.messageId)
         if delivery.receive_count >= settings.outbound_max_receive_count:
@@ -301,11 +306,10 @@ def _reopen_if_needed(services: Services, case: CaseRecord, message: OutboundMes
     on the Gateway the first message after the end also routes the conversation again (PATCH assignment to the
     case's routing or last queue): right whether 8x8 re-queues on a message or needs the routing set again.
     The case remembers which message asked, so a retry of that message routes again and later ones do not."""
-    live = case.live
-    if not needs_reopen(live) or (live.reopen_requested and case.reopen_by != message.messageId):
+    claimed = _claim_reopen(services, case, message.messageId)
+    if claimed is None:
         return
-    if not live.reopen_requested:
-        services.store.request_reopen(case, message.messageId)
+    case, live = claimed, claimed.live
     if services.contact_center.api != CHAT_GATEWAY_V1:
         return
     routing = validate(Routing, case.routing) if case.routing else None
@@ -318,6 +322,27 @@ def _reopen_if_needed(services: Services, case: CaseRecord, message: OutboundMes
     services.contact_center.route(case.conversation_id, routing)
     metrics.add_metric(name="ConversationsRerouted", unit=MetricUnit.Count, value=1)
     logger.info("conversation routed again to reopen the case", extra={"routingType": routing.type})
+
+
+REOPEN_CLAIM_ATTEMPTS = 5
+
+
+def _claim_reopen(services: Services, case: CaseRecord, message_id: str) -> CaseRecord | None:
+    """The case with its reopen asked by this message, or None when it needs none (or another message asked).
+    The request is checked against the version read, and 8x8's late events about the end (its user left, agent
+    left, idle) may be recorded meanwhile: read the case again and ask again, or the reopen is lost and 8x8's new
+    QUEUED is ignored."""
+    for _ in range(REOPEN_CLAIM_ATTEMPTS):
+        live = case.live
+        if not needs_reopen(live) or (live.reopen_requested and case.reopen_by != message_id):
+            return None
+        if live.reopen_requested or services.store.request_reopen(case, message_id):
+            return case
+        fresh = services.store.get_case(case.case_id)
+        if fresh is None:
+            return None
+        case = fresh
+    raise StaleCase(f"case {case.case_id} kept changing while its reopen was asked")
 
 
 def _failed(services: Services, attempt: Attempt, error: ContactCenterError) -> str:

@@ -76,6 +76,7 @@ def handle_webhook(
         return {"status": WebhookOutcome.VERIFIED if outcome is WebhookOutcome.KEPT else outcome}
     if event.kind is EventKind.UNHANDLED or event.conversation_id is None:
         return {"status": _unhandled(services, delivery, digest, body, event)}
+    flagged = False
     for _ in range(5):
         found = services.store.lookup_for_webhook(event.conversation_id, delivery.tenant_id, delivery.event_id, digest)
         if seen(found.receipt, found.body_receipt, digest):
@@ -83,9 +84,9 @@ def handle_webhook(
                 _publish_outbox(services, found.case_id)  # a publish that failed before this retry
             return {"status": duplicate(delivery)}
         conflict = found.receipt is not None  # another body came first under this event id
-        if conflict:
-            assert found.receipt is not None
+        if found.receipt is not None and not flagged:
             flag_conflict(services, delivery, found.receipt, digest)
+            flagged = True
         if found.case_id is None or found.case is None:
             early = _early(services, delivery, digest, body, event, conflict)
             if early is None:

@@ -67,6 +67,8 @@ def parse_frame(body: str | None) -> dict[str, Any]:
         frame = json.loads(raw) if raw.strip() else None
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest("a frame must be a JSON object") from None
+    except RecursionError:
+        raise InvalidRequest("a frame is nested too deeply to be a request") from None
     if not isinstance(frame, dict):
         raise InvalidRequest("a frame must be a JSON object")
     return frame

@@ -18,7 +18,9 @@ import hashlib
 import ipaddress
 import json
 import random
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -41,7 +43,8 @@ RETRY_AFTER_CAP_SECONDS = 3600.0
 PAGE = 25
 SEND_MARGIN_MS = 2_000
 RETRYABLE_STATUSES = frozenset({408, 429})
-_session: requests.Session | None = None
+PARALLEL_CASES = 10  # a batch holds at most 10 messages
+_sessions = threading.local()
 
 
 @dataclass(frozen=True)
@@ -96,11 +99,13 @@ def signer(settings: Settings) -> Webhook:
 
 
 def session() -> requests.Session:
-    global _session  # noqa: PLW0603 - one connection pool per container, made on first use
-    if _session is None:
-        _session = requests.Session()
-        _session.trust_env = False
-    return _session
+    """One connection pool per thread of the container (cases of a batch are delivered side by side)."""
+    found: requests.Session | None = getattr(_sessions, "session", None)
+    if found is None:
+        found = requests.Session()
+        found.trust_env = False
+        _sessions.session = found
+    return found
 
 
 def backoff_seconds(settings: Settings, attempt: int, rng: random.Random | None = None) -> float:
@@ -182,7 +187,12 @@ def deliver_case(services: Services, job: WebhookJob, hook: Webhook) -> int:
                     delay = max(backoff_seconds(settings, attempts), outcome.retry_after or 0.0)
                     logger.warning(
                         "channel webhook failed; retried later",
-                        extra={"eventId": entry.event_id, "reason": outcome.reason, "attempt": attempts},
+                        extra={
+                            "caseId": case_id,
+                            "eventId": entry.event_id,
+                            "reason": outcome.reason,
+                            "attempt": attempts,
+                        },
                     )
                     metrics.add_metric(name="ChannelDeliveryRetried", unit=MetricUnit.Count, value=1)
                     raise DeliveryDeferred(delay)
@@ -206,40 +216,52 @@ def dead_letter(
     )
     logger.error(
         "channel webhook gave up on an event; dead-lettered",
-        extra={"eventId": frame.get("eventId"), "reason": reason, "attempts": attempts},
+        extra={"caseId": case_id, "eventId": frame.get("eventId"), "reason": reason, "attempts": attempts},
     )
     metrics.add_metric(name="ChannelDeliveryFailed", unit=MetricUnit.Count, value=1)
 
 
 def deliver_batch(services: Services, jobs: Sequence[WebhookJob], remaining_ms: Callable[[], int]) -> list[str]:
-    """A FIFO batch. Returns the message ids to give back: the head of a case whose delivery was deferred (with
-    its delay set on the queue), and those not attempted for lack of time. The rest of a deferred case's
-    messages are done: the head's retry delivers their events too."""
+    """A FIFO batch: each case's messages in order, the cases side by side (a slow channel answer for one case
+    never holds up another case of the same batch). Returns the message ids to give back: the head of a case
+    whose delivery was deferred (with its delay set on the queue), and those not attempted for lack of time. The
+    rest of a deferred case's messages are done: the head's retry delivers their events too."""
+    settings = services.settings
+    hook = signer(settings)
+    by_case: dict[str, list[WebhookJob]] = {}
+    for job in jobs:
+        by_case.setdefault(job.case_id, []).append(job)
+    if not by_case:
+        return []
+    with ThreadPoolExecutor(max_workers=min(PARALLEL_CASES, len(by_case))) as pool:
+        answers = list(
+            pool.map(lambda case_jobs: _deliver_jobs(services, hook, case_jobs, remaining_ms), by_case.values())
+        )
+    return [message_id for answer in answers for message_id in answer]
+
+
+def _deliver_jobs(
+    services: Services, hook: Webhook, jobs: list[WebhookJob], remaining_ms: Callable[[], int]
+) -> list[str]:
+    """One case's messages of a batch, in order; stops at the first that must come back."""
     settings = services.settings
     needed_ms = int(settings.channel_webhook_timeout_seconds * 1000) + SEND_MARGIN_MS
-    hook = signer(settings)
-    deferred: set[str] = set()
-    give_back: list[str] = []
     for job in jobs:
-        logger.append_keys(caseId=job.case_id)
-        if job.case_id in deferred:
-            continue
         if remaining_ms() < needed_ms:
-            give_back.append(job.message_id)
-            deferred.add(job.case_id)
             _defer(settings, job, 0)
-            continue
+            return [job.message_id]
         try:
             deliver_case(services, job, hook)
         except DeliveryDeferred as wait:
-            deferred.add(job.case_id)
-            give_back.append(job.message_id)
             _defer(settings, job, wait.delay)
+            return [job.message_id]
         except Exception:
-            logger.exception("channel webhook delivery failed unexpectedly; the case's message returns")
-            deferred.add(job.case_id)
-            give_back.append(job.message_id)
-    return give_back
+            logger.exception(
+                "channel webhook delivery failed unexpectedly; the case's message returns",
+                extra={"caseId": job.case_id},
+            )
+            return [job.message_id]
+    return []
 
 
 def _defer(settings: Settings, job: WebhookJob, seconds: float) -> None:
