@@ -64,11 +64,14 @@ def aws_resources(aws: None, monkeypatch: pytest.MonkeyPatch) -> AwsResources:
     """moto with template.yaml's resources (a 2 s visibility timeout, so a crashed batch comes back soon).
     DynamoDB writes are serialised: DynamoDB applies each conditional write and transaction atomically; moto's
     in-memory backend does not lock, so without this, concurrent tests would test moto's races rather than the
-    connector's."""
+    connector's. Whole requests too (as the local stack does): moto's UpdateItem reads the old image (ReturnValues)
+    and writes the answer outside its backend call, and a request is atomic in DynamoDB."""
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
     for name in ("put_item", "update_item", "delete_item", "transact_write_items", "get_item", "query"):
         monkeypatch.setattr(DynamoDBBackend, name, _serialised(getattr(DynamoDBBackend, name)))
+    monkeypatch.setattr(DynamoHandler, "call_action", _serialised(DynamoHandler.call_action))
     resources = create_resources(credentials=("K", "S"), visibility_timeout=2)
     for key, value in {**BASE_ENV, **resources.environment()}.items():
         monkeypatch.setenv(key, value)

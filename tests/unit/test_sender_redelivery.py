@@ -169,6 +169,26 @@ def test_an_unreadable_body_is_dead_lettered_with_its_reason_and_the_rest_of_the
     assert record is not None and record["status"]["S"] == "failed"
 
 
+def test_an_unreadable_body_the_dead_letter_queue_refuses_returns_to_the_queue_alone(
+    functions: SimpleNamespace, services: Any, fake_8x8: FakeContactCenter, fifo_queues: Any, monkeypatch: Any
+) -> None:
+    """SQS refuses the dead-lettering: that record goes back to the queue (tried again), the batch goes on."""
+    sqs = aws_client("sqs")
+    sqs.send_message(
+        QueueUrl=fifo_queues.outbound_url, MessageBody="{not json", MessageGroupId="case-c", MessageDeduplicationId="c"
+    )
+    accept_messages(functions.outbound, "fine", case_id="case-a")
+
+    def refused(*_: Any) -> None:
+        raise RuntimeError("SQS refused")
+
+    monkeypatch.setattr(services.queue, "dead_letter", refused)
+    batch = sqs_batch(receive(fifo_queues.outbound_url))
+    unreadable = [r["messageId"] for r in batch["Records"] if r["body"] == "{not json"]
+    assert process(functions, batch) == unreadable
+    assert [text for _, text, _ in fake_8x8.sent] == ["fine"]
+
+
 def test_the_redrive_script_leaves_an_unreadable_body_on_the_dead_letter_queue(
     functions: SimpleNamespace, services: Any, fifo_queues: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TypeVar
@@ -35,6 +36,7 @@ from casebridge.store import StaleCase
 from casebridge.store.records import CaseRecord, OpeningAttempt, TimelineEntry
 
 T = TypeVar("T")
+RECORD_TRIES = 8  # a timeline write racing the case's other writes
 OPENING_LEASE_MS = 30_000  # longer than an 8x8 create call can take
 WAIT_FOR_PEER_S = 8.0
 
@@ -209,7 +211,7 @@ def record_and_publish(
     `known`: the case as the caller just read it, used for the first try instead of reading it again.
     `unless`: nothing is recorded when it holds for the case as read (someone else recorded the same fact).
     Returns the entry as recorded (with its timeline sequence), or None when `unless` held."""
-    for _ in range(5):
+    for attempt in range(RECORD_TRIES):
         case, known = known or services.store.get_case(case_id), None
         if case is None:
             raise CaseNotFound(f"case {case_id} does not exist")
@@ -219,6 +221,8 @@ def record_and_publish(
         try:
             recorded = services.store.record_case_event(case, entry, live, pending_publish=True)
         except StaleCase:
+            # Every timeline entry takes the case's next sequence: writers of one busy case take turns.
+            sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
             continue
         assert recorded is not None  # no receipt in this write
         if publish:

@@ -157,7 +157,12 @@ def deliver_batch(
     give_back: list[str] = []
     for delivery in deliveries:
         if delivery.message is None:
-            _dead_letter_unreadable(services, delivery)
+            try:
+                _dead_letter_unreadable(services, delivery)
+            except Exception:
+                logger.exception("unreadable queue body not dead-lettered yet; it returns to the queue")
+                give_back.append(delivery.receipt_handle)
+                failed_groups.add(delivery.group_id)
             continue
         logger.append_keys(caseId=delivery.message.caseId, messageId=delivery.message.messageId)
         if delivery.receive_count >= settings.outbound_max_receive_count:

@@ -202,18 +202,6 @@ class CaseItems(TableAccess):
         nothing is pending)."""
         if not sort_keys:
             return
-        if len(sort_keys) <= 10:
-            # Most often these are all that is pending: one write takes them and the case off the index.
-            keys = {f":k{i}": sk for i, sk in enumerate(sorted(sort_keys))}
-            if self._conditional_update(
-                Key=key(case_pk(case_id), CASE_SK),
-                UpdateExpression="DELETE pendingPublish :sks REMOVE outboxShard, outboxSince",
-                ConditionExpression=" AND ".join(
-                    ["size(pendingPublish) = :n", *(f"contains(pendingPublish, {k})" for k in keys)]
-                ),
-                ExpressionAttributeValues=to_item({":sks": sort_keys, ":n": len(sort_keys), **keys}),
-            ):
-                return
         answer = self.client.update_item(
             TableName=self.table,
             Key=key(case_pk(case_id), CASE_SK),
