@@ -25,7 +25,8 @@ def test_a_cron_expression_is_refused_by_name() -> None:
 
 
 class Function:
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: bool = False, logical_id: str = "TimersFunction") -> None:
+        self.logical_id = logical_id
         self.events: list[dict[str, Any]] = []
         self.fail = fail
         self.ran = threading.Event()
@@ -50,6 +51,13 @@ def test_run_now_invokes_with_a_scheduled_event_and_keeps_errors() -> None:
     assert (event["source"], event["detail-type"]) == ("aws.events", "Scheduled Event")
     assert event["resources"] == ["arn:aws:events:us-east-1:123456789012:rule/Timers-Sweep"]
     assert scheduler.entries[1].errors == ["RuntimeError: sweep broke"]
+
+
+def test_run_now_for_one_function_runs_only_its_schedules() -> None:
+    sweeper, timers = Function(logical_id="OutboxSweeperFunction"), Function()
+    scheduler = Scheduler([entry(sweeper, 60), entry(timers, 60)])
+    assert scheduler.run_now("OutboxSweeperFunction") == [{"cases": 0}]
+    assert (len(sweeper.events), len(timers.events)) == (1, 0)
 
 
 def test_a_started_scheduler_runs_at_its_period_and_stops() -> None:
