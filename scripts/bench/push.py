@@ -41,8 +41,9 @@ POST_TO_CONNECTION_MS = 10.0  # @connections round trip from a Lambda in the reg
 PUSH_CODE_MS = 2.0  # our code per invocation (the handlers are thin; JSON and botocore dominate)
 # What one pushed event costs in calls (casebridge/push/fanout.py and webhook.py, the steady state: the event is
 # the next one for its connection and for the webhook's cursor):
-#   fan-out: Query the timeline from the event (committed_from), Query the case's connections, UpdateItem claim
-#            per connection; one @connections post per connection; SendMessage to the webhook FIFO queue.
+#   fan-out: Query the timeline from the event (committed_from) and, side by side, Query the case's connections;
+#            UpdateItem claim per connection; one @connections post per connection; SendMessage to the webhook
+#            FIFO queue.
 #   sender:  GetItem the cursor, Query the timeline after it, UpdateItem the cursor; one HTTPS POST; the queue's
 #            receive and delete.
 FANOUT_DYNAMODB = 2  # + 1 UpdateItem per connection
