@@ -13,7 +13,6 @@ import tempfile
 import threading
 import time
 import traceback
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,32 +66,25 @@ def run(cases: int = CASES, messages: int = MESSAGES_PER_CASE, api: str | None =
             channel = stack.channel
             assert channel is not None, "the local stack started without its business channel"
 
-            def one_case(n: int) -> None:
-                case_id = f"bench-e2e-{n}-{uuid.uuid4().hex[:6]}"
-                try:
-                    answer = session.post(f"{stack.api_url}/cases/{case_id}/conversation", json={}, timeout=15)
-                    answer.raise_for_status()
-                    channel.wait_for(case_id, "AgentJoined", timeout=TIMEOUT_S)
-                    for i in range(messages):
-                        text = f"message {i} of {case_id}"
-                        t0 = time.perf_counter()
-                        sent = session.post(
-                            f"{stack.api_url}/cases/{case_id}/messages", json={"text": text}, timeout=15
-                        )
-                        sent.raise_for_status()
-                        channel.wait_for(
-                            case_id,
-                            "AgentMessage",
-                            timeout=TIMEOUT_S,
-                            where=functools.partial(_echoes, text),
-                        )
-                        with lock:
-                            result.round_trips_ms.append((time.perf_counter() - t0) * 1000)
-                except Exception as error:  # reported with the figure, never hidden
+            def one_case(case_id: str) -> None:
+                answer = session.post(f"{stack.api_url}/cases/{case_id}/conversation", json={}, timeout=15)
+                answer.raise_for_status()
+                channel.wait_for(case_id, "AgentJoined", timeout=TIMEOUT_S)
+                for i in range(messages):
+                    text = f"message {i} of {case_id}"
+                    t0 = time.perf_counter()
+                    sent = session.post(f"{stack.api_url}/cases/{case_id}/messages", json={"text": text}, timeout=15)
+                    sent.raise_for_status()
+                    channel.wait_for(
+                        case_id,
+                        "AgentMessage",
+                        timeout=TIMEOUT_S,
+                        where=functools.partial(_echoes, text),
+                    )
                     with lock:
-                        result.failures.append(f"{case_id}: {type(error).__name__}: {error}")
+                        result.round_trips_ms.append((time.perf_counter() - t0) * 1000)
 
-            stack_runs.at_once(cases, one_case)
+            stack_runs.at_once("e2e", cases, one_case, result.failures)
     except Exception as error:
         result.not_measured = f"the local stack did not run: {type(error).__name__}: {error}"
         result.failures.append(traceback.format_exc(limit=3))

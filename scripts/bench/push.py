@@ -19,7 +19,6 @@ import tempfile
 import threading
 import time
 import traceback
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,39 +90,32 @@ def run(cases: int = CASES, messages: int = MESSAGES_PER_CASE, webhook: bool = F
                 receiver.on_delivery = delivered
             session = stack.session()
 
-            def one_case(n: int) -> None:
-                case_id = f"bench-push-{n}-{uuid.uuid4().hex[:6]}"
-                try:
-                    session.post(
-                        f"{stack.api_url}/cases/{case_id}/conversation", json={}, timeout=15
-                    ).raise_for_status()
-                    agent = _agent_of(session, stack.api_url, case_id)
-                    url = session.post(f"{stack.api_url}/cases/{case_id}/channel-tokens", timeout=15).json()["url"]
-                    with connect(url, open_timeout=10) as widget:
-                        widget.send(json.dumps({"action": "resume", "requestId": "r"}))
-                        _until(widget, lambda f: f.get("requestId") == "r")
-                        for i in range(messages):
-                            text = f"agent message {i} of {case_id}"
-                            t0 = time.perf_counter()
-                            requests.post(f"{stack.control_url}/agents/{agent}/reply", json={"text": text}, timeout=15)
-                            frame = _until(widget, lambda f, text=text: f.get("text") == text)
-                            t1 = time.perf_counter()
-                            intake_ms = time.time() * 1000 - int(frame["receivedAt"])
-                            hooked = None
-                            if receiver is not None:
-                                with cond:
-                                    cond.wait_for(lambda text=text: text in arrived, TIMEOUT_S)  # type: ignore[misc]
-                                    hooked = arrived.get(text)
-                            with lock:
-                                result.to_widget_ms.append((t1 - t0) * 1000)
-                                result.from_intake_ms.append(intake_ms)
-                                if hooked is not None:
-                                    result.to_webhook_ms.append((hooked - t0) * 1000)
-                except Exception as error:  # reported with the figure, never hidden
-                    with lock:
-                        result.failures.append(f"{case_id}: {type(error).__name__}: {error}")
+            def one_case(case_id: str) -> None:
+                session.post(f"{stack.api_url}/cases/{case_id}/conversation", json={}, timeout=15).raise_for_status()
+                agent = _agent_of(session, stack.api_url, case_id)
+                url = session.post(f"{stack.api_url}/cases/{case_id}/channel-tokens", timeout=15).json()["url"]
+                with connect(url, open_timeout=10) as widget:
+                    widget.send(json.dumps({"action": "resume", "requestId": "r"}))
+                    _until(widget, lambda f: f.get("requestId") == "r")
+                    for i in range(messages):
+                        text = f"agent message {i} of {case_id}"
+                        t0 = time.perf_counter()
+                        requests.post(f"{stack.control_url}/agents/{agent}/reply", json={"text": text}, timeout=15)
+                        frame = _until(widget, lambda f, text=text: f.get("text") == text)
+                        t1 = time.perf_counter()
+                        intake_ms = time.time() * 1000 - int(frame["receivedAt"])
+                        hooked = None
+                        if receiver is not None:
+                            with cond:
+                                cond.wait_for(lambda text=text: text in arrived, TIMEOUT_S)  # type: ignore[misc]
+                                hooked = arrived.get(text)
+                        with lock:
+                            result.to_widget_ms.append((t1 - t0) * 1000)
+                            result.from_intake_ms.append(intake_ms)
+                            if hooked is not None:
+                                result.to_webhook_ms.append((hooked - t0) * 1000)
 
-            stack_runs.at_once(cases, one_case)
+            stack_runs.at_once("push", cases, one_case, result.failures)
     except Exception as error:
         result.not_measured = f"the local stack did not run: {type(error).__name__}: {error}"
         result.failures.append(traceback.format_exc(limit=3))

@@ -35,9 +35,20 @@ def emulator_config(agents: int, script: ScriptConfig) -> EmulatorConfig:
     )
 
 
-def at_once(cases: int, one_case: Callable[[int], None]) -> None:
-    """`one_case(0)` ... `one_case(cases - 1)`, each on its own thread, all at once; returns when all ended."""
-    threads = [threading.Thread(target=one_case, args=(n,)) for n in range(cases)]
+def at_once(name: str, cases: int, one_case: Callable[[str], None], failures: list[str]) -> None:
+    """`one_case` for `cases` new case ids (`bench-<name>-<n>-...`), each on its own thread, all at once; returns
+    when all ended. A case that fails is added to `failures`: reported with the figure, never hidden."""
+    lock = threading.Lock()
+
+    def run(n: int) -> None:
+        case_id = f"bench-{name}-{n}-{uuid.uuid4().hex[:6]}"
+        try:
+            one_case(case_id)
+        except Exception as error:
+            with lock:
+                failures.append(f"{case_id}: {type(error).__name__}: {error}")
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(cases)]
     for thread in threads:
         thread.start()
     for thread in threads:
