@@ -16,6 +16,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 
 from tests.support.events import EVENT_EXTRAS, webhook_body
+from tests.support.queue import process, receive, sqs_batch
 from tests.support.samples import (
     CASE_ID,
     CONVERSATION_ID,
@@ -30,9 +31,6 @@ from tests.unit.test_delivery_edges import (  # noqa: F401 - `metrics_seen` is a
     get_case,
     metrics_seen,
     open_case,
-    process,
-    receive,
-    sqs_batch,
     types,
 )
 from tests.unit.test_webhook_intake_defenses import api, body_of, queued  # noqa: F401 - `api` is a fixture
