@@ -221,7 +221,6 @@ class LocalStack:
                 self.chat_page = ChatPageServer(
                     self.api_url,
                     self.api_key,
-                    self.channel,
                     host=options.host,
                     port=options.chat_port,
                     attachments=options.api == "chat-gateway-v1",

@@ -183,7 +183,7 @@ def test_widget_messages_and_typing_take_the_rest_routes_validation_and_path(
 ) -> None:
     case_id, conversation_id = opened
     widget = Widget(token(client, case_id)["url"])
-    for bad in ({"text": ""}, {"text": "x", "unknown": 1}, {"text": 5}):
+    for bad in ({"text": ""}, {"text": "x", "unknown": 1}, {"text": 5}, {"text": "lone \ud800"}):
         widget.send({"action": "message", "requestId": "bad", **bad})
         answer = widget.answer("bad")
         widget.frames.remove(answer)

@@ -54,7 +54,7 @@ class BusinessApiStub:
 @pytest.fixture
 def page() -> Iterator[tuple[ChatPageServer, BusinessApiStub]]:
     api = BusinessApiStub()
-    server = ChatPageServer(api.url, "the-api-key", None).start()
+    server = ChatPageServer(api.url, "the-api-key").start()
     yield server, api
     server.stop()
     api.close()
@@ -127,4 +127,21 @@ def test_a_dns_rebound_host_is_refused_and_nothing_is_forwarded(
     assert call(server, "GET", "/api/cases/c1", {"Host": rebound}) == 403
     origin = {"Host": rebound, "Origin": f"http://{rebound}"}
     assert call(server, "POST", "/api/cases/c1/messages", origin, {"text": "hi"}) == 403
+    assert api.seen == []
+
+
+def test_the_helper_serves_no_event_stream_the_page_is_on_the_websocket(
+    page: tuple[ChatPageServer, BusinessApiStub],
+) -> None:
+    """The page's live events come on the channel WebSocket: the helper's old bus stream is gone, and it forwards
+    nothing off its allow-list."""
+    server, api = page
+    port = int(server.url.rsplit(":", 1)[1].strip("/"))
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", "/api/cases/c1/stream", headers={"Host": own(server)})
+    answer = connection.getresponse()
+    body = json.loads(answer.read())
+    connection.close()
+    assert (answer.status, body["error"]["code"]) == (404, "NotFound")
+    assert "no route GET /api/cases/c1/stream" in body["error"]["message"]
     assert api.seen == []

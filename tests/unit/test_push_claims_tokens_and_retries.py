@@ -16,7 +16,7 @@ import pytest
 from casebridge.errors import Unauthorized
 from casebridge.push import tokens
 from casebridge.push.connections import ConnectionGone
-from casebridge.push.fanout import push_timeline
+from casebridge.push.fanout import fan_out, push_timeline
 from casebridge.push.webhook import RETRY_AFTER_CAP_SECONDS, backoff_seconds, retry_after_seconds
 from casebridge.store import TimelineEntry
 from tests.support.aws import aws_client
@@ -135,3 +135,36 @@ def test_webhook_retry_delays_are_jittered_backoff_or_the_channels_retry_after(s
     now = datetime(2026, 1, 1, tzinfo=UTC)
     assert retry_after_seconds(format_datetime(now + timedelta(seconds=90), usegmt=True), now) == 90
     assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+
+
+class WatchedStore:
+    """The store, noting whether the case's connections were asked for before the timeline read ends."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.connections_asked = threading.Event()
+        self.asked_during_timeline_read: list[bool] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def case_connections(self, case_id: str) -> Any:
+        self.connections_asked.set()
+        return self._store.case_connections(case_id)
+
+    def timeline_after(self, case_id: str, sequence: int, limit: int) -> Any:
+        # A bound for a hang, not a measurement: one after the other, the connections are never asked meanwhile.
+        self.asked_during_timeline_read.append(self.connections_asked.wait(5))
+        return self._store.timeline_after(case_id, sequence, limit)
+
+
+def test_the_fan_out_reads_the_connections_while_it_reads_the_event_s_entry(services: Any) -> None:
+    """Two reads, one round trip: the case's connections are read beside the committed entry, not after it."""
+    case_with_entries(services, 1)
+    services.store.put_connection(CASE_ID, "conn-1", 0, 600)
+    store = WatchedStore(services.store)
+    posts = Posts()
+    detail = {"caseId": CASE_ID, "eventId": "e1", "type": "AgentMessage", "sequence": 1}
+    assert fan_out(replace(services, store=store), posts, detail) == 1  # type: ignore[arg-type]
+    assert store.asked_during_timeline_read[0] is True
+    assert posts.sent == [1]

@@ -2,9 +2,9 @@
 
 `ChatPageServer` serves the page (static HTML/CSS/JS in `static/`, no build step) and a tiny same-origin helper
 under `/api/`. The helper holds the business API key and forwards an allow-list of business API calls to the
-local API Gateway, so the key never reaches the browser, as a production channel's backend would. It also turns
-the local business channel's bus subscription into a server-sent event stream per case (`/api/cases/{id}/stream`),
-which is how the page sees `AgentTyping` (published on the bus only, never on the timeline).
+local API Gateway, so the key never reaches the browser, as a production channel's backend would. The page gets
+its case's events, `AgentTyping` included, on the channel WebSocket (`static/channel.js`), with a token from
+`POST /api/cases/{id}/channel-tokens`.
 """
 
 from __future__ import annotations

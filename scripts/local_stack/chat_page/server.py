@@ -1,4 +1,5 @@
-"""The chat page's HTTP server: static files, the API-key-holding forwarder, and a bus event stream per case."""
+"""The chat page's HTTP server: static files and the API-key-holding forwarder (the page's live events come on
+the channel WebSocket, with a token the forwarder fetches: `POST /api/cases/{id}/channel-tokens`)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,12 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import requests
 
 from cc_emulator.http_base import SHARED_STATIC, LocalHTTPServer, MethodHandler, static_file
-
-if TYPE_CHECKING:
-    from scripts.local_stack.channel import BusinessChannel
 
 # The page's own files, then the browser helpers it shares with the emulator's agent desk.
 STATIC = (Path(__file__).parent / "static", SHARED_STATIC)
@@ -38,23 +36,19 @@ FORWARDED: list[tuple[str, re.Pattern[str]]] = [
     ]
 ]
 FILES = re.compile(f"^/api/cases/{CASE_ID}/files$")
-STREAM = re.compile(f"^/api/cases/{CASE_ID}/stream$")
 MAX_BODY = 10 * 1024 * 1024
 # A file goes through whole: more than the business API accepts, so its own limit is the one the customer reads.
 MAX_FILE_BODY = 64 * 1024 * 1024
-STREAM_POLL_SECONDS = 0.15
-STREAM_KEEPALIVE_SECONDS = 15.0
 PENDING_FILE_WAIT_SECONDS = 15.0
 
 
 class ChatPageServer:
-    """`ChatPageServer(api_url, api_key, channel).start()`; `url` is the page."""
+    """`ChatPageServer(api_url, api_key).start()`; `url` is the page."""
 
     def __init__(
         self,
         api_url: str,
         api_key: str,
-        channel: BusinessChannel | None,
         host: str = "127.0.0.1",
         port: int = 0,
         attachments: bool = True,
@@ -62,13 +56,12 @@ class ChatPageServer:
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.api_key = api_key
-        self.channel = channel
         # Files work on the Chat Gateway only: on Chat API v2 the page offers none.
         self.attachments = attachments
         # So are read receipts (POST /cases/{id}/read: v2 answers 400): the page sends them where they work.
         self.read_receipts = read_receipts
         self._httpd = _Server((host, port), self)
-        # Set on stop: waits for a pending file and open event streams end at once.
+        # Set on stop: a wait for a pending file ends at once.
         self.stopping = self._httpd.stopping
         self._local = threading.local()
 
@@ -136,8 +129,6 @@ class _Handler(MethodHandler):
             self._static("index.html")
         elif method == "GET" and path.startswith("/static/"):
             self._static(path.removeprefix("/static/"))
-        elif method == "GET" and (m := STREAM.match(path)):
-            self._stream(unquote(m["case"]))
         elif method == "POST" and (m := FILES.match(path)):
             self._upload(m["case"], body)
         elif any(method == allowed and pattern.match(path) for allowed, pattern in FORWARDED):
@@ -237,42 +228,6 @@ class _Handler(MethodHandler):
             return
         attachment_id = grant["attachmentId"]
         self._json(201, {"attachmentId": attachment_id, "fileName": name, "contentType": content_type})
-
-    # -- the bus, as server-sent events ------------------------------------------------------
-
-    def _stream(self, case_id: str) -> None:
-        """Every bus event of the case from now on (or after Last-Event-ID), as `data: {type, detail}`."""
-        page = self.server.page
-        channel = page.channel
-        if channel is None:
-            self._json(404, {"error": {"code": "NotFound", "message": "no business channel on this stack"}})
-            return
-        self.close_connection = True
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.send_header("Cache-Control", "no-cache")
-        self.end_headers()
-        last = self.headers.get("Last-Event-ID")
-        sent = int(last) + 1 if last and last.isdigit() else len(channel.events_for(case_id))
-        quiet_since = time.monotonic()
-        try:
-            self.wfile.write(b"retry: 1000\n\n")
-            self.wfile.flush()
-            while not page.stopping.is_set():
-                events = channel.events_for(case_id)
-                for index in range(sent, len(events)):
-                    event = events[index]
-                    data = json.dumps({"type": event.detail_type, "detail": event.detail})
-                    self.wfile.write(f"id: {index}\ndata: {data}\n\n".encode())
-                    quiet_since = time.monotonic()
-                sent = max(sent, len(events))
-                if time.monotonic() - quiet_since > STREAM_KEEPALIVE_SECONDS:
-                    self.wfile.write(b": keep-alive\n\n")
-                    quiet_since = time.monotonic()
-                self.wfile.flush()
-                page.stopping.wait(STREAM_POLL_SECONDS)
-        except (BrokenPipeError, ConnectionResetError):
-            return
 
 
 def _is_this_machine(host_header: str, port: int) -> bool:

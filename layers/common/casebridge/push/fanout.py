@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import cache
 from typing import Any
 
 from casebridge import aws
@@ -25,6 +27,12 @@ from casebridge.store.records import TimelineEntry
 
 PAGE = 50  # timeline entries read (and claimed) at a time when a connection catches up
 COMMIT_WAITS = (0.003, 0.006, 0.012, 0.025, 0.05, 0.1, 0.2, 0.4, 0.0)  # about 0.8 s for the write to commit
+
+
+@cache
+def _reads() -> ThreadPoolExecutor:
+    """The fan-out's second read runs beside its first (made on first use, kept by the container)."""
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="fan-out-read")
 
 
 class PushIncomplete(Exception):
@@ -99,15 +107,18 @@ def fan_out(services: Services, connections: Connections, detail: dict[str, Any]
     logger.append_keys(caseId=case_id, eventId=detail.get("eventId"))
     sequence = sequence_of(detail)
     read: tuple[int, list[TimelineEntry]] | None = None
+    # The case's connections are read while the entry is (two round trips at once, not one after the other).
+    connections_read: Future[list[ConnectionRecord]] = _reads().submit(services.store.case_connections, case_id)
     if sequence:
         committed = committed_from(services, case_id, sequence)
         if committed is None:
+            connections_read.cancel()
             logger.info("bus event not (yet) on the timeline; its republication is pushed")
             metrics.add_metric(name="ChannelPushesNotCommitted", unit=MetricUnit.Count, value=1)
             return 0
         read = (sequence - 1, committed)
     posted, failed = 0, 0
-    for connection in services.store.case_connections(case_id):
+    for connection in connections_read.result():
         try:
             if sequence:
                 if connection.sent_seq < sequence:

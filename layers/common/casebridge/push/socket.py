@@ -11,7 +11,7 @@ import json
 from typing import Any, TypedDict
 
 from casebridge import messages, typing_indicator
-from casebridge.business_api.http import MAX_BODY_BYTES, Model, validate_body
+from casebridge.business_api.http import MAX_BODY_BYTES, Model, lone_surrogate_at, validate_body
 from casebridge.business_api.models import PostMessageRequest, TypingRequest
 from casebridge.errors import CasebridgeError, InvalidRequest, PayloadTooLarge, Unauthorized
 from casebridge.observability import logger
@@ -24,6 +24,7 @@ from casebridge.services import Services
 # API Gateway closes a WebSocket after two hours; the items outlive it a little, then TTL removes them.
 CONNECTION_TTL_SECONDS = 2 * 3600 + 600
 WIDGET_AUTHOR = "user"  # a widget speaks for the customer; bots use the REST API
+ACTIONS = ("message", "typing", "resume")
 
 
 class ActionAnswer(TypedDict):
@@ -60,7 +61,10 @@ def disconnect(services: Services, connection_id: str) -> None:
 
 
 def parse_frame(body: str | None) -> dict[str, Any]:
-    raw = (body or "").encode()
+    try:
+        raw = (body or "").encode()
+    except UnicodeEncodeError:  # a lone surrogate in the text itself: not UTF-8, so no frame a widget could send
+        raise InvalidRequest("a frame must be UTF-8 text (it holds a lone surrogate)") from None
     if len(raw) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"a frame is limited to {MAX_BODY_BYTES} bytes")
     try:
@@ -75,12 +79,15 @@ def parse_frame(body: str | None) -> dict[str, Any]:
 
 
 def _request(frame: dict[str, Any]) -> tuple[str, str | None, dict[str, Any]]:
+    """The frame's action (one of ACTIONS, else ""), its requestId (echoed in the answer) and its other fields."""
     action = frame.get("action")
     request_id = frame.get("requestId")
-    if request_id is not None and (not isinstance(request_id, str) or len(request_id) > 128):
-        raise InvalidRequest("'requestId' must be a string of at most 128 characters")
+    if request_id is not None and (
+        not isinstance(request_id, str) or len(request_id) > 128 or lone_surrogate_at(request_id) is not None
+    ):
+        raise InvalidRequest("'requestId' must be a string of at most 128 characters (Unicode, no lone surrogate)")
     fields = {k: v for k, v in frame.items() if k not in ("action", "requestId")}
-    return str(action) if isinstance(action, str) else "", request_id, fields
+    return (action if action in ACTIONS else ""), request_id, fields
 
 
 def _validated(model: type[Model], fields: dict[str, Any]) -> Model:
@@ -114,7 +121,7 @@ def handle_action(services: Services, connections: Connections, connection_id: s
             return _answer(action, request_id, 204 if not_delivered is None else 202, not_delivered)
         if action == "resume":
             return _answer(action, request_id, 200, resume(services, connections, connection_id, fields))
-        raise InvalidRequest("'action' must be one of: message, typing, resume")
+        raise InvalidRequest(f"'action' must be one of: {', '.join(ACTIONS)}")
     except CasebridgeError as error:
         log = logger.warning if error.status_code < 500 else logger.error
         log("widget action refused", extra={"action": action, "errorCode": error.code, "status": error.status_code})
