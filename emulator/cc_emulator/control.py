@@ -248,6 +248,18 @@ class GatewayClient:
         return self.request("POST", f"/conversations/{conversation_id}/attachments", files=files)
 
 
+def _client_credentials(
+    session: requests.Session, base_url: str, auth: tuple[str, str], timeout: float
+) -> dict[str, Any]:
+    """The emulator's answer to an OAuth client-credentials grant (Chat API v2 and Real-time Metrics alike)."""
+    resp = session.post(
+        f"{base_url}/oauth/v2/token", auth=auth, data={"grant_type": "client_credentials"}, timeout=timeout
+    )
+    resp.raise_for_status()
+    body: dict[str, Any] = resp.json()
+    return body
+
+
 class ChatV2Client:
     """Minimal Chat API v2 client with token caching; returns raw `requests.Response` objects."""
 
@@ -271,14 +283,7 @@ class ChatV2Client:
 
     def token(self, force: bool = False) -> str:
         if force or self._token is None or time.monotonic() >= self._expires:
-            resp = self.session.post(
-                f"{self.base_url}/oauth/v2/token",
-                auth=self.auth,
-                data={"grant_type": "client_credentials"},
-                timeout=self.timeout,
-            )
-            resp.raise_for_status()
-            body = resp.json()
+            body = _client_credentials(self.session, self.base_url, self.auth, self.timeout)
             self._token = str(body["access_token"])
             self._expires = time.monotonic() + float(body["expires_in"]) - 1
         return self._token
@@ -340,14 +345,7 @@ class MetricsClient:
 
     def token(self, force: bool = False) -> str:
         if force or self._token is None:
-            resp = self.session.post(
-                f"{self.base_url}/oauth/v2/token",
-                auth=self.auth,
-                data={"grant_type": "client_credentials"},
-                timeout=self.timeout,
-            )
-            resp.raise_for_status()
-            self._token = str(resp.json()["access_token"])
+            self._token = str(_client_credentials(self.session, self.base_url, self.auth, self.timeout)["access_token"])
         return self._token
 
     def request(self, path: str, **params: Any) -> requests.Response:

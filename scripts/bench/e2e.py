@@ -13,11 +13,11 @@ import tempfile
 import threading
 import time
 import traceback
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from scripts.bench import stack_runs
 from scripts.bench.harness import NULL
 
 if TYPE_CHECKING:
@@ -38,11 +38,6 @@ class EndToEnd:
     seconds: float = 0.0
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(q * len(ordered)) - 1))]
-
-
 def _echoes(text: str, event: ChannelEvent) -> bool:
     return text in str(event.detail.get("text"))
 
@@ -50,24 +45,12 @@ def _echoes(text: str, event: ChannelEvent) -> bool:
 def run(cases: int = CASES, messages: int = MESSAGES_PER_CASE, api: str | None = None) -> EndToEnd:
     result = EndToEnd(cases=cases)
     try:
-        from cc_emulator import AgentConfig, EmulatorConfig, QueueConfig, ScriptConfig, TimingConfig  # noqa: PLC0415
+        from cc_emulator import ScriptConfig  # noqa: PLC0415
         from scripts.local_stack.stack import LocalStack, StackOptions  # noqa: PLC0415
     except ImportError as error:  # the local stack is another engineer's work in progress
         result.not_measured = f"the local stack cannot be imported ({error})"
         return result
-    echo = ScriptConfig(kind="echo", echo_prefix="echo: ")
-    config = EmulatorConfig(
-        port=0,
-        tenant_id="bench-tenant",
-        customer_id="bench-customer",
-        api_key="bench-key",
-        api_secret=uuid.uuid4().hex,
-        queues=[QueueConfig("support", "Support")],
-        agents=[AgentConfig(f"agent{i}", f"Agent {i}", ["support"], script=echo) for i in range(cases)],
-        # accept_delay: the emulated routing before an agent joins (once per case, before the first round trip);
-        # reply_delay 0: the agent echoes at once, so a round trip is the stack's own time.
-        timings=TimingConfig(accept_delay=0.05, reply_delay=0.0, delivery_timeout=5.0, retry_base_delay=0.1),
-    )
+    config = stack_runs.emulator_config(cases, ScriptConfig(kind="echo", echo_prefix="echo: "))
     log_path = Path(tempfile.gettempdir()) / "casebridge-bench-e2e.log"
     options: dict[str, Any] = {"emulator_config": config, "log_path": log_path}
     if api is not None:
@@ -83,36 +66,25 @@ def run(cases: int = CASES, messages: int = MESSAGES_PER_CASE, api: str | None =
             channel = stack.channel
             assert channel is not None, "the local stack started without its business channel"
 
-            def one_case(n: int) -> None:
-                case_id = f"bench-e2e-{n}-{uuid.uuid4().hex[:6]}"
-                try:
-                    answer = session.post(f"{stack.api_url}/cases/{case_id}/conversation", json={}, timeout=15)
-                    answer.raise_for_status()
-                    channel.wait_for(case_id, "AgentJoined", timeout=TIMEOUT_S)
-                    for i in range(messages):
-                        text = f"message {i} of {case_id}"
-                        t0 = time.perf_counter()
-                        sent = session.post(
-                            f"{stack.api_url}/cases/{case_id}/messages", json={"text": text}, timeout=15
-                        )
-                        sent.raise_for_status()
-                        channel.wait_for(
-                            case_id,
-                            "AgentMessage",
-                            timeout=TIMEOUT_S,
-                            where=functools.partial(_echoes, text),
-                        )
-                        with lock:
-                            result.round_trips_ms.append((time.perf_counter() - t0) * 1000)
-                except Exception as error:  # reported with the figure, never hidden
+            def one_case(case_id: str) -> None:
+                answer = session.post(f"{stack.api_url}/cases/{case_id}/conversation", json={}, timeout=15)
+                answer.raise_for_status()
+                channel.wait_for(case_id, "AgentJoined", timeout=TIMEOUT_S)
+                for i in range(messages):
+                    text = f"message {i} of {case_id}"
+                    t0 = time.perf_counter()
+                    sent = session.post(f"{stack.api_url}/cases/{case_id}/messages", json={"text": text}, timeout=15)
+                    sent.raise_for_status()
+                    channel.wait_for(
+                        case_id,
+                        "AgentMessage",
+                        timeout=TIMEOUT_S,
+                        where=functools.partial(_echoes, text),
+                    )
                     with lock:
-                        result.failures.append(f"{case_id}: {type(error).__name__}: {error}")
+                        result.round_trips_ms.append((time.perf_counter() - t0) * 1000)
 
-            threads = [threading.Thread(target=one_case, args=(n,)) for n in range(cases)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            stack_runs.at_once("e2e", cases, one_case, result.failures)
     except Exception as error:
         result.not_measured = f"the local stack did not run: {type(error).__name__}: {error}"
         result.failures.append(traceback.format_exc(limit=3))
@@ -127,7 +99,7 @@ def describe(result: object) -> str:
         reason = result.not_measured or (result.failures[0][:400] if result.failures else "no round trip completed")
         return f"  not measured: {reason}"
     values = result.round_trips_ms
-    p50, p99 = statistics.median(values), _percentile(values, 0.99)
+    p50, p99 = statistics.median(values), stack_runs.percentile(values, 0.99)
     lines = [
         f"  customer message -> agent (emulator) -> agent's echo -> business event, round trip over {len(values)} "
         f"messages, {result.cases} concurrent cases: p50 {p50:.0f} ms, "

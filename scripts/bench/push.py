@@ -19,14 +19,13 @@ import tempfile
 import threading
 import time
 import traceback
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from scripts.bench import cost
+from scripts.bench import cost, stack_runs
 from scripts.bench.harness import NULL
 
 CASES = 3
@@ -64,30 +63,15 @@ class PushRun:
     seconds: float = 0.0
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(q * len(ordered)) - 1))]
-
-
 def run(cases: int = CASES, messages: int = MESSAGES_PER_CASE, webhook: bool = False) -> PushRun:
     """`webhook`: the stack also pushes signed webhooks (ChannelWebhookUrl set), and their latency is measured."""
     from websockets.sync.client import connect  # noqa: PLC0415 - a dev dependency, only for this figure
 
-    from cc_emulator import AgentConfig, EmulatorConfig, QueueConfig, ScriptConfig, TimingConfig  # noqa: PLC0415
+    from cc_emulator import ScriptConfig  # noqa: PLC0415
     from scripts.local_stack.stack import LocalStack, StackOptions  # noqa: PLC0415
 
     result = PushRun(cases=cases)
-    silent = ScriptConfig(kind="silent")
-    config = EmulatorConfig(
-        port=0,
-        tenant_id="bench-tenant",
-        customer_id="bench-customer",
-        api_key="bench-key",
-        api_secret=uuid.uuid4().hex,
-        queues=[QueueConfig("support", "Support")],
-        agents=[AgentConfig(f"agent{i}", f"Agent {i}", ["support"], script=silent) for i in range(cases)],
-        timings=TimingConfig(accept_delay=0.05, reply_delay=0.0, delivery_timeout=5.0, retry_base_delay=0.1),
-    )
+    config = stack_runs.emulator_config(cases, ScriptConfig(kind="silent"))
     log_path = Path(tempfile.gettempdir()) / "casebridge-bench-push.log"
     options = StackOptions(emulator_config=config, log_path=log_path, channel_webhook=webhook, chat_page=False)
     lock = threading.Lock()
@@ -107,43 +91,32 @@ def run(cases: int = CASES, messages: int = MESSAGES_PER_CASE, webhook: bool = F
                 receiver.on_delivery = delivered
             session = stack.session()
 
-            def one_case(n: int) -> None:
-                case_id = f"bench-push-{n}-{uuid.uuid4().hex[:6]}"
-                try:
-                    session.post(
-                        f"{stack.api_url}/cases/{case_id}/conversation", json={}, timeout=15
-                    ).raise_for_status()
-                    agent = _agent_of(session, stack.api_url, case_id)
-                    url = session.post(f"{stack.api_url}/cases/{case_id}/channel-tokens", timeout=15).json()["url"]
-                    with connect(url, open_timeout=10) as widget:
-                        widget.send(json.dumps({"action": "resume", "requestId": "r"}))
-                        _until(widget, lambda f: f.get("requestId") == "r")
-                        for i in range(messages):
-                            text = f"agent message {i} of {case_id}"
-                            t0 = time.perf_counter()
-                            requests.post(f"{stack.control_url}/agents/{agent}/reply", json={"text": text}, timeout=15)
-                            frame = _until(widget, lambda f, text=text: f.get("text") == text)
-                            t1 = time.perf_counter()
-                            intake_ms = time.time() * 1000 - int(frame["receivedAt"])
-                            hooked = None
-                            if receiver is not None:
-                                with cond:
-                                    cond.wait_for(lambda text=text: text in arrived, TIMEOUT_S)  # type: ignore[misc]
-                                    hooked = arrived.get(text)
-                            with lock:
-                                result.to_widget_ms.append((t1 - t0) * 1000)
-                                result.from_intake_ms.append(intake_ms)
-                                if hooked is not None:
-                                    result.to_webhook_ms.append((hooked - t0) * 1000)
-                except Exception as error:  # reported with the figure, never hidden
-                    with lock:
-                        result.failures.append(f"{case_id}: {type(error).__name__}: {error}")
+            def one_case(case_id: str) -> None:
+                session.post(f"{stack.api_url}/cases/{case_id}/conversation", json={}, timeout=15).raise_for_status()
+                agent = _agent_of(session, stack.api_url, case_id)
+                url = session.post(f"{stack.api_url}/cases/{case_id}/channel-tokens", timeout=15).json()["url"]
+                with connect(url, open_timeout=10) as widget:
+                    widget.send(json.dumps({"action": "resume", "requestId": "r"}))
+                    _until(widget, lambda f: f.get("requestId") == "r")
+                    for i in range(messages):
+                        text = f"agent message {i} of {case_id}"
+                        t0 = time.perf_counter()
+                        requests.post(f"{stack.control_url}/agents/{agent}/reply", json={"text": text}, timeout=15)
+                        frame = _until(widget, lambda f, text=text: f.get("text") == text)
+                        t1 = time.perf_counter()
+                        intake_ms = time.time() * 1000 - int(frame["receivedAt"])
+                        hooked = None
+                        if receiver is not None:
+                            with cond:
+                                cond.wait_for(lambda text=text: text in arrived, TIMEOUT_S)  # type: ignore[misc]
+                                hooked = arrived.get(text)
+                        with lock:
+                            result.to_widget_ms.append((t1 - t0) * 1000)
+                            result.from_intake_ms.append(intake_ms)
+                            if hooked is not None:
+                                result.to_webhook_ms.append((hooked - t0) * 1000)
 
-            threads = [threading.Thread(target=one_case, args=(n,)) for n in range(cases)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            stack_runs.at_once("push", cases, one_case, result.failures)
     except Exception as error:
         result.not_measured = f"the local stack did not run: {type(error).__name__}: {error}"
         result.failures.append(traceback.format_exc(limit=3))
@@ -200,7 +173,7 @@ def describe(result: PushRun, with_webhook: PushRun | None = None) -> str:
         reason = result.not_measured or (result.failures[0][:400] if result.failures else "no push completed")
         return f"  not measured: {reason}"
     widget, hooked = result.to_widget_ms, (with_webhook.to_webhook_ms if with_webhook else [])
-    p50, p99 = statistics.median(widget), _percentile(widget, 0.99)
+    p50, p99 = statistics.median(widget), stack_runs.percentile(widget, 0.99)
     lines = [
         f"  agent message -> widget (channel WebSocket), {len(widget)} messages, {result.cases} cases at once: "
         f"p50 {p50:.0f} ms, p99 {p99:.0f} ms (target p50 <= {TARGET_P50_MS:.0f} ms -> "
@@ -209,13 +182,13 @@ def describe(result: PushRun, with_webhook: PushRun | None = None) -> str:
     intake = result.from_intake_ms
     lines.append(
         f"  of which casebridge (the intake received 8x8's webhook -> widget): p50 {statistics.median(intake):.0f} ms,"
-        f" p99 {_percentile(intake, 0.99):.0f} ms; machine load average {result.load[0]:.1f} (1 min)"
+        f" p99 {stack_runs.percentile(intake, 0.99):.0f} ms; machine load average {result.load[0]:.1f} (1 min)"
     )
     if hooked:
         lines.append(
             f"  agent message -> channel webhook (signed, verified; a second run with ChannelWebhookUrl), "
             f"{len(hooked)} messages: "
-            f"p50 {statistics.median(hooked):.0f} ms, p99 {_percentile(hooked, 0.99):.0f} ms"
+            f"p50 {statistics.median(hooked):.0f} ms, p99 {stack_runs.percentile(hooked, 0.99):.0f} ms"
         )
     for memory in cost.MEMORY_SIZES_MB:
         for label, kwargs in (("widget only", {"webhook": False}), ("widget + webhook", {"webhook": True})):

@@ -12,28 +12,42 @@ import pytest
 from casebridge import cases
 from casebridge.services import get_services
 from tests.guarantees.cb_guarantees_harness import Crash, Harness, both_apis
+from tests.support.aws import AwsResources
+from tests.support.events import sqs_event
 from tests.support.lambdas import LambdaContext, load_function
 
 pytestmark = both_apis
+
+SLOW_CREATE_S = 0.3  # 8x8's create slowed down: the openers race while it runs
+
+
+@pytest.fixture
+def deployed_http_timeout(aws_resources: AwsResources, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race tests' 8x8 is slow, never silent: they run with the connector's own 8x8 timeout (5 s), not the
+    harness's 0.5 s (there so that hang faults play out fast). With 0.5 s, a create slowed by 0.3 s on a loaded
+    machine timed out: the product then rightly deferred the message (ambiguous create, looked up on retry), and
+    the test, about the race and not about timeouts, failed. Taken before `harness`, which reads the settings."""
+    monkeypatch.delenv("HTTP_TIMEOUT_SECONDS")
 
 
 def sqs_batch(case_id: str, text: str) -> dict[str, Any]:
     """An SQS event of one message, as the queue hands a first message to the sender."""
     body = {"caseId": case_id, "messageId": str(uuid.uuid4()), "text": text, "authorType": "user", "acceptedAt": 1}
-    record = {
-        "messageId": str(uuid.uuid4()),
-        "receiptHandle": f"rh-{uuid.uuid4()}",
-        "body": json.dumps(body),
-        "attributes": {"ApproximateReceiveCount": "1", "MessageGroupId": case_id},
-        "messageAttributes": {},
-        "eventSource": "aws:sqs",
+    message = {
+        "MessageId": str(uuid.uuid4()),
+        "ReceiptHandle": f"rh-{uuid.uuid4()}",
+        "Body": json.dumps(body),
+        "Attributes": {"MessageGroupId": case_id},
     }
-    return {"Records": [record]}
+    return sqs_event([message], "arn:aws:sqs:us-east-1:123456789012:casebridge-outbound.fifo")
 
 
-def test_32_concurrent_first_messages_open_exactly_one_conversation(harness: Harness) -> None:
+def test_32_concurrent_first_messages_open_exactly_one_conversation(
+    deployed_http_timeout: None, harness: Harness
+) -> None:
     h = harness
-    h.emulator.add_fault("latency", "create_conversation", count=1, seconds=0.3)  # a slow create widens the race
+    assert get_services().settings.http_timeout_seconds > 10 * SLOW_CREATE_S
+    h.emulator.add_fault("latency", "create_conversation", count=1, seconds=SLOW_CREATE_S)  # widens the race
     outbound = load_function("outbound_sender")
     texts = [f"first-{i:02d}" for i in range(32)]
     barrier = threading.Barrier(32)
@@ -61,9 +75,10 @@ def test_32_concurrent_first_messages_open_exactly_one_conversation(harness: Har
     assert sorted(sent) == texts  # every message once
 
 
-def test_concurrent_open_calls_from_several_containers_agree(harness: Harness) -> None:
+def test_concurrent_open_calls_from_several_containers_agree(deployed_http_timeout: None, harness: Harness) -> None:
     h = harness
-    h.emulator.add_fault("latency", "create_conversation", count=1, seconds=0.3)
+    assert get_services().settings.http_timeout_seconds > 10 * SLOW_CREATE_S
+    h.emulator.add_fault("latency", "create_conversation", count=1, seconds=SLOW_CREATE_S)
     answers: list[dict[str, object]] = []
     barrier = threading.Barrier(6)
 

@@ -43,3 +43,16 @@ class LambdaContext:
     @staticmethod
     def get_remaining_time_in_millis() -> int:
         return 20_000
+
+
+@dataclass
+class ScriptedTime(LambdaContext):
+    """A Lambda context whose remaining time is scripted: one value per call, the last one repeated."""
+
+    remaining: tuple[int, ...] = (20_000,)
+    calls: int = 0
+
+    def get_remaining_time_in_millis(self) -> int:  # type: ignore[override]
+        value = self.remaining[min(self.calls, len(self.remaining) - 1)]
+        self.calls += 1
+        return value

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from casebridge.contact_center.webhook_gateway import parse_webhook_event
 from casebridge.contact_center.webhook_signature import JwkCache, WebhookVerifier
 from casebridge.services import build_services, set_services
 from casebridge.settings import get_settings
@@ -61,5 +62,14 @@ def services(real_services: Any, fake_8x8: FakeContactCenter, jwk_fetcher: StubJ
         settings.tenant_id, JwkCache(jwk_fetcher), tolerance_s=settings.webhook_tolerance_seconds
     )
     wired = replace(real_services, contact_center=fake_8x8, verifier=verifier)
+    set_services(wired)
+    return wired
+
+
+@pytest.fixture
+def gateway_services(services: Any, fake_8x8: FakeContactCenter) -> Any:
+    """`services` on the Chat Gateway: the fake speaks v1 and the intake reads the Gateway's webhook dialect."""
+    fake_8x8.api = "chat-gateway-v1"
+    wired = replace(services, webhook_parser=parse_webhook_event)
     set_services(wired)
     return wired

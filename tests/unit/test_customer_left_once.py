@@ -5,7 +5,6 @@ of the API's own answer (DELETE /conversation) and 8x8's "user left" webhook (Ch
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -15,17 +14,6 @@ from tests.support.signing import WebhookSigner
 
 CASE_ID = "c-left"
 CONVERSATION_ID = "conv-left"
-
-
-@pytest.fixture
-def gateway_services(services: Any, fake_8x8: Any) -> Any:
-    from casebridge.contact_center.webhook_gateway import parse_webhook_event
-    from casebridge.services import set_services
-
-    fake_8x8.api = "chat-gateway-v1"
-    wired = replace(services, webhook_parser=parse_webhook_event)
-    set_services(wired)
-    return wired
 
 
 def user_left() -> bytes:

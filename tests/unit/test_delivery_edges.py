@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -29,8 +29,9 @@ from scripts.redrive import redrive
 from tests.support.aws import aws_client, load_template, template_properties
 from tests.support.events import EVENT_EXTRAS, webhook_body
 from tests.support.fakes import FakeContactCenter
-from tests.support.lambdas import LambdaContext
+from tests.support.lambdas import ScriptedTime
 from tests.support.paths import FUNCTIONS_DIR
+from tests.support.queue import message_record, process, receive, sqs_batch
 from tests.support.samples import (
     CASE_ID,
     CONVERSATION_ID,
@@ -46,19 +47,6 @@ from tests.support.signing import WebhookSigner
 
 
 # ---- helpers -------------------------------------------------------------------------------------
-@dataclass
-class ShortOnTime(LambdaContext):
-    """A Lambda context whose remaining time is scripted: one value per call, the last one repeated."""
-
-    remaining: tuple[int, ...] = (20_000,)
-    calls: int = 0
-
-    def get_remaining_time_in_millis(self) -> int:  # type: ignore[override]
-        value = self.remaining[min(self.calls, len(self.remaining) - 1)]
-        self.calls += 1
-        return value
-
-
 def open_case(functions: SimpleNamespace, body: Any = ..., case_id: str = CASE_ID) -> Answer:
     return invoke(functions.lifecycle, sample_api_event("open_conversation.json", case_id=case_id, body=body))
 
@@ -71,46 +59,9 @@ def get_case(functions: SimpleNamespace, case_id: str = CASE_ID) -> Answer:
     return invoke(functions.lifecycle, sample_api_event("get_case.json", case_id=case_id))
 
 
-def receive(queue_url: str) -> list[dict[str, Any]]:
-    answer = aws_client("sqs").receive_message(
-        QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"]
-    )
-    messages: list[dict[str, Any]] = answer.get("Messages", [])
-    return messages
-
-
-def sqs_batch(messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """The SQS event Lambda gets for received messages (the sample record's shape, the real handles)."""
-    template = load_event("sqs_outbound_batch.json")["Records"][0]
-    records = []
-    for message in messages:
-        record = json.loads(json.dumps(template))
-        record.update(messageId=message["MessageId"], receiptHandle=message["ReceiptHandle"], body=message["Body"])
-        record["attributes"].update(message["Attributes"])
-        records.append(record)
-    return {"Records": records}
-
-
-def process(functions: SimpleNamespace, batch: dict[str, Any], context: Any = None) -> list[str]:
-    """Run a batch as the event source mapping does; returns the SQS message ids given back."""
-    result = functions.outbound.lambda_handler(batch, context or LambdaContext())
-    return [f["itemIdentifier"] for f in result["batchItemFailures"]]
-
-
 def body_ids(batch: dict[str, Any]) -> dict[str, str]:
     """casebridge messageId -> SQS messageId."""
     return {json.loads(r["body"])["messageId"]: r["messageId"] for r in batch["Records"]}
-
-
-def message_record(case_id: str, message_id: str) -> dict[str, Any] | None:
-    item: dict[str, Any] | None = (
-        aws_client("dynamodb")
-        .get_item(
-            TableName="casebridge-cases", Key={"pk": {"S": f"CASE#{case_id}"}, "sk": {"S": f"MESSAGE#{message_id}"}}
-        )
-        .get("Item")
-    )
-    return item
 
 
 def with_settings(services: Any, **updates: Any) -> Any:
@@ -335,7 +286,7 @@ def test_no_message_is_taken_when_the_time_left_cannot_cover_one_send(
     services.queue.client.meta.events.register(
         "provide-client-params.sqs.ChangeMessageVisibility", lambda params, **_: changes.append(dict(params))
     )
-    given_back = process(functions, batch, ShortOnTime(remaining=(1_000,)))
+    given_back = process(functions, batch, ScriptedTime(remaining=(1_000,)))
     assert sorted(given_back) == sorted(body_ids(batch).values())
     assert fake_8x8.sent == [] and len(fake_8x8.created) == 1, "no 8x8 call"
     cases = [CASE_ID, CASE_ID, "case-2002"]
@@ -351,7 +302,7 @@ def test_the_batch_stops_when_the_time_left_runs_short(
     _, second, third = accept_messages(functions.outbound, "one", "two", "three")
     batch = sqs_batch(receive(fifo_queues.outbound_url))
     ids = body_ids(batch)
-    given_back = process(functions, batch, ShortOnTime(remaining=(20_000, 1_000)))
+    given_back = process(functions, batch, ScriptedTime(remaining=(20_000, 1_000)))
     assert [text for _, text, _ in fake_8x8.sent] == ["one"]
     assert sorted(given_back) == sorted([ids[second], ids[third]])
     assert message_record(CASE_ID, second) is None and message_record(CASE_ID, third) is None

@@ -21,17 +21,6 @@ from tests.support.samples import Answer, invoke, sample_api_event
 from tests.support.signing import WebhookSigner
 
 
-@pytest.fixture
-def gateway(services: Any, fake_8x8: FakeContactCenter) -> Any:
-    from casebridge.contact_center.webhook_gateway import parse_webhook_event
-    from casebridge.services import set_services
-
-    fake_8x8.api = "chat-gateway-v1"
-    wired = replace(services, webhook_parser=parse_webhook_event)
-    set_services(wired)
-    return wired
-
-
 def gateway_event(signer: WebhookSigner, services: Any, event_id: str, event_type: str, at: int, **data: Any) -> Any:
     from casebridge import webhooks
 
@@ -58,27 +47,33 @@ def of_type(entries: list[Any], kind: str) -> list[dict[str, Any]]:
 
 # ---- hand-back --------------------------------------------------------------------------------------------------
 def test_gateway_agent_ends_hands_back_once_with_the_wrap_up_code(
-    gateway: Any, webhook_signer: WebhookSigner, event_bus: Any
+    gateway_services: Any, webhook_signer: WebhookSigner, event_bus: Any
 ) -> None:
     map_case("case-1", "conv-1")
-    gateway_event(webhook_signer, gateway, "e1", "QUEUED", 1, queueId="q1", queueName="Support")
-    gateway_event(webhook_signer, gateway, "e2", "MEMBERS_CHANGED", 2, memberType="agent", change="joined", id="a1")
+    gateway_event(webhook_signer, gateway_services, "e1", "QUEUED", 1, queueId="q1", queueName="Support")
+    gateway_event(
+        webhook_signer, gateway_services, "e2", "MEMBERS_CHANGED", 2, memberType="agent", change="joined", id="a1"
+    )
     left = {"memberType": "agent", "change": "left", "id": "a1", "wrapUpCode": "Resolved"}
-    gateway_event(webhook_signer, gateway, "e3", "MEMBERS_CHANGED", 3, **left)
-    gateway_event(webhook_signer, gateway, "e3", "MEMBERS_CHANGED", 3, **left)  # 8x8's retry: a duplicate
-    assert of_type(timeline(gateway), "HandedBack") == [{"reason": "agent-ended", "wrapUpCode": "Resolved"}]
+    gateway_event(webhook_signer, gateway_services, "e3", "MEMBERS_CHANGED", 3, **left)
+    gateway_event(webhook_signer, gateway_services, "e3", "MEMBERS_CHANGED", 3, **left)  # 8x8's retry: a duplicate
+    assert of_type(timeline(gateway_services), "HandedBack") == [{"reason": "agent-ended", "wrapUpCode": "Resolved"}]
     on_bus = [e["detail"] for e in event_bus.published() if e["detail-type"] == "HandedBack"]
     assert [(e["reason"], e["wrapUpCode"]) for e in on_bus] == [("agent-ended", "Resolved")]
-    assert gateway.store.get_case("case-1").live.state.value == "agent_left"  # a new message reopens it
+    assert gateway_services.store.get_case("case-1").live.state.value == "agent_left"  # a new message reopens it
 
 
-def test_a_transfer_is_not_a_hand_back(gateway: Any, webhook_signer: WebhookSigner) -> None:
+def test_a_transfer_is_not_a_hand_back(gateway_services: Any, webhook_signer: WebhookSigner) -> None:
     map_case("case-1", "conv-1")
-    gateway_event(webhook_signer, gateway, "e1", "QUEUED", 1, queueId="q1")
-    gateway_event(webhook_signer, gateway, "e2", "MEMBERS_CHANGED", 2, memberType="agent", change="joined", id="a1")
-    gateway_event(webhook_signer, gateway, "e3", "TRANSFER", 3)
-    gateway_event(webhook_signer, gateway, "e4", "MEMBERS_CHANGED", 4, memberType="agent", change="left", id="a1")
-    assert of_type(timeline(gateway), "HandedBack") == []
+    gateway_event(webhook_signer, gateway_services, "e1", "QUEUED", 1, queueId="q1")
+    gateway_event(
+        webhook_signer, gateway_services, "e2", "MEMBERS_CHANGED", 2, memberType="agent", change="joined", id="a1"
+    )
+    gateway_event(webhook_signer, gateway_services, "e3", "TRANSFER", 3)
+    gateway_event(
+        webhook_signer, gateway_services, "e4", "MEMBERS_CHANGED", 4, memberType="agent", change="left", id="a1"
+    )
+    assert of_type(timeline(gateway_services), "HandedBack") == []
 
 
 def test_v2_agent_left_hands_back_with_the_event_alone(services: Any, webhook_signer: WebhookSigner) -> None:
@@ -89,18 +84,20 @@ def test_v2_agent_left_hands_back_with_the_event_alone(services: Any, webhook_si
     assert of_type(timeline(services), "HandedBack") == [{"reason": "agent-ended"}]
 
 
-def test_8x8_idle_with_an_agent_is_a_customer_idle_signal(gateway: Any, webhook_signer: WebhookSigner) -> None:
+def test_8x8_idle_with_an_agent_is_a_customer_idle_signal(gateway_services: Any, webhook_signer: WebhookSigner) -> None:
     map_case("case-1", "conv-1")
-    gateway_event(webhook_signer, gateway, "e1", "QUEUED", 1, queueId="q1")
-    gateway_event(webhook_signer, gateway, "e2", "MEMBERS_CHANGED", 2, memberType="agent", change="joined", id="a1")
-    gateway_event(webhook_signer, gateway, "e3", "CONVERSATION_UPDATE", 3, state="IDLE")
-    assert of_type(timeline(gateway), "CustomerIdle") == [{"source": "8x8"}]
+    gateway_event(webhook_signer, gateway_services, "e1", "QUEUED", 1, queueId="q1")
+    gateway_event(
+        webhook_signer, gateway_services, "e2", "MEMBERS_CHANGED", 2, memberType="agent", change="joined", id="a1"
+    )
+    gateway_event(webhook_signer, gateway_services, "e3", "CONVERSATION_UPDATE", 3, state="IDLE")
+    assert of_type(timeline(gateway_services), "CustomerIdle") == [{"source": "8x8"}]
 
 
-def test_8x8_read_receipts_become_message_read(gateway: Any, webhook_signer: WebhookSigner) -> None:
+def test_8x8_read_receipts_become_message_read(gateway_services: Any, webhook_signer: WebhookSigner) -> None:
     map_case("case-1", "conv-1")
-    gateway_event(webhook_signer, gateway, "e1", "ACTIVITY", 9, name="read-receipts", value={"readAt": 7})
-    assert of_type(timeline(gateway), "MessageRead") == [{"readAt": 7}]
+    gateway_event(webhook_signer, gateway_services, "e1", "ACTIVITY", 9, name="read-receipts", value={"readAt": 7})
+    assert of_type(timeline(gateway_services), "MessageRead") == [{"readAt": 7}]
 
 
 # ---- post-agent assignment at open ------------------------------------------------------------------------------
@@ -137,7 +134,9 @@ def post(functions: SimpleNamespace, route: str, body: Any) -> Answer:
     return invoke(functions.outbound, event)
 
 
-def test_read_and_thinking_reach_8x8_on_the_gateway(gateway: Any, functions: SimpleNamespace, fake_8x8: Any) -> None:
+def test_read_and_thinking_reach_8x8_on_the_gateway(
+    gateway_services: Any, functions: SimpleNamespace, fake_8x8: Any
+) -> None:
     map_case("case-1", "conv-1")
     assert post(functions, "read", {"readAt": 1234}).status == 204
     assert post(functions, "read", {"authorType": "bot"}).status == 204

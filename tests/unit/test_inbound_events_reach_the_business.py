@@ -16,6 +16,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 
 from tests.support.events import EVENT_EXTRAS, webhook_body
+from tests.support.queue import process, receive, sqs_batch
 from tests.support.samples import (
     CASE_ID,
     CONVERSATION_ID,
@@ -30,9 +31,6 @@ from tests.unit.test_delivery_edges import (  # noqa: F401 - `metrics_seen` is a
     get_case,
     metrics_seen,
     open_case,
-    process,
-    receive,
-    sqs_batch,
     types,
 )
 from tests.unit.test_webhook_intake_defenses import api, body_of, queued  # noqa: F401 - `api` is a fixture
@@ -40,6 +38,27 @@ from tests.unit.test_webhook_intake_defenses import api, body_of, queued  # noqa
 
 def deliver(functions: SimpleNamespace, signer: WebhookSigner, body: bytes, **sign: Any) -> Any:
     return invoke(functions.webhook, sample_webhook_event("chat-api-v2/webhook_queued.json", signer, body=body, **sign))
+
+
+def open_failing_before_adopting(
+    functions: SimpleNamespace, services: Any, signer: WebhookSigner, monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    """8x8's QUEUED arrives before the case knows its conversation; the open records the conversation and fails
+    reading the early events (once). Returns the store's real reading of them."""
+    body = webhook_body("QUEUED", CONVERSATION_ID, int(time.time() * 1000), **EVENT_EXTRAS["QUEUED"])
+    assert deliver(functions, signer, body).body["status"] == "kept"
+    real = services.store.early_events
+    calls = {"n": 0}
+
+    def failing_once(conversation_id: str) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("injected: the query failed")
+        return real(conversation_id)
+
+    monkeypatch.setattr(services.store, "early_events", failing_once)
+    assert open_case(functions).status >= 500
+    return real
 
 
 # ---- early events: adopted whatever happens to a publish ----------------------------------------------------
@@ -68,19 +87,7 @@ def test_an_open_retry_adopts_early_events_a_failed_open_left_behind(
 ) -> None:
     """The open recorded the conversation and then failed before adopting (here: the store's query fails once).
     The client's retry of the open takes the early events in."""
-    body = webhook_body("QUEUED", CONVERSATION_ID, int(time.time() * 1000), **EVENT_EXTRAS["QUEUED"])
-    assert deliver(functions, webhook_signer, body).body["status"] == "kept"
-    real = services.store.early_events
-    calls = {"n": 0}
-
-    def failing_once(conversation_id: str) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("injected: the query failed")
-        return real(conversation_id)
-
-    monkeypatch.setattr(services.store, "early_events", failing_once)
-    assert open_case(functions).status >= 500
+    real = open_failing_before_adopting(functions, services, webhook_signer, monkeypatch)
     retry = open_case(functions)
     assert retry.status in (200, 201), retry.raw
     assert real(CONVERSATION_ID) == []
@@ -98,19 +105,7 @@ def test_a_read_of_the_case_adopts_early_events_a_failed_open_left_behind(
 ) -> None:
     """The open recorded the conversation and failed before adopting; nobody retries the open. A read of the case
     (its state, its events) takes the early events in."""
-    body = webhook_body("QUEUED", CONVERSATION_ID, int(time.time() * 1000), **EVENT_EXTRAS["QUEUED"])
-    assert deliver(functions, webhook_signer, body).body["status"] == "kept"
-    real = services.store.early_events
-    calls = {"n": 0}
-
-    def failing_once(conversation_id: str) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("injected: the query failed")
-        return real(conversation_id)
-
-    monkeypatch.setattr(services.store, "early_events", failing_once)
-    assert open_case(functions).status >= 500
+    real = open_failing_before_adopting(functions, services, webhook_signer, monkeypatch)
     view = get_case(functions)
     assert (view.status, view.body["state"]) == (200, "queued"), view.raw
     assert real(CONVERSATION_ID) == []

@@ -12,9 +12,10 @@ import pytest
 
 from casebridge.store.records import CaseRecord
 from tests.support.fakes import FakeContactCenter
+from tests.support.queue import process, receive, sqs_batch
 from tests.support.samples import accept_messages
 from tests.support.signing import WebhookSigner
-from tests.unit.test_delivery_edges import deliver_event, get_case, leave, open_case, process, receive, sqs_batch
+from tests.unit.test_delivery_edges import deliver_event, get_case, leave, open_case
 
 
 def test_a_reopen_asked_while_8x8s_late_events_land_still_reopens(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from typing import Any
 
 import msgspec
@@ -17,6 +20,7 @@ from casebridge.business_api.models import (
     validate,
 )
 from casebridge.cases import open_request_hash
+from tests.support.paths import ROOT
 
 OPEN_BODY: dict[str, Any] = {
     "customer": {"name": "Ada", "customerId": "c-1", "properties": {"tier": "gold"}},
@@ -161,3 +165,38 @@ def test_every_pattern_of_every_request_model_has_words() -> None:
     used = set().union(*(_patterns(msgspec.inspect.type_info(m), set()) for m in models))
     assert used, "no patterns found: the walk is broken"
     assert used <= set(PATTERN_WORDS), f"patterns without words: {used - set(PATTERN_WORDS)}"
+
+
+def test_bodies_of_a_new_model_read_on_several_threads_at_once_do_not_crash() -> None:
+    """The local stack and the tests serve requests on threads. msgspec builds a model's decoding info on the model's
+    first use; 0.22 crashed the process (segfault) when threads did it at once (about 9 runs in 10 here). Run apart,
+    so a crash fails this test rather than the whole session; new models each round, for new first uses."""
+    script = textwrap.dedent(
+        """
+        import sys, threading
+        from casebridge.business_api import models
+        sys.setswitchinterval(1e-6)
+        for _ in range(20):
+            class Entry(models._Strict, frozen=True):
+                text: str
+                author_type: str = "bot"
+            class Body(models._Strict, frozen=True):
+                name: str | None = None
+                history: list[Entry] = []
+            body = {"name": "Ada", "history": [{"text": "hi", "authorType": "bot"}]}
+            start = threading.Barrier(8)
+            def read() -> None:
+                start.wait()
+                assert models.validate(Body, body).history[0].text == "hi"
+            threads = [threading.Thread(target=read) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        """
+    )
+    layer = str(ROOT / "layers" / "common")
+    run = subprocess.run(
+        [sys.executable, "-c", script], check=False, env={"PYTHONPATH": layer}, capture_output=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr.decode()[-2000:]

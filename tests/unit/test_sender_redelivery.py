@@ -9,7 +9,7 @@ enforces FIFO deduplication over five minutes as SQS does); 8x8 is the fake clie
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,7 +20,7 @@ from casebridge.outbound_queue import OutboundMessage
 from scripts.redrive import redrive
 from tests.support.aws import aws_client, load_template, template_properties
 from tests.support.fakes import FakeContactCenter
-from tests.support.lambdas import LambdaContext
+from tests.support.lambdas import ScriptedTime
 from tests.support.queue import (
     console_redrive,
     deduplicate_like_sqs,
@@ -36,19 +36,6 @@ from tests.support.samples import CASE_ID, CONVERSATION_ID, accept_messages, inv
 @pytest.fixture(autouse=True)
 def _five_minute_deduplication(monkeypatch: pytest.MonkeyPatch) -> None:
     deduplicate_like_sqs(monkeypatch)
-
-
-@dataclass
-class ScriptedTime(LambdaContext):
-    """A Lambda context whose remaining time is scripted: one value per call, the last one repeated."""
-
-    remaining: tuple[int, ...] = (20_000,)
-    calls: int = 0
-
-    def get_remaining_time_in_millis(self) -> int:  # type: ignore[override]
-        value = self.remaining[min(self.calls, len(self.remaining) - 1)]
-        self.calls += 1
-        return value
 
 
 def open_case(functions: SimpleNamespace, case_id: str = CASE_ID) -> None:

@@ -5,7 +5,6 @@ the bus only."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,17 +13,6 @@ from tests.support.connector import map_case
 from tests.support.events import api_gateway_event
 from tests.support.samples import Answer, invoke
 from tests.support.signing import WebhookSigner
-
-
-@pytest.fixture
-def gateway_services(services: Any, fake_8x8: Any) -> Any:
-    from casebridge.contact_center.webhook_gateway import parse_webhook_event
-    from casebridge.services import set_services
-
-    fake_8x8.api = "chat-gateway-v1"
-    wired = replace(services, webhook_parser=parse_webhook_event)
-    set_services(wired)
-    return wired
 
 
 def typing(functions: Any, case_id: str, body: Any = None) -> Answer:
