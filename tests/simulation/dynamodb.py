@@ -381,6 +381,8 @@ class InMemoryDynamoDB:
 
     def query(self, *, TableName: str, KeyConditionExpression: str, **request: Any) -> Any:
         names, values = request.get("ExpressionAttributeNames"), request.get("ExpressionAttributeValues") or {}
+        if "IndexName" in request:
+            return self._query_index(request["IndexName"], KeyConditionExpression, names, values)
         match = re.search(r"\bpk\s*=\s*(:\w+)", KeyConditionExpression)
         if match is None:
             raise ExpressionError(f"no partition key in {KeyConditionExpression!r}")
@@ -412,6 +414,23 @@ class InMemoryDynamoDB:
             answer["Items"] = [i for i in out if condition_holds(filtered, i, names, values)]
             answer["Count"] = len(answer["Items"])
         return answer
+
+    def _query_index(
+        self, index: str, condition: str, names: dict[str, str] | None, values: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A global secondary index: sparse (only items carrying its key) and always eventually consistent, so
+        each item is seen as it is or as it was within the lag. One page (the sweepers' indexes stay small)."""
+        match = re.fullmatch(r"\s*([#\w]+)\s*=\s*(:\w+)\s*", condition)
+        if match is None:
+            raise ExpressionError(f"index {index}: cannot read {condition!r}")
+        attribute = (names or {}).get(match.group(1), match.group(1))
+        self._step(f"Query {index}", (attribute, "*"), write=False)
+        out = []
+        for item_key in sorted(self.versions):
+            item = self._read(item_key, consistent=False)
+            if item is not None and _equal(item.get(attribute), values[match.group(2)]):
+                out.append(_copy(item))
+        return {"Items": out, "Count": len(out)}
 
     def partition(self, pk: str) -> list[tuple[str, Item]]:
         """The partition's items in sort key order, as they are (the simulation's own reads, not a step)."""

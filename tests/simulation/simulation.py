@@ -28,6 +28,8 @@ from tests.support.signing import TENANT_ID, WebhookSigner, new_rsa_key
 TABLE = "cases"
 BUS = "case-events"
 APIS = ("chat-gateway-v1", "chat-api-v2")
+SWEEP_EVERY_S = 60.0
+QUIET_SWEEPS = 10  # sweeps once nothing else runs: well past the outbox hold (OUTBOX_HOLD_MS)
 _SIGNING_KEY = None
 
 
@@ -90,12 +92,16 @@ class Simulation:
         self.sqs = SqsClient(world, [self.queue, self.dlq])
         self.bus = EventBridge(world)
         self.model = ContactCenterModel(world, api, _signer())
-        # template.yaml's IntakeReservedConcurrency (default 20) caps the webhook intake.
-        self.runtime = LambdaRuntime(world, self._load, self.build_services, reserved={"webhook_intake": 20})
+        # template.yaml: IntakeReservedConcurrency (default 20) caps the webhook intake; one outbox sweep at a time.
+        self.runtime = LambdaRuntime(
+            world, self._load, self.build_services, reserved={"webhook_intake": 20, "outbox_sweeper": 1}
+        )
         self.model.runtime = self.runtime
         self.esm = EventSourceMapping(world, self.queue, self.runtime, "outbound_sender", concurrency=1000)
         self.channel = Channel(world, self.runtime, api == "chat-gateway-v1")
         self.bus.on_published = self.channel.nudge
+        self._sweeping = False
+        self._idle_sweeps = 0
         self.message_writes: list[tuple[int, str, str, float]] = []  # (pid, messageId, status, time)
         self.procs: dict[int, Proc] = {}
         self.webhook_answers: list[tuple[str, int, int]] = []  # (eventId, status, faults)
@@ -201,6 +207,30 @@ class Simulation:
             for target, name, value in reversed(saved):
                 setattr(target, name, value)
 
+    # ---- the outbox sweeper: EventBridge runs it every minute (template.yaml) -----------------------------
+    def start_outbox_sweeper(self) -> None:
+        if not self._sweeping:
+            self._sweeping = True
+            self._idle_sweeps = 0
+            self.world.at(SWEEP_EVERY_S, self._sweep_tick)
+
+    def _outbox_pending(self) -> bool:
+        return any(sk == "CASE" and "outboxShard" in item for (_, sk), item in self.ddb.items.items())
+
+    def _sweep_tick(self) -> None:
+        """A minute's schedule. Runs while anything else does; once the world is otherwise quiet, a few minutes
+        more while an outbox holds something (longer than any outbox hold), then stops, so a history ends."""
+        if self.world.has_work():
+            self._idle_sweeps = 0
+        elif self._outbox_pending() and self._idle_sweeps < QUIET_SWEEPS:
+            self._idle_sweeps += 1
+        else:
+            self._sweeping = False
+            return
+        scheduled = {"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
+        self.runtime.invoke("outbox_sweeper", scheduled, lambda proc: None, name="outbox sweeper")
+        self.world.at(SWEEP_EVERY_S, self._sweep_tick)
+
     # ---- the operator ---------------------------------------------------------------------------------
     def redrive(self) -> None:
         import scripts.redrive  # noqa: PLC0415
@@ -275,6 +305,7 @@ def run_seed(
     with sim.patched():
         sim.model.skew_ms = world.draw(3001, "8x8 clock skew") - 1500
         sim.channel.plan(sim.case_ids)
+        sim.start_outbox_sweeper()
         if world.draw(4, "8x8 outage") == 1:
             start, length = float(world.draw(60, "outage start")), 60.0 * (1 + world.draw(8, "outage length"))
             sim.model.outage = (start, start + length)
@@ -283,6 +314,7 @@ def run_seed(
         world.run()
         if sim.dlq.messages and world.draw(2, "final redrive"):
             sim.redrive()
+            sim.start_outbox_sweeper()
             world.run()
         violations = (check or check_invariants)(sim)
     return Result(

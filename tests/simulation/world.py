@@ -120,6 +120,10 @@ class World:
         self._seq += 1
         heapq.heappush(self._timers, (self.now + max(0.0, delay_s), self._seq, callback))
 
+    def has_work(self) -> bool:
+        """Something is still to run: a process, or a timer (the caller's own timer has fired already)."""
+        return bool(self.runnable or self._timers)
+
     def wall_time(self) -> float:
         skew = self.current.container.skew_s if self.current is not None and self.current.container else 0.0
         return EPOCH_S + self.now + skew

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from casebridge import messages
-from casebridge.cases import flush_outbox
 from casebridge.errors import StoreBusy
 from casebridge.outbound_queue import OutboundMessage
+from casebridge.outbox import flush_outbox
 from casebridge.publisher import PublishFailed
 from casebridge.store import MessageRecord, MessageStatus, StaleCase
 from tests.unit.test_delivery_edges import fail_publishes

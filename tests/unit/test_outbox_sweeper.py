@@ -1,6 +1,5 @@
 """The outbox sweeper (functions/outbox_sweeper, every minute): what a case's outbox holds longer than a short
-delay reaches the bus even when nobody touches the case again; the age of the oldest pending entry is a metric;
-an outbox of any size is read in pages BatchGetItem accepts."""
+delay reaches the bus even when nobody touches the case again; the age of the oldest pending entry is a metric."""
 
 from __future__ import annotations
 
@@ -10,12 +9,9 @@ from typing import Any
 import pytest
 
 from casebridge import outbox_sweeper
-from casebridge.cases import flush_outbox
 from casebridge.clock import now_ms
-from casebridge.store import TimelineEntry
 from scripts.local_stack.scheduler import build_scheduler
 from scripts.local_stack.template import Template
-from tests.support.connector import map_case
 from tests.support.lambdas import LambdaContext, load_function
 from tests.support.paths import ROOT
 from tests.unit.test_delivery_edges import fail_publishes, open_case, types
@@ -70,21 +66,6 @@ def test_a_sweep_whose_publish_fails_leaves_the_case_for_the_next_sweep(
     assert len(services.store.pending_outboxes()) == 1
     assert sweep()["failures"] == 0
     assert types(event_bus) == ["ConversationOpened"]
-
-
-def test_an_outbox_larger_than_one_batch_get_is_read_in_pages(services: Any, event_bus: Any) -> None:
-    """BatchGetItem takes at most 100 keys: the outbox is read in pages of 100 (unprocessed keys retried)."""
-    map_case("big-outbox", "conv-big")
-    for n in range(130):
-        case = services.store.get_case("big-outbox")
-        entry = TimelineEntry(f"e-{n}", "AgentMessage", "conv-big", n, n, {"agentId": "a", "text": f"#{n}"})
-        assert services.store.record_case_event(case, entry, None, pending_publish=True) is not None
-    case = services.store.get_case("big-outbox")
-    assert len(case.pending_publish) == 130
-    flush_outbox(services, case)
-    assert len(event_bus.published()) == 130
-    after = services.store.get_case("big-outbox")
-    assert after is not None and after.pending_publish == frozenset()
 
 
 def test_the_local_stack_runs_the_sweepers_schedule_from_the_template() -> None:

@@ -30,10 +30,11 @@ from casebridge.errors import (
 from casebridge.escalation.handback_setup import after_conversation_created
 from casebridge.events import EventKind
 from casebridge.observability import MetricUnit, logger, metrics
+from casebridge.outbox import flush_outbox, let_go, letting_go_on_failure, publish_recorded
 from casebridge.services import Services
 from casebridge.state import STATE_KINDS, CaseState, LiveState, StateEvent, customer_left, record_event
 from casebridge.store import StaleCase
-from casebridge.store.records import CaseRecord, OpeningAttempt, TimelineEntry
+from casebridge.store.records import CaseRecord, OpeningAttempt, TimelineEntry, WebhookReceipt
 
 T = TypeVar("T")
 RECORD_TRIES = 8  # a timeline write racing the case's other writes
@@ -69,6 +70,8 @@ def open_conversation(services: Services, case_id: str, request: OpenConversatio
         # A retry: an earlier open may have failed after recording the conversation, before taking in its
         # early events.
         adopt_early_events(services, case_id, case.conversation_id)
+        if case.early_events_untaken:
+            services.store.early_events_taken(case_id)
         flush_outbox(services, require_case(services, case_id))
         return _reconcile(services, require_case(services, case_id), request), False
     attempt = opening_attempt(services, request)
@@ -188,8 +191,13 @@ def _create(
     )
     # Recorded first, published after: a failed publish must not keep the early events from their case.
     recorded = record_and_publish(services, case_id, opened, lambda live: None, publish=False)
-    adopted = adopt_early_events(services, case_id, conversation_id, publish=False)
+    try:
+        adopted = adopt_early_events(services, case_id, conversation_id, publish=False)
+    except Exception:
+        let_go(services, case_id, [recorded] if recorded else [])
+        raise
     publish_recorded(services, case_id, [*([recorded] if recorded else []), *adopted])
+    services.store.early_events_taken(case_id)
     after_conversation_created(services, conversation_id)  # Gateway post-agent assignment (never fails the open)
     case = require_case(services, case_id)
     # Adopted from another request: this request's own data is applied to it, or refused, as on any open.
@@ -205,12 +213,17 @@ def record_and_publish(
     *,
     unless: Callable[[CaseRecord], bool] | None = None,
     publish: bool = True,
+    taking_early: TimelineEntry | None = None,
+    receipt: WebhookReceipt | None = None,
 ) -> TimelineEntry | None:
     """Timeline entry + state change + outbox mark, retried on concurrent updates; then published (unless
     `publish` is False: the caller publishes it with others; the outbox holds it meanwhile).
     `known`: the case as the caller just read it, used for the first try instead of reading it again.
     `unless`: nothing is recorded when it holds for the case as read (someone else recorded the same fact).
-    Returns the entry as recorded (with its timeline sequence), or None when `unless` held."""
+    `taking_early`: the early event this entry takes in, deleted in the same write (one adopter records it).
+    `receipt`: written with the entry, if not on file (else nothing is recorded): one entry per event id.
+    Returns the entry as recorded (with its timeline sequence), or None when `unless` held (or the early event
+    was taken in by another request)."""
     for attempt in range(RECORD_TRIES):
         case, known = known or services.store.get_case(case_id), None
         if case is None:
@@ -219,37 +232,19 @@ def record_and_publish(
             return None
         live: LiveState | None = transition(case.live)
         try:
-            recorded = services.store.record_case_event(case, entry, live, pending_publish=True)
+            recorded = services.store.record_case_event(
+                case, entry, live, receipt, pending_publish=True, taking_early=taking_early
+            )
         except StaleCase:
             # Every timeline entry takes the case's next sequence: writers of one busy case take turns.
             sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
             continue
-        assert recorded is not None  # no receipt in this write
+        if recorded is None:  # the early event was taken in, or the receipt written, by another request
+            return None
         if publish:
             publish_recorded(services, case_id, [recorded])
         return recorded
     raise Conflict("the case is changing fast; retry shortly", retry_after=1)
-
-
-def publish_recorded(services: Services, case_id: str, entries: Iterable[TimelineEntry]) -> None:
-    batch = sorted(entries, key=lambda e: e.sort_key)
-    if not batch:
-        return
-    services.publisher.publish(case_id, batch)
-    services.store.mark_published(case_id, {e.sort_key for e in batch})
-
-
-def flush_outbox(services: Services, case: CaseRecord) -> None:
-    """Publish what an earlier request recorded but could not publish."""
-    if not case.pending_publish:
-        return
-    entries = services.store.timeline_entries(case.case_id, set(case.pending_publish))
-    publish_recorded(services, case.case_id, entries)
-    missing = set(case.pending_publish) - {e.sort_key for e in entries}
-    if missing:  # expired from the timeline (TTL): nothing left to publish
-        services.store.mark_published(case.case_id, missing)
-    logger.info("recorded events published late", extra={"count": len(entries)})
-    metrics.add_metric(name="EventsPublishedLate", unit=MetricUnit.Count, value=len(entries))
 
 
 def adopt_early_events(
@@ -259,6 +254,14 @@ def adopt_early_events(
     recorded (each with its outbox mark) before any is published: a failed publish strands none of them.
     An agent's files get their casebridge references and copy jobs here, as at the intake."""
     adopted: list[TimelineEntry] = []
+    with letting_go_on_failure(services, case_id, adopted):
+        _adopt_each(services, case_id, conversation_id, adopted)
+    if publish:
+        publish_recorded(services, case_id, adopted)
+    return adopted
+
+
+def _adopt_each(services: Services, case_id: str, conversation_id: str, adopted: list[TimelineEntry]) -> None:
     for early in sorted(services.store.early_events(conversation_id), key=lambda e: e.sort_key):
         entry = _with_attachment_references(services, case_id, early)
         kind = EventKind(entry.type) if entry.type in EventKind._value2member_map_ else None
@@ -270,14 +273,10 @@ def adopt_early_events(
                 return None
             return record_event(live, StateEvent.of(kind, entry.occurred_at, entry.event_id, entry.detail))
 
-        recorded = record_and_publish(services, case_id, entry, transition, publish=False)
-        services.store.drop_early_event(early)
+        recorded = record_and_publish(services, case_id, entry, transition, publish=False, taking_early=early)
         if recorded is not None:
             adopted.append(recorded)
-        logger.info("early webhook event taken into its case", extra={"eventId": entry.event_id})
-    if publish:
-        publish_recorded(services, case_id, adopted)
-    return adopted
+            logger.info("early webhook event taken into its case", extra={"eventId": entry.event_id})
 
 
 def _with_attachment_references(services: Services, case_id: str, entry: TimelineEntry) -> TimelineEntry:

@@ -23,7 +23,7 @@ from casebridge.attachments.storage import require_gateway
 from casebridge.attachments.uploads import check_for_message
 from casebridge.business_api.models import OpenConversationRequest, PostMessageRequest, Routing, validate
 from casebridge.business_api.views import MessageAcceptedView
-from casebridge.cases import flush_outbox, open_conversation, publish_recorded
+from casebridge.cases import open_conversation
 from casebridge.clock import now_ms, sleep
 from casebridge.contact_center.base import CHAT_GATEWAY_V1
 from casebridge.errors import ContactCenterError, ReusedClientMessageId, StoreBusy
@@ -31,6 +31,7 @@ from casebridge.escalation.signals import after_delivery
 from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.outbound_content import send_to_contact_center
 from casebridge.outbound_queue import OutboundMessage
+from casebridge.outbox import flush_outbox, publish_recorded
 from casebridge.services import Services
 from casebridge.settings import Settings
 from casebridge.state import needs_reopen

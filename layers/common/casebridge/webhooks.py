@@ -33,6 +33,7 @@ from casebridge.events import (
     message_fingerprint,
 )
 from casebridge.observability import MetricUnit, logger, metrics
+from casebridge.outbox import flush_outbox, letting_go_on_failure, publish_recorded
 from casebridge.services import Services
 from casebridge.state import STATE_KINDS, CaseState, StateEvent, record_event
 from casebridge.store import StaleCase
@@ -238,14 +239,14 @@ def _apply(
     if recorded is None:
         return seen_on_file(services, delivery, digest)
     logger.info("webhook event recorded", extra={"eventType": event.source_type, "stateChanged": live is not None})
-    if event.kind in (EventKind.AGENT_LEFT, EventKind.CONVERSATION_IDLE):
-        # Hand-back and 8x8's idle (casebridge.escalation); loaded only for these events.
-        from casebridge.escalation.signals import after_webhook_event  # noqa: PLC0415
+    with letting_go_on_failure(services, case.case_id, [recorded]):  # 8x8's retry publishes it then
+        if event.kind in (EventKind.AGENT_LEFT, EventKind.CONVERSATION_IDLE):
+            # Hand-back and 8x8's idle (casebridge.escalation); loaded only for these events.
+            from casebridge.escalation.signals import after_webhook_event  # noqa: PLC0415
 
-        after_webhook_event(services, case.case_id, case.live, event)
+            after_webhook_event(services, case.case_id, case.live, event)
     metrics.add_metric(name="WebhookEventsRecorded", unit=MetricUnit.Count, value=1)
-    services.publisher.publish(case.case_id, [recorded])
-    services.store.mark_published(case.case_id, {recorded.sort_key})
+    publish_recorded(services, case.case_id, [recorded])
     return WebhookOutcome.ACCEPTED
 
 
@@ -253,10 +254,5 @@ def _publish_outbox(services: Services, case_id: str) -> None:
     """What a recorded delivery could not publish (its publish failed, or it died): published before 8x8 is told
     `duplicate`, so an event 8x8 stops retrying has reached the bus."""
     case = services.store.get_case(case_id)
-    if case is None or not case.pending_publish:
-        return
-    entries = services.store.timeline_entries(case_id, set(case.pending_publish))
-    if entries:
-        services.publisher.publish(case_id, entries)
-    services.store.mark_published(case_id, set(case.pending_publish))
-    metrics.add_metric(name="EventsPublishedLate", unit=MetricUnit.Count, value=len(entries))
+    if case is not None:
+        flush_outbox(services, case)

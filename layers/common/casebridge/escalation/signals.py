@@ -19,9 +19,10 @@ from casebridge.clock import now_ms
 from casebridge.escalation.marks import raise_mark, read_marks, set_marks
 from casebridge.events import ContactCenterEvent, EventKind
 from casebridge.observability import MetricUnit, logger, metrics
+from casebridge.outbox import publish_recorded
 from casebridge.services import Services
 from casebridge.state import CaseState, LiveState, customer_left
-from casebridge.store.records import CaseRecord, TimelineEntry
+from casebridge.store.records import CaseRecord, TimelineEntry, WebhookReceipt
 
 
 def record_own_event(
@@ -48,7 +49,10 @@ def record_own_event(
     def transition(live: LiveState) -> LiveState | None:
         return customer_left(live, at) if closes and live.state is not CaseState.CLOSED else None
 
-    cases.record_and_publish(services, case_id, entry, transition)
+    # A stable eventId per occasion: two requests deciding the same occasion at once (8x8's retry, the sweep)
+    # record it once, under a receipt written in the same transaction.
+    once = WebhookReceipt(services.settings.tenant_id, event_id, "", event_type, conversation_id, "own")
+    cases.record_and_publish(services, case_id, entry, transition, receipt=once)
     metrics.add_metric(name=f"{event_type}Events", unit=MetricUnit.Count, value=1)
     return entry
 
@@ -153,7 +157,7 @@ def after_delivery(
             cases.record_and_publish(services, case.case_id, entry, lambda live: None, publish=False)
             for entry in entries  # in this order: the timeline keeps commit order
         ]
-        cases.publish_recorded(services, case.case_id, [r for r in recorded if r is not None])
+        publish_recorded(services, case.case_id, [r for r in recorded if r is not None])
     except Exception:
         logger.exception("delivery status could not be recorded; the message itself was delivered")
 

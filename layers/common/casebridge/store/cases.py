@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from casebridge.clock import now_ms
 from casebridge.errors import StoreBusy
@@ -28,7 +28,7 @@ from casebridge.store.records import CaseRecord, OpeningAttempt, TimelineEntry, 
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
-from casebridge.store.table import ReceiptExists, TableAccess, entry_read_back, throttled
+from casebridge.store.table import OUTBOX_HOLD_MS, ReceiptExists, TableAccess, entry_read_back, throttled
 
 
 @dataclass(frozen=True)
@@ -119,8 +119,22 @@ class CaseItems(TableAccess):
         """Bind the case to its conversation, and the conversation to its case, in one transaction. The opening
         attempts are settled: the conversation is the case's one."""
         now = now_ms()
-        values: dict[str, Any] = {":conv": conversation_id, ":channel": channel_id, ":now": now}
-        sets = ["conversationId = :conv", "channelId = :channel", "updatedAt = :now"]
+        values: dict[str, Any] = {
+            ":conv": conversation_id,
+            ":channel": channel_id,
+            ":now": now,
+            ":untaken": True,
+            ":outbox": OUTBOX_SHARD,
+        }
+        # Until its early events are taken in (early_events_taken), the case waits on the sweeper's index.
+        sets = [
+            "conversationId = :conv",
+            "channelId = :channel",
+            "updatedAt = :now",
+            "earlyEventsUntaken = :untaken",
+            "outboxShard = :outbox",
+            "outboxSince = if_not_exists(outboxSince, :now)",
+        ]
         hashes = set(open_request_hashes)
         for attribute, value in (
             ("openRequestHashes", hashes or None),
@@ -180,19 +194,31 @@ class CaseItems(TableAccess):
         receipt: WebhookReceipt | None = None,
         *,
         pending_publish: bool = False,
+        taking_early: TimelineEntry | None = None,
     ) -> TimelineEntry | None:
         """Timeline entry + state change (+ webhook receipt) at once. Returns the entry as recorded, with its
-        sequence on the case's timeline; None: the receipt existed (duplicate). StaleCase: the case changed.
+        sequence on the case's timeline; None: the receipt existed (duplicate), or the early event `taking_early`
+        (kept under its conversation, deleted by this write) was taken in already. StaleCase: the case changed.
         `pending_publish`: the entry is published after this write; until then the case lists it (outbox)."""
         items: list[TransactWriteItemTypeDef] = []
         if receipt:
             items.append(self._receipt_put(receipt))
+        elif taking_early is not None:  # two adopters race: the one whose write deletes it records it
+            items.append(
+                {
+                    "Delete": {
+                        "TableName": self.table,
+                        "Key": key(conversation_pk(taking_early.conversation_id), taking_early.sort_key),
+                        "ConditionExpression": "attribute_exists(pk)",
+                    }
+                }
+            )
         # The case is always updated: its version check guards the sequence (and the outbox mark) against a
         # concurrent write, so sequences follow commit order.
         recorded, timeline_items = self._on_timeline(case, entry, live, pending_publish=pending_publish)
         items.extend(timeline_items)
         try:
-            self._transact(items, receipt_first=receipt is not None)
+            self._transact(items, receipt_first=receipt is not None or taking_early is not None)
         except ReceiptExists:
             return None
         return recorded
@@ -213,12 +239,27 @@ class CaseItems(TableAccess):
             self.clear_outbox_mark(case_id)
 
     def clear_outbox_mark(self, case_id: str) -> None:
-        """Off the sweeper's index, if nothing was put on the outbox meanwhile."""
+        """Off the sweeper's index, if nothing was put on the outbox meanwhile (nor early events left to take in)."""
         self._conditional_update(
             Key=key(case_pk(case_id), CASE_SK),
             UpdateExpression="REMOVE outboxShard, outboxSince",
-            ConditionExpression="attribute_exists(caseId) AND attribute_not_exists(pendingPublish)",
+            ConditionExpression="attribute_exists(caseId) AND attribute_not_exists(pendingPublish) "
+            "AND attribute_not_exists(earlyEventsUntaken)",
         )
+
+    def early_events_taken(self, case_id: str) -> None:
+        """The conversation's early events are on the case's timeline: off the sweeper's index too, unless
+        something is on the outbox."""
+        if not self._conditional_update(
+            Key=key(case_pk(case_id), CASE_SK),
+            UpdateExpression="REMOVE earlyEventsUntaken, outboxShard, outboxSince",
+            ConditionExpression="attribute_exists(caseId) AND attribute_not_exists(pendingPublish)",
+        ):
+            self._conditional_update(
+                Key=key(case_pk(case_id), CASE_SK),
+                UpdateExpression="REMOVE earlyEventsUntaken",
+                ConditionExpression="attribute_exists(caseId)",
+            )
 
     def pending_outboxes(self) -> list[tuple[str, int]]:
         """(caseId, since when) of every case with something on its outbox, oldest first (the sparse index)."""
@@ -236,6 +277,47 @@ class CaseItems(TableAccess):
             if "LastEvaluatedKey" not in answer:
                 return found
             request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def claim_outbox_entries(self, case_id: str, sort_keys: set[str]) -> tuple[list[TimelineEntry], set[str]]:
+        """Take the case's outbox entries no request holds (their recorder let go, or its hold ran out) for this
+        request to publish, each with a conditional write: of two flushers (a read and the sweeper), one wins.
+        Returns (the entries taken, in timeline order; the sort keys whose entry is gone, expired by TTL). An entry
+        still held is neither: its recorder publishes it, or lets go, or its hold runs out."""
+        now = now_ms()
+        taken: list[TimelineEntry] = []
+        gone: set[str] = set()
+        for sort_key in sorted(sort_keys):
+            try:
+                answer = self.client.update_item(
+                    TableName=self.table,
+                    Key=key(case_pk(case_id), sort_key),
+                    UpdateExpression="SET outboxHeldUntil = :until",
+                    ConditionExpression="attribute_exists(pk) AND "
+                    "(attribute_not_exists(outboxHeldUntil) OR outboxHeldUntil <= :now)",
+                    ExpressionAttributeValues=to_item({":until": now + OUTBOX_HOLD_MS, ":now": now}),
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except ClientError as error:
+                if (
+                    error.response["Error"]["Code"] == "ConditionalCheckFailedException"
+                    and "Item" not in error.response
+                ):
+                    gone.add(sort_key)
+                continue  # held by another request, or not taken now (throttled): a later flush takes it
+            except (BotoCoreError, OSError):
+                continue  # maybe taken, answer lost: held by nobody alive until its hold runs out
+            taken.append(entry_read_back(answer["Attributes"]))
+        return taken, gone
+
+    def let_go_of_outbox_entries(self, case_id: str, sort_keys: set[str]) -> None:
+        """This request could not publish them: any request for the case (or the sweeper) may, now."""
+        for sort_key in sorted(sort_keys):
+            self._conditional_update(
+                Key=key(case_pk(case_id), sort_key),
+                UpdateExpression="REMOVE outboxHeldUntil",
+                ConditionExpression="attribute_exists(pk)",
+            )
 
     def timeline_entries(self, case_id: str, sort_keys: set[str]) -> list[TimelineEntry]:
         found = self._batch_get([key(case_pk(case_id), sk) for sk in sorted(sort_keys)])

@@ -73,6 +73,9 @@ class CaseRecord:
     pending_publish: frozenset[str] = frozenset()  # timeline sort keys recorded but not yet on the bus
     reopen_by: str | None = None  # the message that asked 8x8 to reopen the case (its retries ask again)
     timeline_seq: int = 0  # the sequence of the case's last timeline entry (each entry's write raises it by one)
+    # The conversation is recorded and the events 8x8 sent before it may not be taken in yet: the outbox sweeper
+    # takes them in if the request that recorded it could not (the case stays on its index meanwhile).
+    early_events_untaken: bool = False
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> CaseRecord:
@@ -107,6 +110,7 @@ class CaseRecord:
             pending_publish=frozenset(p.get("pendingPublish") or ()),
             reopen_by=p.get("reopenBy"),
             timeline_seq=int(p.get("timelineSeq", 0)),
+            early_events_untaken=bool(p.get("earlyEventsUntaken", False)),
         )
 
 

@@ -43,6 +43,11 @@ if TYPE_CHECKING:
 SWEPT_STATES = frozenset({"queued", "with_agent", "agent_left", "closed"})
 SWEEP_SHARD = "ACTIVE"
 BATCH_GET_MAX_KEYS = 100  # DynamoDB's limit for one BatchGetItem
+# An outbox entry belongs to the request that recorded it for this long (`outboxHeldUntil` on the entry): only
+# that request publishes it, unless it lets go (its publish failed). Longer than any function that records
+# events can run (the outbound sender's 90 s timeout; a test checks template.yaml) plus clock skew, so a
+# flusher never publishes what a live recorder is about to publish. A recorder that died is covered after it.
+OUTBOX_HOLD_MS = 150_000
 _THROTTLED = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
 
 
@@ -104,9 +109,13 @@ class TableAccess:
         return int(wall_time()) + seconds
 
     def get_case(self, case_id: str) -> CaseRecord | None:
-        found = self.client.get_item(TableName=self.table, Key=key(case_pk(case_id), CASE_SK), ConsistentRead=True).get(
-            "Item"
-        )
+        try:
+            answer = self.client.get_item(TableName=self.table, Key=key(case_pk(case_id), CASE_SK), ConsistentRead=True)
+        except ClientError as error:
+            if throttled(error):
+                raise StoreBusy("DynamoDB is throttling reads; retry shortly", retry_after=1) from error
+            raise
+        found = answer.get("Item")
         return CaseRecord.from_item(found) if found else None
 
     def _conditional_update(self, **request: Any) -> bool:
@@ -210,12 +219,14 @@ class TableAccess:
         entry = next_on_timeline(case, entry)
         pending = entry.sort_key if pending_publish else None
         return entry, [
-            self._timeline_put(case_pk(case.case_id), entry),
+            self._timeline_put(case_pk(case.case_id), entry, held=pending_publish),
             self._state_update(case, live or case.live, pending, sequence=entry.sequence),
         ]
 
-    def _timeline_put(self, pk: str, entry: TimelineEntry) -> TransactWriteItemTypeDef:
+    def _timeline_put(self, pk: str, entry: TimelineEntry, *, held: bool = False) -> TransactWriteItemTypeDef:
         item = {"pk": pk, "sk": entry.sort_key, **entry.attributes(self._ttl(self.timeline_ttl_seconds))}
+        if held:  # on the case's outbox, this request's to publish (OUTBOX_HOLD_MS)
+            item["outboxHeldUntil"] = now_ms() + OUTBOX_HOLD_MS
         return {"Put": {"TableName": self.table, "Item": to_item(item)}}
 
     def _receipt_put(self, receipt: WebhookReceipt) -> TransactWriteItemTypeDef:
