@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from casebridge.clock import now_ms
 from casebridge.outbox import flush_outbox
 from casebridge.store import TimelineEntry
 from casebridge.store import cases as store_cases
@@ -20,7 +21,7 @@ from tests.support.paths import ROOT
 def record(services: Any, case_id: str, n: int) -> TimelineEntry:
     case = services.store.get_case(case_id)
     entry = TimelineEntry(f"e-{n}", "AgentMessage", "conv-held", n, n, {"agentId": "a", "text": f"#{n}"})
-    recorded = services.store.record_case_event(case, entry, None, pending_publish=True)
+    recorded: TimelineEntry | None = services.store.record_case_event(case, entry, None, pending_publish=True)
     assert recorded is not None
     return recorded
 
@@ -59,7 +60,7 @@ def test_an_entry_whose_recorder_died_is_published_once_its_hold_runs_out(
 ) -> None:
     map_case("held", "conv-held")
     record(services, "held", 7)
-    later = store_cases.now_ms() + OUTBOX_HOLD_MS + 1
+    later = now_ms() + OUTBOX_HOLD_MS + 1
     monkeypatch.setattr(store_cases, "now_ms", lambda: later)
     flush_outbox(services, services.store.get_case("held"))
     assert event_ids(event_bus) == ["e-7"]
