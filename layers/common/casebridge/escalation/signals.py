@@ -19,10 +19,16 @@ from casebridge.clock import now_ms
 from casebridge.escalation.marks import raise_mark, read_marks, set_marks
 from casebridge.events import ContactCenterEvent, EventKind
 from casebridge.observability import MetricUnit, logger, metrics
-from casebridge.outbox import publish_recorded
+from casebridge.outbox import letting_go_on_failure, publish_recorded
 from casebridge.services import Services
 from casebridge.state import CaseState, LiveState, customer_left
 from casebridge.store.records import CaseRecord, TimelineEntry, WebhookReceipt
+
+
+def once_per_event_id(services: Services, entry: TimelineEntry) -> WebhookReceipt:
+    """A connector-made event has a stable eventId per occasion: two requests deciding the same occasion at once
+    (8x8's retry, the sweep, a redelivered send) record it once, under a receipt written in the same transaction."""
+    return WebhookReceipt(services.settings.tenant_id, entry.event_id, "", entry.type, entry.conversation_id, "own")
 
 
 def record_own_event(
@@ -49,10 +55,7 @@ def record_own_event(
     def transition(live: LiveState) -> LiveState | None:
         return customer_left(live, at) if closes and live.state is not CaseState.CLOSED else None
 
-    # A stable eventId per occasion: two requests deciding the same occasion at once (8x8's retry, the sweep)
-    # record it once, under a receipt written in the same transaction.
-    once = WebhookReceipt(services.settings.tenant_id, event_id, "", event_type, conversation_id, "own")
-    cases.record_and_publish(services, case_id, entry, transition, receipt=once)
+    cases.record_and_publish(services, case_id, entry, transition, receipt=once_per_event_id(services, entry))
     metrics.add_metric(name=f"{event_type}Events", unit=MetricUnit.Count, value=1)
     return entry
 
@@ -153,11 +156,19 @@ def after_delivery(
                 detail=_present(base),
             ),
         ]
-        recorded = [
-            cases.record_and_publish(services, case.case_id, entry, lambda live: None, publish=False)
-            for entry in entries  # in this order: the timeline keeps commit order
-        ]
-        publish_recorded(services, case.case_id, [r for r in recorded if r is not None])
+        recorded: list[TimelineEntry] = []
+        with letting_go_on_failure(services, case.case_id, recorded):
+            for entry in entries:  # in this order: the timeline keeps commit order
+                taken = cases.record_and_publish(
+                    services,
+                    case.case_id,
+                    entry,
+                    lambda live: None,
+                    publish=False,
+                    receipt=once_per_event_id(services, entry),  # a redelivered send records them once
+                )
+                recorded += [taken] if taken else []
+        publish_recorded(services, case.case_id, recorded)
     except Exception:
         logger.exception("delivery status could not be recorded; the message itself was delivered")
 
