@@ -191,7 +191,15 @@ def test_a_refused_delivery_is_recorded_once_when_8x8_retries(
 ) -> None:
     case_id, event_type, text = reply_with_delivery_fault(client, opened, stack, "bad_signature", "retried")
     client.wait_event(case_id, "AgentMessage", text=text)
-    attempts = [d for d in stack.emulator.deliveries(event_type=event_type) if delivered_text(d.body) == text]
+    # The connector publishes before it answers 8x8: the emulator logs the 200 a moment after the event is out.
+    attempts = wait_until(
+        "the retry's answer logged",
+        lambda: (
+            (found := [d for d in stack.emulator.deliveries(event_type=event_type) if delivered_text(d.body) == text])
+            and len(found) >= 2
+            and found
+        ),
+    )
     assert [d.status for d in attempts][:2] == [401, 200]
     time.sleep(0.3)
     assert [e.get("text") for e in client.timeline(case_id)].count(text) == 1
