@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from moto import mock_aws
 
-from tests.support.aws import REGION, AwsResources, aws_client, create_resources, load_template
+from tests.support.aws import REGION, AwsResources, aws_client, create_resources, load_template, serialise_dynamodb
 from tests.support.connector import reset_casebridge as _reset_casebridge
 from tests.support.signing import TENANT_ID, WebhookSigner, new_rsa_key
 
@@ -49,7 +49,10 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def aws(aws_env: None) -> Iterator[None]:
+def aws(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto in-process, each DynamoDB request atomic as DynamoDB's are (serialise_dynamodb): a test whose threads
+    race tests the connector's races, not moto's."""
+    serialise_dynamodb(monkeypatch)
     with mock_aws():
         yield
 

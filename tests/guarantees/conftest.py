@@ -3,12 +3,9 @@
 
 from __future__ import annotations
 
-import functools
 import os
-import threading
 import warnings
-from collections.abc import Callable, Iterator
-from typing import ParamSpec, TypeVar
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -18,9 +15,6 @@ from cc_emulator.pytest_plugin import make_test_config
 from tests.guarantees.cb_guarantees_harness import Harness, MetricsRecorder, WebhookBridge, connect_harness
 from tests.support.aws import AwsResources, create_resources
 from tests.support.connector import reset_casebridge
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 # The state machine: small in `make test`, bigger with GUARANTEES_PROFILE=long.
 for profile, examples, steps in (("guarantees-fast", 10, 15), ("guarantees-long", 300, 40)):
@@ -47,31 +41,11 @@ BASE_ENV = {
     "POWERTOOLS_SERVICE_NAME": "casebridge",
 }
 
-_DDB_LOCK = threading.RLock()
-
-
-def _serialised(method: Callable[P, R]) -> Callable[P, R]:
-    @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        with _DDB_LOCK:
-            return method(*args, **kwargs)
-
-    return wrapper
-
 
 @pytest.fixture
 def aws_resources(aws: None, monkeypatch: pytest.MonkeyPatch) -> AwsResources:
-    """moto with template.yaml's resources (a 2 s visibility timeout, so a crashed batch comes back soon).
-    DynamoDB writes are serialised: DynamoDB applies each conditional write and transaction atomically; moto's
-    in-memory backend does not lock, so without this, concurrent tests would test moto's races rather than the
-    connector's. Whole requests too (as the local stack does): moto's UpdateItem reads the old image (ReturnValues)
-    and writes the answer outside its backend call, and a request is atomic in DynamoDB."""
-    from moto.dynamodb.models import DynamoDBBackend
-    from moto.dynamodb.responses import DynamoHandler
-
-    for name in ("put_item", "update_item", "delete_item", "transact_write_items", "get_item", "query"):
-        monkeypatch.setattr(DynamoDBBackend, name, _serialised(getattr(DynamoDBBackend, name)))
-    monkeypatch.setattr(DynamoHandler, "call_action", _serialised(DynamoHandler.call_action))
+    """moto with template.yaml's resources (a 2 s visibility timeout, so a crashed batch comes back soon); its
+    DynamoDB requests are atomic (the root `aws` fixture)."""
     resources = create_resources(credentials=("K", "S"), visibility_timeout=2)
     for key, value in {**BASE_ENV, **resources.environment()}.items():
         monkeypatch.setenv(key, value)

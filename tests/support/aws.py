@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,31 @@ def _template_resources() -> dict[str, Any]:
 def template_properties(logical_id: str) -> dict[str, Any]:
     props: dict[str, Any] = _template_resources()[logical_id]["Properties"]
     return props
+
+
+# ---- moto's DynamoDB, atomic per request ---------------------------------------------------------
+_DYNAMODB_LOCK = threading.RLock()
+
+
+def _serialised(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _DYNAMODB_LOCK:
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
+def serialise_dynamodb(monkeypatch: Any) -> None:
+    """DynamoDB applies each request (a conditional write, a transaction) atomically; moto's in-memory backend does
+    not lock, and its UpdateItem reads the old image (ReturnValues) outside its backend call: whole requests are
+    serialised, as the local stack does, for as long as `monkeypatch` lasts."""
+    from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415 - moto's internals, only when patched
+    from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415
+
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items", "get_item", "query"):
+        monkeypatch.setattr(DynamoDBBackend, name, _serialised(getattr(DynamoDBBackend, name)))
+    monkeypatch.setattr(DynamoHandler, "call_action", _serialised(DynamoHandler.call_action))
 
 
 # ---- clients -----------------------------------------------------------------------------------

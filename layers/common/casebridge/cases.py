@@ -8,6 +8,7 @@ that touches the case publishes it: every timeline event reaches the bus at leas
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
@@ -30,7 +31,7 @@ from casebridge.errors import (
 from casebridge.escalation.handback_setup import after_conversation_created
 from casebridge.events import EventKind
 from casebridge.observability import MetricUnit, logger, metrics
-from casebridge.outbox import flush_outbox, let_go, letting_go_on_failure, publish_recorded
+from casebridge.outbox import flush_outbox, letting_go_on_failure, once_per_event_id, publish_recorded
 from casebridge.services import Services
 from casebridge.state import STATE_KINDS, CaseState, LiveState, StateEvent, customer_left, record_event
 from casebridge.store import StaleCase
@@ -40,6 +41,16 @@ T = TypeVar("T")
 RECORD_TRIES = 8  # a timeline write racing the case's other writes
 OPENING_LEASE_MS = 30_000  # longer than an 8x8 create call can take
 WAIT_FOR_PEER_S = 8.0
+SETTLE_LOOKUP_EVERY_S = 1.0  # while an unknown create settles: how often a waiting opener looks again
+
+
+class _StillSettling(Exception):
+    """8x8 has no conversation for the case yet, but an earlier create's outcome is unknown and recent: 8x8 may
+    still be making it. Creating now could make a second one."""
+
+    def __init__(self, settles_at: int) -> None:
+        super().__init__(settles_at)
+        self.settles_at = settles_at
 
 
 def open_request_hash(request: OpenConversationRequest) -> str:
@@ -69,9 +80,10 @@ def open_conversation(services: Services, case_id: str, request: OpenConversatio
     if case and case.conversation_id:
         # A retry: an earlier open may have failed after recording the conversation, before taking in its
         # early events.
-        adopt_early_events(services, case_id, case.conversation_id)
-        if case.early_events_untaken:
-            services.store.early_events_taken(case_id)
+        if case.take_in_due(now_ms()):
+            take_in_opening_of(services, case)
+        else:  # an early event written while the conversation was being recorded
+            adopt_early_events(services, case_id, case.conversation_id)
         flush_outbox(services, require_case(services, case_id))
         return _reconcile(services, require_case(services, case_id), request), False
     attempt = opening_attempt(services, request)
@@ -79,7 +91,18 @@ def open_conversation(services: Services, case_id: str, request: OpenConversatio
     while True:
         claim = store.claim_opening(case_id, OPENING_LEASE_MS, attempt)
         if claim:
-            return _create(services, case_id, request, attempt, claim.found), True
+            try:
+                return _create(services, case_id, request, attempt, claim.found), True
+            except _StillSettling as settling:
+                if monotonic() + SETTLE_LOOKUP_EVERY_S > deadline:
+                    retry_after = max(1, -(-(settling.settles_at - now_ms()) // 1000))
+                    raise Conflict(
+                        "8x8 may still be making the case's conversation (an earlier create's outcome is unknown); "
+                        "retry shortly",
+                        retry_after=retry_after,
+                    ) from None
+                sleep(SETTLE_LOOKUP_EVERY_S)
+                continue
         # Another request holds the claim: wait for its conversation instead of opening a second one.
         if claim.found and claim.found.conversation_id:
             return _reconcile(services, claim.found, request), False
@@ -148,6 +171,7 @@ def _create(
     channels = sorted({a.channel_id for a in earlier}) or [attempt.channel_id]
     client = services.contact_center
     made_by = [attempt]
+    creating = False
     try:
         conversation_id, channel_id = None, attempt.channel_id
         for candidate in channels if unsure else []:
@@ -158,15 +182,27 @@ def _create(
                 logger.warning("conversation of an earlier unfinished create found; adopted")
                 metrics.add_metric(name="ConversationsReconciled", unit=MetricUnit.Count, value=1)
                 break
+        if conversation_id is None and found is not None and unsure and found.opening_settles_at > now_ms():
+            raise _StillSettling(found.opening_settles_at)
         if conversation_id is None:
+            creating = True
             conversation_id = client.create_conversation(
                 NewConversation(channel_id, case_id, request.customer, request.history, request.routing)
             )
+    except _StillSettling:
+        # Nothing asked of 8x8: this attempt is forgotten (unless an earlier one is the same), the unknown stays.
+        services.store.release_claim(case_id, attempt=None if attempt in earlier else attempt)
+        raise
     except ContactCenterError as error:
-        services.store.release_claim(case_id, ambiguous=error.ambiguous or unsure, attempt=attempt)
+        ambiguous = error.ambiguous or unsure
+        settling = creating and error.ambiguous  # a lookup's timeout made nothing that could still appear
+        settles_at = now_ms() + int(services.settings.create_settle_seconds * 1000) if settling else 0
+        services.store.release_claim(case_id, ambiguous=ambiguous, attempt=attempt, settles_at=settles_at)
         raise
     except Exception:
-        services.store.release_claim(case_id, ambiguous=unsure, attempt=attempt)
+        # Raised while asking 8x8 to create (an answer nobody expected): it may have made the conversation.
+        settles_at = now_ms() + int(services.settings.create_settle_seconds * 1000) if creating else 0
+        services.store.release_claim(case_id, ambiguous=unsure or creating, attempt=attempt, settles_at=settles_at)
         raise
     routing = _agreed(a.routing for a in made_by)
     services.store.record_conversation(
@@ -181,27 +217,48 @@ def _create(
     logger.append_keys(conversationId=conversation_id)
     logger.info("conversation opened for case", extra={"channelId": channel_id})
     metrics.add_metric(name="ConversationsOpened", unit=MetricUnit.Count, value=1)
-    opened = TimelineEntry(
-        event_id=f"opened-{conversation_id}",
-        type="ConversationOpened",
-        conversation_id=conversation_id,
-        occurred_at=now_ms(),
-        received_at=now_ms(),
-        detail={"channelId": channel_id},
-    )
-    # Recorded first, published after: a failed publish must not keep the early events from their case.
-    recorded = record_and_publish(services, case_id, opened, lambda live: None, publish=False)
     try:
-        adopted = adopt_early_events(services, case_id, conversation_id, publish=False)
+        take_in_opening(services, case_id, conversation_id, channel_id, now_ms())
     except Exception:
-        let_go(services, case_id, [recorded] if recorded else [])
+        with contextlib.suppress(Exception):  # best effort: else the hold runs out (TAKE_IN_HOLD_MS)
+            services.store.let_go_of_take_in(case_id)
         raise
-    publish_recorded(services, case_id, [*([recorded] if recorded else []), *adopted])
-    services.store.early_events_taken(case_id)
     after_conversation_created(services, conversation_id)  # Gateway post-agent assignment (never fails the open)
     case = require_case(services, case_id)
     # Adopted from another request: this request's own data is applied to it, or refused, as on any open.
     return case if attempt in made_by else _reconcile(services, case, request)
+
+
+def take_in_opening(services: Services, case_id: str, conversation_id: str, channel_id: str, opened_at: int) -> None:
+    """What follows recording a case's conversation: ConversationOpened (once per conversation, under a receipt),
+    then the events 8x8 sent before the case knew it, all recorded before any is published (a failed publish
+    strands none). Done by whoever gets there first while the case is marked `earlyEventsUntaken`: the opener, a
+    retry of the open, a read, or the outbox sweeper (the case stays on its index until done), so ConversationOpened
+    is not lost when the opener's writes all lose to the case's other writers."""
+    opened = TimelineEntry(
+        event_id=f"opened-{conversation_id}",
+        type="ConversationOpened",
+        conversation_id=conversation_id,
+        occurred_at=opened_at,
+        received_at=opened_at,
+        detail={"channelId": channel_id},
+    )
+    recorded: list[TimelineEntry] = []
+    with letting_go_on_failure(services, case_id, recorded):
+        entry = record_and_publish(
+            services, case_id, opened, lambda live: None, publish=False, receipt=once_per_event_id(services, opened)
+        )
+        recorded.extend([entry] if entry else [])
+        _adopt_each(services, case_id, conversation_id, recorded)
+    publish_recorded(services, case_id, recorded)
+    services.store.early_events_taken(case_id)
+
+
+def take_in_opening_of(services: Services, case: CaseRecord) -> None:
+    """take_in_opening for a case read with its conversation recorded and not yet taken in (take_in_due)."""
+    assert case.conversation_id is not None
+    at = case.conversation_opened_at or now_ms()
+    take_in_opening(services, case.case_id, case.conversation_id, case.channel_id or services.settings.channel_id, at)
 
 
 def record_and_publish(
@@ -298,9 +355,13 @@ def read_case(services: Services, case_id: str) -> CaseRecord:
     """GET /cases/{id}: also publishes what an earlier request left on the outbox, and takes in early events an
     open left behind while the case has heard nothing from 8x8 (best effort on a read)."""
     case = require_case(services, case_id)
-    if case.conversation_id and case.live.state is CaseState.OPEN:
+    conversation_id = case.conversation_id
+    if conversation_id and (case.early_events_untaken or case.live.state is CaseState.OPEN):
         try:
-            if adopt_early_events(services, case_id, case.conversation_id):
+            if case.take_in_due(now_ms()):
+                take_in_opening_of(services, case)
+                case = require_case(services, case_id)
+            elif adopt_early_events(services, case_id, conversation_id):
                 case = require_case(services, case_id)
         except Exception:
             logger.exception("early events not taken in; the next request for the case tries again")

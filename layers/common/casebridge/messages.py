@@ -23,7 +23,7 @@ from casebridge.attachments.storage import require_gateway
 from casebridge.attachments.uploads import check_for_message
 from casebridge.business_api.models import OpenConversationRequest, PostMessageRequest, Routing, validate
 from casebridge.business_api.views import MessageAcceptedView
-from casebridge.cases import open_conversation
+from casebridge.cases import open_conversation, take_in_opening_of
 from casebridge.clock import now_ms, sleep
 from casebridge.contact_center.base import CHAT_GATEWAY_V1
 from casebridge.errors import ContactCenterError, ReusedClientMessageId, StoreBusy
@@ -231,6 +231,8 @@ def deliver_message(
     try:
         if case is None or not case.conversation_id:
             case, _ = open_conversation(services, message.caseId, OpenConversationRequest())
+        elif case.take_in_due(now_ms()):
+            _take_in_opening_best_effort(services, case)
         assert case.conversation_id is not None
         attempt = replace(attempt, conversation_id=case.conversation_id)
         logger.append_keys(conversationId=case.conversation_id)
@@ -272,6 +274,16 @@ def deliver_message(
         redrive=message.redrive,
     )
     return "sent"
+
+
+def _take_in_opening_best_effort(services: Services, case: CaseRecord) -> None:
+    """The opener recorded the conversation but not (yet) what follows it (its writes lost to the case's other
+    writers, or it died): a message of the case does it. Never at the message's cost: the case stays marked, and
+    the next request or the outbox sweeper does it."""
+    try:
+        take_in_opening_of(services, case)
+    except Exception:
+        logger.warning("ConversationOpened and early events not taken in yet; left to the next request or the sweep")
 
 
 def _already_dead_lettered(

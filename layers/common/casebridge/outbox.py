@@ -10,7 +10,13 @@ from collections.abc import Iterable, Iterator
 
 from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.services import Services
-from casebridge.store.records import CaseRecord, TimelineEntry
+from casebridge.store.records import CaseRecord, TimelineEntry, WebhookReceipt
+
+
+def once_per_event_id(services: Services, entry: TimelineEntry) -> WebhookReceipt:
+    """A connector-made event has a stable eventId per occasion: two requests deciding the same occasion at once
+    (8x8's retry, the sweep, a redelivered send) record it once, under a receipt written in the same transaction."""
+    return WebhookReceipt(services.settings.tenant_id, entry.event_id, "", entry.type, entry.conversation_id, "own")
 
 
 def publish_recorded(services: Services, case_id: str, entries: Iterable[TimelineEntry]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from casebridge.cases import adopt_early_events
+from casebridge.cases import take_in_opening_of
 from casebridge.clock import now_ms
 from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.outbox import flush_outbox
@@ -38,9 +38,8 @@ def sweep_outbox(services: Services) -> SweepReport:
             case = services.store.get_case(case_id)
             if case is None:
                 continue
-            if case.early_events_untaken and case.conversation_id:  # its opener died before taking them in
-                adopt_early_events(services, case_id, case.conversation_id)
-                services.store.early_events_taken(case_id)
+            if case.early_events_untaken and case.conversation_id:  # its opener died (or lost) before taking in
+                take_in_opening_of(services, case)
                 case = services.store.get_case(case_id) or case
             if case.pending_publish:
                 flush_outbox(services, case)

@@ -64,6 +64,9 @@ class Settings:
     queue_id: str = _env("EIGHTXEIGHT_QUEUE_ID", "")  # the channel's queue (availability of a plain open)
     credentials_secret_id: str = _env("EIGHTXEIGHT_SECRET_ARN", "")
     http_timeout_seconds: float = _env("HTTP_TIMEOUT_SECONDS", 5.0, above=0)
+    # After a create whose outcome is unknown, 8x8 may still be making the conversation: for this long an opener
+    # that finds none waits instead of creating a second one (a lookup that finds it adopts it at once).
+    create_settle_seconds: float = _env("CREATE_SETTLE_SECONDS", 30.0, low=0, high=600)
     webhook_tolerance_seconds: int = _env("WEBHOOK_TOLERANCE_SECONDS", 300, low=1, high=MAX_WEBHOOK_TOLERANCE_SECONDS)
     max_send_attempts: int = _env("MAX_SEND_ATTEMPTS", 8, low=1)
     # The outbound queue's maxReceiveCount: the sender dead-letters a message itself (record + MessageFailed)

@@ -19,16 +19,10 @@ from casebridge.clock import now_ms
 from casebridge.escalation.marks import raise_mark, read_marks, set_marks
 from casebridge.events import ContactCenterEvent, EventKind
 from casebridge.observability import MetricUnit, logger, metrics
-from casebridge.outbox import letting_go_on_failure, publish_recorded
+from casebridge.outbox import letting_go_on_failure, once_per_event_id, publish_recorded
 from casebridge.services import Services
 from casebridge.state import CaseState, LiveState, customer_left
-from casebridge.store.records import CaseRecord, TimelineEntry, WebhookReceipt
-
-
-def once_per_event_id(services: Services, entry: TimelineEntry) -> WebhookReceipt:
-    """A connector-made event has a stable eventId per occasion: two requests deciding the same occasion at once
-    (8x8's retry, the sweep, a redelivered send) record it once, under a receipt written in the same transaction."""
-    return WebhookReceipt(services.settings.tenant_id, entry.event_id, "", entry.type, entry.conversation_id, "own")
+from casebridge.store.records import CaseRecord, TimelineEntry
 
 
 def record_own_event(

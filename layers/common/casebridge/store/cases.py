@@ -28,7 +28,14 @@ from casebridge.store.records import CaseRecord, OpeningAttempt, TimelineEntry, 
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
-from casebridge.store.table import OUTBOX_HOLD_MS, ReceiptExists, TableAccess, entry_read_back, throttled
+from casebridge.store.table import (
+    OUTBOX_HOLD_MS,
+    TAKE_IN_HOLD_MS,
+    ReceiptExists,
+    TableAccess,
+    entry_read_back,
+    throttled,
+)
 
 
 @dataclass(frozen=True)
@@ -86,14 +93,25 @@ class CaseItems(TableAccess):
         old = answer.get("Attributes")
         return Claim(True, CaseRecord.from_item(old) if old and "caseId" in old else None)
 
-    def release_claim(self, case_id: str, *, ambiguous: bool = False, attempt: OpeningAttempt | None = None) -> None:
+    def release_claim(
+        self,
+        case_id: str,
+        *,
+        ambiguous: bool = False,
+        attempt: OpeningAttempt | None = None,
+        settles_at: int = 0,
+    ) -> None:
         """Give the claim back. `ambiguous`: 8x8 may have created the conversation, so whoever claims next
-        looks it up (on the attempt's channel) before creating another. Else the attempt is forgotten."""
+        looks it up (on the attempt's channel) before creating another; `settles_at`: until then 8x8 may still be
+        making it, so an opener that finds nothing must not create one before. Else the attempt is forgotten."""
         expression = "REMOVE openingUntil"
         values: dict[str, Any] = {}
         if ambiguous:
             expression += " SET openingAmbiguous = :yes"
             values[":yes"] = True
+            if settles_at:
+                expression += ", openingSettlesAt = :settles"
+                values[":settles"] = settles_at
         elif attempt is not None:
             expression += " DELETE openingAttempts :attempt"
             values[":attempt"] = {attempt.encode()}
@@ -125,6 +143,7 @@ class CaseItems(TableAccess):
             ":now": now,
             ":untaken": True,
             ":outbox": OUTBOX_SHARD,
+            ":held": now + TAKE_IN_HOLD_MS,
         }
         # Until its early events are taken in (early_events_taken), the case waits on the sweeper's index.
         sets = [
@@ -134,6 +153,9 @@ class CaseItems(TableAccess):
             "earlyEventsUntaken = :untaken",
             "outboxShard = :outbox",
             "outboxSince = if_not_exists(outboxSince, :now)",
+            "conversationOpenedAt = :now",
+            # The opener takes in what follows (ConversationOpened, early events); others wait unless it lets go.
+            "takeInHeldUntil = :held",
         ]
         hashes = set(open_request_hashes)
         for attribute, value in (
@@ -152,7 +174,7 @@ class CaseItems(TableAccess):
                         "Key": key(case_pk(case_id), CASE_SK),
                         "UpdateExpression": "SET "
                         + ", ".join(sets)
-                        + " REMOVE openingUntil, openingAmbiguous, openingAttempts",
+                        + " REMOVE openingUntil, openingAmbiguous, openingAttempts, openingSettlesAt",
                         "ConditionExpression": "attribute_not_exists(conversationId)",
                         "ExpressionAttributeValues": to_item(values),
                     }
@@ -252,14 +274,22 @@ class CaseItems(TableAccess):
         something is on the outbox."""
         if not self._conditional_update(
             Key=key(case_pk(case_id), CASE_SK),
-            UpdateExpression="REMOVE earlyEventsUntaken, outboxShard, outboxSince",
+            UpdateExpression="REMOVE earlyEventsUntaken, takeInHeldUntil, outboxShard, outboxSince",
             ConditionExpression="attribute_exists(caseId) AND attribute_not_exists(pendingPublish)",
         ):
             self._conditional_update(
                 Key=key(case_pk(case_id), CASE_SK),
-                UpdateExpression="REMOVE earlyEventsUntaken",
+                UpdateExpression="REMOVE earlyEventsUntaken, takeInHeldUntil",
                 ConditionExpression="attribute_exists(caseId)",
             )
+
+    def let_go_of_take_in(self, case_id: str) -> None:
+        """The opener could not take in what follows its conversation: any request for the case may, now."""
+        self._conditional_update(
+            Key=key(case_pk(case_id), CASE_SK),
+            UpdateExpression="REMOVE takeInHeldUntil",
+            ConditionExpression="attribute_exists(caseId)",
+        )
 
     def pending_outboxes(self) -> list[tuple[str, int]]:
         """(caseId, since when) of every case with something on its outbox, oldest first (the sparse index)."""

@@ -65,6 +65,7 @@ class CaseRecord:
     updated_at: int = 0
     opening_until: int = 0
     opening_ambiguous: bool = False  # a create's outcome is unknown: look the conversation up before creating
+    opening_settles_at: int = 0  # until then 8x8 may still be making an ambiguous create's conversation
     # The open requests the conversation was made from (a retry of one is the same request: answered 200).
     open_request_hashes: frozenset[str] = frozenset()
     customer_hash: str | None = None  # the customer data 8x8 has for the conversation, as far as casebridge knows
@@ -76,6 +77,12 @@ class CaseRecord:
     # The conversation is recorded and the events 8x8 sent before it may not be taken in yet: the outbox sweeper
     # takes them in if the request that recorded it could not (the case stays on its index meanwhile).
     early_events_untaken: bool = False
+    conversation_opened_at: int = 0  # when the conversation was recorded (its ConversationOpened's time)
+    take_in_held_until: int = 0  # the opener's turn to take in what follows its conversation (then anyone's)
+
+    def take_in_due(self, now: int) -> bool:
+        """What follows its recorded conversation is not taken in, and the opener's turn is over (or given up)."""
+        return self.early_events_untaken and self.take_in_held_until <= now
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> CaseRecord:
@@ -100,6 +107,7 @@ class CaseRecord:
             updated_at=int(p.get("updatedAt", 0)),
             opening_until=int(p.get("openingUntil", 0)),
             opening_ambiguous=bool(p.get("openingAmbiguous", False)),
+            opening_settles_at=int(p.get("openingSettlesAt", 0)),
             open_request_hashes=frozenset(p.get("openRequestHashes") or ())
             | ({p["openRequestHash"]} if p.get("openRequestHash") else set()),
             customer_hash=p.get("customerHash"),
@@ -111,6 +119,8 @@ class CaseRecord:
             reopen_by=p.get("reopenBy"),
             timeline_seq=int(p.get("timelineSeq", 0)),
             early_events_untaken=bool(p.get("earlyEventsUntaken", False)),
+            conversation_opened_at=int(p.get("conversationOpenedAt", 0)),
+            take_in_held_until=int(p.get("takeInHeldUntil", 0)),
         )
 
 

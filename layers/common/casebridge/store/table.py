@@ -48,6 +48,9 @@ BATCH_GET_MAX_KEYS = 100  # DynamoDB's limit for one BatchGetItem
 # events can run (the outbound sender's 90 s timeout; a test checks template.yaml) plus clock skew, so a
 # flusher never publishes what a live recorder is about to publish. A recorder that died is covered after it.
 OUTBOX_HOLD_MS = 150_000
+# The opener's turn to take in what follows its conversation, before the case's other requests do it (they would
+# only compete with it for the case's sequence); the outbox sweeper does it regardless.
+TAKE_IN_HOLD_MS = 30_000
 _THROTTLED = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
 
 

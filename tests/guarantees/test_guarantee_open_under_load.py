@@ -1,6 +1,6 @@
-"""Two ways opening a case's conversation still goes wrong, found while tracing the 32-message race under machine
-load. Both are fixed in casebridge/cases.py (the claim and the opener's ConversationOpened write); until then these
-are strict xfails: a fix makes them pass, which fails the run, and whoever fixes it removes the mark."""
+"""Two ways opening a case's conversation went wrong, found while tracing the 32-message race under machine load:
+a create that times out while 8x8 is still making the conversation (the next opener found nothing and made a
+second one), and ConversationOpened lost when every write of the opener lost to the case's other writers."""
 
 from __future__ import annotations
 
@@ -19,11 +19,6 @@ from tests.support.lambdas import LambdaContext, load_function
 pytestmark = both_apis
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an ambiguous create releases the claim at once: the next opener looks the conversation up while 8x8 "
-    "is still making it, finds nothing and creates a second one",
-)
 def test_a_create_that_times_out_while_8x8_is_still_making_it_is_not_made_twice(harness: Harness) -> None:
     h = harness
     slow = 3.0  # 8x8 answers the create long after the connector's timeout (0.5 s here) ran out
@@ -47,11 +42,6 @@ def test_a_create_that_times_out_while_8x8_is_still_making_it_is_not_made_twice(
     assert len(h.conversations_for_case("late-create")) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the opener records the conversation, then ConversationOpened; when that write loses every try to the "
-    "case's other writers (31 messages at once under load), no later request records it",
-)
 def test_conversation_opened_is_recorded_even_when_its_first_writes_lose_to_the_cases_other_writers(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
