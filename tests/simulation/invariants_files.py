@@ -129,6 +129,20 @@ def redriven_once(sim: Simulation) -> list[str]:
                 f"[10 redrive] message {message_id} was dead-lettered {count} times, never delivered, and reported "
                 f"failed {reported} time(s)"
             )
+    # Each move back: the message is delivered (then or earlier), or dead-lettered again after it.
+    moves = [(m, "scripts/redrive.py") for m in sim.queue.sent if m.deduplication_id.startswith("redrive-")]
+    moves += [(m, "SQS's DLQ redrive") for m in sim.dlq.moved_back]
+    for moved, how in moves:
+        body = json.loads(moved.body)
+        message_id = str(body.get("messageId"))
+        again = any(
+            json.loads(m.body).get("messageId") == message_id and m.sent_at >= moved.sent_at for m in sim.dlq.sent
+        )
+        if not delivered[str(body.get("text", ""))] and not again:
+            violations.append(
+                f"[10 redrive] message {message_id} moved back by {how} at {moved.sent_at:.1f} s was neither "
+                "delivered nor dead-lettered again"
+            )
     for dropped in sim.queue.dropped:
         if not dropped.deduplication_id.startswith(("redrive-", "dlq-", "sqs-redrive-")):
             continue

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError, ReadTimeoutError
@@ -72,6 +72,7 @@ class FifoQueue:
         self.deduplicated = 0
         self.silently_dead_lettered: list[QueuedMessage] = []
         self.dropped: list[QueuedMessage] = []  # sends the deduplication window dropped (body kept for the checks)
+        self.moved_back: list[QueuedMessage] = []  # what SQS's own redrive took from this (dead-letter) queue
         self.on_change: Callable[[float], None] = lambda when: None
 
     def send(self, body: str, group: str, deduplication_id: str, attributes: dict[str, Any] | None = None) -> str:
@@ -150,6 +151,7 @@ class FifoQueue:
                 continue  # in flight: the task takes it later
             self.messages.remove(message)
             source.send(message.body, message.group, message.deduplication_id, message.attributes)
+            self.moved_back.append(replace(message, sent_at=self.world.now))
             moved += 1
         return moved
 

@@ -203,7 +203,7 @@ class Simulation:
     def patched(self) -> Iterator[None]:
         import scripts.redrive  # noqa: PLC0415
         from casebridge import aws, clock, messages, observability, services  # noqa: PLC0415
-        from casebridge.attachments import sources  # noqa: PLC0415
+        from casebridge.attachments import sources, uploads  # noqa: PLC0415
 
         ids = __import__("random").Random(self.world.seed * 7919 + 1)
         saved: list[tuple[Any, str, Any]] = []
@@ -218,6 +218,7 @@ class Simulation:
         patch(uuid, "uuid4", lambda: uuid.UUID(int=ids.getrandbits(128), version=4))
         patch(messages, "random", __import__("random").Random(self.world.seed))
         patch(aws, "boto3", SimpleNamespace(client=no_real_aws))
+        patch(uploads, "secrets", SimpleNamespace(token_urlsafe=lambda n: f"up{ids.getrandbits(8 * n):x}"))
         patch(aws, "sqs_client", lambda: self.sqs)  # the copy jobs' queue (agent_files asks for the shared client)
         patch(sources, "requests", SimpleNamespace(get=self.model.file_get))  # 8x8's pre-signed file URLs
         patch(sources, "resolve", lambda host, port: ["93.184.216.34"])  # 8x8's file host: a public address
