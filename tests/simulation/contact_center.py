@@ -108,6 +108,7 @@ class ContactCenterModel:
         self.deliveries: list[Delivery] = []
         self.uploads: dict[str, Upload] = {}
         self.files: dict[str, AgentFile] = {}
+        self._refused: dict[bytes, bool] = {}
         self.emitted: list[Emitted] = []
         self.skew_ms = 0
         self.runtime: LambdaRuntime | None = None
@@ -203,10 +204,11 @@ class ContactCenterModel:
             return self._post(conversation, body)
         if operation == "upload":
             _, (file_name, stream, _) = next(iter(kwargs["files"].items()))
-            if self.world.draw(20, "8x8 refuses the file") == 0:  # its channel does not take it: retrying cannot help
+            content = stream.read()
+            if self._refuses(content):  # the channel never takes this file: no retry or redrive can help
                 return 415, {"message": "unsupported media type for this channel"}
             upload_id = self._next("att-")
-            self.uploads[upload_id] = Upload(conversation.id, str(file_name), stream.read())
+            self.uploads[upload_id] = Upload(conversation.id, str(file_name), content)
             return 201, {"id": upload_id}
         if operation == "content":
             found = self.files.get(route[2])
@@ -223,6 +225,11 @@ class ContactCenterModel:
                 self._start_interaction(conversation)
             return 200, {}
         raise AssertionError(f"the 8x8 model cannot {method} {operation}")
+
+    def _refuses(self, content: bytes) -> bool:
+        if content not in self._refused:
+            self._refused[content] = self.world.draw(20, "8x8 refuses the file") == 0
+        return self._refused[content]
 
     def _create(self, body: dict[str, Any]) -> tuple[int, Any]:
         customer = body.get("user" if self.gateway else "customer") or {}

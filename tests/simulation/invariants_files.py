@@ -103,14 +103,17 @@ def _copy_ended(sim: Simulation, case_id: str, attachment_id: str, file_id: str,
 
 def redriven_once(sim: Simulation) -> list[str]:
     violations: list[str] = []
-    dead_letterings: Counter[str] = Counter()
+    # A dead-lettering is named by its deduplication id (the queue message dead-lettered): one sent again past
+    # the DLQ's deduplication window (its record lost, the queue message back minutes later) is the same one.
+    named: dict[str, set[str]] = {}
     texts: dict[str, str] = {}
     for message in sim.dlq.sent:
         if message.deduplication_id.startswith("sqs-redrive-"):
             continue  # SQS's silent move: the sender never knew (its own invariant is 2's)
         body = json.loads(message.body)
-        dead_letterings[str(body.get("messageId"))] += 1
+        named.setdefault(str(body.get("messageId")), set()).add(message.deduplication_id)
         texts[str(body.get("messageId"))] = str(body.get("text", ""))
+    dead_letterings = Counter({message_id: len(ids) for message_id, ids in named.items()})
     failed: Counter[str] = Counter()
     for case_id in sim.case_ids:
         for entry in sim.timeline(case_id):

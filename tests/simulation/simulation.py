@@ -30,7 +30,7 @@ from tests.simulation.contact_center import (
 from tests.simulation.dynamodb import InMemoryDynamoDB, Key
 from tests.simulation.queues import EventBridge, EventSourceMapping, FifoQueue, SqsClient
 from tests.simulation.storage import BUCKET, S3
-from tests.simulation.world import EPOCH_S, Faults, LambdaRuntime, Proc, World, fault_excused
+from tests.simulation.world import Faults, LambdaRuntime, Proc, World, fault_excused
 from tests.support.lambdas import load_function
 from tests.support.signing import TENANT_ID, WebhookSigner, new_rsa_key
 
@@ -201,7 +201,7 @@ class Simulation:
     # ---- the world's rules, for the length of one history ---------------------------------------------
     @contextlib.contextmanager
     def patched(self) -> Iterator[None]:
-        import scripts.redrive  # noqa: PLC0415
+        import scripts.redrive  # noqa: F401, PLC0415 - the tools put the casebridge layer on the path (make simulate)
         from casebridge import aws, clock, messages, observability, services  # noqa: PLC0415
         from casebridge.attachments import sources, uploads  # noqa: PLC0415
 
@@ -223,7 +223,6 @@ class Simulation:
         patch(sources, "requests", SimpleNamespace(get=self.model.file_get))  # 8x8's pre-signed file URLs
         patch(sources, "resolve", lambda host, port: ["93.184.216.34"])  # 8x8's file host: a public address
         patch(observability.metrics, "add_metric", lambda *a, **k: None)
-        patch(scripts.redrive, "time", SimpleNamespace(time=lambda: EPOCH_S + self.world.now))
         aws.reset_clients()
         clock.set_clock(SimClock(self.world))
         self.world.on_switch = lambda proc: services.set_services(
