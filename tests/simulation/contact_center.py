@@ -10,7 +10,6 @@ refused before anything happened; 429/500/503 before the effect; 504, a read tim
 from __future__ import annotations
 
 import functools
-import io
 import json
 import re
 from collections.abc import Callable
@@ -19,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import requests
-from requests.structures import CaseInsensitiveDict
 
+from tests.simulation.contact_center_files import FILE_HOST, Files, _response
 from tests.support.events import webhook_event
 from tests.support.signing import CUSTOMER_ID, TENANT_ID, WebhookSigner
 
@@ -31,7 +30,6 @@ BASE_URL = "https://api.8x8.sim"
 CHANNEL_ID = "channel-1"
 API_KEY = "sim-api-key"
 MAX_DELIVERY_ATTEMPTS = 8
-FILE_HOST = "files.8x8.sim"  # where 8x8's pre-signed URLs to agents' files point
 _BEFORE = ("refused", "429", "500", "503", "timeout-before")
 _AFTER = ("504", "timeout-after", "reset-after")
 
@@ -57,27 +55,6 @@ class Delivery:
     at: float
     answered: bool = True  # the sender got 8x8's 2xx
     attachments: list[str] = field(default_factory=list)  # 8x8's ids of the files it references
-
-
-@dataclass
-class Upload:
-    """A file casebridge uploaded to a conversation (POST …/attachments)."""
-
-    conversation_id: str
-    file_name: str
-    body: bytes
-
-
-@dataclass
-class AgentFile:
-    """A file an agent sent: served at its pre-signed URL until it expires, and at …/attachments/{id}/content
-    unless 8x8 no longer has it."""
-
-    conversation_id: str
-    file_name: str
-    body: bytes
-    url_expires_at: float
-    gone: bool = False
 
 
 @dataclass(eq=False)
@@ -106,9 +83,7 @@ class ContactCenterModel:
         self.signer = signer
         self.conversations: dict[str, Conversation] = {}
         self.deliveries: list[Delivery] = []
-        self.uploads: dict[str, Upload] = {}
-        self.files: dict[str, AgentFile] = {}
-        self._refused: dict[bytes, bool] = {}
+        self.files = Files(world, self._next)
         self.emitted: list[Emitted] = []
         self.skew_ms = 0
         self.runtime: LambdaRuntime | None = None
@@ -203,18 +178,9 @@ class ContactCenterModel:
         if operation == "messages":
             return self._post(conversation, body)
         if operation == "upload":
-            _, (file_name, stream, _) = next(iter(kwargs["files"].items()))
-            content = stream.read()
-            if self._refuses(content):  # the channel never takes this file: no retry or redrive can help
-                return 415, {"message": "unsupported media type for this channel"}
-            upload_id = self._next("att-")
-            self.uploads[upload_id] = Upload(conversation.id, str(file_name), content)
-            return 201, {"id": upload_id}
+            return self.files.upload(conversation.id, kwargs["files"])
         if operation == "content":
-            found = self.files.get(route[2])
-            if found is None or found.gone or found.conversation_id != conversation.id:
-                return 404, {"message": "no such attachment"}
-            return 200, _File(found.body)
+            return self.files.content(conversation.id, route[2])
         if operation == "typing":
             return 204, None
         if operation == "participants":
@@ -225,11 +191,6 @@ class ContactCenterModel:
                 self._start_interaction(conversation)
             return 200, {}
         raise AssertionError(f"the 8x8 model cannot {method} {operation}")
-
-    def _refuses(self, content: bytes) -> bool:
-        if content not in self._refused:
-            self._refused[content] = self.world.draw(20, "8x8 refuses the file") == 0
-        return self._refused[content]
 
     def _create(self, body: dict[str, Any]) -> tuple[int, Any]:
         customer = body.get("user" if self.gateway else "customer") or {}
@@ -268,7 +229,8 @@ class ContactCenterModel:
             }
             if references:
                 data["attachments"] = [
-                    {"id": r, "fileName": self.uploads[r].file_name if r in self.uploads else r} for r in references
+                    {"id": r, "fileName": self.files.uploads[r].file_name if r in self.files.uploads else r}
+                    for r in references
                 ]
             self.emit(conversation, "MESSAGE", data, kind="echo", timeline=False, bus=False)
         if not conversation.live:
@@ -342,14 +304,14 @@ class ContactCenterModel:
                 # 8x8 writes the sender's type in more than one case (GATEWAY.md's own example has "").
                 sender = {"id": agent, "type": ("agent", "Agent", "AGENT")[self.world.draw(3, "sender type")]}
                 data = {"isEcho": False, "sender": sender, "text": text}
-                files = self._agent_files(conversation) if self.world.draw(3, "agent sends files") == 1 else []
+                files = self.files.agent_files(conversation) if self.world.draw(3, "agent sends files") == 1 else []
                 if files:
                     data["attachments"] = [
                         {
                             "id": f,
                             "type": "image",
-                            "fileName": self.files[f].file_name,
-                            "preSignedUrl": f"https://{FILE_HOST}/{f}?expires={self.files[f].url_expires_at:.0f}",
+                            "fileName": self.files.agent[f].file_name,
+                            "preSignedUrl": f"https://{FILE_HOST}/{f}?expires={self.files.agent[f].url_expires_at:.0f}",
                         }
                         for f in files
                     ]
@@ -365,38 +327,6 @@ class ContactCenterModel:
             self._agent_event(conversation, "left", agent)
             conversation.agent = None
             conversation.live = False
-
-    def _agent_files(self, conversation: Conversation) -> list[str]:
-        """One or two files; each URL lives a while, briefly, or is expired on arrival; now and then 8x8 no longer
-        has the file by the time it is fetched."""
-        draw = self.world.draw
-        made = []
-        for _ in range(1 + draw(2, "agent files")):
-            file_id = self._next("file-")
-            lifetime = (3600.0, 20.0, 0.0)[draw(3, "file URL lifetime")]
-            body = f"agent file {file_id} of {conversation.id}".encode()
-            gone = draw(12, "file gone") == 0
-            self.files[file_id] = AgentFile(conversation.id, f"{file_id}.png", body, self.world.now + lifetime, gone)
-            made.append(file_id)
-        return made
-
-    def file_get(self, url: str, **_: Any) -> requests.Response:
-        """GET of an agent file's pre-signed URL (the copier's `requests.get`, no credentials)."""
-        fault = self.world.step(f"8x8 files GET {url}", "contact_center", ("refused", "500", "timeout-before"), 0.15)
-        if fault == "refused":
-            raise requests.ConnectionError("Connection refused (NewConnectionError)")
-        if fault == "timeout-before":
-            self.world.sleep(5.0)
-            raise requests.ReadTimeout("read timed out (sim)")
-        if fault == "500":
-            return _response(500, {"message": "injected"})
-        parts = urlsplit(url)
-        found = self.files.get(parts.path.lstrip("/"))
-        if parts.hostname != FILE_HOST or found is None or found.gone:
-            return _response(404, {"message": "no such file"})
-        if self.world.now >= found.url_expires_at:
-            return _response(403, {"message": "Request has expired"})
-        return _stream(found.body)
 
     def _agent_event(self, conversation: Conversation, change: str, agent: str) -> None:
         if self.gateway:
@@ -490,38 +420,6 @@ class ContactCenterModel:
         self.runtime.invoke(
             "webhook_intake", webhook_event(forwarded, event.body), done, name=f"webhook {event.event_id}"
         )
-
-
-class _File:
-    """A file's bytes as 8x8 serves them: streamed (the copier reads `response.raw`)."""
-
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-
-class _Raw(io.BytesIO):
-    decode_content = False
-
-
-def _stream(body: bytes) -> requests.Response:
-    response = requests.Response()
-    response.status_code = 200
-    response.raw = _Raw(body)
-    response.headers = CaseInsensitiveDict({"Content-Type": "image/png", "Content-Length": str(len(body))})
-    return response
-
-
-def _response(status: int, body: Any, headers: dict[str, str] | None = None) -> requests.Response:
-    if isinstance(body, _File):
-        return _stream(body.body)
-    response = requests.Response()
-    response.status_code = status
-    response._content = b"" if body is None else json.dumps(body).encode()
-    response._content_consumed = True  # type: ignore[attr-defined]  # read whole: closing it closes nothing more
-    response.raw = _Raw(response._content)
-    response.headers = CaseInsensitiveDict({"Content-Type": "application/json", **(headers or {})})
-    response.encoding = "utf-8"
-    return response
 
 
 class ContactCenterSession:

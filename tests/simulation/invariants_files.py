@@ -16,7 +16,7 @@ import json
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from tests.simulation.contact_center import FILE_HOST
+from tests.simulation.contact_center_files import FILE_HOST
 
 if TYPE_CHECKING:
     from tests.simulation.simulation import Simulation
@@ -40,7 +40,7 @@ def files_reach_contact_center(sim: Simulation) -> list[str]:
                 )
                 continue
             for reference, (file_name, content) in zip(references, message.files, strict=True):
-                upload = sim.model.uploads.get(reference)
+                upload = sim.model.files.uploads.get(reference)
                 if upload is None or upload.conversation_id != delivery.conversation_id or upload.body != content:
                     violations.append(
                         f"[8 files] message {message.message_id} ({message.text}) reached 8x8 with {reference} "
@@ -87,7 +87,7 @@ def _copy_ended(sim: Simulation, case_id: str, attachment_id: str, file_id: str,
     item = sim.ddb.items.get((f"CASE#{case_id}", f"ATTACHMENT#{attachment_id}"))
     record = from_item(item) if item else {}
     status = record.get("status")
-    agent_file = sim.model.files[file_id]
+    agent_file = sim.model.files.agent[file_id]
     where = f"[9 agent files] {file_id} ({attachment_id}) of case {case_id}"
     if status == "ready":
         stored = sim.s3.objects.get(str(record.get("s3Key")))

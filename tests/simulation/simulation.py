@@ -23,10 +23,10 @@ from tests.simulation.contact_center import (
     API_KEY,
     BASE_URL,
     CHANNEL_ID,
-    FILE_HOST,
     ContactCenterModel,
     ContactCenterSession,
 )
+from tests.simulation.contact_center_files import FILE_HOST
 from tests.simulation.dynamodb import InMemoryDynamoDB, Key
 from tests.simulation.queues import EventBridge, EventSourceMapping, FifoQueue, SqsClient
 from tests.simulation.storage import BUCKET, S3
@@ -220,7 +220,7 @@ class Simulation:
         patch(aws, "boto3", SimpleNamespace(client=no_real_aws))
         patch(uploads, "secrets", SimpleNamespace(token_urlsafe=lambda n: f"up{ids.getrandbits(8 * n):x}"))
         patch(aws, "sqs_client", lambda: self.sqs)  # the copy jobs' queue (agent_files asks for the shared client)
-        patch(sources, "requests", SimpleNamespace(get=self.model.file_get))  # 8x8's pre-signed file URLs
+        patch(sources, "requests", SimpleNamespace(get=self.model.files.file_get))  # 8x8's pre-signed file URLs
         patch(sources, "resolve", lambda host, port: ["93.184.216.34"])  # 8x8's file host: a public address
         patch(observability.metrics, "add_metric", lambda *a, **k: None)
         aws.reset_clients()
