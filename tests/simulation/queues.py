@@ -232,11 +232,17 @@ class SqsClient:
         QueueUrl: str,
         MaxNumberOfMessages: int = 1,
         VisibilityTimeout: int | None = None,
+        WaitTimeSeconds: int = 0,
         **_: Any,
     ) -> dict[str, Any]:
         queue = self.queues[QueueUrl]
         self._call("ReceiveMessage", queue, ("throttle",))
-        return {"Messages": [queue.wire(m) for m in queue.receive(MaxNumberOfMessages, VisibilityTimeout)]}
+        taken = queue.receive(MaxNumberOfMessages, VisibilityTimeout)
+        if not taken and WaitTimeSeconds:
+            # Long polling: an empty queue is answered at the end of the wait, with what arrived meanwhile.
+            self.world.sleep(float(WaitTimeSeconds))
+            taken = queue.receive(MaxNumberOfMessages, VisibilityTimeout)
+        return {"Messages": [queue.wire(m) for m in taken]}
 
 
 class EventSourceMapping:
