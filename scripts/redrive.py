@@ -3,13 +3,13 @@
     python -m scripts.redrive --dlq-url <OutboundDeadLetterQueueUrl> --queue-url <outbound queue url> [--dry-run]
 
 Each message keeps its case's message group; the sender delivers it again (a message already recorded as
-sent is not sent twice). Use it once the cause (8x8 outage, bad credentials) is fixed.
+sent is not sent twice). Use it once the cause (8x8 outage, bad credentials) is fixed. A message moves once per
+run: one that fails again while the run goes on is left on the dead-letter queue for the next run.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 def redrive(sqs: SQSClient, dlq_url: str, queue_url: str, *, dry_run: bool = False, limit: int = 10_000) -> int:
     moved = 0
+    taken: set[str] = set()  # casebridge's ids of the messages moved by this run
+    again: list[str] = []  # receipt handles of those dead-lettered again while it ran
     while moved < limit:
         batch = sqs.receive_message(
             QueueUrl=dlq_url,
@@ -42,20 +44,31 @@ def redrive(sqs: SQSClient, dlq_url: str, queue_url: str, *, dry_run: bool = Fal
                 # Not a message: moving it back would only dead-letter it again. Left for an operator to read.
                 print(f"left on the dead-letter queue, not a message ({reason}): {item['MessageId']}")
                 continue
+            if message.messageId in taken:
+                # Moved by this run and dead-lettered again since (the cause is not fixed): moving it once more
+                # would circle it until the limit. Left, visible again once this run ends, for the next one.
+                print(f"case {message.caseId} message {message.messageId} failed again: left ({reason})")
+                again.append(item["ReceiptHandle"])
+                continue
             print(f"case {message.caseId} message {message.messageId}: {reason}")
             if not dry_run:
-                # A new redrive number: the sender sends a dead-lettered message again only when redriven.
+                # A new redrive number: the sender sends a dead-lettered message again only when redriven. The
+                # deduplication id names this dead-letter queue copy: a rerun after a move whose delete failed is
+                # dropped by SQS (within its five minutes), and no two moves of the message can share one.
                 redriven = replace(message, redrive=message.redrive + 1)
                 sqs.send_message(
                     QueueUrl=queue_url,
                     MessageBody=redriven.to_json(),
                     MessageGroupId=message.caseId,
-                    MessageDeduplicationId=f"redrive-{message.messageId}-{int(time.time())}",
+                    MessageDeduplicationId=f"redrive-{item['MessageId']}",
                 )
                 sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=item["ReceiptHandle"])
+            taken.add(message.messageId)
             moved += 1
         if dry_run:
             break
+    for receipt_handle in again:
+        sqs.change_message_visibility(QueueUrl=dlq_url, ReceiptHandle=receipt_handle, VisibilityTimeout=0)
     return moved
 
 

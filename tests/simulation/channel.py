@@ -1,6 +1,10 @@
 """The business's channel in the simulation: per case, a seeded script of requests (open, messages with and without
-a clientMessageId, typing, leave, reads), each retried the way a careful channel retries, and a reader that polls
-the case's timeline page by page with its cursor at seeded moments."""
+a clientMessageId, messages with files, typing, leave, reads), each retried the way a careful channel retries, and
+a reader that polls the case's timeline page by page with its cursor at seeded moments.
+
+A message with files (Chat Gateway only) asks for an upload URL per file, PUTs the file to the S3 stand-in (now
+and then it never does: the message is then refused with a 4xx, never accepted), and posts the message with the
+attachment ids."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from tests.simulation.world import fault_excused
 from tests.support.events import api_gateway_event
 
 if TYPE_CHECKING:
+    from tests.simulation.storage import S3
     from tests.simulation.world import LambdaRuntime, Proc, World
 
 RETRIES = 4
@@ -26,6 +31,8 @@ class LogicalMessage:
     client_message_id: str | None
     message_id: str | None = None
     accepted: bool = False
+    files: list[tuple[str, bytes]] = field(default_factory=list)  # (fileName, content), in the message's order
+    attachment_ids: list[str] = field(default_factory=list)  # casebridge's ids of its uploaded files
 
 
 @dataclass
@@ -58,6 +65,7 @@ class Channel:
         self.answers: list[Answer] = []
         self.readers: dict[str, Reader] = {}
         self.left: set[str] = set()  # cases the customer left through the API at least once
+        self.s3: S3 | None = None  # where the channel PUTs its files (their pre-signed URLs)
         self._texts = 0
 
     # ---- the scripts ----------------------------------------------------------------------------------
@@ -68,7 +76,7 @@ class Channel:
             self.readers[case_id] = Reader(case_id, limit=1 + draw(4, "page size"))
             at = float(draw(int(window_s), "first request"))
             operations = ["message"] + [
-                ("message", "open", "read", "events", "leave", "typing", "open")[draw(7, "op")]
+                ("message", "open", "read", "events", "leave", "typing", "open", "file")[draw(8, "op")]
                 for _ in range(draw(6, "requests"))
             ]
             for _ in range(draw(8, "timeline polls") if polls else 0):  # the reader polls while the case is busy
@@ -91,6 +99,15 @@ class Channel:
             message = LogicalMessage(case_id, f"m{self._texts}-{case_id}", f"c{self._texts}" if with_id else None)
             self.messages.append(message)
             self._post_message(message, 0)
+        elif operation == "file" and self.gateway and self.s3 is not None:
+            self._texts += 1
+            count = 1 + self.world.draw(2, "files")
+            with_id = self.world.draw(3, "clientMessageId") != 1
+            text = f"m{self._texts}-{case_id} +{count} file(s)"
+            files = [(f"f{self._texts}-{i}.png", f"file {i} of {text}".encode()) for i in range(count)]
+            message = LogicalMessage(case_id, text, f"c{self._texts}" if with_id else None, files=files)
+            self.messages.append(message)
+            self._upload(message, 0)
         elif operation == "open":
             body = {"customer": {"name": "Jane Doe", "email": "jane@example.com"}} if self.world.draw(2, "body") else {}
             self._call("conversation_lifecycle", "POST", "/cases/{caseId}/conversation", case_id, body, retry=True)
@@ -104,10 +121,33 @@ class Channel:
         elif operation == "events" and not self.readers[case_id].busy:
             self.read_page(self.readers[case_id], faultless=False)
 
+    def _upload(self, message: LogicalMessage, attempt: int) -> None:
+        """The next file of the message: its upload URL, then the PUT; the message once every file is up."""
+        index = len(message.attachment_ids)
+        if index == len(message.files):
+            self._post_message(message, 0)
+            return
+        file_name, content = message.files[index]
+        body = {"fileName": file_name, "contentType": "image/png", "size": len(content)}
+
+        def answered(answer: Answer) -> None:
+            if answer.status == 201:
+                assert self.s3 is not None
+                if self.world.draw(25, "file never uploaded") != 0:
+                    self.s3.put(self.s3.key_of(answer.body["uploadUrl"]), content, "image/png")
+                message.attachment_ids.append(answer.body["attachmentId"])
+                self._upload(message, 0)
+            elif (answer.status >= 500 or answer.status == 429) and attempt < RETRIES:
+                self.world.at(1.0 + self.world.draw(3, "retry delay"), lambda: self._upload(message, attempt + 1))
+
+        self._call("outbound_sender", "POST", "/cases/{caseId}/attachments", message.case_id, body, then=answered)
+
     def _post_message(self, message: LogicalMessage, attempt: int) -> None:
         body: dict[str, Any] = {"text": message.text, "authorType": "user"}
         if message.client_message_id:
             body["clientMessageId"] = message.client_message_id
+        if message.attachment_ids:
+            body["attachments"] = message.attachment_ids
 
         def answered(answer: Answer) -> None:
             if answer.status == 202:

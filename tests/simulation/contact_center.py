@@ -10,6 +10,7 @@ refused before anything happened; 429/500/503 before the effect; 504, a read tim
 from __future__ import annotations
 
 import functools
+import io
 import json
 import re
 from collections.abc import Callable
@@ -30,6 +31,7 @@ BASE_URL = "https://api.8x8.sim"
 CHANNEL_ID = "channel-1"
 API_KEY = "sim-api-key"
 MAX_DELIVERY_ATTEMPTS = 8
+FILE_HOST = "files.8x8.sim"  # where 8x8's pre-signed URLs to agents' files point
 _BEFORE = ("refused", "429", "500", "503", "timeout-before")
 _AFTER = ("504", "timeout-after", "reset-after")
 
@@ -54,6 +56,28 @@ class Delivery:
     pid: int
     at: float
     answered: bool = True  # the sender got 8x8's 2xx
+    attachments: list[str] = field(default_factory=list)  # 8x8's ids of the files it references
+
+
+@dataclass
+class Upload:
+    """A file casebridge uploaded to a conversation (POST …/attachments)."""
+
+    conversation_id: str
+    file_name: str
+    body: bytes
+
+
+@dataclass
+class AgentFile:
+    """A file an agent sent: served at its pre-signed URL until it expires, and at …/attachments/{id}/content
+    unless 8x8 no longer has it."""
+
+    conversation_id: str
+    file_name: str
+    body: bytes
+    url_expires_at: float
+    gone: bool = False
 
 
 @dataclass(eq=False)
@@ -71,6 +95,7 @@ class Emitted:
     given_up: bool = False
     faulted_deliveries: int = 0  # deliveries whose invocation met a fault (a second publish is then excused)
     early: bool = False  # casebridge kept it before its case knew the conversation
+    files: list[str] = field(default_factory=list)  # an agent message's files (8x8's ids)
 
 
 class ContactCenterModel:
@@ -81,6 +106,9 @@ class ContactCenterModel:
         self.signer = signer
         self.conversations: dict[str, Conversation] = {}
         self.deliveries: list[Delivery] = []
+        self.uploads: dict[str, Upload] = {}
+        self.files: dict[str, AgentFile] = {}
+        self._refused: dict[bytes, bool] = {}
         self.emitted: list[Emitted] = []
         self.skew_ms = 0
         self.runtime: LambdaRuntime | None = None
@@ -144,6 +172,9 @@ class ContactCenterModel:
         match = re.search(r"/jwk/([^/]+)/public$", path)
         if match:
             return "jwk", match.group(1), ""
+        match = re.search(r"/conversations/([^/]+)/attachments(?:/([^/]+)/content)?$", path)
+        if match:
+            return ("content" if match.group(2) else "upload"), match.group(1), match.group(2) or ""
         match = re.search(r"/conversations(?:/([^/]+))?(?:/(messages|typing|participants)(?:/(\w+))?)?$", path)
         if not match:
             raise AssertionError(f"the 8x8 model has no route for {path}")
@@ -171,6 +202,19 @@ class ContactCenterModel:
             return 404, {"message": "no such conversation"}
         if operation == "messages":
             return self._post(conversation, body)
+        if operation == "upload":
+            _, (file_name, stream, _) = next(iter(kwargs["files"].items()))
+            content = stream.read()
+            if self._refuses(content):  # the channel never takes this file: no retry or redrive can help
+                return 415, {"message": "unsupported media type for this channel"}
+            upload_id = self._next("att-")
+            self.uploads[upload_id] = Upload(conversation.id, str(file_name), content)
+            return 201, {"id": upload_id}
+        if operation == "content":
+            found = self.files.get(route[2])
+            if found is None or found.gone or found.conversation_id != conversation.id:
+                return 404, {"message": "no such attachment"}
+            return 200, _File(found.body)
         if operation == "typing":
             return 204, None
         if operation == "participants":
@@ -181,6 +225,11 @@ class ContactCenterModel:
                 self._start_interaction(conversation)
             return 200, {}
         raise AssertionError(f"the 8x8 model cannot {method} {operation}")
+
+    def _refuses(self, content: bytes) -> bool:
+        if content not in self._refused:
+            self._refused[content] = self.world.draw(20, "8x8 refuses the file") == 0
+        return self._refused[content]
 
     def _create(self, body: dict[str, Any]) -> tuple[int, Any]:
         customer = body.get("user" if self.gateway else "customer") or {}
@@ -208,10 +257,19 @@ class ContactCenterModel:
         proc = self.world.current
         assert proc is not None
         text = str(body.get("text", ""))
-        self.deliveries.append(Delivery(conversation.id, text, proc.pid, self.world.now))
+        references = [str(a["id"]) for a in body.get("attachments") or []]
+        self.deliveries.append(Delivery(conversation.id, text, proc.pid, self.world.now, attachments=references))
         proc.notes.setdefault("sent", []).append(len(self.deliveries) - 1)
         if self.gateway:
-            data = {"isEcho": True, "sender": {"id": "customer", "type": body.get("authorType", "user")}, "text": text}
+            data: dict[str, Any] = {
+                "isEcho": True,
+                "sender": {"id": "customer", "type": body.get("authorType", "user")},
+                "text": text,
+            }
+            if references:
+                data["attachments"] = [
+                    {"id": r, "fileName": self.uploads[r].file_name if r in self.uploads else r} for r in references
+                ]
             self.emit(conversation, "MESSAGE", data, kind="echo", timeline=False, bus=False)
         if not conversation.live:
             self._start_interaction(conversation)
@@ -283,7 +341,19 @@ class ContactCenterModel:
             if self.gateway:
                 # 8x8 writes the sender's type in more than one case (GATEWAY.md's own example has "").
                 sender = {"id": agent, "type": ("agent", "Agent", "AGENT")[self.world.draw(3, "sender type")]}
-                self.emit(conversation, "MESSAGE", {"isEcho": False, "sender": sender, "text": text})
+                data = {"isEcho": False, "sender": sender, "text": text}
+                files = self._agent_files(conversation) if self.world.draw(3, "agent sends files") == 1 else []
+                if files:
+                    data["attachments"] = [
+                        {
+                            "id": f,
+                            "type": "image",
+                            "fileName": self.files[f].file_name,
+                            "preSignedUrl": f"https://{FILE_HOST}/{f}?expires={self.files[f].url_expires_at:.0f}",
+                        }
+                        for f in files
+                    ]
+                self.emit(conversation, "MESSAGE", data, files=files)
             else:
                 self.emit(
                     conversation,
@@ -295,6 +365,38 @@ class ContactCenterModel:
             self._agent_event(conversation, "left", agent)
             conversation.agent = None
             conversation.live = False
+
+    def _agent_files(self, conversation: Conversation) -> list[str]:
+        """One or two files; each URL lives a while, briefly, or is expired on arrival; now and then 8x8 no longer
+        has the file by the time it is fetched."""
+        draw = self.world.draw
+        made = []
+        for _ in range(1 + draw(2, "agent files")):
+            file_id = self._next("file-")
+            lifetime = (3600.0, 20.0, 0.0)[draw(3, "file URL lifetime")]
+            body = f"agent file {file_id} of {conversation.id}".encode()
+            gone = draw(12, "file gone") == 0
+            self.files[file_id] = AgentFile(conversation.id, f"{file_id}.png", body, self.world.now + lifetime, gone)
+            made.append(file_id)
+        return made
+
+    def file_get(self, url: str, **_: Any) -> requests.Response:
+        """GET of an agent file's pre-signed URL (the copier's `requests.get`, no credentials)."""
+        fault = self.world.step(f"8x8 files GET {url}", "contact_center", ("refused", "500", "timeout-before"), 0.15)
+        if fault == "refused":
+            raise requests.ConnectionError("Connection refused (NewConnectionError)")
+        if fault == "timeout-before":
+            self.world.sleep(5.0)
+            raise requests.ReadTimeout("read timed out (sim)")
+        if fault == "500":
+            return _response(500, {"message": "injected"})
+        parts = urlsplit(url)
+        found = self.files.get(parts.path.lstrip("/"))
+        if parts.hostname != FILE_HOST or found is None or found.gone:
+            return _response(404, {"message": "no such file"})
+        if self.world.now >= found.url_expires_at:
+            return _response(403, {"message": "Request has expired"})
+        return _stream(found.body)
 
     def _agent_event(self, conversation: Conversation, change: str, agent: str) -> None:
         if self.gateway:
@@ -314,6 +416,7 @@ class ContactCenterModel:
         timeline: bool = True,
         bus: bool = True,
         message_type: str = "SYSTEM",
+        files: list[str] | None = None,
     ) -> None:
         conversation.last_ts = max(conversation.last_ts + 1, self.clock_ms())
         payload: dict[str, Any]
@@ -339,6 +442,7 @@ class ContactCenterModel:
             json.dumps(payload, separators=(",", ":")).encode(),
             timeline,
             bus,
+            files=list(files or ()),
         )
         self.emitted.append(event)
         self.world.log(f"   8x8: {event.event_id} {event.kind} on {conversation.id}")
@@ -388,10 +492,33 @@ class ContactCenterModel:
         )
 
 
+class _File:
+    """A file's bytes as 8x8 serves them: streamed (the copier reads `response.raw`)."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+
+class _Raw(io.BytesIO):
+    decode_content = False
+
+
+def _stream(body: bytes) -> requests.Response:
+    response = requests.Response()
+    response.status_code = 200
+    response.raw = _Raw(body)
+    response.headers = CaseInsensitiveDict({"Content-Type": "image/png", "Content-Length": str(len(body))})
+    return response
+
+
 def _response(status: int, body: Any, headers: dict[str, str] | None = None) -> requests.Response:
+    if isinstance(body, _File):
+        return _stream(body.body)
     response = requests.Response()
     response.status_code = status
     response._content = b"" if body is None else json.dumps(body).encode()
+    response._content_consumed = True  # type: ignore[attr-defined]  # read whole: closing it closes nothing more
+    response.raw = _Raw(response._content)
     response.headers = CaseInsensitiveDict({"Content-Type": "application/json", **(headers or {})})
     response.encoding = "utf-8"
     return response

@@ -10,7 +10,8 @@
 5. a channel reading the timeline page by page with its cursor ends up with every event, none twice;
 6. the case's derived state is the state its 8x8 events give in 8x8's order, whatever order they arrived in;
 7. no 5xx for a valid request unless a fault was injected into it, no 4xx to a genuine 8x8 event, and nothing
-   pending in any outbox once the world is quiet.
+   pending in any outbox once the world is quiet;
+8.-10. files both ways and the dead-letter redrive: invariants_files.py.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import itertools
 import json
 from collections import Counter
 from typing import TYPE_CHECKING, Any
+
+from tests.simulation.invariants_files import check_files_and_redrive
 
 if TYPE_CHECKING:
     from tests.simulation.simulation import Simulation
@@ -42,6 +45,7 @@ def check_invariants(sim: Simulation) -> list[str]:
     violations += events_on_timeline_and_bus(sim)
     violations += answers_and_outbox(sim)
     violations += derived_state_independent_of_arrival(sim)
+    violations += check_files_and_redrive(sim)
     # Last: the channel's final reads go through the real API, which publishes what is pending (checked above).
     violations += cursor_reads_everything_once(sim)
     return violations

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError, ReadTimeoutError
@@ -54,8 +54,10 @@ class FifoQueue:
         max_receive_count: int = 0,
         dlq: FifoQueue | None = None,
         per_group_deduplication: bool = False,
+        fifo: bool = True,
     ) -> None:
         self.world = world
+        self.fifo = fifo  # a standard queue: no groups, no deduplication (the attachment copy queue)
         self.name = name
         self.url = f"https://sqs.us-east-1.amazonaws.com/{ACCOUNT}/{name}"
         self.arn = f"arn:aws:sqs:us-east-1:{ACCOUNT}:{name}"
@@ -69,14 +71,17 @@ class FifoQueue:
         self.sent: list[QueuedMessage] = []  # every message ever enqueued, in order (the simulation's bookkeeping)
         self.deduplicated = 0
         self.silently_dead_lettered: list[QueuedMessage] = []
+        self.dropped: list[QueuedMessage] = []  # sends the deduplication window dropped (body kept for the checks)
+        self.moved_back: list[QueuedMessage] = []  # what SQS's own redrive took from this (dead-letter) queue
         self.on_change: Callable[[float], None] = lambda when: None
 
     def send(self, body: str, group: str, deduplication_id: str, attributes: dict[str, Any] | None = None) -> str:
         now = self.world.now
         dedup_key = f"{group}/{deduplication_id}" if self.per_group_deduplication else deduplication_id
-        known = self._dedup.get(dedup_key)
+        known = self._dedup.get(dedup_key) if self.fifo else None
         if known and known[0] > now:
             self.deduplicated += 1
+            self.dropped.append(QueuedMessage(known[1], body, group, deduplication_id, 0, now))
             self.world.log(f"   sqs {self.name}: deduplicated {deduplication_id}")
             return known[1]
         self._sequence += 1
@@ -96,8 +101,10 @@ class FifoQueue:
         for message in list(self.messages):
             if len(taken) >= limit:
                 break
-            if message.group in locked:
+            if self.fifo and message.group in locked:
                 continue
+            if not self.fifo and message.receipt is not None and message.visible_at > now:
+                continue  # in flight
             message.receive_count += 1
             if self.max_receive_count and message.receive_count > self.max_receive_count and self.dlq is not None:
                 # SQS's own redrive: the message leaves without the sender knowing.
@@ -134,6 +141,19 @@ class FifoQueue:
             raise _error("MessageNotInflight", "the message is not in flight", "ChangeMessageVisibility")
         message.visible_at = self.world.now + seconds
         self.on_change(message.visible_at)
+
+    def move_to(self, source: FifoQueue) -> int:
+        """SQS's own DLQ redrive (the console's "start DLQ redrive", StartMessageMoveTask): each message goes back
+        to its source queue as it is (body, group, attributes; a new SQS message), its deduplication id kept."""
+        moved = 0
+        for message in list(self.messages):
+            if message.receipt is not None and message.visible_at > self.world.now:
+                continue  # in flight: the task takes it later
+            self.messages.remove(message)
+            source.send(message.body, message.group, message.deduplication_id, message.attributes)
+            self.moved_back.append(replace(message, sent_at=self.world.now))
+            moved += 1
+        return moved
 
     def wire(self, message: QueuedMessage) -> dict[str, Any]:
         return {
@@ -190,7 +210,7 @@ class SqsClient:
         self._call("SendMessageBatch", queue, ("throttle", "unavailable"))
         done = []
         for entry in Entries:
-            queue.send(entry["MessageBody"], entry["MessageGroupId"], entry["MessageDeduplicationId"])
+            queue.send(entry["MessageBody"], entry.get("MessageGroupId", ""), entry.get("MessageDeduplicationId", ""))
             done.append({"Id": entry["Id"], "MessageId": "x"})
         return {"Successful": done, "Failed": []}
 
@@ -231,7 +251,9 @@ class EventSourceMapping:
         function: str,
         batch_size: int = 10,
         concurrency: int = 5,
+        name: str = "sender batch",
     ) -> None:
+        self.name = name
         self.world = world
         self.queue = queue
         self.runtime = runtime
@@ -268,9 +290,7 @@ class EventSourceMapping:
             self.batches += 1
             event = sqs_event([self.queue.wire(m) for m in batch], self.queue.arn)
             receipts = {m.message_id: m.receipt for m in batch}
-            self.runtime.invoke(
-                self.function, event, functools.partial(self._done, receipts=receipts), name="sender batch"
-            )
+            self.runtime.invoke(self.function, event, functools.partial(self._done, receipts=receipts), name=self.name)
 
     def _done(self, proc: Proc, *, receipts: dict[str, str | None]) -> None:
         self.active -= 1

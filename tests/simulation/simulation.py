@@ -1,5 +1,6 @@
 """One simulated history: the world assembled from the stand-ins, the real handlers in Lambda containers, the
-channel's and 8x8's traffic, an operator's redrive, and the invariants checked once the world is quiet.
+channel's and 8x8's traffic (files both ways), an operator's redrive (casebridge's tool or SQS's own), and the
+invariants checked once the world is quiet.
 
     result = run_seed(42)            # a history chosen by seed 42
     result = run_seed(42, choices=c)  # the same history with its choices replaced (shrinking)
@@ -18,10 +19,18 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 
 from tests.simulation.channel import Channel
-from tests.simulation.contact_center import API_KEY, BASE_URL, CHANNEL_ID, ContactCenterModel, ContactCenterSession
+from tests.simulation.contact_center import (
+    API_KEY,
+    BASE_URL,
+    CHANNEL_ID,
+    FILE_HOST,
+    ContactCenterModel,
+    ContactCenterSession,
+)
 from tests.simulation.dynamodb import InMemoryDynamoDB, Key
 from tests.simulation.queues import EventBridge, EventSourceMapping, FifoQueue, SqsClient
-from tests.simulation.world import EPOCH_S, Faults, LambdaRuntime, Proc, World, fault_excused
+from tests.simulation.storage import BUCKET, S3
+from tests.simulation.world import Faults, LambdaRuntime, Proc, World, fault_excused
 from tests.support.lambdas import load_function
 from tests.support.signing import TENANT_ID, WebhookSigner, new_rsa_key
 
@@ -89,7 +98,13 @@ class Simulation:
             dlq=self.dlq,
             per_group_deduplication=True,
         )
-        self.sqs = SqsClient(world, [self.queue, self.dlq])
+        # The attachment copy queue: SQS standard, maxReceiveCount 20 into its own dead-letter queue (template.yaml).
+        self.copy_dlq = FifoQueue(world, "attachment-copy-dlq", visibility_timeout=30, fifo=False)
+        self.copy_queue = FifoQueue(
+            world, "attachment-copy", visibility_timeout=360, max_receive_count=20, dlq=self.copy_dlq, fifo=False
+        )
+        self.sqs = SqsClient(world, [self.queue, self.dlq, self.copy_queue, self.copy_dlq])
+        self.s3 = S3(world)
         self.bus = EventBridge(world)
         self.model = ContactCenterModel(world, api, _signer())
         # template.yaml: IntakeReservedConcurrency (default 20) caps the webhook intake; one outbox sweep at a time.
@@ -98,7 +113,12 @@ class Simulation:
         )
         self.model.runtime = self.runtime
         self.esm = EventSourceMapping(world, self.queue, self.runtime, "outbound_sender", concurrency=1000)
+        self.copier = EventSourceMapping(
+            world, self.copy_queue, self.runtime, "attachment_copier", concurrency=5, name="copier batch"
+        )
         self.channel = Channel(world, self.runtime, api == "chat-gateway-v1")
+        self.channel.s3 = self.s3
+        self.redrives: list[str] = []  # how each redrive was made: "tool" (scripts/redrive.py) or "console" (SQS's)
         self.bus.on_published = self.channel.nudge
         self._sweeping = False
         self._idle_sweeps = 0
@@ -121,6 +141,7 @@ class Simulation:
 
     def build_services(self) -> Any:
         """What services.build_services makes in a container, over the stand-ins."""
+        from casebridge.attachments.storage import AttachmentBucket  # noqa: PLC0415
         from casebridge.contact_center.chat_api_v2 import ChatApiV2Client, token_fetcher  # noqa: PLC0415
         from casebridge.contact_center.chat_gateway_v1 import ChatGatewayV1Client  # noqa: PLC0415
         from casebridge.contact_center.token_store import TableTokenCache  # noqa: PLC0415
@@ -150,6 +171,10 @@ class Simulation:
             max_send_attempts=5,
             retry_base_seconds=2.0,
             retry_cap_seconds=60.0,
+            attachments_bucket_name=BUCKET,
+            attachment_copy_queue_url=self.copy_queue.url,
+            attachment_source_hosts=FILE_HOST,
+            attachment_copy_max_receives=20,
         )
         session: Any = ContactCenterSession(self.model)
         store = CaseStore(TABLE, client=self.ddb)  # type: ignore[arg-type]
@@ -161,7 +186,7 @@ class Simulation:
         else:
             contact_center = ChatGatewayV1Client(BASE_URL, TENANT_ID, lambda: API_KEY, session=session)
         keys = JwkCache(http_jwk_fetcher(jwk_url_template(self.api, BASE_URL, "us"), session=session))
-        return Services(
+        services = Services(
             settings=settings,
             store=store,
             publisher=EventPublisher(BUS, client=self.bus),  # type: ignore[arg-type]
@@ -170,12 +195,15 @@ class Simulation:
             verifier=WebhookVerifier(TENANT_ID, keys, tolerance_s=300),
             webhook_parser=webhook_parser(self.api),
         )
+        vars(services)["_attachment_bucket"] = AttachmentBucket(BUCKET, client=self.s3)  # type: ignore[arg-type]
+        return services
 
     # ---- the world's rules, for the length of one history ---------------------------------------------
     @contextlib.contextmanager
     def patched(self) -> Iterator[None]:
-        import scripts.redrive  # noqa: PLC0415
+        import scripts.redrive  # noqa: F401, PLC0415 - the tools put the casebridge layer on the path (make simulate)
         from casebridge import aws, clock, messages, observability, services  # noqa: PLC0415
+        from casebridge.attachments import sources, uploads  # noqa: PLC0415
 
         ids = __import__("random").Random(self.world.seed * 7919 + 1)
         saved: list[tuple[Any, str, Any]] = []
@@ -190,8 +218,11 @@ class Simulation:
         patch(uuid, "uuid4", lambda: uuid.UUID(int=ids.getrandbits(128), version=4))
         patch(messages, "random", __import__("random").Random(self.world.seed))
         patch(aws, "boto3", SimpleNamespace(client=no_real_aws))
+        patch(uploads, "secrets", SimpleNamespace(token_urlsafe=lambda n: f"up{ids.getrandbits(8 * n):x}"))
+        patch(aws, "sqs_client", lambda: self.sqs)  # the copy jobs' queue (agent_files asks for the shared client)
+        patch(sources, "requests", SimpleNamespace(get=self.model.file_get))  # 8x8's pre-signed file URLs
+        patch(sources, "resolve", lambda host, port: ["93.184.216.34"])  # 8x8's file host: a public address
         patch(observability.metrics, "add_metric", lambda *a, **k: None)
-        patch(scripts.redrive, "time", SimpleNamespace(time=lambda: EPOCH_S + self.world.now))
         aws.reset_clients()
         clock.set_clock(SimClock(self.world))
         self.world.on_switch = lambda proc: services.set_services(
@@ -233,13 +264,22 @@ class Simulation:
 
     # ---- the operator ---------------------------------------------------------------------------------
     def redrive(self) -> None:
+        """The operator moves the dead-letter queue back: with casebridge's tool (a new redrive number in each body),
+        or with SQS's console ("start DLQ redrive": every body as it was)."""
         import scripts.redrive  # noqa: PLC0415
+
+        if self.world.draw(2, "redrive with") == 1:
+            self.redrives.append("console")
+            moved = self.dlq.move_to(self.queue)
+            self.world.log(f"   operator: SQS's DLQ redrive (console) moved {moved} message(s) back as they were")
+            return
 
         def run() -> int:
             with contextlib.redirect_stdout(None):
                 return scripts.redrive.redrive(self.sqs, self.dlq.url, self.queue.url)  # type: ignore[arg-type]
 
-        self.world.log("   operator: redrive of the dead-letter queue")
+        self.redrives.append("tool")
+        self.world.log("   operator: redrive of the dead-letter queue (scripts/redrive.py)")
         self.world.spawn("operator redrive", run, faultless=True)
 
     # ---- the table as it is (ground truth for the checks) ---------------------------------------------
@@ -282,6 +322,7 @@ def draw_faults(world: World) -> Faults:
         contact_center=pick((0, 30, 80, 150), "8x8 faults"),
         kill=pick((0, 5, 20), "kills"),
         cold=pick((0, 100, 400), "cold starts"),
+        s3=pick((0, 20, 60), "s3 faults"),
     )
 
 

@@ -172,6 +172,38 @@ def outbox_without_a_sweeper(monkeypatch: pytest.MonkeyPatch) -> Iterator[Defect
     )
 
 
+@pytest.fixture
+def adopted_early_agent_file_published_with_the_url(monkeypatch: pytest.MonkeyPatch) -> Defect:
+    """An agent's file that arrived before its case knew the conversation is adopted as 8x8 sent it: no casebridge
+    attachmentId, no copy, 8x8's pre-signed URL on the timeline and the bus."""
+    from casebridge import cases  # noqa: PLC0415
+
+    monkeypatch.setattr(cases, "_with_attachment_references", lambda services, case_id, entry: entry)
+    return Defect(
+        "an adopted early agent file published with 8x8's URL",
+        lambda v, r: v.startswith("[9 agent files]") and "pre-signed URL" in v,
+        "chat-gateway-v1",
+    )
+
+
+@pytest.fixture
+def console_redrive_taken_for_a_redelivery(monkeypatch: pytest.MonkeyPatch) -> Defect:
+    """A message SQS's own redrive moved back as it was (same body, same redrive number) is taken for a queue
+    redelivery of the dead-lettered one: ignored, and gone from both queues."""
+    from casebridge import messages  # noqa: PLC0415
+
+    original = messages._already_dead_lettered
+
+    def by_body_only(services: Any, case: Any, record: Any, message: Any, queue_message_id: str) -> bool:
+        return original(services, case, record, message, "")
+
+    monkeypatch.setattr(messages, "_already_dead_lettered", by_body_only)
+    return Defect(
+        "a console redrive taken for a redelivery",
+        lambda v, r: v.startswith("[10 redrive]") and "SQS's DLQ redrive" in v,
+    )
+
+
 # ---- the tests ------------------------------------------------------------------------------------------------------
 
 
@@ -205,3 +237,15 @@ def test_a_publish_skipped_after_a_record_is_found(
 
 def test_an_outbox_without_a_sweeper_is_found(outbox_without_a_sweeper: Defect, bounded_run: RunSummary) -> None:
     _found(outbox_without_a_sweeper, bounded_run)
+
+
+def test_an_adopted_early_agent_file_published_with_the_url_is_found(
+    adopted_early_agent_file_published_with_the_url: Defect, bounded_run: RunSummary
+) -> None:
+    _found(adopted_early_agent_file_published_with_the_url, bounded_run)
+
+
+def test_a_console_redrive_taken_for_a_redelivery_is_found(
+    console_redrive_taken_for_a_redelivery: Defect, bounded_run: RunSummary
+) -> None:
+    _found(console_redrive_taken_for_a_redelivery, bounded_run)

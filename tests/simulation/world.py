@@ -42,6 +42,7 @@ class Faults:
     contact_center: int = 0
     kill: int = 0
     cold: int = 0
+    s3: int = 0
 
     def rate(self, service: str) -> int:
         return int(getattr(self, service))

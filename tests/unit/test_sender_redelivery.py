@@ -105,6 +105,48 @@ def test_a_message_moved_back_from_the_dead_letter_queue_is_delivered_whichever_
     assert receive(fifo_queues.dead_letter_url) == [] and receive(fifo_queues.outbound_url) == []
 
 
+def test_the_redrive_script_never_loses_a_message_that_fails_again_while_it_runs(
+    functions: SimpleNamespace,
+    services: Any,
+    fake_8x8: FakeContactCenter,
+    fifo_queues: Any,
+    event_bus: Any,
+    monkeypatch: Any,
+) -> None:
+    """The sender takes the moved message at once and 8x8 refuses it again within the same second, while the script
+    is still emptying the dead-letter queue: the script must not move it a second time (a deduplication id made of
+    the message id and the second would be dropped by SQS, and the copy it deletes would be the last one), nor
+    circle it until its limit. The message ends on the dead-letter queue, moved once, with two MessageFailed."""
+    import scripts.redrive  # noqa: PLC0415
+
+    # One second for the whole run (the old deduplication id was made of it); raising=False: the script may not
+    # read the time at all.
+    monkeypatch.setattr(scripts.redrive, "time", SimpleNamespace(time=lambda: 1_767_225_600.0), raising=False)
+    open_case(functions)
+    [message_id] = accept_messages(functions.outbound, "refused for good")
+    refuse(fake_8x8, 10)
+    assert drain(functions, fifo_queues.outbound_url) == []
+    sqs = aws_client("sqs")
+
+    class SenderRunsAtOnce:
+        """The queue's event source mapping delivering each moved message before the script goes on."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(sqs, name)
+
+        def send_message(self, **kwargs: Any) -> Any:
+            answer = sqs.send_message(**kwargs)
+            drain(functions, fifo_queues.outbound_url)
+            return answer
+
+    moved = redrive(SenderRunsAtOnce(), fifo_queues.dead_letter_url, fifo_queues.outbound_url, limit=5)  # type: ignore[arg-type]
+    assert receive(fifo_queues.outbound_url) == []
+    left = [json.loads(m["Body"])["messageId"] for m in receive(fifo_queues.dead_letter_url)]
+    assert left == [message_id], "the message waits on the dead-letter queue (at once, for the next redrive)"
+    assert moved == 1
+    assert len(failed_events(event_bus)) == 2
+
+
 def test_the_queues_redelivery_of_a_dead_lettered_message_is_still_not_sent(
     functions: SimpleNamespace, services: Any, fake_8x8: FakeContactCenter, fifo_queues: Any
 ) -> None:
