@@ -140,6 +140,10 @@ class InvocationLogStream:
     def close(self) -> None:
         self._stream.close()
 
+    @property
+    def closed(self) -> bool:
+        return self._stream.closed
+
 
 def load_module(name: str, path: Path) -> ModuleType:
     """Import a file under a module name of our choice (each function's app.py gets its own name)."""

@@ -387,13 +387,20 @@ class LocalStack:
         self._log_stream = InvocationLogStream(path.open("w", encoding="utf-8"))
         for handler in logging.getLogger("casebridge").handlers:
             if isinstance(handler, logging.StreamHandler):
+                if getattr(handler.stream, "closed", False):
+                    # Its stream was closed under it (the logger was made inside a pytest capture that has ended):
+                    # setStream would flush it and fail.
+                    handler.stream = sys.stderr
                 previous = handler.setStream(self._log_stream)
                 if previous is not None:
                     self._replaced_streams.append((handler, previous))
 
     def _close_function_logs(self) -> None:
+        # Two stacks in one process (tests) route and restore in any order: give a handler back only if it still
+        # writes here, and never to a stream another stack has closed meanwhile.
         for handler, previous in self._replaced_streams:
-            handler.setStream(previous)
+            if handler.stream is self._log_stream:
+                handler.setStream(sys.stderr if getattr(previous, "closed", False) else previous)
         self._replaced_streams.clear()
         if self._log_stream is not None:
             self._log_stream.close()

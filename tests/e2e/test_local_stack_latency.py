@@ -20,6 +20,7 @@ from scripts.local_stack.functions import MAX_CONTAINERS, LocalFunction
 from scripts.local_stack.sqs_poller import SqsPoller
 from scripts.local_stack.template import SqsSource
 from tests.e2e.e2e_support import wait_until
+from tests.support.aws import create_keyed_table
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
@@ -205,15 +206,7 @@ def test_a_long_poll_looks_again_when_its_queue_changes() -> None:
 
 def test_a_transaction_with_a_failed_condition_changes_nothing(aws: AwsStandIn) -> None:
     ddb = aws.dynamodb
-    ddb.create_table(
-        TableName="transactions",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_keyed_table(ddb, "transactions")
     case = {"pk": {"S": "case#1"}, "sk": {"S": "case"}}
     ddb.put_item(TableName="transactions", Item={**case, "version": {"N": "1"}})
 

@@ -16,6 +16,7 @@ from moto import mock_aws
 
 from scripts.local_stack import moto_process
 from scripts.local_stack.aws_standin import AwsStandIn
+from tests.support.aws import create_keyed_table
 
 
 @pytest.fixture(scope="module")
@@ -59,15 +60,7 @@ def test_a_connection_stays_open_between_requests(stand_in: AwsStandIn) -> None:
 
 def exercise(dynamodb: Any) -> list[Any]:
     """Data-plane calls over every attribute type; the answers as a client reads them."""
-    dynamodb.create_table(
-        TableName="answers",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_keyed_table(dynamodb, "answers")
     every_type = {
         "s": {"S": "text é ✓"},
         "n": {"N": "12.50"},

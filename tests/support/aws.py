@@ -83,6 +83,19 @@ def serialise_dynamodb(monkeypatch: Any) -> None:
     monkeypatch.setattr(DynamoHandler, "call_action", _serialised(DynamoHandler.call_action))
 
 
+def create_keyed_table(dynamodb: Any, name: str) -> None:
+    """An on-demand table keyed like casebridge's (string pk and sk), for tests of the AWS stand-ins themselves."""
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
 # ---- clients -----------------------------------------------------------------------------------
 @functools.cache
 def aws_client(service: str) -> Any:

@@ -12,7 +12,7 @@ import pytest
 
 from casebridge import clock
 from casebridge.business_api.models import OpenConversationRequest
-from casebridge.cases import open_conversation
+from casebridge.cases import RECORD_TRIES, customer_leaves, open_conversation
 from casebridge.errors import Conflict, ContactCenterUnavailable
 from casebridge.outbox_sweeper import sweep_outbox
 from casebridge.store import StaleCase
@@ -135,3 +135,22 @@ def test_taking_in_a_new_conversation_is_the_openers_turn_until_it_lets_go(
     assert case.early_events_untaken and not case.take_in_due(clock.now_ms())  # the opener's turn
     services.store.let_go_of_take_in(CASE_ID)  # the opener failed and let go
     assert services.store.get_case(CASE_ID).take_in_due(clock.now_ms())
+
+
+def test_a_customer_leaving_after_the_opener_lost_conversation_opened_finds_it_first_on_the_timeline(
+    services: Any, fake_8x8: FakeContactCenter, stepping: SteppingClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = services.store.record_case_event
+    lost: list[str] = []
+
+    def busy_once(case: Any, entry: Any, *args: Any, **kwargs: Any) -> Any:
+        if entry.type == "ConversationOpened" and len(lost) < RECORD_TRIES:  # every try of the opener loses
+            lost.append(entry.event_id)
+            raise StaleCase("another writer took the case's next sequence")
+        return original(case, entry, *args, **kwargs)
+
+    monkeypatch.setattr(services.store, "record_case_event", busy_once)
+    with pytest.raises(Conflict):
+        open_conversation(services, CASE_ID, OpenConversationRequest())
+    customer_leaves(services, CASE_ID)
+    assert timeline_types(services) == ["ConversationOpened", "CustomerLeft"]

@@ -258,13 +258,6 @@ def test_orphan_after_the_mapping_exists_is_stale(store: CaseStore) -> None:
     assert store.early_events("conv-1") == []
 
 
-def test_drop_early_event(store: CaseStore) -> None:
-    e = entry("evt-1", 1_000, "conv-early")
-    store.record_early_event(receipt("evt-1"), e)
-    store.drop_early_event(e)
-    assert store.early_events("conv-early") == []
-
-
 def test_orphan_adoption_moves_the_event_to_the_case(services: object) -> None:
     store: CaseStore = services.store  # type: ignore[attr-defined]
     queued = entry("evt-q", 1_000, "conv-1", occurred_at=500, detail={"queueId": "101", "queueName": "Support"})

@@ -376,18 +376,22 @@ def read_case(services: Services, case_id: str) -> CaseRecord:
 def customer_leaves(services: Services, case_id: str) -> CaseRecord:
     """The customer left. Idempotent: leaving a closed case changes nothing."""
     case = require_case(services, case_id)
-    if not case.conversation_id:
+    conversation_id = case.conversation_id
+    if not conversation_id:
         raise Conflict("the case's conversation is still being opened; retry shortly", retry_after=1)
-    logger.append_keys(conversationId=case.conversation_id)
+    logger.append_keys(conversationId=conversation_id)
+    if case.take_in_due(now_ms()):  # ConversationOpened before CustomerLeft on the timeline
+        take_in_opening_of(services, case)
+        case = require_case(services, case_id)
     flush_outbox(services, case)
     if case.live.state is CaseState.CLOSED:
         return case
-    services.contact_center.customer_leaves(case.conversation_id)
+    services.contact_center.customer_leaves(conversation_id)
     left_at = now_ms()
     entry = TimelineEntry(
-        event_id=f"left-{case.conversation_id}-{left_at}",
+        event_id=f"left-{conversation_id}-{left_at}",
         type=EventKind.CUSTOMER_LEFT.value,
-        conversation_id=case.conversation_id,
+        conversation_id=conversation_id,
         occurred_at=left_at,
         received_at=left_at,
     )

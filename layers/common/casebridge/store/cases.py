@@ -349,10 +349,6 @@ class CaseItems(TableAccess):
                 ConditionExpression="attribute_exists(pk)",
             )
 
-    def timeline_entries(self, case_id: str, sort_keys: set[str]) -> list[TimelineEntry]:
-        found = self._batch_get([key(case_pk(case_id), sk) for sk in sorted(sort_keys)])
-        return sorted((entry_read_back(i) for i in found), key=lambda e: e.sort_key)
-
     def request_reopen(self, case: CaseRecord, message_id: str) -> bool:
         """A message asks 8x8 for a new interaction: the next QUEUED reopens even a closed case.
         False: the case changed meanwhile."""

@@ -88,9 +88,6 @@ class WebhookItems(TableAccess):
         )
         return [entry_read_back(i) for i in answer.get("Items", [])]
 
-    def drop_early_event(self, entry: TimelineEntry) -> None:
-        self.client.delete_item(TableName=self.table, Key=key(conversation_pk(entry.conversation_id), entry.sort_key))
-
     def lookup_for_webhook(
         self, conversation_id: str, tenant_id: str, event_id: str, body_sha256: str | None = None
     ) -> WebhookLookup:
