@@ -16,6 +16,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from scripts.local_stack.channel_push import Delivery
 from scripts.local_stack.stack import LocalStack, StackOptions
+from scripts.redrive_channel_webhooks import deliver_to, redrive
 from tests.e2e.e2e_support import Client, e2e_emulator_config, wait_until
 
 
@@ -308,6 +309,39 @@ def test_a_4xx_dead_letters_the_event_with_its_reason_and_the_case_goes_on(
     )
     bodies = [json.loads(m["Body"]) for m in dead]
     assert [(b["caseId"], b["event"]["text"], b["reason"]) for b in bodies] == [(case_id, "refused", "HTTP 400")]
+
+
+def test_the_redrive_delivers_a_dead_lettered_event_signed_once_the_channel_takes_it(
+    client: Client, stack: LocalStack, opened: tuple[str, str]
+) -> None:
+    case_id, _ = opened
+    receiver = stack.webhook_receiver
+    assert receiver is not None
+    receiver.wait_for(lambda _: len(receiver.verified(case_id)) >= 3)
+    receiver.script(case_id, [400])
+    agent_says(client, case_id, "parked")
+    agent_says(client, case_id, "after")
+    receiver.wait_for(lambda _: any(d.event.get("text") == "after" for d in receiver.verified(case_id)))
+    parked = next(d.event["eventId"] for d in receiver.for_case(case_id) if d.event.get("text") == "parked")
+    sqs, dlq_url = stack.aws.sqs, stack.environment["CHANNEL_WEBHOOK_DLQ_URL"]
+    deliver = deliver_to(receiver.url, receiver.secret, timeout=5)
+
+    wait_until("the parked event on the dead-letter queue", lambda: parked in listing(sqs, dlq_url))
+    assert not any(d.event.get("text") == "parked" for d in receiver.verified(case_id))
+    receiver.script(case_id, [503])  # the channel is not fixed yet: the event stays
+    assert parked in redrive(sqs, dlq_url, deliver).left
+    assert parked in listing(sqs, dlq_url)
+
+    assert parked in redrive(sqs, dlq_url, deliver).delivered  # fixed now
+    assert parked not in listing(sqs, dlq_url)
+    taken = [d for d in receiver.verified(case_id) if d.event.get("text") == "parked"]
+    assert len(taken) == 1 and taken[0].headers["webhook-id"] == parked == taken[0].event["eventId"]
+    assert [d.status for d in receiver.for_case(case_id) if d.event.get("text") == "parked"] == [400, 503, 204]
+
+
+def listing(sqs: Any, dlq_url: str) -> list[str]:
+    """The dead-letter queue's events, as a dry run lists them (it delivers nothing and leaves them visible)."""
+    return redrive(sqs, dlq_url, lambda _: pytest.fail("a dry run delivers nothing"), dry_run=True).delivered
 
 
 def test_a_slow_channel_holds_up_neither_the_intake_nor_another_case(client: Client, stack: LocalStack) -> None:

@@ -129,7 +129,7 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return min(max(0.0, seconds), RETRY_AFTER_CAP_SECONDS)
 
 
-def post_event(settings: Settings, hook: Webhook, frame: dict[str, Any]) -> Outcome:
+def post_event(url: str, timeout: float, hook: Webhook, frame: dict[str, Any]) -> Outcome:
     """POST one event, signed. Never raises for the channel's answers or network failures: they are outcomes."""
     now = datetime.now(UTC)
     body = json.dumps(
@@ -144,10 +144,9 @@ def post_event(settings: Settings, hook: Webhook, frame: dict[str, Any]) -> Outc
         "webhook-timestamp": str(int(now.timestamp())),
         "webhook-signature": hook.sign(msg_id=event_id, timestamp=now, data=body),
     }
-    url = check_webhook_url(settings.channel_webhook_url)
     try:
         answer = session().post(
-            url, data=body, headers=headers, timeout=settings.channel_webhook_timeout_seconds, allow_redirects=False
+            check_webhook_url(url), data=body, headers=headers, timeout=timeout, allow_redirects=False
         )
     except requests.RequestException as error:
         return Outcome(False, retryable=True, reason=f"{type(error).__name__}")
@@ -164,7 +163,7 @@ def deliver_case(services: Services, job: WebhookJob, hook: Webhook) -> int:
     DeliveryDeferred: an event failed in a way that may pass; the job comes back after the delay."""
     store, settings, case_id = services.store, services.settings, job.case_id
     if not job.sequence:  # not on the timeline (AgentTyping): one attempt, never retried (late is worse than none)
-        outcome = post_event(settings, hook, job.event)
+        outcome = post_event(settings.channel_webhook_url, settings.channel_webhook_timeout_seconds, hook, job.event)
         if not outcome.delivered:
             metrics.add_metric(name="ChannelTypingNotDelivered", unit=MetricUnit.Count, value=1)
         return int(outcome.delivered)
@@ -177,7 +176,7 @@ def deliver_case(services: Services, job: WebhookJob, hook: Webhook) -> int:
         entries = store.timeline_after(case_id, sent, PAGE)
         for entry in entries:
             frame = entry_frame(entry, case_id)
-            outcome = post_event(settings, hook, frame)
+            outcome = post_event(settings.channel_webhook_url, settings.channel_webhook_timeout_seconds, hook, frame)
             if outcome.delivered:
                 store.webhook_sent(case_id, entry.sequence)
             else:
