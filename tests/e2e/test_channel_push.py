@@ -14,7 +14,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from scripts.local_stack.channel_push import Delivery
+from scripts.local_stack.channel_push import Delivery, WebhookReceiver
 from scripts.local_stack.stack import LocalStack, StackOptions
 from scripts.redrive_channel_webhooks import deliver_to, redrive
 from tests.e2e.e2e_support import Client, e2e_emulator_config, wait_until
@@ -289,17 +289,23 @@ def test_no_event_of_a_case_overtakes_another_under_retries_and_other_cases_go_o
             client.call("DELETE", f"/cases/{case_id}/conversation")
 
 
+def refused_then_went_on(client: Client, stack: LocalStack, case_id: str, text: str) -> WebhookReceiver:
+    """The channel answers 400 to the agent's `text` (given up at once), then takes the case's next event."""
+    receiver = stack.webhook_receiver
+    assert receiver is not None
+    receiver.wait_for(lambda _: len(receiver.verified(case_id)) >= 3)  # opened, queued, agent joined
+    receiver.script(case_id, [400])
+    agent_says(client, case_id, text)
+    agent_says(client, case_id, "next")
+    receiver.wait_for(lambda _: any(d.event.get("text") == "next" for d in receiver.verified(case_id)))
+    return receiver
+
+
 def test_a_4xx_dead_letters_the_event_with_its_reason_and_the_case_goes_on(
     client: Client, stack: LocalStack, opened: tuple[str, str]
 ) -> None:
     case_id, _ = opened
-    receiver = stack.webhook_receiver
-    assert receiver is not None
-    receiver.wait_for(lambda _: len(receiver.verified(case_id)) >= 3)
-    receiver.script(case_id, [400])
-    agent_says(client, case_id, "refused")
-    agent_says(client, case_id, "next")
-    receiver.wait_for(lambda _: any(d.event.get("text") == "next" for d in receiver.verified(case_id)))
+    receiver = refused_then_went_on(client, stack, case_id, "refused")
     assert [d.status for d in receiver.for_case(case_id) if d.event.get("text") == "refused"] == [400]
     sqs = stack.aws.sqs
     dlq_url = stack.environment["CHANNEL_WEBHOOK_DLQ_URL"]
@@ -315,13 +321,7 @@ def test_the_redrive_delivers_a_dead_lettered_event_signed_once_the_channel_take
     client: Client, stack: LocalStack, opened: tuple[str, str]
 ) -> None:
     case_id, _ = opened
-    receiver = stack.webhook_receiver
-    assert receiver is not None
-    receiver.wait_for(lambda _: len(receiver.verified(case_id)) >= 3)
-    receiver.script(case_id, [400])
-    agent_says(client, case_id, "parked")
-    agent_says(client, case_id, "after")
-    receiver.wait_for(lambda _: any(d.event.get("text") == "after" for d in receiver.verified(case_id)))
+    receiver = refused_then_went_on(client, stack, case_id, "parked")
     parked = next(d.event["eventId"] for d in receiver.for_case(case_id) if d.event.get("text") == "parked")
     sqs, dlq_url = stack.aws.sqs, stack.environment["CHANNEL_WEBHOOK_DLQ_URL"]
     deliver = deliver_to(receiver.url, receiver.secret, timeout=5)
