@@ -41,9 +41,13 @@ def test_a_bounded_run_keeps_every_invariant(bounded_run: RunSummary) -> None:
 PENDING = "the fix is being made on another branch: remove the entry once it lands"
 
 
+NONE_OPEN = pytest.param(None, marks=pytest.mark.skip(reason="no known open defect (known_open.py is empty)"))
+
+
 @pytest.mark.parametrize(
     "defect",
-    [pytest.param(k, marks=pytest.mark.xfail(strict=not k.rare, reason=PENDING), id=k.name) for k in KNOWN_OPEN],
+    [pytest.param(k, marks=pytest.mark.xfail(strict=not k.rare, reason=PENDING), id=k.name) for k in KNOWN_OPEN]
+    or [NONE_OPEN],
 )
 def test_no_known_open_defect_is_found_any_more(bounded_run: RunSummary, defect: KnownOpen) -> None:
     found = [(r.seed, v) for r in bounded_run.failures for v in r.violations if known(v, r) is defect]
