@@ -101,6 +101,31 @@ def test_a_case_queued_too_long_times_out_once_and_is_handed_back_when_asked(
     assert swept.store.get_case("case-1").live.state.value == "closed"
 
 
+def test_a_queue_timeout_hand_back_whose_leave_failed_is_made_by_the_next_sweep(
+    swept: Any, webhook_signer: WebhookSigner, fake_8x8: Any
+) -> None:
+    from casebridge.errors import ContactCenterUnavailable
+
+    map_case("case-1", "conv-1")
+    aws_client("dynamodb").update_item(
+        TableName=swept.store.table,
+        Key={"pk": {"S": "CASE#case-1"}, "sk": {"S": "CASE"}},
+        UpdateExpression="SET onQueueTimeout = :h",
+        ExpressionAttributeValues={":h": {"S": "handback"}},
+    )
+    queued_at = int(time.time() * 1000)
+    send(webhook_signer, swept, "e1", "QUEUED", queued_at, queueId="q1")
+    fake_8x8.errors["leave"] = [ContactCenterUnavailable("8x8 answered 503")]
+    report = timers.sweep(swept, now=queued_at + 10 * MINUTE)
+    assert report.failures == 1 and kinds(swept, "HandedBack") == []  # 8x8 refused the leave this time
+    timers.sweep(swept, now=queued_at + 11 * MINUTE)
+    assert len(kinds(swept, "QueueTimeout")) == 1  # the timeout itself is not repeated
+    assert kinds(swept, "HandedBack") == [{"reason": "queue-timeout"}]
+    assert fake_8x8.left == ["conv-1"]
+    assert swept.store.get_case("case-1").live.state.value == "closed"
+    assert kinds(swept, "WaitUpdate") == []  # a timed-out case is not told to wait
+
+
 def test_without_handback_a_queue_timeout_only_notifies(
     swept: Any, webhook_signer: WebhookSigner, fake_8x8: Any
 ) -> None:

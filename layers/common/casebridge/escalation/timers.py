@@ -118,7 +118,8 @@ def _sweep_case(
     assert case.conversation_id is not None
     if live.state is CaseState.QUEUED:
         queued_since = live.changed_at or live.state_at
-        if now - queued_since >= settings.max_queued_minutes * 60_000 and (marks.queue_timeout_for or 0) < queued_since:
+        timed_out = now - queued_since >= settings.max_queued_minutes * 60_000
+        if timed_out and (marks.queue_timeout_for or 0) < queued_since:
             record_own_event(
                 services,
                 case.case_id,
@@ -129,10 +130,14 @@ def _sweep_case(
             )
             raise_mark(services.store, case.case_id, "queueTimeoutFor", queued_since)
             report.count("QueueTimeout")
-            if marks.on_queue_timeout == "handback":
-                services.contact_center.customer_leaves(case.conversation_id)
-                if hand_back(services, case, "queue-timeout", queued_since):
-                    report.count("HandedBack")
+        # Its own condition, not under the QueueTimeout's mark: a hand-back whose 8x8 "leave" failed is tried
+        # again by the next sweep (leaving twice is harmless; HandedBack is once per occasion).
+        if timed_out and marks.on_queue_timeout == "handback" and (marks.handed_back_for or 0) < queued_since:
+            services.contact_center.customer_leaves(case.conversation_id)
+            if hand_back(services, case, "queue-timeout", queued_since):
+                report.count("HandedBack")
+            return
+        if timed_out and marks.on_queue_timeout == "handback":
             return
         _wait_update(services, case, marks, now, figures, report)
         return
