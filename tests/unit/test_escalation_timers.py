@@ -242,6 +242,36 @@ def test_a_lost_hand_back_is_made_by_the_sweep(swept: Any, webhook_signer: Webho
     assert kinds(swept, "HandedBack") == [{"reason": "agent-ended", "wrapUpCode": "Sold"}]
 
 
+def test_an_end_by_8x8_idle_alone_is_handed_back_as_idle_once_no_agent_left_came(
+    swept: Any, webhook_signer: WebhookSigner
+) -> None:
+    map_case("case-1", "conv-1")
+    now = int(time.time() * 1000)
+    send(webhook_signer, swept, "e1", "QUEUED", now, queueId="q1")
+    send(webhook_signer, swept, "e2", "MEMBERS_CHANGED", now + 1, memberType="agent", change="joined", id="a1")
+    send(webhook_signer, swept, "e3", "CONVERSATION_UPDATE", now + 2, state="idle")
+    assert swept.store.get_case("case-1").live.state.value == "agent_left"
+    timers.sweep(swept, now=now + 30_000)
+    assert kinds(swept, "HandedBack") == []  # an agent-left may still come
+    timers.sweep(swept, now=now + 2 + MINUTE)
+    assert kinds(swept, "HandedBack") == [{"reason": "idle"}]  # not "agent-ended": no agent left
+
+
+def test_an_idle_followed_by_the_agent_leaving_is_handed_back_once_as_agent_ended(
+    swept: Any, webhook_signer: WebhookSigner
+) -> None:
+    map_case("case-1", "conv-1")
+    now = int(time.time() * 1000)
+    send(webhook_signer, swept, "e1", "QUEUED", now, queueId="q1")
+    send(webhook_signer, swept, "e2", "MEMBERS_CHANGED", now + 1, memberType="agent", change="joined", id="a1")
+    send(webhook_signer, swept, "e3", "CONVERSATION_UPDATE", now + 2, state="idle")
+    timers.sweep(swept, now=now + 10_000)
+    left = {"memberType": "agent", "change": "left", "id": "a1", "wrapUpCode": "Sold"}
+    send(webhook_signer, swept, "e4", "MEMBERS_CHANGED", now + 3, **left)
+    timers.sweep(swept, now=now + 2 * MINUTE)
+    assert kinds(swept, "HandedBack") == [{"reason": "agent-ended", "wrapUpCode": "Sold"}]
+
+
 def test_every_event_the_escalation_records_fits_the_published_schema(
     swept: Any, webhook_signer: WebhookSigner, fake_8x8: Any
 ) -> None:

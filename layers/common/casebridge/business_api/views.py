@@ -268,7 +268,8 @@ EVENT_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "HandedBack": (
         ("reason",),
         ("wrapUpCode",),
-        "the case returns to the bot: reason agent-ended (the agent ended it) or queue-timeout",
+        "the case returns to the bot: reason agent-ended (the agent ended it), idle (8x8 reported the "
+        "conversation idle and no agent left) or queue-timeout",
     ),
     "TranscriptReady": (("transcriptId", "messages"), (), "the case closed and its transcript was written"),
 }

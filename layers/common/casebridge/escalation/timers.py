@@ -12,7 +12,8 @@ Per case, what is due:
 - with an agent: `CustomerIdle {idleSeconds}` once the customer (their last delivered message, or the agent's
   joining) is silent CustomerIdleMinutes; still silent CustomerIdleGraceMinutes later, the conversation ends
   (CustomerLeft, as if the customer left).
-- agent_left: `HandedBack {reason: "agent-ended"}` if the intake's was lost; then the transcript.
+- agent_left: `HandedBack {reason: "agent-ended"}` if the intake's was lost, or `{reason: "idle"}` when 8x8's
+  idle alone ended the interaction (no agent-left; a minute after it); then the transcript.
 - closed: the transcript (`TranscriptReady`), then the case leaves the index.
 """
 
@@ -42,6 +43,7 @@ from casebridge.store.table import SWEEP_SHARD
 INDEX = "ActiveCasesIndex"
 STOP_BEFORE_END_MS = 5_000
 WAIT_UPDATE_EVERY_MS = 60_000
+IDLE_END_SETTLES_MS = 60_000
 
 
 @dataclass
@@ -161,8 +163,11 @@ def _sweep_case(
         return
     if live.state is CaseState.AGENT_LEFT:
         if (marks.handed_back_for or 0) < live.state_at:
-            wrap_up = _last_wrap_up(services, case.case_id)
-            if hand_back(services, case, "agent-ended", live.state_at, wrap_up):
+            reason, wrap_up = _how_it_ended(services, case.case_id)
+            # An end by 8x8's idle alone waits a minute for an agent-left that may still come (it would be a
+            # second occasion, so a second HandedBack).
+            settled = reason == "agent-ended" or now - live.state_at >= IDLE_END_SETTLES_MS
+            if settled and hand_back(services, case, reason, live.state_at, wrap_up):
                 report.count("HandedBack")
         _transcript(services, case, marks, live.changed_at, report)
         return
@@ -205,13 +210,20 @@ def _wait_update(
     report.count("WaitUpdate")
 
 
-def _last_wrap_up(services: Services, case_id: str) -> str | None:
+def _how_it_ended(services: Services, case_id: str) -> tuple[str, str | None]:
+    """The hand-back's reason and wrap-up code: `agent-ended` when an agent left since the last one joined,
+    `idle` when only 8x8's CONVERSATION_UPDATE idle ended the interaction (its meaning is undocumented)."""
     entries, _ = transcript.timeline(services, case_id)
+    idle = False
     for entry in reversed(entries):
         if entry.type == "AgentLeft":
             code = entry.detail.get("wrapUpCode")
-            return str(code) if code else None
-    return None
+            return "agent-ended", str(code) if code else None
+        if entry.type == "ConversationIdle":
+            idle = True
+        elif entry.type == "AgentJoined":
+            break
+    return ("idle" if idle else "agent-ended"), None
 
 
 def _transcript(services: Services, case: CaseRecord, marks: Marks, closed_at: int, report: SweepReport) -> None:
