@@ -130,6 +130,8 @@ def test_a_case_through_the_chat_page_and_the_agent_desk(browser: Browser, stack
     later.goto(stack.chat_url)
     expect(later.locator("#case-label")).to_have_text(case_id)
     expect(later.locator("#messages")).to_contain_text("the refund is on its way")
+    # the open's history is on the timeline too, shown once beside this browser's own copy
+    expect(later.locator("li.msg.bot", has_text="Hi, I am the assistant.")).to_have_count(1)
     expect(later.locator("#messages")).to_contain_text("It was on the 3rd")
     expect(later.locator("#state")).to_have_attribute("data-state", "closed")
     say(later, "#text", "The refund has not arrived")
@@ -153,6 +155,7 @@ def test_a_case_through_the_chat_page_and_the_agent_desk(browser: Browser, stack
     expect(elsewhere.locator("#state")).to_have_text("With agent · bob")
     expect(elsewhere.locator("#messages")).to_contain_text("Welcome back, Jane")
     expect(elsewhere.locator("#messages")).to_contain_text("Let me look at order 4711")
+    expect(elsewhere.locator("li.msg.bot", has_text="Hi, I am the assistant.")).to_have_count(1)  # from the timeline
 
     bob.get_by_role("button", name="End interaction").click()
     expect(later.locator("#state")).to_have_attribute("data-state", "agent_left")

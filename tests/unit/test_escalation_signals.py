@@ -185,6 +185,22 @@ def test_a_delivered_message_is_on_the_timeline_and_says_delivered(
 
 
 # ---- the transcript route ---------------------------------------------------------------------------------------
+def test_the_transcript_starts_with_the_opens_history_recorded_once(
+    functions: SimpleNamespace, services: Any, fake_8x8: Any
+) -> None:
+    opened = invoke(functions.lifecycle, sample_api_event("open_conversation.json"))
+    assert opened.status in (200, 201), opened.raw
+    again = invoke(functions.lifecycle, sample_api_event("open_conversation.json"))  # the channel's retry
+    assert again.status == 200, again.raw
+    answer = invoke(functions.lifecycle, sample_api_event("case_transcript.json", query={"format": "json"}))
+    assert answer.status == 200, answer.raw
+    assert [(m["author"]["type"], m["text"]) for m in answer.body["messages"]] == [
+        ("bot", "Hello! How can I help?"),
+        ("customer", "My order A-7781 has not arrived."),
+        ("bot", "Let me hand you over to a person."),
+    ]
+
+
 @pytest.mark.parametrize("api", ["chat-gateway-v1", "chat-api-v2"])
 def test_the_transcript_as_json_and_text_from_the_timeline(
     functions: SimpleNamespace, services: Any, fake_8x8: Any, webhook_signer: WebhookSigner, api: str

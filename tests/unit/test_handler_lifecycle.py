@@ -73,8 +73,14 @@ def test_sample_event_opens_the_conversation(
         ("user", "My order A-7781 has not arrived."),
         ("bot", "Let me hand you over to a person."),
     ]
-    [published] = event_bus.published()
+    published, *history = event_bus.published()
     assert published["detail-type"] == "ConversationOpened"
+    # The open's history is on the timeline and the bus too, as the agent saw it (the transcript has it).
+    assert [(e["detail-type"], e["detail"]["authorType"], e["detail"]["history"]) for e in history] == [
+        ("CustomerMessage", "bot", True),
+        ("CustomerMessage", "user", True),
+        ("CustomerMessage", "bot", True),
+    ]
     assert published["source"] == "casebridge"
     assert published["detail"]["caseId"] == CASE and published["detail"]["conversationId"] == CONVERSATION_ID
 
@@ -345,7 +351,7 @@ def test_get_unknown_case_is_404(functions: SimpleNamespace, services: Any) -> N
 
 
 def test_case_events_pages(functions: SimpleNamespace, services: Any, fake_8x8: FakeContactCenter) -> None:
-    call(functions, "open_conversation.json")
+    call(functions, "open_conversation.json", body='{"customer": {"name": "Ada"}}')  # no history: two events
     call(functions, "customer_leaves.json")
     first = call(functions, "case_events.json", query={"limit": "1"})
     assert first.status == 200, first.raw

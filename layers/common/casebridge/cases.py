@@ -224,6 +224,8 @@ def _create(
             services.store.let_go_of_take_in(case_id)
         raise
     after_conversation_created(services, conversation_id)  # Gateway post-agent assignment (never fails the open)
+    if attempt in made_by:  # this request's history is in the conversation: the timeline gets it too
+        _record_history(services, case_id, conversation_id, request)
     case = require_case(services, case_id)
     # Adopted from another request: this request's own data is applied to it, or refused, as on any open.
     return case if attempt in made_by else _reconcile(services, case, request)
@@ -252,6 +254,48 @@ def take_in_opening(services: Services, case_id: str, conversation_id: str, chan
         _adopt_each(services, case_id, conversation_id, recorded)
     publish_recorded(services, case_id, recorded)
     services.store.early_events_taken(case_id)
+
+
+def _record_history(services: Services, case_id: str, conversation_id: str, request: OpenConversationRequest) -> None:
+    """The open's history on the timeline as CustomerMessage {history: true}, so the transcript and every reader
+    have the conversation as the agent saw it. One id per message and conversation: recorded once. Never fails
+    the open (the history is in 8x8 whatever happens here); a crash right here leaves it out of the transcript."""
+    if not request.history:
+        return
+    at = now_ms()
+    entries = [
+        TimelineEntry(
+            event_id=f"history-{conversation_id}-{number}",
+            type="CustomerMessage",
+            conversation_id=conversation_id,
+            occurred_at=at,
+            received_at=at,
+            detail={
+                "messageId": f"history-{conversation_id}-{number}",
+                "authorType": message.author_type,
+                "history": True,
+                **({"text": message.text} if message.text is not None else {}),
+                **({"cards": [card.wire() for card in message.cards]} if message.cards else {}),
+            },
+        )
+        for number, message in enumerate(request.history, 1)
+    ]
+    try:
+        recorded: list[TimelineEntry] = []
+        with letting_go_on_failure(services, case_id, recorded):
+            for entry in entries:  # in this order: the timeline keeps commit order
+                taken = record_and_publish(
+                    services,
+                    case_id,
+                    entry,
+                    lambda live: None,
+                    publish=False,
+                    receipt=once_per_event_id(services, entry),
+                )
+                recorded += [taken] if taken else []
+        publish_recorded(services, case_id, recorded)
+    except Exception:
+        logger.exception("the open's history could not be put on the timeline; the conversation has it")
 
 
 def take_in_opening_of(services: Services, case: CaseRecord) -> None:

@@ -224,6 +224,7 @@ _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
     "readAt": {"type": "integer", "description": "everything up to this time (epoch ms) was read"},
     "transcriptId": {"type": "string", "description": "GET /cases/{caseId}/transcript serves the case's transcript"},
     "messages": {"type": "integer", "minimum": 0},
+    "history": {"const": True, "description": "sent with the open's history, before the escalation"},
 }
 # type → (required extra fields, optional extra fields, description)
 EVENT_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
@@ -249,7 +250,7 @@ EVENT_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     ),
     "CustomerMessage": (
         ("messageId", "authorType"),
-        ("clientMessageId", "text", "attachments", "cards"),
+        ("clientMessageId", "text", "attachments", "cards", "history"),
         "the customer's or bot's message, as 8x8 took it (so every reader renders the whole conversation)",
     ),
     "MessageDelivered": (("messageId",), ("clientMessageId",), "8x8 took the customer's or bot's message"),

@@ -166,12 +166,14 @@ function renderMessages() {
   const own = mine().sort((a, b) => a.at - b.at);
   const marks = deliveryMarks();
   const ownIds = new Set(own.map((m) => m.clientMessageId).filter(Boolean));
+  // The open's history is on the timeline too ({history: true}); a browser that opened the case shows its own copy.
+  const ownHistory = own.some((m) => m.history);
   const nodes = [];
   let i = 0;
   for (const e of events) {
     const at = e.receivedAt || e.occurredAt || 0;
     while (i < own.length && own[i].at <= at) nodes.push(ownNode(own[i++], marks));
-    const node = e.type === "CustomerMessage" ? timelineOwnNode(e, ownIds, marks) : eventNode(e);
+    const node = e.type === "CustomerMessage" ? timelineOwnNode(e, ownIds, ownHistory, marks) : eventNode(e);
     if (node) nodes.push(node);
   }
   while (i < own.length) nodes.push(ownNode(own[i++], marks));
@@ -195,8 +197,9 @@ function ownNode(m, marks) {
 
 // The customer's or bot's accepted message from the timeline (CustomerMessage): what another browser, or this one
 // after its storage was cleared, shows; one this browser sent itself is already on the page.
-function timelineOwnNode(e, ownIds, marks) {
+function timelineOwnNode(e, ownIds, ownHistory, marks) {
   if (e.clientMessageId && ownIds.has(e.clientMessageId)) return null;
+  if (e.history && ownHistory) return null;
   const m = { text: e.text || "", at: e.occurredAt || e.receivedAt || 0, authorType: e.authorType || "user",
     files: e.attachments || [], clientMessageId: e.clientMessageId };
   return ownNode(m, marks);
@@ -349,7 +352,7 @@ async function start(event) {
     await request("POST", casePath("/conversation"), { customer, history, whenUnavailable: "refuse" });
     showClosed(null);
     // The bot's chat came before the conversation opened.
-    history.forEach((h, n) => remember({ ...h, at: opened - 60000 + n }));
+    history.forEach((h, n) => remember({ ...h, at: opened - 60000 + n, history: true }));
     const clientMessageId = crypto.randomUUID();
     await request("POST", casePath("/messages"), {
       text: String(form.get("question")).trim(), authorType: "user", clientMessageId,
