@@ -60,11 +60,12 @@ class WebhookItems(TableAccess):
     def record_early_event(self, receipt: WebhookReceipt, entry: TimelineEntry) -> bool:
         """Keep an event whose conversation has no case yet; checks the map is still absent, atomically.
         False: the receipt existed. StaleCase: the map appeared meanwhile."""
+        _, put = self._timeline_put(conversation_pk(entry.conversation_id), entry)
         try:
             self._transact(
                 [
                     self._receipt_put(receipt),
-                    self._timeline_put(conversation_pk(entry.conversation_id), entry),
+                    put,
                     {
                         "ConditionCheck": {
                             "TableName": self.table,
