@@ -23,7 +23,8 @@ def receive_webhook() -> Any:
     event = app.current_event
     headers = {name.lower(): value for name, value in (event.headers or {}).items()}
     source = event.request_context.identity.source_ip  # key-fetch budgets are kept per source
-    return json_response(200, webhooks.handle_webhook(get_services(), headers, raw_body(app), source=source))
+    body = raw_body(app, limit=webhooks.MAX_WEBHOOK_BODY_BYTES)
+    return json_response(200, webhooks.handle_webhook(get_services(), headers, body, source=source))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

@@ -34,6 +34,8 @@ def test_every_event_kind_the_intake_publishes_is_documented() -> None:
         ("AgentJoined", {"agentId": "a-1"}),
         ("AgentJoined", {"agentId": "a-1", "agentName": "Grace"}),
         ("AgentMessage", {"agentId": "a-1", "text": "Hi", "cards": [{"contentType": "x", "content": {}}]}),
+        ("AgentMessage", {"agentId": "a-1", "text": "Hi", "textTruncated": True, "textLength": 500_000}),
+        ("SystemMessage", {"senderType": "bot", "text": "Hi", "cardsDropped": 8}),
         ("AgentTyping", {"agentId": "a-1", "typing": True}),
         ("CustomerLeft", {}),
         ("MessageFailed", {"messageId": "m", "attempts": 8, "reason": "r", "ambiguousAttempts": 0}),

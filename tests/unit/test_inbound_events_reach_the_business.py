@@ -251,6 +251,116 @@ def test_an_event_over_eventbridges_limit_is_published_as_a_reference_without_it
     assert max(sizes) <= 256 * 1024 and metrics_seen.count("EventsPublishedAsReference") == 1
 
 
+def agent_text_body(api: str, text: str) -> bytes:
+    """An agent's text message in the API's dialect, as 8x8 sends it (UTF-8, not escaped)."""
+    if api == "chat-api-v2":
+        payload: dict[str, Any] = {"eventType": "TEXT", "messageType": "AGENT", "agentId": "agent-1", "message": text}
+    else:
+        payload = {"eventType": "MESSAGE", "data": {"sender": {"type": "agent", "id": "agent-1"}, "text": text}}
+    payload.update(conversationId=CONVERSATION_ID, timestamp=int(time.time() * 1000))
+    return json.dumps(payload, ensure_ascii=False).encode()
+
+
+def agent_messages_on_the_timeline(functions: SimpleNamespace) -> list[dict[str, Any]]:
+    answer = invoke(functions.lifecycle, sample_api_event("case_events.json", case_id=CASE_ID))
+    assert answer.status == 200, answer.raw[:300]
+    return [e for e in answer.body["events"] if e["type"] == "AgentMessage"]
+
+
+@pytest.mark.parametrize("api", ["chat-api-v2", "chat-gateway-v1"], indirect=True)
+def test_an_agent_text_longer_than_the_business_apis_limit_is_recorded_and_published_whole(
+    functions: SimpleNamespace, api: str, webhook_signer: WebhookSigner, event_bus: Any
+) -> None:
+    """A signed agent message of 70,000 characters was answered 400 (a 65,536-character cap meant for the
+    business API's input): nothing on the timeline or the bus. 8x8's own events are not capped by length."""
+    open_case(functions)
+    event_bus.published()
+    sizes: list[int] = []
+    refuse_oversized_entries(services_now(), sizes)
+    text = "a" * 70_000
+    answer = deliver(functions, webhook_signer, agent_text_body(api, text))
+    assert (answer.status, answer.body) == (200, {"status": "accepted"}), answer.raw[:300]
+    [recorded] = agent_messages_on_the_timeline(functions)
+    assert recorded["text"] == text and "textTruncated" not in recorded
+    [published] = [e["detail"] for e in event_bus.published()]
+    assert published["eventId"] == recorded["eventId"] and published["text"] == text
+    assert len(sizes) == 1 and sizes[0] <= 256 * 1024
+
+
+@pytest.mark.parametrize("api", ["chat-api-v2", "chat-gateway-v1"], indirect=True)
+@pytest.mark.parametrize("char", ["a", "😀"], ids=["ascii", "4-byte"])
+def test_an_agent_text_over_dynamodbs_item_limit_is_recorded_cut_with_a_marker_and_published_as_a_reference(
+    functions: SimpleNamespace, api: str, char: str, webhook_signer: WebhookSigner, event_bus: Any
+) -> None:
+    """A text that makes the timeline entry larger than DynamoDB's 400 KB item: the body was refused (413 over
+    256 KB, 400 over 65,536 characters) and, past those, the write would fail every retry. Now the entry keeps the
+    text cut to what fits (whole characters), says so (`textTruncated`, `textLength` in characters), and the event
+    is answered 2xx and published: as a reference, the cut text being over EventBridge's 256 KB."""
+    open_case(functions)
+    event_bus.published()
+    sizes: list[int] = []
+    refuse_oversized_entries(services_now(), sizes)
+    text = char * (500_000 if char == "a" else 150_000)  # 500 KB and 600 KB of UTF-8
+    answer = deliver(functions, webhook_signer, agent_text_body(api, text))
+    assert (answer.status, answer.body) == (200, {"status": "accepted"}), answer.raw[:300]
+    [recorded] = agent_messages_on_the_timeline(functions)
+    kept = recorded["text"]
+    assert text.startswith(kept) and 300_000 < len(kept.encode()) < 400_000, len(kept.encode())
+    assert (recorded["textTruncated"], recorded["textLength"]) == (True, len(text))
+    [published] = [e["detail"] for e in event_bus.published()]
+    assert published["eventId"] == recorded["eventId"] and published["omitted"] == ["text"]
+    assert (published["textTruncated"], published["textLength"]) == (True, len(text))
+    assert len(sizes) == 1 and sizes[0] <= 256 * 1024
+
+
+@pytest.mark.parametrize("api", ["chat-api-v2"], indirect=True)
+def test_an_early_agent_text_over_dynamodbs_item_limit_is_kept_cut_and_adopted_with_its_marker(
+    functions: SimpleNamespace, api: str, webhook_signer: WebhookSigner, event_bus: Any
+) -> None:
+    """The same text arriving before the case knows its conversation: kept under the conversation (another item,
+    other keys), cut to fit, and taken into the case with its marker when the case is opened."""
+    text = "b" * 500_000
+    answer = deliver(functions, webhook_signer, agent_text_body(api, text))
+    assert (answer.status, answer.body["status"]) == (200, "kept"), answer.raw[:300]
+    assert open_case(functions).status == 201
+    [recorded] = agent_messages_on_the_timeline(functions)
+    assert text.startswith(recorded["text"]) and (recorded["textTruncated"], recorded["textLength"]) == (
+        True,
+        len(text),
+    )
+    published = {e["detail-type"]: e["detail"] for e in event_bus.published()}
+    assert published["AgentMessage"]["omitted"] == ["text"] and published["AgentMessage"]["textTruncated"] is True
+
+
+@pytest.mark.parametrize("api", ["chat-gateway-v1"], indirect=True)  # only the Gateway carries cards
+def test_gateway_cards_too_big_for_an_item_are_dropped_with_a_marker_and_the_text_kept(
+    functions: SimpleNamespace, api: str, webhook_signer: WebhookSigner, event_bus: Any
+) -> None:
+    """Cards are 8x8's objects of any size: cards that alone overfill the item are dropped (`cardsDropped`, their
+    count), the text kept whole, and the event recorded and published."""
+    open_case(functions)
+    event_bus.published()
+    cards = [{"contentType": "application/vnd.example", "content": {"body": "c" * 60_000}} for _ in range(8)]
+    payload = {
+        "eventType": "MESSAGE",
+        "conversationId": CONVERSATION_ID,
+        "timestamp": int(time.time() * 1000),
+        "data": {"sender": {"type": "agent", "id": "agent-1"}, "text": "see the cards", "cards": cards},
+    }
+    answer = deliver(functions, webhook_signer, json.dumps(payload).encode())
+    assert (answer.status, answer.body) == (200, {"status": "accepted"}), answer.raw[:300]
+    [recorded] = agent_messages_on_the_timeline(functions)
+    assert (recorded["text"], recorded["cardsDropped"]) == ("see the cards", 8) and "cards" not in recorded
+    [published] = [e["detail"] for e in event_bus.published()]
+    assert published["cardsDropped"] == 8 and published["text"] == "see the cards"
+
+
+def services_now() -> Any:
+    from casebridge.services import get_services  # noqa: PLC0415 - the `api` fixture builds them
+
+    return get_services()
+
+
 # ---- racing events of one case: each published once ---------------------------------------------------------
 @pytest.mark.parametrize("api", ["chat-api-v2"], indirect=True)
 def test_the_loser_of_a_race_between_two_events_of_a_case_publishes_its_event_once(

@@ -271,6 +271,33 @@ def test_orphan_adoption_moves_the_event_to_the_case(services: object) -> None:
     assert store.early_events("conv-1") == []
 
 
+def big_early_events(store: CaseStore, count: int) -> list[str]:
+    """`count` early agent messages of ~300 KB each under conv-1: more than one 1 MB page of a Query."""
+    ids = [f"evt-{n}" for n in range(count)]
+    for n, event_id in enumerate(ids):
+        detail = {"agentId": "agent-1", "text": str(n) * 300_000}
+        early = entry(event_id, 1_000 + n, "conv-1", type="AgentMessage", source="TEXT", detail=detail)
+        assert store.record_early_event(receipt(event_id), early)
+    return ids
+
+
+def test_early_events_over_one_page_of_a_query_are_all_listed(store: CaseStore) -> None:
+    """A Query answers at most 1 MB: early events past it were left out (never taken into their case)."""
+    ids = big_early_events(store, 5)
+    assert [e.event_id for e in store.early_events("conv-1")] == ids
+
+
+def test_early_events_over_one_page_of_a_query_are_all_adopted(services: object) -> None:
+    store: CaseStore = services.store  # type: ignore[attr-defined]
+    ids = big_early_events(store, 5)
+    opened_case(store, "case-1", "conv-1")
+    adopted = adopt_early_events(services, "case-1", "conv-1", publish=False)  # type: ignore[arg-type]
+    assert [e.event_id for e in adopted] == ids
+    assert store.early_events("conv-1") == []
+    case = store.get_case("case-1")
+    assert case is not None and case.timeline_seq == len(ids)
+
+
 # ---- lookups -------------------------------------------------------------------------------------
 def test_lookup_for_webhook_unknown_conversation(store: CaseStore) -> None:
     assert tuple(store.lookup_for_webhook("conv-x", TENANT, "evt-1")) == (None, None, None, None)

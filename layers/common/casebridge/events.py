@@ -86,7 +86,10 @@ class ContactCenterEvent:
 # ---- small validators shared by the dialect parsers --------------------------------------------------------
 
 
-def text_field(value: Any, name: str, *, required: bool = False, max_length: int = 65_536) -> str | None:
+def text_field(value: Any, name: str, *, required: bool = False, max_length: int | None = None) -> str | None:
+    """A string (or an integer, as 8x8 sometimes sends ids). `max_length` bounds ids and 8x8's vocabulary; a
+    message text has none: a genuine event is never refused for its size (the body's own limit bounds it, and
+    a timeline entry too large for its DynamoDB item is recorded with its text cut, casebridge.store.item_size)."""
     if value is None:
         if required:
             raise MalformedEvent(f"{name} is required", name)
@@ -96,7 +99,7 @@ def text_field(value: Any, name: str, *, required: bool = False, max_length: int
     text = str(value)
     if required and not text:
         raise MalformedEvent(f"{name} must not be empty", name)
-    if len(text) > max_length:
+    if max_length is not None and len(text) > max_length:
         raise MalformedEvent(f"{name} is longer than {max_length} characters", name)
     try:
         text.encode("utf-8")

@@ -49,7 +49,11 @@ from casebridge.webhook_receipts import (
     seen_on_file,
 )
 
-__all__ = ["WebhookOutcome", "handle_webhook"]
+__all__ = ["MAX_WEBHOOK_BODY_BYTES", "WebhookOutcome", "handle_webhook"]
+
+# API Gateway's own payload limit: a body it passes on is never refused here for its size (the business API's
+# 256 KB is a rule for its own callers). Lambda's 6 MB invocation payload is the lower limit in practice.
+MAX_WEBHOOK_BODY_BYTES = 10 * 1024 * 1024
 
 
 def handle_webhook(

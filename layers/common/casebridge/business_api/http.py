@@ -118,16 +118,16 @@ def case_id_from_path(value: str) -> str:
     return decoded
 
 
-def raw_body(app: APIGatewayRestResolver) -> bytes:
-    """The body's bytes exactly as sent (API Gateway base64-encodes binary media types)."""
+def raw_body(app: APIGatewayRestResolver, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body's bytes exactly as sent (API Gateway base64-encodes binary media types), at most `limit`."""
     event = app.current_event
     body = event.body or ""
     try:
         raw = base64.b64decode(body, validate=True) if event.is_base64_encoded else body.encode()
     except (binascii.Error, ValueError):
         raise InvalidRequest("request body is not valid base64") from None
-    if len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes")
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
     return raw
 
 

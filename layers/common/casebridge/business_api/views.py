@@ -204,6 +204,21 @@ _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
         },
     },
     "cards": {"type": "array", "items": {"type": "object"}},
+    # An 8x8 message too large for its timeline item (DynamoDB's 400 KB): recorded cut, and said so.
+    "textTruncated": {
+        "const": True,
+        "description": "8x8's text did not fit the timeline entry: `text` is its start, cut at a whole character",
+    },
+    "textLength": {
+        "type": "integer",
+        "minimum": 0,
+        "description": "with textTruncated: 8x8's text's length in characters",
+    },
+    "cardsDropped": {
+        "type": "integer",
+        "minimum": 1,
+        "description": "8x8's cards did not fit the timeline entry beside the text: how many there were; none are kept",
+    },
     "typing": {"type": "boolean"},
     "channelId": _STRING,
     "messageId": _STRING,
@@ -226,15 +241,17 @@ _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
     "messages": {"type": "integer", "minimum": 0},
     "history": {"const": True, "description": "sent with the open's history, before the escalation"},
 }
+# A message from 8x8: its content, and the marks of what its timeline entry could not hold.
+_CONTACT_CENTER_CONTENT = ("text", "attachments", "cards", "textTruncated", "textLength", "cardsDropped")
 # type → (required extra fields, optional extra fields, description)
 EVENT_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "ConversationOpened": (("channelId",), (), "casebridge opened the case's 8x8 conversation"),
     "Queued": ((), ("queueId", "queueName"), "the interaction waits in an 8x8 queue"),
     "AgentJoined": (("agentId",), ("agentName",), "an agent accepted"),
-    "AgentMessage": (("agentId",), ("agentName", "text", "attachments", "cards"), "an agent wrote"),
+    "AgentMessage": (("agentId",), ("agentName", *_CONTACT_CENTER_CONTENT), "an agent wrote"),
     "SystemMessage": (
         ("senderType",),
-        ("senderId", "text", "attachments", "cards"),
+        ("senderId", *_CONTACT_CENTER_CONTENT),
         "Chat Gateway: a message in the conversation that no agent wrote and casebridge did not post "
         "(8x8's system lines, or a user/bot post from elsewhere)",
     ),

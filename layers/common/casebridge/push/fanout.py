@@ -83,9 +83,9 @@ def push_timeline(
 
 
 def committed_from(services: Services, case_id: str, sequence: int) -> list[TimelineEntry] | None:
-    """The timeline from `sequence` on, once that entry is committed. The webhook intake publishes an event just
-    before its write commits (docs/guarantees.md), so the push may come first: it waits a little. None: not
-    committed after the wait (the write lost a race or failed; the event is published again when it commits)."""
+    """The timeline from `sequence` on, once that entry is committed. Every event is recorded before it is
+    published (docs/guarantees.md), so it normally is; a read that does not show it yet waits a little. None: not
+    on the timeline after the wait."""
     for pause in COMMIT_WAITS:
         entries = services.store.timeline_after(case_id, sequence - 1, PAGE)
         if entries and entries[0].sequence == sequence:
@@ -98,8 +98,8 @@ def committed_from(services: Services, case_id: str, sequence: int) -> list[Time
 
 def fan_out(services: Services, connections: Connections, detail: dict[str, Any]) -> int:
     """One bus event to its case's connections and webhook queue. Returns the frames posted. The timeline, not
-    the bus event, is what is pushed: a webhook event published under a sequence its write then lost is
-    published again under the one it won, and the entry it named is pushed as it was committed."""
+    the bus event, is what is pushed: the entry it names, as it was committed, and what the connection has not
+    had before it."""
     case_id = detail.get("caseId")
     if not isinstance(case_id, str) or not case_id:
         logger.warning("bus event without a case; nothing to push", extra={"eventId": detail.get("eventId")})

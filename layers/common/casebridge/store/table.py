@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from casebridge import aws
 from casebridge.clock import now_ms, sleep, wall_time
 from casebridge.errors import StoreBusy
+from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.state import LiveState
 from casebridge.store.codec import (
     CASE_SK,
@@ -24,6 +25,7 @@ from casebridge.store.codec import (
     receipt_key,
     to_item,
 )
+from casebridge.store.item_size import CARDS_DROPPED, MAX_ITEM_BYTES, TEXT_TRUNCATED, fit_entry, item_size
 from casebridge.store.records import (
     CaseRecord,
     MessageRecord,
@@ -219,18 +221,29 @@ class TableAccess:
     ) -> tuple[TimelineEntry, list[TransactWriteItemTypeDef]]:
         """The entry as the case's next timeline entry, and the two items that record it in one transaction: the
         entry, and the case's update (state change, outbox mark, counter raised to the entry's sequence)."""
-        entry = next_on_timeline(case, entry)
+        entry, put = self._timeline_put(case_pk(case.case_id), next_on_timeline(case, entry), held=pending_publish)
         pending = entry.sort_key if pending_publish else None
-        return entry, [
-            self._timeline_put(case_pk(case.case_id), entry, held=pending_publish),
-            self._state_update(case, live or case.live, pending, sequence=entry.sequence),
-        ]
+        return entry, [put, self._state_update(case, live or case.live, pending, sequence=entry.sequence)]
 
-    def _timeline_put(self, pk: str, entry: TimelineEntry, *, held: bool = False) -> TransactWriteItemTypeDef:
+    def _timeline_put(
+        self, pk: str, entry: TimelineEntry, *, held: bool = False
+    ) -> tuple[TimelineEntry, TransactWriteItemTypeDef]:
+        """The entry's item, and the entry as that item records it: cut to DynamoDB's item limit if it would
+        exceed it (8x8's texts and cards have no length limit; a write over the limit would fail every retry)."""
+        item = self._timeline_item(pk, entry, held)
+        if item_size(item) > MAX_ITEM_BYTES:
+            entry = fit_entry(entry, lambda e: self._timeline_item(pk, e, held))
+            item = self._timeline_item(pk, entry, held)
+            cut = sorted(set(entry.detail) & {TEXT_TRUNCATED, CARDS_DROPPED})
+            logger.warning("timeline entry cut to DynamoDB's item limit", extra={"eventId": entry.event_id, "cut": cut})
+            metrics.add_metric(name="TimelineEntriesCut", unit=MetricUnit.Count, value=1)
+        return entry, {"Put": {"TableName": self.table, "Item": item}}
+
+    def _timeline_item(self, pk: str, entry: TimelineEntry, held: bool) -> dict[str, Any]:
         item = {"pk": pk, "sk": entry.sort_key, **entry.attributes(self._ttl(self.timeline_ttl_seconds))}
         if held:  # on the case's outbox, this request's to publish (OUTBOX_HOLD_MS)
             item["outboxHeldUntil"] = now_ms() + OUTBOX_HOLD_MS
-        return {"Put": {"TableName": self.table, "Item": to_item(item)}}
+        return to_item(item)
 
     def _receipt_put(self, receipt: WebhookReceipt) -> TransactWriteItemTypeDef:
         item = {

@@ -60,11 +60,12 @@ class WebhookItems(TableAccess):
     def record_early_event(self, receipt: WebhookReceipt, entry: TimelineEntry) -> bool:
         """Keep an event whose conversation has no case yet; checks the map is still absent, atomically.
         False: the receipt existed. StaleCase: the map appeared meanwhile."""
+        _, put = self._timeline_put(conversation_pk(entry.conversation_id), entry)
         try:
             self._transact(
                 [
                     self._receipt_put(receipt),
-                    self._timeline_put(conversation_pk(entry.conversation_id), entry),
+                    put,
                     {
                         "ConditionCheck": {
                             "TableName": self.table,
@@ -80,13 +81,21 @@ class WebhookItems(TableAccess):
         return True
 
     def early_events(self, conversation_id: str) -> list[TimelineEntry]:
-        answer = self.client.query(
-            TableName=self.table,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-            ExpressionAttributeValues=to_item({":pk": conversation_pk(conversation_id), ":prefix": EVENT_PREFIX}),
-            ConsistentRead=True,
-        )
-        return [entry_read_back(i) for i in answer.get("Items", [])]
+        """Every event kept under the conversation, page after page: a Query answers at most 1 MB, and early
+        entries may be up to 400 KB each (an 8x8 text), so a few fill a page."""
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": to_item({":pk": conversation_pk(conversation_id), ":prefix": EVENT_PREFIX}),
+            "ConsistentRead": True,
+        }
+        found: list[TimelineEntry] = []
+        while True:
+            answer = self.client.query(**request)
+            found.extend(entry_read_back(i) for i in answer.get("Items", []))
+            if "LastEvaluatedKey" not in answer:
+                return found
+            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
     def lookup_for_webhook(
         self, conversation_id: str, tenant_id: str, event_id: str, body_sha256: str | None = None
