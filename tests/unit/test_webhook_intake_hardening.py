@@ -226,3 +226,31 @@ def test_a_genuine_delivery_is_verified_during_a_flood_of_unsigned_requests_with
     assert set(flood(30)) <= {401, 503}
     timings.append(genuine(rotated))
     assert max(timings) < 2.0, timings
+
+
+def test_a_new_container_fetches_a_rotated_kid_for_8x8_whose_address_another_container_verified(
+    functions: SimpleNamespace,
+    api: str,
+    webhook_signer: WebhookSigner,
+    other_rsa_private_key: Any,
+    jwk_fetcher: StubJwkFetcher,
+) -> None:
+    """The trusted budget is for addresses that delivered a verified event; a brand-new container learns them from
+    the table, so a flood from many addresses that spent its own budget first cannot starve 8x8's new kid."""
+    open_case(functions)
+    container(jwk_fetcher)
+    first = invoke(
+        functions.webhook, from_source(sample_webhook_event(SAMPLE, webhook_signer, body=queued(api)), EIGHT_BY_EIGHT)
+    )
+    assert first.status == 200, first.raw
+    container(jwk_fetcher)  # a new container: it has seen nothing verified itself
+    for n in range(40):  # the flood comes first, from 40 addresses: the container's own budget is gone
+        event = sample_webhook_event(SAMPLE, webhook_signer, body=queued(api), protected=made_up_kid(f"fake-{n}"))
+        assert invoke(functions.webhook, from_source(event, f"203.0.113.{n}")).status in (401, 503)
+    rotated = WebhookSigner(other_rsa_private_key, kid="test-kid-2")
+    jwk_fetcher.keys[rotated.kid] = rotated.public_jwk
+    answer = invoke(
+        functions.webhook, from_source(sample_webhook_event(SAMPLE, rotated, body=queued(api)), EIGHT_BY_EIGHT)
+    )
+    assert answer.status == 200, answer.raw
+    assert rotated.kid in jwk_fetcher.calls

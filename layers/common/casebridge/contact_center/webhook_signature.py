@@ -102,6 +102,10 @@ class KeyStore(Protocol):
 
     def put_signing_key(self, kid: str, jwk: Mapping[str, Any]) -> None: ...
 
+    def trusted_sources(self) -> list[str]: ...
+
+    def put_trusted_source(self, source: str) -> None: ...
+
 
 class JwkCache:
     """Public keys by kid: kept for the container's life (a kid never changes its key), and in the table once a
@@ -110,8 +114,9 @@ class JwkCache:
     The webhook is public, so anyone can send made-up kids. A kid neither cached nor stored costs a fetch from 8x8's
     key endpoint: at most FETCH_BUDGET per window for the container and FETCH_PER_SOURCE per source (past them,
     503 so that 8x8 retries later), plus TRUSTED_FETCH_BUDGET that only sources which delivered a verified event
-    may spend. Unknown kids are remembered in a bounded LRU, and a key endpoint failure (429/5xx) FAILED_KID_TTL_S
-    per kid. Cached and stored keys are always served, whatever the budgets."""
+    may spend; those sources are shared through the table, so a new container knows them. Unknown kids are
+    remembered in a bounded LRU, and a key endpoint failure (429/5xx) FAILED_KID_TTL_S per kid. Cached and stored
+    keys are always served, whatever the budgets."""
 
     def __init__(
         self,
@@ -136,6 +141,7 @@ class JwkCache:
         self._trusted_fetches: deque[float] = deque()
         self._by_source: OrderedDict[str, deque[float]] = OrderedDict()
         self._trusted_sources: OrderedDict[str, None] = OrderedDict()
+        self._shared_sources_read = False
         self._budget = fetch_budget
         self._per_source = per_source
         self._trusted_budget = trusted_budget
@@ -164,8 +170,24 @@ class JwkCache:
             spent.popleft()
         return len(spent) < limit
 
+    def _read_shared_sources(self) -> None:
+        """Once per container: the sources other containers saw verified, so a brand-new container keeps the trusted
+        budget for 8x8 from its first request (a flood of made-up kids from many addresses cannot starve a new kid)."""
+        if self._shared_sources_read or self._store is None:
+            return
+        self._shared_sources_read = True
+        try:
+            shared = self._store.trusted_sources()
+        except Exception:  # a cache: without it, sources earn trust in this container as before
+            logger.exception("trusted webhook sources unreadable")
+            return
+        for known in shared[-MAX_TRUSTED_SOURCES:]:
+            self._trusted_sources.setdefault(known, None)
+
     def _spend_fetch(self, source: str | None) -> None:
         now = self._clock()
+        if source is not None and source not in self._trusted_sources:
+            self._read_shared_sources()
         if source in self._trusted_sources and self._within(self._trusted_fetches, self._trusted_budget, now):
             self._trusted_fetches.append(now)
             return
@@ -234,17 +256,22 @@ class JwkCache:
         """A signature verified with `kid`'s key, from `source`: the key goes to the table (once), the source is
         one of 8x8's."""
         with self._lock:
+            new_source = bool(source) and source not in self._trusted_sources
             if source:
                 self._trusted_sources[source] = None
                 self._trusted_sources.move_to_end(source)
                 while len(self._trusted_sources) > MAX_TRUSTED_SOURCES:
                     self._trusted_sources.popitem(last=False)
             jwk = self._fetched.pop(kid, None)
-        if jwk is not None and self._store is not None:
-            try:
+        if self._store is None:
+            return
+        try:
+            if jwk is not None:
                 self._store.put_signing_key(kid, jwk)
-            except Exception:  # only a cache for other containers: they ask 8x8 instead
-                logger.exception("verified signing key not stored")
+            if new_source and source:  # once per container and address: 8x8 sends from a handful
+                self._store.put_trusted_source(source)
+        except Exception:  # only a cache for other containers: they ask 8x8 instead
+            logger.exception("verified signing key or source not stored")
 
 
 def jwk_url_template(api: str, base_url: str, region: str) -> str:

@@ -57,6 +57,20 @@ class WebhookItems(TableAccess):
         item = {"pk": f"WEBHOOK#JWK#{kid}", "sk": "JWK", "jwk": dict(jwk), "storedAt": now_ms()}
         self.client.put_item(TableName=self.table, Item=to_item(item))
 
+    # ---- addresses that delivered a verified event (8x8's own): shared, so a new container keeps key fetches for them
+    def trusted_sources(self) -> list[str]:
+        found = self.client.get_item(TableName=self.table, Key=key("WEBHOOK#SOURCES", "TRUSTED"), ConsistentRead=True)
+        item = found.get("Item")
+        return sorted(str(s) for s in from_item(item).get("sources", ())) if item else []
+
+    def put_trusted_source(self, source: str) -> None:
+        self.client.update_item(
+            TableName=self.table,
+            Key=key("WEBHOOK#SOURCES", "TRUSTED"),
+            UpdateExpression="ADD sources :source",
+            ExpressionAttributeValues={":source": {"SS": [source]}},
+        )
+
     def record_early_event(self, receipt: WebhookReceipt, entry: TimelineEntry) -> bool:
         """Keep an event whose conversation has no case yet; checks the map is still absent, atomically.
         False: the receipt existed. StaleCase: the map appeared meanwhile."""
