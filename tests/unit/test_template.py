@@ -275,7 +275,7 @@ def test_settings_parse_the_templates_values() -> None:
     assert settings.outbound_queue_url == ""
 
 
-# ---- the 8x8 API choice and the provisioning custom resource (issues 9 and 13) -----------------------------
+# ---- the 8x8 API choice and the provisioning custom resource -------------------------------------
 def test_the_api_is_a_parameter_every_function_reads(template: dict[str, Any]) -> None:
     parameter = template["Parameters"]["EightByEightApi"]
     assert parameter["AllowedValues"] == ["chat-gateway-v1", "chat-api-v2"]
