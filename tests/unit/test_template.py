@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from casebridge.contact_center import webhook_gateway, webhook_v2
 from casebridge.provisioning import ResourceRequest
 from casebridge.services import set_services
 from casebridge.settings import Settings, get_settings, load_settings
@@ -31,6 +32,15 @@ FUNCTION_DIRS = {
     "OutboxSweeperFunction": "outbox_sweeper",
 }
 API_DIRS = ("chat-gateway-v1", "chat-api-v2")  # each 8x8 API's webhook samples and environment
+# The webhook event types each 8x8 API sends that casebridge knows (webhook_gateway.py, webhook_v2.py).
+WEBHOOK_EVENT_TYPES = {
+    "chat-gateway-v1": webhook_gateway.KNOWN_EVENT_TYPES | {"WEB_HOOK_VERIFY"},
+    "chat-api-v2": frozenset({"WEB_HOOK_VERIFY", "QUEUED", "AGENT_JOINED", "AGENT_LEFT", "TRANSFER", "TEXT"}),
+}
+WEBHOOK_PARSERS = {
+    "chat-gateway-v1": webhook_gateway.parse_webhook_event,
+    "chat-api-v2": webhook_v2.parse_webhook_event,
+}
 API_FUNCTIONS = (
     "WebhookIntakeFunction",
     "OutboundSenderFunction",
@@ -208,12 +218,13 @@ def test_api_sample_matches_a_route_of_its_function(template: dict[str, Any], na
     assert {"apiKey", "sourceIp"} <= set(event["requestContext"]["identity"])
     assert event["isBase64Encoded"] is False
     assert {k: [v] for k, v in event["headers"].items()} == event["multiValueHeaders"]
-    if name.startswith("webhook_"):
+    if Path(name).name.startswith("webhook_"):
         lower = {k.lower() for k in event["headers"]}
         assert set(SIGNATURE_HEADERS) <= lower
-        assert json.loads(event["body"])["eventType"] in name.upper().replace("WEBHOOK_", "").replace(".JSON", "") or (
-            name == "chat-api-v2/webhook_verify.json"
-        )
+        api = Path(name).parent.name
+        payload = json.loads(event["body"])
+        assert payload["eventType"] in WEBHOOK_EVENT_TYPES[api], name
+        WEBHOOK_PARSERS[api](payload)  # a known type in the wrong shape raises MalformedEvent
 
 
 @pytest.mark.parametrize("api", API_DIRS)
