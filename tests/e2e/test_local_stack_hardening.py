@@ -117,7 +117,7 @@ def conversation_opened_by_the_sender(client: Client, case_id: str) -> str:
     return conversation
 
 
-# ---- #19: chunked bodies ---------------------------------------------------------------------------
+# ---- chunked bodies ------------------------------------------------------------------------------
 def test_a_chunked_body_is_read(client: Client, stack: LocalStack, case_id: str) -> None:
     text = f"sent in chunks {uuid.uuid4().hex[:6]}"
     body = f'{{"text": "{text}", "authorType": "user"}}'.encode()
@@ -191,7 +191,7 @@ def test_an_invalid_content_length_is_400(stack: LocalStack, case_id: str) -> No
     assert response.startswith(b"HTTP/1.1 400"), response[:300]
 
 
-# ---- #19: bodies that are not UTF-8 ---------------------------------------------------------------
+# ---- bodies that are not UTF-8 -------------------------------------------------------------------
 @pytest.mark.parametrize("route", ["conversation", "messages"])
 def test_invalid_utf8_is_refused_not_replaced(client: Client, case_id: str, route: str) -> None:
     body = b'{"text": "caf\xe9 au lait", "customer": {"name": "Ren\xe9e"}}'
@@ -212,7 +212,7 @@ def test_valid_utf8_text_arrives_intact(client: Client, case_id: str) -> None:
     )
 
 
-# ---- a bad case id on every route; #19: %2F stays inside its segment --------------------------------
+# ---- a bad case id on every route; %2F stays inside its segment ----------------------------------
 @pytest.mark.parametrize(
     ("method", "path"),
     [
@@ -222,7 +222,7 @@ def test_valid_utf8_text_arrives_intact(client: Client, case_id: str) -> None:
         ("POST", "/cases/bad%24id/messages"),
         ("GET", "/cases/bad%24id/events"),
         ("DELETE", "/cases/bad%24id/conversation"),
-        # #19: an encoded slash is part of the case id (which it makes invalid), not a path separator.
+        # An encoded slash is part of the case id (which it makes invalid), not a path separator.
         ("POST", "/cases/a%2Fb/conversation"),
         ("POST", "/cases/a%2fb/messages"),
         ("GET", "/cases/a%2Fb"),
@@ -248,7 +248,7 @@ def test_an_encoded_valid_case_id_opens_that_case(client: Client) -> None:
         client.call("DELETE", f"/cases/{encoded}/conversation")
 
 
-# ---- #17 through the gateway ---------------------------------------------------------------------
+# ---- bodies that are not JSON, through the gateway -----------------------------------------------
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
 def test_a_non_json_body_is_415(client: Client, case_id: str, content_type: str) -> None:
     answer = client.call(
@@ -258,7 +258,7 @@ def test_a_non_json_body_is_415(client: Client, case_id: str, content_type: str)
     assert client.call("GET", f"/cases/{case_id}").status_code == 404
 
 
-# ---- #20: moto under concurrent transactions --------------------------------------------------------
+# ---- moto under concurrent transactions ----------------------------------------------------------
 CONCURRENT_TRANSACTIONS = textwrap.dedent(
     """
     import threading
@@ -322,7 +322,7 @@ def test_concurrent_transactions_leave_moto_quiet_and_correct(tmp_path: Path) ->
     assert f"failures=0 items={threads * rounds + 1} counter={threads * rounds}" in result.stdout, output[-3000:]
 
 
-# ---- #21 and the --api switch ---------------------------------------------------------------------
+# ---- the --api switch ----------------------------------------------------------------------------
 def test_the_stack_runs_the_api_it_was_given(stack: LocalStack) -> None:
     api = stack.options.api
     assert stack.environment["EIGHTXEIGHT_API"] == api

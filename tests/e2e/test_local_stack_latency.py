@@ -1,4 +1,4 @@
-"""The local stack waits only where AWS would (issue #11 item 4): the SQS mapping runs batches of different FIFO
+"""The local stack waits only where AWS would: the SQS mapping runs batches of different FIFO
 groups at once and never two of one group, a function scales out to more containers, a transaction that fails
 changes nothing (moto's table copy replaced by an item undo), and moto's long poll looks again when its queue
 changes. Behaviour only: no timing thresholds."""

@@ -27,7 +27,7 @@ def open_case(functions: SimpleNamespace, case_id: str = "case-1001") -> None:
     assert answer.status == 201, answer.raw
 
 
-# ---- #18: integers are ASCII digits --------------------------------------------------------------
+# ---- integers are ASCII digits -------------------------------------------------------------------
 @pytest.mark.parametrize(
     "limit",
     [
@@ -60,7 +60,7 @@ def test_ascii_limits_in_range_are_read(functions: SimpleNamespace, services: An
     assert len(answer.body["events"]) <= int(limit)
 
 
-# ---- #17: bodies are JSON ------------------------------------------------------------------------
+# ---- bodies are JSON -----------------------------------------------------------------------------
 NOT_JSON = ["text/plain", "application/x-www-form-urlencoded", "application/xml", "application/jsonp", "text/json"]
 
 
@@ -135,7 +135,7 @@ def test_json_media_types(value: str | None, expected: bool) -> None:
     assert is_json_media_type(value) is expected
 
 
-# ---- #19: caseId as REST API Gateway delivers it (path percent-encoded) ---------------------------
+# ---- caseId as REST API Gateway delivers it (path percent-encoded) -------------------------------
 def encoded_path_event(sample: str, encoded: str, decoded: str) -> dict[str, Any]:
     """What API Gateway hands the function: `path` as sent (percent-encoded), pathParameters decoded."""
     event: dict[str, Any] = sample_api_event(sample)

@@ -15,7 +15,7 @@ from casebridge.escalation.metrics import MetricsUnavailable, QueueFigures
 from casebridge.escalation.wiring import EscalationParts
 from tests.support.aws import aws_client
 from tests.support.fakes import FakeContactCenter
-from tests.support.samples import invoke, sample_api_event
+from tests.support.samples import invoke, load_event, sample_api_event
 
 HOURS_PARAMETER = "/casebridge/business-hours"
 CLOSED = {"queues": {"q-closed": {"timeZone": "Europe/Paris", "weekly": {}}}}
@@ -132,3 +132,21 @@ def test_no_agents_refuses(functions: SimpleNamespace, escalation: Any) -> None:
 def test_bad_options_are_400(functions: SimpleNamespace, escalation: Any) -> None:
     answer = open_case(functions, {"whenUnavailable": "maybe"})
     assert answer.status == 400 and answer.body["error"]["details"][0]["field"] == "whenUnavailable"
+
+
+def test_the_refuse_sample_is_refused_when_closed_and_opens_when_someone_answers(
+    functions: SimpleNamespace, escalation: Any
+) -> None:
+    """events/open_conversation_refuse.json as it is: the channel's queue (EIGHTXEIGHT_QUEUE_ID) decides."""
+    refused = invoke(functions.lifecycle, load_event("open_conversation_refuse.json"))
+    assert refused.status == 409, refused.raw
+    assert (refused.body["error"]["code"], refused.body["availability"]["reason"]) == ("QueueUnavailable", "closed")
+    assert escalation.fake.created == []
+    escalation.services.settings = replace(escalation.services.settings, queue_id="q-open")
+    opened = invoke(functions.lifecycle, load_event("open_conversation_refuse.json"))
+    assert opened.status == 201, opened.raw
+    assert len(escalation.fake.created) == 1
+    item = aws_client("dynamodb").get_item(
+        TableName=escalation.services.store.table, Key={"pk": {"S": "CASE#case-1001"}, "sk": {"S": "CASE"}}
+    )["Item"]
+    assert item["onQueueTimeout"] == {"S": "handback"}

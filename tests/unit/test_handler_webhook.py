@@ -346,7 +346,15 @@ def test_gateway_samples_walk_a_whole_case(
     for name in samples:
         answer = deliver(functions, name, webhook_signer)
         assert 200 <= answer.status < 300, (name, answer.raw)
-    types = [e["type"] for e in timeline(functions)]
-    for kind in ("Queued", "AgentJoined", "AgentMessage", "Transferred", "AgentLeft", "CustomerLeft"):
+    events = timeline(functions)
+    types = [e["type"] for e in events]
+    for kind in ("Queued", "AgentJoined", "AgentMessage", "MessageRead", "Transferred", "AgentLeft", "CustomerLeft"):
         assert kind in types, (kind, types)
+    read = load_event("chat-gateway-v1/webhook_read_receipts.json")
+    assert [e["readAt"] for e in events if e["type"] == "MessageRead"] == [json.loads(read["body"])["timestamp"]]
+    # The agent after the transfer ends the interaction with a wrap-up code: it is handed back with it.
+    assert [e.get("wrapUpCode") for e in events if e["type"] == "AgentLeft"] == [None, "Resolved"]
+    assert [(e["reason"], e["wrapUpCode"]) for e in events if e["type"] == "HandedBack"] == [
+        ("agent-ended", "Resolved")
+    ]
     assert case_view(functions)["state"] == "closed"

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from casebridge.contact_center import webhook_gateway, webhook_v2
 from casebridge.provisioning import ResourceRequest
 from casebridge.services import set_services
 from casebridge.settings import Settings, get_settings, load_settings
@@ -31,6 +32,15 @@ FUNCTION_DIRS = {
     "OutboxSweeperFunction": "outbox_sweeper",
 }
 API_DIRS = ("chat-gateway-v1", "chat-api-v2")  # each 8x8 API's webhook samples and environment
+# The webhook event types each 8x8 API sends that casebridge knows (webhook_gateway.py, webhook_v2.py).
+WEBHOOK_EVENT_TYPES = {
+    "chat-gateway-v1": webhook_gateway.KNOWN_EVENT_TYPES | {"WEB_HOOK_VERIFY"},
+    "chat-api-v2": frozenset({"WEB_HOOK_VERIFY", "QUEUED", "AGENT_JOINED", "AGENT_LEFT", "TRANSFER", "TEXT"}),
+}
+WEBHOOK_PARSERS = {
+    "chat-gateway-v1": webhook_gateway.parse_webhook_event,
+    "chat-api-v2": webhook_v2.parse_webhook_event,
+}
 API_FUNCTIONS = (
     "WebhookIntakeFunction",
     "OutboundSenderFunction",
@@ -178,6 +188,7 @@ def test_every_setting_is_provided_by_the_template(template: dict[str, Any]) -> 
     ("name", "function"),
     [
         ("open_conversation.json", "ConversationLifecycleFunction"),
+        ("open_conversation_refuse.json", "ConversationLifecycleFunction"),
         ("customer_leaves.json", "ConversationLifecycleFunction"),
         ("get_case.json", "ConversationLifecycleFunction"),
         ("case_events.json", "ConversationLifecycleFunction"),
@@ -191,6 +202,7 @@ def test_every_setting_is_provided_by_the_template(template: dict[str, Any]) -> 
         ("case_transcript.json", "ConversationLifecycleFunction"),
         ("mark_read.json", "OutboundSenderFunction"),
         ("send_thinking.json", "OutboundSenderFunction"),
+        ("channel_token.json", "ChannelSocketFunction"),
         *[
             (f"{api}/{p.name}", "WebhookIntakeFunction")
             for api in API_DIRS
@@ -208,12 +220,111 @@ def test_api_sample_matches_a_route_of_its_function(template: dict[str, Any], na
     assert {"apiKey", "sourceIp"} <= set(event["requestContext"]["identity"])
     assert event["isBase64Encoded"] is False
     assert {k: [v] for k, v in event["headers"].items()} == event["multiValueHeaders"]
-    if name.startswith("webhook_"):
+    if Path(name).name.startswith("webhook_"):
         lower = {k.lower() for k in event["headers"]}
         assert set(SIGNATURE_HEADERS) <= lower
-        assert json.loads(event["body"])["eventType"] in name.upper().replace("WEBHOOK_", "").replace(".JSON", "") or (
-            name == "chat-api-v2/webhook_verify.json"
+        api = Path(name).parent.name
+        payload = json.loads(event["body"])
+        assert payload["eventType"] in WEBHOOK_EVENT_TYPES[api], name
+        WEBHOOK_PARSERS[api](payload)  # a known type in the wrong shape raises MalformedEvent
+
+
+SOCKET_SAMPLES = {
+    "socket_connect.json": ("$connect", "CONNECT"),
+    "socket_message.json": ("message", "MESSAGE"),
+    "socket_typing.json": ("typing", "MESSAGE"),
+    "socket_resume.json": ("resume", "MESSAGE"),
+    "socket_disconnect.json": ("$disconnect", "DISCONNECT"),
+}
+
+
+def socket_routes(template: dict[str, Any]) -> dict[str, str]:
+    """The channel WebSocket's route keys, each with the function its integration invokes."""
+    resources = template["Resources"]
+    routes = {}
+    for resource in resources.values():
+        if resource["Type"] != "AWS::ApiGatewayV2::Route":
+            continue
+        props = resource["Properties"]
+        assert props["ApiId"] == {"Ref": "ChannelSocketApi"}
+        integration = resources[props["Target"]["Fn::Sub"].removeprefix("integrations/${").removesuffix("}")]
+        uri = integration["Properties"]["IntegrationUri"]["Fn::Sub"]
+        [function] = re.findall(r"\$\{(\w+)\.Arn\}", uri)
+        routes[props["RouteKey"]] = function
+    return routes
+
+
+@pytest.mark.parametrize(("name", "route"), [(n, r) for n, (r, _) in SOCKET_SAMPLES.items()])
+def test_socket_sample_matches_a_route_of_the_channel_websocket(
+    template: dict[str, Any], name: str, route: str
+) -> None:
+    event = load_event(name)
+    context = event["requestContext"]
+    assert socket_routes(template)[context["routeKey"]] == "ChannelSocketFunction"
+    assert context["routeKey"] == route
+    assert context["eventType"] == SOCKET_SAMPLES[name][1]
+    assert context["stage"] == template["Resources"]["ChannelSocketStage"]["Properties"]["StageName"]
+    assert {"connectionId", "requestId", "connectedAt", "requestTimeEpoch", "domainName", "apiId"} <= set(context)
+    # One widget's session: every sample is on the same connection.
+    assert context["connectionId"] == load_event("socket_connect.json")["requestContext"]["connectionId"]
+    if context["eventType"] == "MESSAGE":
+        # RouteSelectionExpression $request.body.action picks the route from the frame.
+        assert template["Resources"]["ChannelSocketApi"]["Properties"]["RouteSelectionExpression"] == (
+            "$request.body.action"
         )
+        assert json.loads(event["body"])["action"] == route
+        assert "messageId" in context
+    else:
+        assert "body" not in event
+    if route == "$connect":
+        assert set(event["queryStringParameters"]) == {"token", "after"}
+        assert {k: [v] for k, v in event["queryStringParameters"].items()} == event["multiValueQueryStringParameters"]
+        assert {k: [v] for k, v in event["headers"].items()} == event["multiValueHeaders"]
+
+
+def test_every_socket_route_has_a_sample(template: dict[str, Any]) -> None:
+    assert set(socket_routes(template)) - {"$default"} == {r for r, _ in SOCKET_SAMPLES.values()}
+
+
+def names_a_resource(value: Any, parameters: set[str]) -> bool:
+    """Whether a template value is made from a resource (which `sam local invoke` cannot resolve)."""
+    if isinstance(value, dict):
+        [(function, argument)] = value.items()
+        if function == "Ref":
+            return argument not in parameters and not argument.startswith("AWS::")
+        if function == "Fn::GetAtt":
+            return True
+        if function == "Fn::Sub":
+            text = argument if isinstance(argument, str) else argument[0]
+            names = {n.split(".")[0] for n in re.findall(r"\$\{([^}!]+)\}", text)}
+            return any(n not in parameters and not n.startswith("AWS::") for n in names)
+        return names_a_resource(argument, parameters)
+    if isinstance(value, list):
+        return any(names_a_resource(v, parameters) for v in value)
+    return False
+
+
+@pytest.mark.parametrize("api", API_DIRS)
+def test_the_env_file_gives_every_function_what_sam_local_cannot_resolve(template: dict[str, Any], api: str) -> None:
+    """sam local's --env-vars file is keyed by function id ("Parameters": all of them). A variable the template
+    makes from a resource (a queue URL, a bucket, a secret, a WebSocket URL) must be given there; a key the
+    function does not declare would be ignored by sam."""
+    env = json.loads((EVENTS / f"env.{api}.json").read_text())
+    parameters = set(template["Parameters"])
+    global_variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    for variable, value in global_variables.items():
+        if names_a_resource(value, parameters):
+            assert variable in env["Parameters"], variable
+    for name, resource in functions_of(template).items():
+        own = resource["Properties"].get("Environment", {}).get("Variables", {})
+        if not own:
+            assert name not in env, f"{name} declares no variables of its own"
+            continue
+        assert name in env, f"{name} reads its own variables: give it an entry"
+        assert set(env[name]) <= set(own), f"{name}: {sorted(set(env[name]) - set(own))} are not declared"
+        for variable, value in own.items():
+            if names_a_resource(value, parameters):
+                assert variable in env[name] or variable in env["Parameters"], (name, variable)
 
 
 @pytest.mark.parametrize("api", API_DIRS)
@@ -275,7 +386,7 @@ def test_settings_parse_the_templates_values() -> None:
     assert settings.outbound_queue_url == ""
 
 
-# ---- the 8x8 API choice and the provisioning custom resource (issues 9 and 13) -----------------------------
+# ---- the 8x8 API choice and the provisioning custom resource -------------------------------------
 def test_the_api_is_a_parameter_every_function_reads(template: dict[str, Any]) -> None:
     parameter = template["Parameters"]["EightByEightApi"]
     assert parameter["AllowedValues"] == ["chat-gateway-v1", "chat-api-v2"]
