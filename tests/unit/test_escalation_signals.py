@@ -96,8 +96,15 @@ def test_8x8_idle_with_an_agent_is_a_customer_idle_signal(gateway_services: Any,
 
 def test_8x8_read_receipts_become_message_read(gateway_services: Any, webhook_signer: WebhookSigner) -> None:
     map_case("case-1", "conv-1")
-    gateway_event(webhook_signer, gateway_services, "e1", "ACTIVITY", 9, name="read-receipts", value={"readAt": 7})
-    assert of_type(timeline(gateway_services), "MessageRead") == [{"readAt": 7}]
+    documented = [{"timestamp": 5, "users": [{"id": "agent-abc-123", "type": "agent"}]}, {"timestamp": 8, "users": []}]
+    gateway_event(webhook_signer, gateway_services, "e1", "ACTIVITY", 9, name="read-receipts", value=documented)
+    gateway_event(webhook_signer, gateway_services, "e2", "ACTIVITY", 10, name="read-receipts", value={"readAt": 7})
+    gateway_event(webhook_signer, gateway_services, "e3", "ACTIVITY", 11, name="read-receipts", value="odd")
+    assert of_type(timeline(gateway_services), "MessageRead") == [
+        {"readAt": 8, "agentId": "agent-abc-123"},  # GATEWAY.md's shape: up to the latest, by the agent named
+        {"readAt": 7},
+        {"readAt": 11},  # an unreadable value: up to the event's time, never refused
+    ]
 
 
 # ---- post-agent assignment at open ------------------------------------------------------------------------------

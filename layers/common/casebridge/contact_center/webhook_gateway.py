@@ -153,8 +153,26 @@ def parse_webhook_event(payload: Any) -> ContactCenterEvent:
             agent_id = text_field(agents[0].get("id"), "data.value.users.id", max_length=256) if agents else None
             return event(EventKind.AGENT_TYPING, agentId=agent_id, typing=bool(agents))
         if name == "read-receipts":  # "not yet supported" by any channel (T19): taken when it comes
-            value = data.get("value")
-            read_at = value.get("readAt") if isinstance(value, dict) else None
-            return event(EventKind.MESSAGE_READ, readAt=timestamp_field(read_at) if read_at is not None else timestamp)
+            return event(EventKind.MESSAGE_READ, **_read_receipt(data.get("value"), timestamp))
         return _unhandled(f"{source}/{name or 'unnamed'}", conversation_id, timestamp, "activity not acted on")
     raise AssertionError(f"{event_type} is in KNOWN_EVENT_TYPES without a branch")  # pragma: no cover
+
+
+def _read_receipt(value: Any, timestamp: int) -> dict[str, Any]:
+    """GATEWAY.md's shape: value = [{timestamp, users: [{id, type}]}]: read up to the latest timestamp, by the agent
+    named. A `{readAt}` object is taken too; anything else reads as "up to the event's time" (never refused)."""
+    if isinstance(value, dict):
+        read_at = value.get("readAt")
+        return {"readAt": timestamp_field(read_at) if read_at is not None else timestamp}
+    receipts = [r for r in value if isinstance(r, dict)] if isinstance(value, list) else []
+    times = [r["timestamp"] for r in receipts if isinstance(r.get("timestamp"), int) and r["timestamp"] >= 0]
+    agents = [
+        u.get("id")
+        for r in receipts
+        for u in (r.get("users") if isinstance(r.get("users"), list) else [])
+        if isinstance(u, dict) and str(u.get("type", "")).lower() == "agent" and isinstance(u.get("id"), str)
+    ]
+    read: dict[str, Any] = {"readAt": max(times) if times else timestamp}
+    if agents:
+        read["agentId"] = text_field(agents[0], "data.value.users.id", max_length=256)
+    return read
