@@ -3,18 +3,23 @@ delay reaches the bus even when nobody touches the case again; the age of the ol
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from casebridge import outbox_sweeper
+from casebridge import clock, outbox_sweeper
 from casebridge.clock import now_ms
+from casebridge.errors import ContactCenterUnavailable
 from scripts.local_stack.scheduler import build_scheduler
 from scripts.local_stack.template import Template
+from tests.support.fakes import FakeContactCenter
 from tests.support.lambdas import LambdaContext, load_function
 from tests.support.paths import ROOT
-from tests.unit.test_delivery_edges import fail_publishes, open_case, types
+from tests.support.samples import CONVERSATION_ID
+from tests.support.signing import WebhookSigner
+from tests.unit.test_delivery_edges import CASE_ID, deliver_event, fail_publishes, open_case, types
 
 
 @pytest.fixture
@@ -66,6 +71,56 @@ def test_a_sweep_whose_publish_fails_leaves_the_case_for_the_next_sweep(
     assert len(services.store.pending_outboxes()) == 1
     assert sweep()["failures"] == 0
     assert types(event_bus) == ["ConversationOpened"]
+
+
+class Ahead(clock.SystemClock):
+    """The system's clock past an ambiguous create's settle period and the sweeper's delay."""
+
+    def __init__(self, settings: Any) -> None:
+        self.seconds = settings.create_settle_seconds + settings.outbox_sweep_delay_seconds + 1
+
+    def time(self) -> float:
+        return super().time() + self.seconds
+
+
+@pytest.fixture
+def ambiguous_open(
+    functions: SimpleNamespace, services: Any, fake_8x8: FakeContactCenter, webhook_signer: WebhookSigner
+) -> Iterator[None]:
+    """An open whose create timed out (8x8 may have made the conversation), 8x8's QUEUED kept as an early event,
+    and nobody opens the case again."""
+    fake_8x8.errors["create"] = [ContactCenterUnavailable("8x8 timed out", ambiguous=True)]
+    assert open_case(functions).status == 503
+    deliver_event(functions, webhook_signer, "QUEUED", now_ms())
+    yield
+    clock.set_clock(None)
+
+
+def test_an_ambiguous_create_nobody_retries_is_adopted_by_the_sweeper_once_it_settled(
+    services: Any, fake_8x8: FakeContactCenter, event_bus: Any, ambiguous_open: None
+) -> None:
+    fake_8x8.found[CASE_ID] = CONVERSATION_ID  # 8x8 did make it
+    sweep()
+    assert services.store.get_case(CASE_ID).conversation_id is None, "not while 8x8 may still be making it"
+    clock.set_clock(Ahead(services.settings))
+    sweep()
+    case = services.store.get_case(CASE_ID)
+    assert (case.conversation_id, case.live.state.value) == (CONVERSATION_ID, "queued")  # its early event taken in
+    assert types(event_bus) == ["ConversationOpened", "Queued"]
+    assert fake_8x8.created == [], "looked up, never created: the channel may have given up"
+    assert services.store.pending_outboxes() == []
+
+
+def test_an_ambiguous_create_8x8_did_not_make_leaves_the_sweeper_and_the_next_open_looks_first(
+    functions: SimpleNamespace, services: Any, fake_8x8: FakeContactCenter, event_bus: Any, ambiguous_open: None
+) -> None:
+    clock.set_clock(Ahead(services.settings))
+    sweep()
+    case = services.store.get_case(CASE_ID)
+    assert case.conversation_id is None and case.opening_ambiguous
+    assert fake_8x8.created == [] and services.store.pending_outboxes() == []
+    assert open_case(functions).status == 201  # the channel's next open: a lookup (nothing), then the create
+    assert len(fake_8x8.created) == 1
 
 
 def test_the_local_stack_runs_the_sweepers_schedule_from_the_template() -> None:

@@ -231,6 +231,46 @@ def _create(
     return case if attempt in made_by else _reconcile(services, case, request)
 
 
+def adopt_settled_conversation(services: Services, case_id: str) -> bool | None:
+    """For the outbox sweeper: a case whose create's outcome is unknown, once it has settled, and nobody opened it
+    again. The conversation 8x8 did make is looked up and adopted (its early events taken in, ConversationOpened
+    published); never created here, the channel may have given up. True: adopted; False: 8x8 has none (the case
+    stays unsure: the next open looks up first); None: not now (settling, or another request holds the claim)."""
+    case = services.store.get_case(case_id)
+    if case is None or case.conversation_id or case.opening_settles_at > now_ms():
+        return None
+    claim = services.store.claim_opening(case_id, OPENING_LEASE_MS)
+    if not claim or claim.found is None:
+        return None
+    found = claim.found
+    earlier = found.opening_attempts
+    try:
+        for channel_id in sorted({a.channel_id for a in earlier}) or [found.channel_id or services.settings.channel_id]:
+            conversation_id = services.contact_center.find_conversation(case_id, channel_id)
+            if not conversation_id:
+                continue
+            made_by = [a for a in earlier if a.channel_id == channel_id]
+            routing = _agreed(a.routing for a in made_by)
+            services.store.record_conversation(
+                case_id,
+                conversation_id,
+                channel_id,
+                open_request_hashes={a.request_hash for a in made_by},
+                customer_hash=_agreed(a.customer_hash for a in made_by),
+                routing={"type": routing[0], "id": routing[1]} if routing else None,
+            )
+            logger.warning("conversation of an unfinished create adopted by the sweeper")
+            metrics.add_metric(name="ConversationsReconciled", unit=MetricUnit.Count, value=1)
+            take_in_opening(services, case_id, conversation_id, channel_id, now_ms())
+            after_conversation_created(services, conversation_id)
+            return True
+    except Exception:
+        services.store.release_claim(case_id)  # the unknown stays: the next sweep (or open) looks again
+        raise
+    services.store.release_claim(case_id)
+    return False
+
+
 def take_in_opening(services: Services, case_id: str, conversation_id: str, channel_id: str, opened_at: int) -> None:
     """What follows recording a case's conversation: ConversationOpened (once per conversation, under a receipt),
     then the events 8x8 sent before the case knew it, all recorded before any is published (a failed publish

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from casebridge.cases import take_in_opening_of
+from casebridge.cases import adopt_settled_conversation, take_in_opening_of
 from casebridge.clock import now_ms
 from casebridge.observability import MetricUnit, logger, metrics
 from casebridge.outbox import flush_outbox
@@ -38,6 +38,16 @@ def sweep_outbox(services: Services) -> SweepReport:
             case = services.store.get_case(case_id)
             if case is None:
                 continue
+            if case.conversation_id is None:
+                # An ambiguous create nobody opened again: 8x8's conversation is adopted once the create settled.
+                if (case.opening_ambiguous or case.opening_attempts) and adopt_settled_conversation(
+                    services, case_id
+                ) is None:
+                    continue  # not yet: it stays on the index
+                case = services.store.get_case(case_id) or case
+                if case.conversation_id is None:  # 8x8 has none: the next open looks up before creating
+                    services.store.clear_outbox_mark(case_id)
+                    continue
             if case.early_events_untaken and case.conversation_id:  # its opener died (or lost) before taking in
                 take_in_opening_of(services, case)
                 case = services.store.get_case(case_id) or case

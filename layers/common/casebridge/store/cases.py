@@ -107,8 +107,14 @@ class CaseItems(TableAccess):
         expression = "REMOVE openingUntil"
         values: dict[str, Any] = {}
         if ambiguous:
-            expression += " SET openingAmbiguous = :yes"
+            # On the sweeper's index too (from when the create has settled): 8x8's events for a conversation it did
+            # make wait as early events, and a case nobody opens again would never take them in.
+            expression += (
+                " SET openingAmbiguous = :yes, outboxShard = :outbox, outboxSince = if_not_exists(outboxSince, :from)"
+            )
             values[":yes"] = True
+            values[":outbox"] = OUTBOX_SHARD
+            values[":from"] = settles_at or now_ms()
             if settles_at:
                 expression += ", openingSettlesAt = :settles"
                 values[":settles"] = settles_at
