@@ -17,9 +17,9 @@ from scripts.local_stack.template import Template
 from tests.support.fakes import FakeContactCenter
 from tests.support.lambdas import LambdaContext, load_function
 from tests.support.paths import ROOT
-from tests.support.samples import CONVERSATION_ID
+from tests.support.samples import CASE_ID, CONVERSATION_ID
 from tests.support.signing import WebhookSigner
-from tests.unit.test_delivery_edges import CASE_ID, deliver_event, fail_publishes, open_case, types
+from tests.unit.test_delivery_edges import deliver_event, fail_publishes, open_case, types
 
 
 @pytest.fixture
@@ -77,10 +77,10 @@ class Ahead(clock.SystemClock):
     """The system's clock past an ambiguous create's settle period and the sweeper's delay."""
 
     def __init__(self, settings: Any) -> None:
-        self.seconds = settings.create_settle_seconds + settings.outbox_sweep_delay_seconds + 1
+        self.seconds: float = settings.create_settle_seconds + settings.outbox_sweep_delay_seconds + 1
 
     def time(self) -> float:
-        return super().time() + self.seconds
+        return super().time() + float(self.seconds)
 
 
 @pytest.fixture

@@ -166,10 +166,10 @@ def _read_receipt(value: Any, timestamp: int) -> dict[str, Any]:
         return {"readAt": timestamp_field(read_at) if read_at is not None else timestamp}
     receipts = [r for r in value if isinstance(r, dict)] if isinstance(value, list) else []
     times = [r["timestamp"] for r in receipts if isinstance(r.get("timestamp"), int) and r["timestamp"] >= 0]
+    users = [u for r in receipts if isinstance(r.get("users"), list) for u in r["users"]]
     agents = [
-        u.get("id")
-        for r in receipts
-        for u in (r.get("users") if isinstance(r.get("users"), list) else [])
+        u["id"]
+        for u in users
         if isinstance(u, dict) and str(u.get("type", "")).lower() == "agent" and isinstance(u.get("id"), str)
     ]
     read: dict[str, Any] = {"readAt": max(times) if times else timestamp}
