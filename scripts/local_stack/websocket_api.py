@@ -5,7 +5,8 @@ What it does like API Gateway: `$connect` runs with the handshake's query string
 other than 2xx refuses the handshake with that status; each frame is routed by the API's
 RouteSelectionExpression (`$request.body.action`) to its route, else `$default`; a route with a route response
 sends the function's `body` back on the socket; closing runs `$disconnect`. `@connections/{id}`: POST sends a
-frame (410 GoneException when the connection is gone), DELETE closes it, GET describes it. The WebSocket URL is
+frame (410 GoneException when the connection is gone, 413 PayloadTooLargeException over 128 KB, as API Gateway
+refuses it), DELETE closes it, GET describes it. The WebSocket URL is
 `ws://host:port/{stage}`; the @connections endpoint `http://host:port2/{stage}` (boto3's
 apigatewaymanagementapi client takes it as endpoint_url).
 
@@ -34,7 +35,7 @@ from websockets.http11 import Request, Response
 from scripts.local_stack.functions import LocalFunction
 from scripts.local_stack.template import WebSocketApi
 
-MAX_FRAME_BYTES = 128 * 1024  # API Gateway's message size limit
+MAX_FRAME_BYTES = 128 * 1024  # API Gateway's message payload size quota (a frame either way, and one post's Data)
 FrameLog = Callable[[str, str, int], None]  # (connection id, route key, status)
 
 

@@ -1,6 +1,7 @@
 """Pushes to the channel through the real handlers on the local stack: the widget WebSocket (tokens, backlog then
-live events in timeline order, reconnect from a cursor, the widget's own actions, a connection gone mid-push)
-and the signed webhooks (Standard Webhooks, retries, per-case order, dead-letter)."""
+live events in timeline order, reconnect from a cursor, an agent text over API Gateway's 128 KB frame limit, the
+widget's own actions, a connection gone mid-push) and the signed webhooks (Standard Webhooks, retries, per-case
+order, dead-letter)."""
 
 from __future__ import annotations
 
@@ -177,6 +178,37 @@ def test_after_a_forced_disconnect_a_reconnect_from_the_cursor_misses_nothing_an
     sequences = [e["sequence"] for e in again.events()]
     assert sequences == list(range(last["sequence"] + 1, last["sequence"] + 1 + len(sequences)))
     again.close()
+
+
+@pytest.mark.parametrize("long_text", ["a" * 300_000, "\U0001f600" * 100_000], ids=["ascii", "emoji"])
+def test_an_agent_text_over_the_frame_limit_reaches_the_widget_cut_and_marked_and_the_next_event_follows(
+    client: Client, opened: tuple[str, str], long_text: str
+) -> None:
+    """The stand-in refuses a post over 128 KB as API Gateway does (413 PayloadTooLargeException): the frame of
+    such a text goes cut to fit and marked, the next event follows it, and a resume from before it sends it again."""
+    case_id, _ = opened
+    widget = Widget(token(client, case_id)["url"])
+    widget.send({"action": "resume", "requestId": "r1"})
+    assert widget.answer("r1")["status"] == 200
+    agent_says(client, case_id, "before the long one")
+    before = widget.wait(text_event("before the long one"))
+    agent_says(client, case_id, long_text)
+    agent_says(client, case_id, "after the long one")
+    after = widget.wait(text_event("after the long one"), timeout=20)
+    cut = widget.wait(lambda f: f.get("type") == "AgentMessage" and f.get("textLength") == len(long_text))
+    assert long_text.startswith(cut["text"]) and len(cut["text"]) < len(long_text) and cut["textTruncated"] is True
+    assert (before["sequence"] + 1, before["sequence"] + 2) == (cut["sequence"], after["sequence"])
+    timeline = {e["sequence"]: e for e in client.timeline(case_id)}
+    assert timeline[cut["sequence"]]["cursor"] == cut["cursor"]  # its place on the timeline, as the API gives it
+
+    widget.send({"action": "resume", "after": before["cursor"], "requestId": "r2"})
+    assert widget.answer("r2")["body"] == {"sent": 2}
+    again = [e for e in widget.events() if e.get("sequence") in (cut["sequence"], after["sequence"])]
+    assert [(e["sequence"], e["text"]) for e in again] == [
+        (cut["sequence"], cut["text"]),
+        (after["sequence"], after["text"]),
+    ] * 2
+    widget.close()
 
 
 def test_widget_messages_and_typing_take_the_rest_routes_validation_and_path(

@@ -1,9 +1,11 @@
 """The channel push's own rules, on moto: a connection gets each timeline entry once and in order even when pushes
-race for it, a failed post gives its claim back, channel tokens are bound to their case and expire, and the webhook
-retry delays follow backoff with jitter or the channel's Retry-After."""
+race for it, a failed post gives its claim back, a frame over API Gateway's 128 KB goes cut and marked instead of
+holding up the connection, channel tokens are bound to their case and expire, and the webhook retry delays follow
+backoff with jitter or the channel's Retry-After."""
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from dataclasses import replace
@@ -11,12 +13,17 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
+import jsonschema
 import pytest
+from botocore.exceptions import ClientError
 
+from casebridge.business_api.views import event_json_schema
 from casebridge.errors import Unauthorized
 from casebridge.push import tokens
-from casebridge.push.connections import ConnectionGone
+from casebridge.push.connections import ConnectionGone, Connections
 from casebridge.push.fanout import fan_out, push_timeline
+from casebridge.push.frames import MAX_FRAME_BYTES, fit_frame
+from casebridge.push.socket import resume
 from casebridge.push.webhook import RETRY_AFTER_CAP_SECONDS, backoff_seconds, retry_after_seconds
 from casebridge.store import TimelineEntry
 from tests.support.aws import aws_client
@@ -98,6 +105,108 @@ def test_a_gone_connection_raises_so_the_fan_out_drops_it(services: Any) -> None
     services.store.drop_connection(CASE_ID, "conn-1")
     assert services.store.case_connections(CASE_ID) == []
     assert services.store.connection_case("conn-1") is None
+
+
+class ApiGateway:
+    """The @connections API as API Gateway answers it: a post over its 128 KB message limit is refused with 413
+    PayloadTooLargeException (as the local stack's stand-in refuses it); the frames it took, in order."""
+
+    LIMIT = 128 * 1024
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+        self.frames: list[dict[str, Any]] = []
+
+    def post_to_connection(self, ConnectionId: str, Data: bytes) -> None:  # noqa: N803 - boto3's names
+        if len(Data) > self.LIMIT:
+            answer: Any = {
+                "Error": {"Code": "PayloadTooLargeException", "Message": "the frame is too large"},
+                "ResponseMetadata": {"HTTPStatusCode": 413},
+            }
+            raise ClientError(answer, "PostToConnection")
+        self.sizes.append(len(Data))
+        self.frames.append(json.loads(Data))
+
+
+def agent_says(services: Any, sequence: int, text: str) -> dict[str, Any]:
+    """The agent's text recorded as the case's `sequence`th entry; its bus event's detail."""
+    case = services.store.get_case(CASE_ID)
+    entry = TimelineEntry(f"e{sequence}", "AgentMessage", "conv-1", sequence, sequence, {"agentId": "a", "text": text})
+    services.store.record_case_event(case, entry, None)
+    return {"caseId": CASE_ID, "eventId": entry.event_id, "type": entry.type, "sequence": sequence}
+
+
+@pytest.mark.parametrize("long_text", ["a" * 300_000, "\U0001f600" * 100_000], ids=["ascii", "emoji"])
+def test_an_agent_text_over_api_gateways_frame_limit_reaches_the_widget_cut_and_marked_and_the_next_event_too(
+    services: Any, long_text: str
+) -> None:
+    """API Gateway refuses a post over 128 KB on every retry, and a connection's pushes go in order: such a frame
+    held up the connection for good (the fan-out failed, EventBridge retried it, and every later event's push
+    tried it first). It now goes cut to fit, marked as the timeline marks a cut text, with its sequence and cursor:
+    the next event follows, and a resume from a cursor before it sends it again, cut the same way."""
+    assert services.store.claim_opening(CASE_ID, 1000)
+    agent_says(services, 1, "before")
+    services.store.put_connection(CASE_ID, "conn-1", 1, 600)  # it had "before"
+    api = ApiGateway()
+    connections = Connections("", client=api)
+    assert fan_out(services, connections, agent_says(services, 2, long_text)) == 1
+    assert fan_out(services, connections, agent_says(services, 3, "after")) == 1
+    cut, after = api.frames
+    assert (cut["sequence"], after["sequence"], after["text"]) == (2, 3, "after")
+    assert long_text.startswith(cut["text"]) and (cut["textTruncated"], cut["textLength"]) == (True, len(long_text))
+    # Measured as sent, UTF-8 not escaped (an escaped emoji takes 12 bytes): the cut fills the frame to a character.
+    assert MAX_FRAME_BYTES - 4 < api.sizes[0] <= MAX_FRAME_BYTES and len(cut["text"].encode()) > 126_000
+    timeline = services.store.timeline_after(CASE_ID, 0, 10)
+    assert cut["cursor"] == timeline[1].cursor and cut["eventId"] == "e2"
+    for frame in api.frames:
+        jsonschema.validate(frame, event_json_schema())
+
+    api.frames.clear()
+    assert resume(services, connections, "conn-1", {"after": timeline[0].cursor}) == {"sent": 2}
+    assert [(f["sequence"], f["text"]) for f in api.frames] == [(2, cut["text"]), (3, "after")]
+    assert api.frames[0]["textTruncated"] is True
+    assert services.store.get_connection(CASE_ID, "conn-1").sent_seq == 3
+
+
+def agent_frame(**content: Any) -> dict[str, Any]:
+    common = {"eventId": "e1", "type": "AgentMessage", "caseId": CASE_ID, "conversationId": "conv-1"}
+    return {**common, "occurredAt": 1, "receivedAt": 2, "agentId": "a", **content, "sequence": 1, "cursor": "c1"}
+
+
+def test_cards_that_cannot_fit_a_frame_beside_no_text_are_dropped_and_the_text_kept_or_cut() -> None:
+    cards = [{"contentType": "application/vnd.example", "content": {"body": "c" * 60_000}} for _ in range(3)]
+    kept, data = fit_frame(agent_frame(text="see the cards", cards=cards))
+    assert (kept["text"], kept["cardsDropped"], len(data) <= MAX_FRAME_BYTES) == ("see the cards", 3, True)
+    assert "cards" not in kept and "textTruncated" not in kept
+    cut, data = fit_frame(agent_frame(text="é" * 100_000, cards=cards))
+    assert (cut["cardsDropped"], cut["textTruncated"], cut["textLength"]) == (3, True, 100_000)
+    assert MAX_FRAME_BYTES - 100 < len(data) <= MAX_FRAME_BYTES
+    small = [{"contentType": "application/vnd.example", "content": {"body": "c" * 1_000}}]
+    cut, _ = fit_frame(agent_frame(text="x" * 200_000, cards=small))
+    assert cut["cards"] == small and "cardsDropped" not in cut  # cards that fit stay; the text gives way
+    for frame in (kept, cut):
+        jsonschema.validate(frame, event_json_schema())
+
+
+def test_a_frame_cut_by_the_timeline_keeps_8x8s_length_and_a_frame_that_fits_goes_as_it_is() -> None:
+    recorded = agent_frame(text="a" * 390_000, textTruncated=True, textLength=500_000)
+    cut, _ = fit_frame(recorded)
+    assert (cut["textTruncated"], cut["textLength"]) == (True, 500_000)
+    fitting = agent_frame(text="\U0001f600" * 31_000)  # 124,000 bytes as UTF-8; 372,000 escaped
+    same, data = fit_frame(fitting)
+    assert same is fitting and json.loads(data) == fitting and len(data) <= MAX_FRAME_BYTES
+
+
+def test_attachments_that_cannot_fit_a_frame_are_left_to_the_timeline_and_named_in_omitted() -> None:
+    """The parsers' bounds (50 attachments, file names of 1,024 characters) allow references over the limit."""
+    attachments = [
+        {"attachmentId": f"att-{n}", "fileName": "\U0001f4ce" * 1024, "type": "file", "status": "pending"}
+        for n in range(50)
+    ]
+    fitted, data = fit_frame(agent_frame(text="a" * 300_000, attachments=attachments))
+    assert fitted["omitted"] == ["attachments"] and "attachments" not in fitted and len(data) <= MAX_FRAME_BYTES
+    assert (fitted["textTruncated"], fitted["textLength"]) == (True, 300_000)
+    jsonschema.validate(fitted, event_json_schema())
 
 
 @pytest.fixture

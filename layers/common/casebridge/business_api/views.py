@@ -204,10 +204,12 @@ _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
         },
     },
     "cards": {"type": "array", "items": {"type": "object"}},
-    # An 8x8 message too large for its timeline item (DynamoDB's 400 KB): recorded cut, and said so.
+    # An 8x8 message too large for its timeline item (DynamoDB's 400 KB): recorded cut, and said so. A WebSocket
+    # frame (API Gateway's 128 KB) cuts the same way, with the same marks; the timeline keeps what it recorded.
     "textTruncated": {
         "const": True,
-        "description": "8x8's text did not fit the timeline entry: `text` is its start, cut at a whole character",
+        "description": "8x8's text did not fit the timeline entry, or the WebSocket frame: `text` is its start, cut at "
+        "a whole character (a frame's cut: GET /cases/{caseId}/events has the text as recorded)",
     },
     "textLength": {
         "type": "integer",
@@ -217,7 +219,8 @@ _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
     "cardsDropped": {
         "type": "integer",
         "minimum": 1,
-        "description": "8x8's cards did not fit the timeline entry beside the text: how many there were; none are kept",
+        "description": "8x8's cards did not fit the timeline entry, or the WebSocket frame, beside the text: how many "
+        "there were; none are in it (a frame's: GET /cases/{caseId}/events has them)",
     },
     "typing": {"type": "boolean"},
     "channelId": _STRING,
@@ -303,8 +306,8 @@ def event_json_schema() -> dict[str, Any]:
         "omitted": {
             "type": "array",
             "items": {"enum": ["text", "cards", "attachments"]},
-            "description": "the event was over EventBridge's 256 KB: these fields are on the timeline only "
-            "(GET /cases/{caseId}/events, same eventId)",
+            "description": "the event was over EventBridge's 256 KB (or a WebSocket frame's 128 KB even with its text "
+            "cut and cards dropped): these fields are on the timeline only (GET /cases/{caseId}/events, same eventId)",
         },
         "bodyConflict": {
             "const": True,

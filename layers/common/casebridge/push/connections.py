@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from typing import Any
 
@@ -11,6 +10,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from casebridge.errors import ConfigurationError
+from casebridge.observability import MetricUnit, logger, metrics
+from casebridge.push.frames import MAX_FRAME_BYTES, fit_frame
 
 # A frame is small and API Gateway answers at once; a slow answer must not hold up the other connections long.
 _CONFIG = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 2})
@@ -41,7 +42,16 @@ class Connections:
         return _client(self.endpoint_url)
 
     def post(self, connection_id: str, frame: dict[str, Any]) -> None:
-        data = json.dumps(frame, separators=(",", ":"), default=_plain).encode()
+        """Post the frame, cut to API Gateway's limit if it is over (a post over it fails on every retry and,
+        pushes being in order, would hold up everything after it on this connection)."""
+        sent, data = fit_frame(frame)
+        if sent is not frame:
+            cut = [name for name in ("text", "cards", "attachments") if sent.get(name) != frame.get(name)]
+            logger.warning(
+                "frame cut to API Gateway's WebSocket message limit",
+                extra={"eventId": frame.get("eventId"), "cut": cut, "bytes": len(data), "limit": MAX_FRAME_BYTES},
+            )
+            metrics.add_metric(name="ChannelFramesCut", unit=MetricUnit.Count, value=1)
         try:
             self.client.post_to_connection(ConnectionId=connection_id, Data=data)
         except ClientError as error:
@@ -55,11 +65,3 @@ class Connections:
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "GoneException":
                 raise
-
-
-def _plain(value: Any) -> Any:
-    from decimal import Decimal  # noqa: PLC0415 - only DynamoDB numbers ever need it
-
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
