@@ -63,9 +63,13 @@ class CaseItems(TableAccess):
             ":open": CaseState.OPEN.value,
             ":zero": 0,
         }
+        # On the sweeper's index from the claim on: an opener that dies after 8x8 made the conversation leaves it
+        # unrecorded, and nobody may open the case again (the sweeper looks it up once the lease ran out).
+        values[":outbox"] = OUTBOX_SHARD
         expression = (
             "SET caseId = :case, openingUntil = :until, updatedAt = :now, createdAt = if_not_exists(createdAt, :now),"
-            " #state = if_not_exists(#state, :open), version = if_not_exists(version, :zero)"
+            " #state = if_not_exists(#state, :open), version = if_not_exists(version, :zero),"
+            " outboxShard = :outbox, outboxSince = if_not_exists(outboxSince, :now)"
         )
         if attempt is not None:
             expression += " ADD openingAttempts :attempt"
