@@ -105,6 +105,22 @@ def check_credentials(session: boto3.session.Session) -> str:
     return str(identity["Account"])
 
 
+def business_hours_version(session: boto3.session.Session, answers: Mapping[str, str]) -> dict[str, str]:
+    """The business-hours parameter's current version as BusinessHoursVersion: a deploy after the document was
+    edited changes the check's properties, so CloudFormation runs the check again (the value alone would not)."""
+    name = answers.get("BusinessHoursParameterName", "")
+    if not name:
+        return {"BusinessHoursVersion": ""}
+    ssm = session.client("ssm")
+    try:
+        version = ssm.get_parameter(Name=name)["Parameter"]["Version"]
+    except ssm.exceptions.ParameterNotFound:
+        raise DeployError(f"the business-hours parameter {name} does not exist in this account and region") from None
+    except (ClientError, BotoCoreError) as error:
+        raise DeployError(f"the business-hours parameter {name} could not be read ({error})") from None
+    return {"BusinessHoursVersion": str(version)}
+
+
 def ask(parameter: Parameter, prompt: str, read: Callable[[str], str], say: Callable[[str], None]) -> str:
     """Ask until the answer is one CloudFormation will take; an empty answer takes the default."""
     default = parameter.default
@@ -171,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         if region not in session.get_available_regions("cloudformation"):
             raise DeployError(f"{region!r} is not an AWS region with CloudFormation")
         answers = gather(template_parameters(), known)
+        answers.update(business_hours_version(session, answers))
     except DeployError as error:
         print(error, file=sys.stderr)
         return 1

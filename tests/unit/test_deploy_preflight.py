@@ -121,3 +121,25 @@ def test_saved_answers_are_read_back_from_samconfig(tmp_path: Path) -> None:
     known, region = deploy.saved_answers(config)
     assert known == {"EightByEightTenantId": "acme-tenant", "EightByEightQueueId": "101"}
     assert region == "eu-west-1"
+
+
+def test_the_business_hours_version_goes_with_the_deploy_so_an_edited_document_is_checked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moto import mock_aws  # noqa: PLC0415
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        session = boto3.session.Session(region_name="us-east-1")
+        ssm = session.client("ssm")
+        ssm.put_parameter(Name="/casebridge/hours", Value='{"queues": {}}', Type="String")
+        ssm.put_parameter(Name="/casebridge/hours", Value='{"queues": {}} ', Type="String", Overwrite=True)
+        hours = {"BusinessHoursParameterName": "/casebridge/hours"}
+        assert deploy.business_hours_version(session, hours) == {"BusinessHoursVersion": "2"}
+        assert deploy.business_hours_version(session, {}) == {"BusinessHoursVersion": ""}
+        with pytest.raises(deploy.DeployError, match="/casebridge/missing does not exist"):
+            deploy.business_hours_version(session, {"BusinessHoursParameterName": "/casebridge/missing"})
+    check = deploy.Template.load(deploy.ROOT / "template.yaml").body["Resources"]["BusinessHoursCheck"]
+    assert check["Properties"]["DocumentVersion"] == {"Ref": "BusinessHoursVersion"}  # a new version: an update
+    assert deploy.template_parameters()["BusinessHoursVersion"].problem("2") is None

@@ -46,7 +46,7 @@ def sweep_outbox(services: Services) -> SweepReport:
                     continue  # not yet: it stays on the index
                 case = services.store.get_case(case_id) or case
                 if case.conversation_id is None:  # 8x8 has none: the next open looks up before creating
-                    services.store.clear_outbox_mark(case_id)
+                    services.store.clear_outbox_mark(case_id, opening_looked_up=True)
                     continue
             if case.early_events_untaken and case.conversation_id:  # its opener died (or lost) before taking in
                 take_in_opening_of(services, case)

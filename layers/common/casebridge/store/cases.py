@@ -270,13 +270,20 @@ class CaseItems(TableAccess):
         if "pendingPublish" not in answer.get("Attributes", {}):  # DynamoDB drops a set that becomes empty
             self.clear_outbox_mark(case_id)
 
-    def clear_outbox_mark(self, case_id: str) -> None:
-        """Off the sweeper's index, if nothing was put on the outbox meanwhile (nor early events left to take in)."""
+    def clear_outbox_mark(self, case_id: str, *, opening_looked_up: bool = False) -> None:
+        """Off the sweeper's index, if nothing was put on the outbox meanwhile (nor early events left to take in),
+        and no create's outcome is unknown: the sweeper looks that up first (`opening_looked_up`: it did, and found
+        nothing; still not while a claim is held)."""
+        condition = "attribute_exists(caseId) AND attribute_not_exists(pendingPublish) AND "
+        condition += "attribute_not_exists(earlyEventsUntaken) AND "
+        if opening_looked_up:
+            condition += "attribute_not_exists(openingUntil)"
+        else:
+            condition += "attribute_not_exists(openingAmbiguous) AND attribute_not_exists(openingAttempts)"
         self._conditional_update(
             Key=key(case_pk(case_id), CASE_SK),
             UpdateExpression="REMOVE outboxShard, outboxSince",
-            ConditionExpression="attribute_exists(caseId) AND attribute_not_exists(pendingPublish) "
-            "AND attribute_not_exists(earlyEventsUntaken)",
+            ConditionExpression=condition,
         )
 
     def early_events_taken(self, case_id: str) -> None:
