@@ -12,6 +12,7 @@ import boto3
 import pytest
 
 from scripts import deploy
+from scripts.local_stack.template import Template
 
 GOOD = {
     "EightByEightApi": "chat-gateway-v1",
@@ -140,6 +141,6 @@ def test_the_business_hours_version_goes_with_the_deploy_so_an_edited_document_i
         assert deploy.business_hours_version(session, {}) == {"BusinessHoursVersion": ""}
         with pytest.raises(deploy.DeployError, match="/casebridge/missing does not exist"):
             deploy.business_hours_version(session, {"BusinessHoursParameterName": "/casebridge/missing"})
-    check = deploy.Template.load(deploy.ROOT / "template.yaml").body["Resources"]["BusinessHoursCheck"]
+    check = Template.load(deploy.ROOT / "template.yaml").body["Resources"]["BusinessHoursCheck"]
     assert check["Properties"]["DocumentVersion"] == {"Ref": "BusinessHoursVersion"}  # a new version: an update
     assert deploy.template_parameters()["BusinessHoursVersion"].problem("2") is None
