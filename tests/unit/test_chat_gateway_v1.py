@@ -542,7 +542,8 @@ def test_error_answers_map_to_domain_errors(
     assert type(error) is error_class
     assert (error.status_code, error.upstream_status, error.upstream_code) == (our_status, status, code)
     assert error.retryable is (our_status == 503)
-    assert error.ambiguous is False
+    # An edge's 502/503/504 on a create or a message post may come after 8x8 acted (test_create_answers.py).
+    assert error.ambiguous is (operation in ("create", "send") and status in (502, 503, 504))
     assert error.details == details
     assert error.body()["error"]["upstream"] == {"status": status, "code": code}
     assert len(mock_8x8.calls) == 1, "the Gateway client never retries by itself"

@@ -212,8 +212,9 @@ def raise_for_status(
     """caller_input: the request carries the business's values, so 8x8 refusing them is the caller's 422.
     not_found: what a 404 means for this operation (an unknown channel on create is our configuration).
     unauthorized: v2 refreshes its token on ContactCenterAuthError; the Gateway's API key cannot be refreshed.
-    creates: the request makes something 8x8 cannot be asked twice for; an answer that does not prove nothing
-    was made is ambiguous (the caller looks before creating again)."""
+    creates: the request makes something 8x8 has no idempotency key for (a conversation, a message); an answer
+    that does not prove nothing was made is ambiguous (an opener looks the conversation up before creating again,
+    the sender counts a possible duplicate)."""
     status = response.status_code
     if 300 <= status < 400:
         # Not followed (see CredentialedSession): the answer is not 8x8's, so nothing was done.
