@@ -88,7 +88,7 @@ class Files:
         return made
 
     def file_get(self, url: str, **_: Any) -> requests.Response:
-        """GET of an agent file's pre-signed URL (the copier's `requests.get`, no credentials)."""
+        """GET of an agent file's pre-signed URL (the copier's `sources.checked_get`, no credentials)."""
         fault = self.world.step(f"8x8 files GET {url}", "contact_center", ("refused", "500", "timeout-before"), 0.15)
         if fault == "refused":
             raise requests.ConnectionError("Connection refused (NewConnectionError)")

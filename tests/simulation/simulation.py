@@ -221,7 +221,8 @@ class Simulation:
         patch(aws, "boto3", SimpleNamespace(client=no_real_aws))
         patch(uploads, "secrets", SimpleNamespace(token_urlsafe=lambda n: f"up{ids.getrandbits(8 * n):x}"))
         patch(aws, "sqs_client", lambda: self.sqs)  # the copy jobs' queue (agent_files asks for the shared client)
-        patch(sources, "requests", SimpleNamespace(get=self.model.files.file_get))  # 8x8's pre-signed file URLs
+        # 8x8's pre-signed file URLs (the checked GET's connection-time peer check needs a socket: none here)
+        patch(sources, "checked_get", lambda policy, url, timeout: self.model.files.file_get(url))
         patch(sources, "resolve", lambda host, port: ["93.184.216.34"])  # 8x8's file host: a public address
         patch(observability.metrics, "add_metric", lambda *a, **k: None)
         aws.reset_clients()

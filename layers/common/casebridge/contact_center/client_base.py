@@ -70,7 +70,13 @@ class ClientBase:
 
     def _post_message(self, conversation_id: str, body: dict[str, Any]) -> None:
         self._call(
-            "POST", self._conversation(conversation_id) + "/messages", "post_message", caller_input=True, json=body
+            "POST",
+            self._conversation(conversation_id) + "/messages",
+            "post_message",
+            caller_input=True,
+            # A 502/503/504 may come after 8x8 took the message: ambiguous, so a duplicate its retry shows is counted.
+            creates=True,
+            json=body,
         )
 
     def _find_conversation(self, params: dict[str, str], pick: Callable[[Any], str | None]) -> str | None:

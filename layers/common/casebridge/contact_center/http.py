@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from urllib3.util.ssl_match_hostname import CertificateError
 
 from casebridge.clock import wall_time
 from casebridge.contact_center.base import CHAT_GATEWAY_V1, ContactCenterApi
@@ -210,8 +212,9 @@ def raise_for_status(
     """caller_input: the request carries the business's values, so 8x8 refusing them is the caller's 422.
     not_found: what a 404 means for this operation (an unknown channel on create is our configuration).
     unauthorized: v2 refreshes its token on ContactCenterAuthError; the Gateway's API key cannot be refreshed.
-    creates: the request makes something 8x8 cannot be asked twice for; an answer that does not prove nothing
-    was made is ambiguous (the caller looks before creating again)."""
+    creates: the request makes something 8x8 has no idempotency key for (a conversation, a message); an answer
+    that does not prove nothing was made is ambiguous (an opener looks the conversation up before creating again,
+    the sender counts a possible duplicate)."""
     status = response.status_code
     if 300 <= status < 400:
         # Not followed (see CredentialedSession): the answer is not 8x8's, so nothing was done.
@@ -272,7 +275,8 @@ def request(
     **kwargs: Any,
 ) -> requests.Response:
     """One HTTP call; network failures become ContactCenterUnavailable, marked ambiguous when the request
-    may have reached 8x8 (read timeout, connection dropped after sending)."""
+    may have reached 8x8 (read timeout, connection dropped after sending, any TLS failure but a refused
+    certificate)."""
     try:
         # Never a redirect, whatever session was given: the request carries 8x8's credentials.
         kwargs["allow_redirects"] = False
@@ -281,8 +285,12 @@ def request(
         raise ContactCenterUnavailable(f"8x8 unreachable for {operation}: connect timeout") from error
     except requests.ReadTimeout as error:
         raise ContactCenterUnavailable(f"8x8 did not answer {operation} in {timeout:g}s", ambiguous=True) from error
-    except requests.exceptions.SSLError as error:  # the handshake fails before anything is sent
-        raise ContactCenterUnavailable(f"TLS to 8x8 failed for {operation}") from error
+    except requests.exceptions.SSLError as error:
+        # Only a refused certificate proves the request was never sent; any other TLS failure may come after it
+        # (a broken record in the answer, a TLS 1.3 alert read after the request went out).
+        raise ContactCenterUnavailable(
+            f"TLS to 8x8 failed for {operation}", ambiguous=not _certificate_refused(error)
+        ) from error
     except requests.ConnectionError as error:
         refused = "NewConnectionError" in repr(error) or "Connection refused" in str(error)
         raise ContactCenterUnavailable(f"connection to 8x8 failed during {operation}", ambiguous=not refused) from error
@@ -294,6 +302,25 @@ def request(
         response, operation, caller_input=caller_input, not_found=not_found, unauthorized=unauthorized, creates=creates
     )
     return response
+
+
+def _certificate_refused(error: BaseException) -> bool:
+    """Whether the failure is our refusal of the server's certificate (not trusted, another host's). The client
+    checks it during the handshake, before its Finished message: nothing of the request has been sent. urllib3
+    wraps a handshake failure and a failure reading the answer alike, so the cause is looked for down the chain
+    of wrapped errors (args, MaxRetryError.reason, `raise ... from`)."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [error]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, (ssl.SSLCertVerificationError, CertificateError)):
+            return True
+        linked = (current.__cause__, getattr(current, "reason", None), *current.args)
+        pending.extend(item for item in linked if isinstance(item, BaseException))
+    return False
 
 
 def json_body(response: requests.Response) -> Any:
