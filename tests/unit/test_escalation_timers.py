@@ -67,6 +67,30 @@ def kinds(services: Any, kind: str) -> list[dict[str, Any]]:
     return [e.detail for e in entries if e.type == kind]
 
 
+def queued_asking_hand_back(services: Any, signer: WebhookSigner) -> int:
+    """A case opened with `"onQueueTimeout": "handback"`, queued now (8x8's QUEUED): when it was queued."""
+    map_case("case-1", "conv-1")
+    aws_client("dynamodb").update_item(
+        TableName=services.store.table,
+        Key={"pk": {"S": "CASE#case-1"}, "sk": {"S": "CASE"}},
+        UpdateExpression="SET onQueueTimeout = :h",
+        ExpressionAttributeValues={":h": {"S": "handback"}},
+    )
+    queued_at = int(time.time() * 1000)
+    send(signer, services, "e1", "QUEUED", queued_at, queueId="q1")
+    return queued_at
+
+
+def agent_then_8x8_idle(services: Any, signer: WebhookSigner) -> int:
+    """Queued, an agent joins, then 8x8's CONVERSATION_UPDATE idle: the interaction ends with no agent-left."""
+    map_case("case-1", "conv-1")
+    now = int(time.time() * 1000)
+    send(signer, services, "e1", "QUEUED", now, queueId="q1")
+    send(signer, services, "e2", "MEMBERS_CHANGED", now + 1, memberType="agent", change="joined", id="a1")
+    send(signer, services, "e3", "CONVERSATION_UPDATE", now + 2, state="idle")
+    return now
+
+
 def index_keys(services: Any) -> list[str]:
     return list(timers.active_case_ids(services))
 
@@ -81,15 +105,7 @@ def test_only_cases_in_play_are_in_the_index(swept: Any, webhook_signer: Webhook
 def test_a_case_queued_too_long_times_out_once_and_is_handed_back_when_asked(
     swept: Any, webhook_signer: WebhookSigner, fake_8x8: Any
 ) -> None:
-    map_case("case-1", "conv-1")
-    aws_client("dynamodb").update_item(
-        TableName=swept.store.table,
-        Key={"pk": {"S": "CASE#case-1"}, "sk": {"S": "CASE"}},
-        UpdateExpression="SET onQueueTimeout = :h",
-        ExpressionAttributeValues={":h": {"S": "handback"}},
-    )
-    queued_at = int(time.time() * 1000)
-    send(webhook_signer, swept, "e1", "QUEUED", queued_at, queueId="q1")
+    queued_at = queued_asking_hand_back(swept, webhook_signer)
     timers.sweep(swept, now=queued_at + 9 * MINUTE)
     assert kinds(swept, "QueueTimeout") == []
     timers.sweep(swept, now=queued_at + 10 * MINUTE)
@@ -106,15 +122,7 @@ def test_a_queue_timeout_hand_back_whose_leave_failed_is_made_by_the_next_sweep(
 ) -> None:
     from casebridge.errors import ContactCenterUnavailable
 
-    map_case("case-1", "conv-1")
-    aws_client("dynamodb").update_item(
-        TableName=swept.store.table,
-        Key={"pk": {"S": "CASE#case-1"}, "sk": {"S": "CASE"}},
-        UpdateExpression="SET onQueueTimeout = :h",
-        ExpressionAttributeValues={":h": {"S": "handback"}},
-    )
-    queued_at = int(time.time() * 1000)
-    send(webhook_signer, swept, "e1", "QUEUED", queued_at, queueId="q1")
+    queued_at = queued_asking_hand_back(swept, webhook_signer)
     fake_8x8.errors["leave"] = [ContactCenterUnavailable("8x8 answered 503")]
     report = timers.sweep(swept, now=queued_at + 10 * MINUTE)
     assert report.failures == 1 and kinds(swept, "HandedBack") == []  # 8x8 refused the leave this time
@@ -245,11 +253,7 @@ def test_a_lost_hand_back_is_made_by_the_sweep(swept: Any, webhook_signer: Webho
 def test_an_end_by_8x8_idle_alone_is_handed_back_as_idle_once_no_agent_left_came(
     swept: Any, webhook_signer: WebhookSigner
 ) -> None:
-    map_case("case-1", "conv-1")
-    now = int(time.time() * 1000)
-    send(webhook_signer, swept, "e1", "QUEUED", now, queueId="q1")
-    send(webhook_signer, swept, "e2", "MEMBERS_CHANGED", now + 1, memberType="agent", change="joined", id="a1")
-    send(webhook_signer, swept, "e3", "CONVERSATION_UPDATE", now + 2, state="idle")
+    now = agent_then_8x8_idle(swept, webhook_signer)
     assert swept.store.get_case("case-1").live.state.value == "agent_left"
     timers.sweep(swept, now=now + 30_000)
     assert kinds(swept, "HandedBack") == []  # an agent-left may still come
@@ -260,11 +264,7 @@ def test_an_end_by_8x8_idle_alone_is_handed_back_as_idle_once_no_agent_left_came
 def test_an_idle_followed_by_the_agent_leaving_is_handed_back_once_as_agent_ended(
     swept: Any, webhook_signer: WebhookSigner
 ) -> None:
-    map_case("case-1", "conv-1")
-    now = int(time.time() * 1000)
-    send(webhook_signer, swept, "e1", "QUEUED", now, queueId="q1")
-    send(webhook_signer, swept, "e2", "MEMBERS_CHANGED", now + 1, memberType="agent", change="joined", id="a1")
-    send(webhook_signer, swept, "e3", "CONVERSATION_UPDATE", now + 2, state="idle")
+    now = agent_then_8x8_idle(swept, webhook_signer)
     timers.sweep(swept, now=now + 10_000)
     left = {"memberType": "agent", "change": "left", "id": "a1", "wrapUpCode": "Sold"}
     send(webhook_signer, swept, "e4", "MEMBERS_CHANGED", now + 3, **left)

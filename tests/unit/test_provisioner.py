@@ -8,8 +8,6 @@ protocol against a local HTTPS server standing in for CloudFormation's response 
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import ssl
 import threading
@@ -22,10 +20,6 @@ from typing import Any, NamedTuple
 
 import pytest
 import responses
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from moto import mock_aws
 
 from casebridge import provisioning
@@ -43,6 +37,7 @@ from cc_emulator.pytest_plugin import WebhookReceiver
 from cc_emulator.server import EmulatorServer
 from tests.support.aws import aws_client
 from tests.support.lambdas import LambdaContext, load_function
+from tests.support.tls import self_signed
 
 # The emulator plugin's fixtures, for the rig below.
 emulator_config = pytest_plugin.emulator_config
@@ -333,35 +328,10 @@ class CloudFormationStandIn:
             return list(self.answers)
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-    ).sign(key, hashes.SHA256())
-    cert_path, key_path = directory / "cfn.pem", directory / "cfn.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
-
-
 @pytest.fixture
 def cloudformation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CloudFormationStandIn]:
-    cert, key = _self_signed(tmp_path)
+    certificate = self_signed(tmp_path, "cfn")
+    cert, key = certificate.cert, certificate.key
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # crhelper verifies the response URL's certificate
     stand_in = CloudFormationStandIn()
 

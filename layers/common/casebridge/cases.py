@@ -204,16 +204,7 @@ def _create(
         settles_at = now_ms() + int(services.settings.create_settle_seconds * 1000) if creating else 0
         services.store.release_claim(case_id, ambiguous=unsure or creating, attempt=attempt, settles_at=settles_at)
         raise
-    routing = _agreed(a.routing for a in made_by)
-    services.store.record_conversation(
-        case_id,
-        conversation_id,
-        channel_id,
-        # A retry of any request this conversation may have been made from is that request again.
-        open_request_hashes={a.request_hash for a in made_by},
-        customer_hash=_agreed(a.customer_hash for a in made_by),
-        routing={"type": routing[0], "id": routing[1]} if routing else None,
-    )
+    _record_made_by(services, case_id, conversation_id, channel_id, made_by)
     logger.append_keys(conversationId=conversation_id)
     logger.info("conversation opened for case", extra={"channelId": channel_id})
     metrics.add_metric(name="ConversationsOpened", unit=MetricUnit.Count, value=1)
@@ -229,6 +220,22 @@ def _create(
     case = require_case(services, case_id)
     # Adopted from another request: this request's own data is applied to it, or refused, as on any open.
     return case if attempt in made_by else _reconcile(services, case, request)
+
+
+def _record_made_by(
+    services: Services, case_id: str, conversation_id: str, channel_id: str, made_by: list[OpeningAttempt]
+) -> None:
+    """The case's conversation, recorded with what the attempts it may have been made by agree on."""
+    routing = _agreed(a.routing for a in made_by)
+    services.store.record_conversation(
+        case_id,
+        conversation_id,
+        channel_id,
+        # A retry of any request this conversation may have been made from is that request again.
+        open_request_hashes={a.request_hash for a in made_by},
+        customer_hash=_agreed(a.customer_hash for a in made_by),
+        routing={"type": routing[0], "id": routing[1]} if routing else None,
+    )
 
 
 def adopt_settled_conversation(services: Services, case_id: str) -> bool | None:
@@ -249,15 +256,8 @@ def adopt_settled_conversation(services: Services, case_id: str) -> bool | None:
             conversation_id = services.contact_center.find_conversation(case_id, channel_id)
             if not conversation_id:
                 continue
-            made_by = [a for a in earlier if a.channel_id == channel_id]
-            routing = _agreed(a.routing for a in made_by)
-            services.store.record_conversation(
-                case_id,
-                conversation_id,
-                channel_id,
-                open_request_hashes={a.request_hash for a in made_by},
-                customer_hash=_agreed(a.customer_hash for a in made_by),
-                routing={"type": routing[0], "id": routing[1]} if routing else None,
+            _record_made_by(
+                services, case_id, conversation_id, channel_id, [a for a in earlier if a.channel_id == channel_id]
             )
             logger.warning("conversation of an unfinished create adopted by the sweeper")
             metrics.add_metric(name="ConversationsReconciled", unit=MetricUnit.Count, value=1)
