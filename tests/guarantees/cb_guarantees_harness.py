@@ -38,6 +38,11 @@ from tests.support.lambdas import LambdaContext, load_function
 from tests.support.signing import WebhookSigner
 
 CONTACT_CENTER_APIS = ("chat-gateway-v1", "chat-api-v2")
+# The connector's 8x8 timeout in these tests: short, so hang faults play out fast, yet wide of what stalls a plain
+# answer on a busy 2-core machine (a full garbage collection was measured at 0.9 s mid-suite). A fault that must
+# outlast it outlasts it by as much again.
+HTTP_TIMEOUT_S = 1.5
+PAST_TIMEOUT_S = 2 * HTTP_TIMEOUT_S
 # Modules whose guarantees must hold on both 8x8 APIs mark themselves with this (the fault matrix, the
 # concurrency tests, delivery, the lifecycle model); the rest run on Chat API v2, whose flat events they sign.
 both_apis = pytest.mark.parametrize("contact_center_api", CONTACT_CENTER_APIS, indirect=True)
@@ -411,6 +416,14 @@ class Harness:
     def webhook_deliveries(self) -> list[Any]:
         """The emulator's delivery attempts of events (WEB_HOOK_VERIFY excluded)."""
         return [r for r in self.emulator.deliveries() if r.event_type != "WEB_HOOK_VERIFY"]
+
+    def wait_for_late_answer(self, op: str, timeout: float = 30.0) -> None:
+        """Wait until 8x8 has processed the request a latency fault slowed down (the emulator logs it then): the
+        late original has landed."""
+        deadline = time.monotonic() + timeout
+        while not any(r.op == op and r.fault == "latency" for r in list(self.engine.requests)):
+            assert time.monotonic() < deadline, f"the slowed {op} never ended"
+            time.sleep(0.05)
 
     def settle(self, timeout: float = 10.0) -> None:
         """Wait until the emulator has no agent action or webhook delivery pending."""

@@ -12,7 +12,13 @@ from hypothesis import HealthCheck, settings
 
 from cc_emulator import EmulatorServer
 from cc_emulator.pytest_plugin import make_test_config
-from tests.guarantees.cb_guarantees_harness import Harness, MetricsRecorder, WebhookBridge, connect_harness
+from tests.guarantees.cb_guarantees_harness import (
+    HTTP_TIMEOUT_S,
+    Harness,
+    MetricsRecorder,
+    WebhookBridge,
+    connect_harness,
+)
 from tests.support.aws import AwsResources, create_resources
 from tests.support.connector import reset_casebridge
 
@@ -31,7 +37,7 @@ BASE_ENV = {
     "AWS_SESSION_TOKEN": "testing",
     "EIGHTXEIGHT_API": "chat-api-v2",
     "EIGHTXEIGHT_REGION": "us",
-    "HTTP_TIMEOUT_SECONDS": "0.5",
+    "HTTP_TIMEOUT_SECONDS": str(HTTP_TIMEOUT_S),
     "WEBHOOK_TOLERANCE_SECONDS": "300",
     "MAX_SEND_ATTEMPTS": "5",
     "RETRY_BASE_SECONDS": "0.05",

@@ -19,7 +19,7 @@ import pytest
 from casebridge import clock
 from casebridge.services import get_services
 from casebridge.store.table import OUTBOX_HOLD_MS, TAKE_IN_HOLD_MS
-from tests.guarantees.cb_guarantees_harness import Harness, both_apis
+from tests.guarantees.cb_guarantees_harness import PAST_TIMEOUT_S, Harness, both_apis
 
 pytestmark = both_apis
 
@@ -164,12 +164,12 @@ hang = emulator_fault(
     "no answer within HTTP_TIMEOUT_SECONDS (not processed): counted ambiguous, no duplicate",
     "hang",
     count=2,
-    seconds=1.0,
+    seconds=PAST_TIMEOUT_S,
 )
 
 
 late_accept = emulator_fault(
-    "8x8 took it but answered after the timeout: the counted duplicate", "latency", count=1, seconds=1.0
+    "8x8 took it but answered after the timeout: the counted duplicate", "latency", count=1, seconds=PAST_TIMEOUT_S
 )
 
 
@@ -393,7 +393,7 @@ def customer_leaves_reported_twice(row: str) -> Callable[[Harness], str]:
 
 
 def wait_for_late_original(h: Harness) -> str:
-    time.sleep(1.0)
+    h.wait_for_late_answer("post_message")
     return "waited for the late original"
 
 

@@ -5,14 +5,13 @@ second one), and ConversationOpened lost when every write of the opener lost to 
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
 
 from casebridge.services import get_services
 from casebridge.store import StaleCase
-from tests.guarantees.cb_guarantees_harness import Harness, both_apis
+from tests.guarantees.cb_guarantees_harness import PAST_TIMEOUT_S, Harness, both_apis
 from tests.guarantees.test_guarantee_cases import sqs_batch
 from tests.support.lambdas import LambdaContext, load_function
 
@@ -21,8 +20,8 @@ pytestmark = both_apis
 
 def test_a_create_that_times_out_while_8x8_is_still_making_it_is_not_made_twice(harness: Harness) -> None:
     h = harness
-    slow = 3.0  # 8x8 answers the create long after the connector's timeout (0.5 s here) ran out
-    h.emulator.add_fault("latency", "create_conversation", count=1, seconds=slow)
+    # 8x8 answers the create long after the connector's timeout ran out
+    h.emulator.add_fault("latency", "create_conversation", count=1, seconds=PAST_TIMEOUT_S)
     outbound = load_function("outbound_sender")
     start = threading.Barrier(2)
 
@@ -36,10 +35,7 @@ def test_a_create_that_times_out_while_8x8_is_still_making_it_is_not_made_twice(
     for thread in threads:
         thread.join(100)
     assert not [t for t in threads if t.is_alive()], "a delivery never finished"
-    deadline = time.monotonic() + 10 * slow  # until 8x8 has finished the slow create (the emulator logs it then)
-    while not any(r.op == "create_conversation" and r.fault == "latency" for r in list(h.engine.requests)):
-        assert time.monotonic() < deadline, "the slow create never ended"
-        time.sleep(0.05)
+    h.wait_for_late_answer("create_conversation")
     assert len(h.conversations_for_case("late-create")) == 1
 
 

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from casebridge.errors import ContactCenterUnavailable
 from casebridge.services import get_services
-from tests.guarantees.cb_guarantees_harness import Harness, both_apis
+from tests.guarantees.cb_guarantees_harness import PAST_TIMEOUT_S, Harness, both_apis
 
 pytestmark = both_apis
 
@@ -102,7 +102,7 @@ def test_5xx_reset_and_timeouts_are_deferred_with_capped_jittered_backoff(
     texts = accept(h, "backoff", 1)
     h.emulator.add_fault("status", "post_message", count=1, status=502)
     h.emulator.add_fault("reset", "post_message", count=1)
-    h.emulator.add_fault("hang", "post_message", count=1, seconds=1.0)
+    h.emulator.add_fault("hang", "post_message", count=1, seconds=PAST_TIMEOUT_S)
     h.emulator.add_fault("status", "post_message", count=1, status=500)
     stats = h.drain(timeout=30)
     assert delivered(h, "backoff") == texts
@@ -189,9 +189,9 @@ def test_ambiguous_timeout_is_counted_and_is_the_only_duplicate(harness: Harness
     """8x8 takes the message but answers after the client's timeout: the retry shows it twice. Counted."""
     h = harness
     texts = accept(h, "ambiguous", 3)
-    h.emulator.add_fault("latency", "post_message", count=1, seconds=1.0)  # > HTTP_TIMEOUT_SECONDS (0.5)
+    h.emulator.add_fault("latency", "post_message", count=1, seconds=PAST_TIMEOUT_S)
     h.drain(timeout=30)
-    time.sleep(0.7)  # the late original lands
+    h.wait_for_late_answer("post_message")
     got = delivered(h, "ambiguous")
     assert first_occurrences(got) == texts
     duplicates = len(got) - len(set(got))

@@ -321,21 +321,23 @@ def _record_history(services: Services, case_id: str, conversation_id: str, requ
         for number, message in enumerate(request.history, 1)
     ]
     try:
-        recorded: list[TimelineEntry] = []
-        with letting_go_on_failure(services, case_id, recorded):
-            for entry in entries:  # in this order: the timeline keeps commit order
-                taken = record_and_publish(
-                    services,
-                    case_id,
-                    entry,
-                    lambda live: None,
-                    publish=False,
-                    receipt=once_per_event_id(services, entry),
-                )
-                recorded += [taken] if taken else []
-        publish_recorded(services, case_id, recorded)
+        record_own_entries(services, case_id, entries)
     except Exception:
         logger.exception("the open's history could not be put on the timeline; the conversation has it")
+
+
+def record_own_entries(services: Services, case_id: str, entries: list[TimelineEntry]) -> None:
+    """Record connector-made entries in this order (the timeline keeps commit order), each once per eventId (a
+    repeated request records none twice), then publish them; a failure lets go of what was recorded, so the next
+    request for the case or the outbox sweeper publishes it."""
+    recorded: list[TimelineEntry] = []
+    with letting_go_on_failure(services, case_id, recorded):
+        for entry in entries:
+            taken = record_and_publish(
+                services, case_id, entry, lambda live: None, publish=False, receipt=once_per_event_id(services, entry)
+            )
+            recorded += [taken] if taken else []
+    publish_recorded(services, case_id, recorded)
 
 
 def take_in_opening_of(services: Services, case: CaseRecord) -> None:

@@ -19,7 +19,7 @@ from casebridge.clock import now_ms
 from casebridge.escalation.marks import raise_mark, read_marks, set_marks
 from casebridge.events import ContactCenterEvent, EventKind
 from casebridge.observability import MetricUnit, logger, metrics
-from casebridge.outbox import letting_go_on_failure, once_per_event_id, publish_recorded
+from casebridge.outbox import once_per_event_id
 from casebridge.services import Services
 from casebridge.state import CaseState, LiveState, customer_left
 from casebridge.store.records import CaseRecord, TimelineEntry
@@ -150,19 +150,7 @@ def after_delivery(
                 detail=_present(base),
             ),
         ]
-        recorded: list[TimelineEntry] = []
-        with letting_go_on_failure(services, case.case_id, recorded):
-            for entry in entries:  # in this order: the timeline keeps commit order
-                taken = cases.record_and_publish(
-                    services,
-                    case.case_id,
-                    entry,
-                    lambda live: None,
-                    publish=False,
-                    receipt=once_per_event_id(services, entry),  # a redelivered send records them once
-                )
-                recorded += [taken] if taken else []
-        publish_recorded(services, case.case_id, recorded)
+        cases.record_own_entries(services, case.case_id, entries)  # a redelivered send records them once
     except Exception:
         logger.exception("delivery status could not be recorded; the message itself was delivered")
 
