@@ -147,7 +147,6 @@ def _kept_as_unhandled(violation: str, result: Result) -> bool:
 def publish_skipped_after_a_record(monkeypatch: pytest.MonkeyPatch) -> Defect:
     """The connector's own events are recorded without their outbox mark and never published."""
     from casebridge import cases, messages, outbox, webhooks  # noqa: PLC0415
-    from casebridge.escalation import signals  # noqa: PLC0415
     from casebridge.store.cases import CaseItems  # noqa: PLC0415
 
     record = CaseItems.record_case_event
@@ -157,7 +156,7 @@ def publish_skipped_after_a_record(monkeypatch: pytest.MonkeyPatch) -> Defect:
         return record(self, *args, **{**kwargs, "pending_publish": False})
 
     monkeypatch.setattr(CaseItems, "record_case_event", without_mark)
-    for module in (outbox, cases, messages, webhooks, signals):  # each module's own name for it
+    for module in (outbox, cases, messages, webhooks):  # each module's own name for it
         monkeypatch.setattr(module, "publish_recorded", lambda *a, **k: None)
     return Defect("a publish skipped after a record", lambda v, r: "never reached the bus (on no outbox: lost)" in v)
 
