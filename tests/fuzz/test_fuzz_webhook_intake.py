@@ -1,5 +1,6 @@
 """Fuzzing the webhook intake through the real handler: only 200/400/401/413 answers (503 only while the key
-fetch fails), never an exception or another 5xx. Small run in `make test`; `make fuzz` runs >= 100k inputs."""
+fetch fails or for made-up kids past the key-fetch budget), never an exception or another 5xx. Small run in
+`make test`; `make fuzz` runs >= 100k inputs."""
 # ruff: noqa: PLC0415 - imports that must wait for moto, the environment or sys.path
 
 from __future__ import annotations
@@ -139,6 +140,19 @@ def test_fuzz_webhook_intake_small(fuzz_target: FuzzTarget) -> None:
     run_fuzz(fuzz_target, 300)
     assert fuzz_target.count >= 300
     assert {200, 401} <= set(fuzz_target.statuses), fuzz_target.statuses  # both sides of the gate were reached
+
+
+def test_made_up_kids_spending_the_key_fetch_budget_leave_8x8s_key_served(fuzz_target: FuzzTarget) -> None:
+    """Made-up kids first, as a fuzz run may draw them: they spend the key-fetch budget and get 503 (by design);
+    8x8's own key is still served, so its next event gets past the gate."""
+    answers = []
+    for n in range(12):  # past the per-source and the container's fetch budgets
+        made_up = {"b64": False, "crit": ["b64"], "kid": f"made-up-{n}", "alg": "RS256"}
+        headers = fuzz_target.sign(b"{}", event_id=fuzz_target.new_event_id(), protected=made_up)
+        answers.append(fuzz_target.deliver(headers, b"{}"))
+    assert answers[0] == 401 and answers[-1] == 503, answers
+    body = b'{"eventType":"QUEUED","conversationId":"conv-fuzz","timestamp":1}'
+    assert fuzz_target.deliver(fuzz_target.sign(body, event_id=fuzz_target.new_event_id()), body) == 200
 
 
 SPECIAL_BODIES = [
