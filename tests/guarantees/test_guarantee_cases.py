@@ -24,9 +24,10 @@ SLOW_CREATE_S = 0.3  # 8x8's create slowed down: the openers race while it runs
 @pytest.fixture
 def deployed_http_timeout(aws_resources: AwsResources, monkeypatch: pytest.MonkeyPatch) -> None:
     """The race tests' 8x8 is slow, never silent: they run with the connector's own 8x8 timeout (5 s), not the
-    harness's short one (there so that hang faults play out fast). With 0.5 s, a create slowed by 0.3 s on a loaded
-    machine timed out: the product then rightly deferred the message (ambiguous create, looked up on retry), and
-    the test, about the race and not about timeouts, failed. Taken before `harness`, which reads the settings."""
+    harness's short one (there so that hang faults play out fast). With 0.5 s, its value once, a create slowed by
+    0.3 s on a loaded machine timed out: the product then rightly deferred the message (ambiguous create, looked up
+    on retry), and the test, about the race and not about timeouts, failed. Taken before `harness`, which reads the
+    settings."""
     monkeypatch.delenv("HTTP_TIMEOUT_SECONDS")
 
 
